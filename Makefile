@@ -1,0 +1,69 @@
+# Safe ML deployment pipeline. `make` lists the targets; `make deploy` and `make test` set everything up.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+BIN := $(VENV)/bin
+DEMO_DATA := build/demo-data/mlc_churn.csv
+DATA ?=
+
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help venv lock deploy status retry registry test lint fmt pr clean
+
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: Python 3.11 is required (or set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra demo
+	@touch $@
+
+venv: $(STAMP) ## Create or update .venv exactly from uv.lock (the other targets do this themselves)
+
+lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
+	$(UV) lock
+
+$(DEMO_DATA): scripts/demo_data.py | $(STAMP)
+	$(BIN)/python scripts/demo_data.py $@
+
+deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run the pipeline on the local backend: Data -> Train -> gate -> Register (DATA=<table> for your own)
+	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy"
+
+status: $(STAMP) ## Show the latest execution, stage by stage, with durations
+	$(BIN)/safedeploy status
+
+retry: $(STAMP) ## Resume the latest failed execution from its failed stage
+	$(BIN)/safedeploy retry
+
+registry: $(STAMP) ## List the registered model versions and their approval status
+	$(BIN)/safedeploy registry list
+
+test: $(STAMP) ## Run the test suite (includes ruff and mypy)
+	$(BIN)/pytest
+
+lint: $(STAMP) ## Static checks: ruff (lint + format) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+pr: lint test ## Every check a change must pass before it lands
+
+clean: ## Remove local pipeline state (.safedeploy) and build outputs
+	rm -rf .safedeploy build

@@ -1,0 +1,48 @@
+"""Reproducible tar.gz archives: same content in, same bytes (and sha256) out."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+from safedeploy.errors import ArtifactError
+
+
+def pack_directory(directory: Path, exclude: tuple[str, ...] = ("__pycache__",)) -> bytes:
+    """Return a gzipped tar of ``directory``'s content (paths relative to it), with normalised metadata."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            relative = path.relative_to(directory)
+            if any(part in exclude for part in relative.parts) or not path.is_file():
+                continue
+            info = tarfile.TarInfo(relative.as_posix())
+            info.size = path.stat().st_size
+            info.mode = 0o644
+            with path.open("rb") as stream:
+                tar.addfile(info, stream)
+    return buffer.getvalue()
+
+
+def unpack(archive: bytes, dest: Path) -> None:
+    """Extract a tar.gz into ``dest``, refusing links and paths that escape it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactError(f"cannot unpack archive into {dest}: {exc}") from None
+
+
+def read_member(archive: bytes, name: str) -> bytes:
+    """Return one member of a tar.gz; raise :class:`ArtifactError` if it is absent."""
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        try:
+            member = tar.extractfile(name)
+        except KeyError:
+            member = None
+        if member is None:
+            raise ArtifactError(f"archive has no member {name!r}")
+        return member.read()

@@ -1,0 +1,83 @@
+"""Backends: the one factory that chooses where the pipeline's work happens.
+
+Stages only talk to the interfaces gathered in :class:`Backend` (artifact store, training jobs, model
+registry). ``local`` implements them on this machine with no AWS account and no Docker; the AWS
+implementations plug in here, chosen by the same spec.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, assert_never
+
+import xgboost
+
+from safedeploy.registry import LocalModelRegistry, ModelRegistry
+from safedeploy.runner import ExecutionStore
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import ArtifactRef, ArtifactStore, LocalArtifactStore
+from safedeploy.training.local_job import LocalTrainingJobs, TrainingJobDescription
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import CreateTrainingJobRequestTypeDef
+
+
+class TrainingJobs(Protocol):
+    """Runs ``CreateTrainingJob`` requests to completion."""
+
+    def run(self, request: CreateTrainingJobRequestTypeDef) -> TrainingJobDescription:
+        """Run one job and describe the outcome."""
+        ...
+
+
+class VerifyingStore(ArtifactStore, Protocol):
+    """An artifact store that can re-check an artifact against its recorded checksum."""
+
+    def verify(self, ref: ArtifactRef) -> bool:
+        """Whether ``ref`` still exists with its recorded sha256."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Everything stages need, for one spec."""
+
+    name: str
+    store: VerifyingStore
+    registry: ModelRegistry
+    training: TrainingJobs
+    training_image: str
+    executions: ExecutionStore
+    lock_path: Path
+
+
+def local_training_image() -> str:
+    """Identify the local 'image': this interpreter and XGBoost build stand in for the SageMaker container."""
+    return f"local:python{platform.python_version()}-xgboost{xgboost.__version__}"
+
+
+def create_backend(spec: PipelineSpec) -> Backend:
+    """Build the backend the spec selects."""
+    match spec.backend:
+        case "local":
+            return _local_backend(spec)
+        case unknown:
+            assert_never(unknown)
+
+
+def _local_backend(spec: PipelineSpec) -> Backend:
+    root = spec.state_dir.resolve()
+    store = LocalArtifactStore(root / "s3")
+    store.sweep()  # temporaries of writers that died mid-write
+    return Backend(
+        name="local",
+        store=store,
+        registry=LocalModelRegistry(root / "registry", spec.region, spec.account_id),
+        training=LocalTrainingJobs(store, root / "jobs", python=sys.executable),
+        training_image=local_training_image(),
+        executions=ExecutionStore(root / "executions", spec.pipeline_name),
+        lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
+    )

@@ -1,0 +1,164 @@
+"""Command line: ``safedeploy run | retry | status | registry | spec``.
+
+Every command accepts ``--config FILE`` and repeated ``--set key=value`` (dotted spec keys; values parsed as
+JSON when they parse), which take precedence over ``SAFEDEPLOY_*`` variables and the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from safedeploy.errors import SafeDeployError
+from safedeploy.pipeline import Pipeline
+from safedeploy.report import execution_summary, format_execution, format_packages
+from safedeploy.runner import PipelineExecution, Status
+from safedeploy.spec import load_spec, parse_assignment
+
+LOG = logging.getLogger("safedeploy")
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = dict(parse_assignment(item) for item in args.set)
+    if getattr(args, "data", None) is not None:
+        overrides["data.source"] = str(args.data)
+    return overrides
+
+
+def _pipeline(args: argparse.Namespace) -> Pipeline:
+    return Pipeline.load(args.config, _overrides(args))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start a new execution."""
+    execution = _pipeline(args).run(trigger=args.trigger)
+    print(format_execution(execution))
+    print()
+    print(execution_summary(execution))
+    return 0 if execution.status == Status.SUCCEEDED else EXIT_FAILED
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Resume a failed execution."""
+    execution = _pipeline(args).retry(args.execution_id)
+    print(format_execution(execution))
+    print()
+    print(execution_summary(execution))
+    return 0 if execution.status == Status.SUCCEEDED else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show the latest (or a given) execution."""
+    pipeline = _pipeline(args)
+    if args.all:
+        for past in pipeline.executions():
+            print(f"{past.started_at:%Y-%m-%d %H:%M:%S}  {past.execution_id}  {past.status}")
+        return 0
+    execution: PipelineExecution | None = (
+        pipeline.backend.executions.get(args.execution_id) if args.execution_id else pipeline.latest_execution()
+    )
+    if execution is None:
+        print(f"pipeline {pipeline.spec.pipeline_name} has not run yet (start it with `make deploy`)")
+        return 0
+    print(execution.model_dump_json(indent=2) if args.json else format_execution(execution))
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    """List, describe, approve or reject model package versions."""
+    pipeline = _pipeline(args)
+    if args.action == "list":
+        packages = pipeline.model_packages()
+        print(format_packages(packages) if packages else f"no versions of {pipeline.spec.model_name} registered yet")
+    elif args.action == "describe":
+        print(pipeline.backend.registry.describe(pipeline.spec.model_name, args.version).model_dump_json(indent=2))
+    else:
+        change = pipeline.approve if args.action == "approve" else pipeline.reject
+        package = change(args.version, by=args.by, reason=args.reason)
+        print(f"{package.ModelPackageArn}: {package.ModelApprovalStatus} by {args.by} ({args.reason})")
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    """Print the resolved spec."""
+    print(json.dumps(load_spec(args.config, _overrides(args)).model_dump(mode="json"), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, help="pipeline config file (default: $SAFEDEPLOY_CONFIG, ./pipeline.toml)"
+    )
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec field")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(prog="safedeploy", description="Safe ML deployment pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="start a pipeline execution (Data -> Train -> Register)")
+    run.add_argument("--data", type=Path, help="raw churn table (seed format); sets data.source")
+    run.add_argument("--trigger", default="cli", help="what started this execution (recorded)")
+    run.set_defaults(func=cmd_run)
+
+    retry = sub.add_parser("retry", parents=[common], help="resume a failed execution from its failed stage")
+    retry.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")
+    retry.set_defaults(func=cmd_retry)
+
+    status = sub.add_parser("status", parents=[common], help="show the latest execution, stage by stage")
+    status.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")
+    status.add_argument("--json", action="store_true", help="print the full execution record")
+    status.add_argument("--all", action="store_true", help="list every execution")
+    status.set_defaults(func=cmd_status)
+
+    registry = sub.add_parser("registry", parents=[common], help="model registry: list, describe, approve, reject")
+    actions = registry.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", parents=[common], help="list versions")
+    describe = actions.add_parser("describe", parents=[common], help="show one version")
+    describe.add_argument("version", type=int)
+    for action in ("approve", "reject"):
+        change = actions.add_parser(action, parents=[common], help=f"{action} a version")
+        change.add_argument("version", type=int)
+        change.add_argument("--reason", required=True, help="why (recorded in the approval history)")
+        change.add_argument("--by", default=getpass.getuser(), help="who (default: the current user)")
+    registry.set_defaults(func=cmd_registry)
+
+    spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")
+    spec.set_defaults(func=cmd_spec)
+    return parser
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``safedeploy`` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    signal.signal(signal.SIGTERM, _terminate)  # a stopped run is recorded as Failed, not left InProgress
+    try:
+        code: int = args.func(args)
+    except SafeDeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

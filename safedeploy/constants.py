@@ -1,0 +1,110 @@
+"""Every name, default and contract constant of the pipeline, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Configuration -----------------------------------------------------------------------------------
+ENV_PREFIX: Final = "SAFEDEPLOY_"
+"""Prefix of environment variables that set spec fields (``SAFEDEPLOY_GATE__CONDITIONS=...``)."""
+ENV_CONFIG_FILE: Final = "SAFEDEPLOY_CONFIG"
+"""Environment variable naming the pipeline config file."""
+DEFAULT_CONFIG_FILE: Final = "pipeline.toml"
+DEFAULT_MODEL_NAME: Final = "customerchurn"
+MODEL_NAME_PATTERN: Final = r"^[a-z0-9](-*[a-z0-9])*$"
+"""The seed's CloudFormation ``AllowedPattern`` for ModelName (lowercase letters, digits, inner dashes)."""
+MODEL_NAME_MAX_LENGTH: Final = 15
+ENVIRONMENT_PATTERN: Final = r"^[a-z][a-z0-9]{0,7}$"
+LOCAL_ACCOUNT_ID: Final = "000000000000"
+"""Account id the local backend uses when it builds AWS-shaped names and ARNs."""
+
+# --- Raw churn table (the seed's format) -----------------------------------------------------------
+LABEL_COLUMN: Final = "Churn?"
+LABEL_POSITIVE: Final = "True."
+LABEL_NEGATIVE: Final = "False."
+STATES: Final = frozenset(
+    {
+        "AK",
+        "AL",
+        "AR",
+        "AZ",
+        "CA",
+        "CO",
+        "CT",
+        "DC",
+        "DE",
+        "FL",
+        "GA",
+        "HI",
+        "IA",
+        "ID",
+        "IL",
+        "IN",
+        "KS",
+        "KY",
+        "LA",
+        "MA",
+        "MD",
+        "ME",
+        "MI",
+        "MN",
+        "MO",
+        "MS",
+        "MT",
+        "NC",
+        "ND",
+        "NE",
+        "NH",
+        "NJ",
+        "NM",
+        "NV",
+        "NY",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VA",
+        "VT",
+        "WA",
+        "WI",
+        "WV",
+        "WY",
+    }
+)
+"""The 50 states plus DC, as they appear in the ``State`` column."""
+
+# --- SageMaker training-container contract -----------------------------------------------------------
+SM_BASE_DIR_ENV: Final = "SAGEMAKER_BASE_DIR"
+"""Root of the container layout (``/opt/ml`` on SageMaker); the training toolkit honours the same variable."""
+TRAIN_CHANNEL: Final = "train"
+VALIDATION_CHANNEL: Final = "validation"
+TEST_CHANNEL: Final = "test"
+MODEL_FILE: Final = "xgboost-model.json"
+FEATURE_SCHEMA_FILE: Final = "feature-schema.json"
+METRICS_FILE: Final = "metrics.json"
+MODEL_ARCHIVE: Final = "model.tar.gz"
+OUTPUT_ARCHIVE: Final = "output.tar.gz"
+FAILURE_FILE: Final = "failure"
+XGBOOST_FRAMEWORK_VERSION: Final = "1.7-1"
+"""SageMaker XGBoost framework container version the AWS backend pins (never ``latest``)."""
+
+# --- Data-source contract (the seed's data-source.zip) ---------------------------------------------
+DATA_SOURCE_ARCHIVE: Final = "data-source.zip"
+INPUT_DATA_FILE: Final = "inputData.json"
+HYPERPARAMETERS_FILE: Final = "hyperparameters.json"
+
+# --- Pipeline ---------------------------------------------------------------------------------------
+STAGE_DATA: Final = "Data"
+STAGE_TRAIN: Final = "Train"
+STAGE_REGISTER: Final = "Register"
+
+# --- Model registry (SageMaker Model Registry semantics) --------------------------------------------
+APPROVAL_PENDING: Final = "PendingManualApproval"
+APPROVAL_APPROVED: Final = "Approved"
+APPROVAL_REJECTED: Final = "Rejected"

@@ -1,0 +1,1 @@
+"""Data stage: the raw churn table contract and dataset preparation."""

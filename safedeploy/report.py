@@ -1,0 +1,78 @@
+"""Human-readable views of executions and registry entries (what the consoles would show)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from safedeploy import constants as C
+from safedeploy.registry import ModelPackage
+from safedeploy.runner import PipelineExecution
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def format_execution(execution: PipelineExecution) -> str:
+    """Render an execution like the CodePipeline console: one line per stage with status and duration."""
+    head = (
+        f"Pipeline {execution.pipeline_name}  execution {execution.execution_id}\n"
+        f"Status {execution.status}  started {execution.started_at:%Y-%m-%d %H:%M:%S} UTC  "
+        f"duration {_duration(execution.duration_seconds)}  trigger {execution.trigger}"
+    )
+    rows = []
+    for stage in execution.stages:
+        detail = stage.error if stage.error else stage.summary
+        rows.append(
+            [
+                stage.name,
+                str(stage.status) if stage.status else "-",
+                f"{stage.started_at:%H:%M:%S}" if stage.started_at else "-",
+                _duration(stage.duration_seconds),
+                (detail or "").splitlines()[0] if detail else "",
+            ]
+        )
+    text = f"{head}\n\n{_table(['STAGE', 'STATUS', 'STARTED', 'DURATION', 'DETAIL'], rows)}"
+    if execution.error and "\n" in execution.error:
+        text += f"\n\nError:\n{execution.error}"
+    return text
+
+
+def execution_summary(execution: PipelineExecution) -> str:
+    """One closing line: outcome, and for a success the registered version and its test AUC."""
+    if execution.status != "Succeeded":
+        first_line = (execution.error or "").splitlines()[0] if execution.error else ""
+        return f"Execution {execution.execution_id} {execution.status}: {first_line}"
+    train = execution.stage(C.STAGE_TRAIN).outputs
+    register = execution.stage(C.STAGE_REGISTER).outputs
+    auc = train["metrics"].get("test:auc")
+    return (
+        f"Execution {execution.execution_id} Succeeded in {_duration(execution.duration_seconds)}: "
+        f"model package {execution.spec['model_name']} v{register['model_package_version']} "
+        f"({register['approval_status']}), test AUC {auc:.4f}"
+    )
+
+
+def format_packages(packages: Sequence[ModelPackage]) -> str:
+    """Render registry versions as a table."""
+    rows = [
+        [
+            str(p.ModelPackageVersion),
+            p.ModelApprovalStatus,
+            f"{p.CreationTime:%Y-%m-%d %H:%M:%S}",
+            f"{p.Metrics.get('test:auc', float('nan')):.4f}",
+            p.CustomerMetadataProperties.get("CodeRevision", "")[:12],
+            p.CustomerMetadataProperties.get("DataSha256", "")[:12],
+        ]
+        for p in packages
+    ]
+    return _table(["VERSION", "STATUS", "CREATED (UTC)", "TEST AUC", "CODE", "DATA"], rows)

@@ -1,0 +1,311 @@
+"""Stage runner: executes a pipeline's stages in order and records every execution, like CodePipeline.
+
+Each execution is a JSON record (id, status, per-stage status/start/end/outputs/error, the resolved spec)
+rewritten atomically at every transition, so ``status`` always shows the truth, even mid-stage. One
+execution per pipeline at a time: a second is refused while the pipeline's ``flock`` is held. If a run dies
+(``kill -9``, power loss), the kernel drops the lock; the next run marks the orphaned execution Failed
+("interrupted") and either starts afresh or, with ``retry``, resumes it from the failed stage, re-running any
+earlier stage whose recorded artifacts no longer verify.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from safedeploy.atomic import atomic_write_text
+from safedeploy.errors import ExecutionError, PipelineLockedError, SafeDeployError
+from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.store import ArtifactRef
+
+LOG = logging.getLogger(__name__)
+
+
+class Status(StrEnum):
+    """CodePipeline's execution and stage statuses (the subset a local run reaches)."""
+
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class StageExecution(BaseModel):
+    """The record of one stage within an execution."""
+
+    name: str
+    status: Status | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    summary: str = ""
+    outputs: dict[str, Any] = {}
+    artifacts: dict[str, ArtifactRef] = {}
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time of the last attempt, if it has ended."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+class PipelineExecution(BaseModel):
+    """The record of one pipeline execution."""
+
+    pipeline_name: str
+    execution_id: str
+    status: Status
+    trigger: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    pid: int
+    host: str
+    spec: dict[str, Any]
+    """The resolved spec the execution runs with (a retry reuses it)."""
+    stages: list[StageExecution]
+    error: str | None = None
+
+    def stage(self, name: str) -> StageExecution:
+        """Return the named stage's record."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Wall time from start to end, if it has ended."""
+        return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage returns: a one-line summary, plain outputs, and the artifacts it wrote."""
+
+    summary: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage sees: its execution (earlier stages' outputs included)."""
+
+    execution: PipelineExecution
+
+    @property
+    def execution_id(self) -> str:
+        """The running execution's id."""
+        return self.execution.execution_id
+
+    def outputs(self, stage: str) -> dict[str, Any]:
+        """Outputs of an earlier, succeeded stage."""
+        return self.execution.stage(stage).outputs
+
+    def artifacts(self, stage: str) -> dict[str, ArtifactRef]:
+        """Artifacts of an earlier, succeeded stage."""
+        return self.execution.stage(stage).artifacts
+
+
+class Stage(Protocol):
+    """One pipeline stage."""
+
+    @property
+    def name(self) -> str:
+        """The stage's name, as shown in status."""
+        ...
+
+    def run(self, context: StageContext) -> StageResult:
+        """Do the stage's work; raise :class:`SafeDeployError` (or anything) to fail it."""
+        ...
+
+
+class ExecutionStore:
+    """Execution records of one pipeline: ``<root>/<pipeline>/<started>_<id>.json``."""
+
+    def __init__(self, root: Path, pipeline_name: str) -> None:
+        self.directory = root / pipeline_name
+
+    def save(self, execution: PipelineExecution) -> None:
+        """Persist the record atomically."""
+        name = f"{execution.started_at:%Y%m%dT%H%M%S%fZ}_{execution.execution_id}.json"
+        atomic_write_text(self.directory / name, execution.model_dump_json(indent=2))
+
+    def list(self) -> list[PipelineExecution]:
+        """Every execution, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        return [
+            PipelineExecution.model_validate_json(p.read_text("utf-8")) for p in sorted(self.directory.glob("*.json"))
+        ]
+
+    def latest(self) -> PipelineExecution | None:
+        """The most recently started execution."""
+        paths = sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []
+        return PipelineExecution.model_validate_json(paths[-1].read_text("utf-8")) if paths else None
+
+    def get(self, execution_id: str) -> PipelineExecution:
+        """The execution whose id is (or starts with) ``execution_id``."""
+        matches = list(self.directory.glob(f"*_{execution_id}*.json")) if self.directory.is_dir() else []
+        if len(matches) != 1:
+            problem = "no" if not matches else "more than one"
+            raise ExecutionError(f"{problem} execution of {self.directory.name} matches {execution_id!r}")
+        return PipelineExecution.model_validate_json(matches[0].read_text("utf-8"))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PipelineRunner:
+    """Runs stages in order under the pipeline lock, persisting every transition."""
+
+    def __init__(
+        self,
+        pipeline_name: str,
+        stages: Sequence[Stage],
+        executions: ExecutionStore,
+        lock_path: Path,
+        verify: Callable[[ArtifactRef], bool],
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.pipeline_name = pipeline_name
+        self.stages = list(stages)
+        self.executions = executions
+        self.lock_path = lock_path
+        self.verify = verify
+        self.clock = clock
+
+    def start(self, spec: dict[str, Any], trigger: str) -> PipelineExecution:
+        """Start a new execution and run it to the end (Succeeded or Failed); return its record."""
+        execution = PipelineExecution(
+            pipeline_name=self.pipeline_name,
+            execution_id=str(uuid.uuid4()),
+            status=Status.IN_PROGRESS,
+            trigger=trigger,
+            started_at=self.clock(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            spec=spec,
+            stages=[StageExecution(name=stage.name) for stage in self.stages],
+        )
+        with self._locked(execution.execution_id):
+            self.executions.save(execution)
+            return self._run(execution, first=0)
+
+    def retry(self, execution_id: str | None = None) -> PipelineExecution:
+        """Resume a failed execution from its first stage that did not succeed (or whose artifacts changed)."""
+        with self._locked(execution_id or "retry"):
+            execution = self.executions.get(execution_id) if execution_id else self.executions.latest()
+            if execution is None:
+                raise ExecutionError(f"pipeline {self.pipeline_name} has no execution to retry")
+            if execution.status != Status.FAILED:
+                raise ExecutionError(
+                    f"execution {execution.execution_id} is {execution.status}; only a Failed execution can be retried"
+                )
+            first = next(
+                (i for i, stage in enumerate(execution.stages) if not self._reusable(stage)),
+                len(execution.stages),
+            )
+            for stage in execution.stages[first:]:
+                stage.status, stage.error = None, None
+            execution.status, execution.error, execution.ended_at = Status.IN_PROGRESS, None, None
+            execution.pid, execution.host = os.getpid(), socket.gethostname()
+            LOG.info("retrying execution %s from stage %s", execution.execution_id, execution.stages[first].name)
+            self.executions.save(execution)
+            return self._run(execution, first=first)
+
+    def _reusable(self, stage: StageExecution) -> bool:
+        if stage.status != Status.SUCCEEDED:
+            return False
+        stale = [name for name, ref in stage.artifacts.items() if not self.verify(ref)]
+        if stale:
+            LOG.warning("stage %s will run again: artifact(s) %s changed or vanished", stage.name, ", ".join(stale))
+        return not stale
+
+    @contextlib.contextmanager
+    def _locked(self, execution_id: str) -> Iterator[None]:
+        """Hold the pipeline lock (refusing if another execution has it) and clear up orphans first."""
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(
+                exclusive_lock(self.lock_path, {"execution_id": execution_id, "host": socket.gethostname()})
+            )
+        except LockHeldError as held:
+            who = held.holder
+            raise PipelineLockedError(
+                f"pipeline {self.pipeline_name} is already running (execution {who.get('execution_id', '?')}, "
+                f"pid {who.get('pid', '?')}); wait for it to finish, or stop that process, then try again"
+            ) from None
+        with stack:
+            self._recover_orphans()
+            yield
+
+    def _recover_orphans(self) -> None:
+        """Mark executions left InProgress by a dead process as Failed (we hold the lock, so none is live)."""
+        for execution in self.executions.list():
+            if execution.status != Status.IN_PROGRESS:
+                continue
+            now = self.clock()
+            running = [s for s in execution.stages if s.status == Status.IN_PROGRESS]
+            where = f" while stage {running[0].name} was in progress" if running else ""
+            message = f"interrupted: the process running this execution (pid {execution.pid}) ended{where}"
+            for stage in running:
+                stage.status, stage.ended_at, stage.error = Status.FAILED, now, message
+            execution.status, execution.ended_at, execution.error = Status.FAILED, now, message
+            self.executions.save(execution)
+            LOG.warning("execution %s: %s", execution.execution_id, message)
+
+    def _run(self, execution: PipelineExecution, first: int) -> PipelineExecution:
+        context = StageContext(execution)
+        for stage, record in zip(self.stages[first:], execution.stages[first:], strict=True):
+            record.status, record.started_at, record.ended_at = Status.IN_PROGRESS, self.clock(), None
+            record.attempts += 1
+            self.executions.save(execution)
+            LOG.info("stage %s: started", stage.name)
+            try:
+                result = stage.run(context)
+            except BaseException as exc:  # recorded, then re-raised unless it is an expected failure
+                message = str(exc) if isinstance(exc, SafeDeployError) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    message = f"interrupted ({type(exc).__name__})"
+                now = self.clock()
+                record.status, record.ended_at, record.error = Status.FAILED, now, message
+                execution.status, execution.ended_at, execution.error = (
+                    Status.FAILED,
+                    now,
+                    f"{stage.name}: {message}",
+                )
+                self.executions.save(execution)
+                LOG.error(
+                    "stage %s: failed: %s",
+                    stage.name,
+                    message,
+                    exc_info=isinstance(exc, Exception) and not isinstance(exc, SafeDeployError),
+                )
+                if isinstance(exc, Exception):
+                    return execution
+                raise
+            record.status, record.ended_at = Status.SUCCEEDED, self.clock()
+            record.summary, record.outputs, record.artifacts = (
+                result.summary,
+                result.outputs,
+                result.artifacts,
+            )
+            self.executions.save(execution)
+            LOG.info("stage %s: succeeded: %s", stage.name, result.summary)
+        execution.status, execution.ended_at = Status.SUCCEEDED, self.clock()
+        self.executions.save(execution)
+        return execution

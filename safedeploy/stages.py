@@ -1,0 +1,159 @@
+"""The pipeline's stages: Data -> Train (job + quality gate) -> Register.
+
+Each stage is a small class with a ``run(context)`` that calls the backend's interfaces; none of them knows
+whether the backend is local or AWS.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from safedeploy import constants as C
+from safedeploy import naming
+from safedeploy.archives import pack_directory
+from safedeploy.backends import Backend
+from safedeploy.data.prepare import prepare_dataset, read_data_source
+from safedeploy.errors import ArtifactError, ConfigError, TrainingJobError
+from safedeploy.registry import ModelRegistration
+from safedeploy.revision import code_revision
+from safedeploy.runner import Stage, StageContext, StageResult
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import S3Uri
+from safedeploy.training.gate import check_gate
+from safedeploy.training.request import source_archive_uri, training_job_request
+
+
+@dataclass(frozen=True)
+class DataStage:
+    """Validate the raw table, encode and split it, write datasets and the data-source contract."""
+
+    spec: PipelineSpec
+    backend: Backend
+    name: str = C.STAGE_DATA
+
+    def run(self, context: StageContext) -> StageResult:
+        """Prepare the dataset from ``spec.data.source``."""
+        source = self.spec.data.source
+        if source is None:
+            raise ConfigError(
+                "no input data: pass DATA=<path> (a churn table in the seed's format, e.g. ../shared/data/churn.txt), "
+                "or run `make deploy`, which fetches the demo dataset"
+            )
+        prepared = prepare_dataset(self.spec, self.backend.store, source)
+        rows = prepared.rows
+        return StageResult(
+            summary=(
+                f"{sum(rows.values())} rows, {prepared.feature_count} features -> "
+                f"train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
+            ),
+            outputs={
+                "dataset_id": prepared.dataset_id,
+                "data_sha256": prepared.data_sha256,
+                "rows": rows,
+                "positives": prepared.positives,
+                "input_data": prepared.input_data,
+            },
+            artifacts=prepared.artifacts,
+        )
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    """Run the training job from the data-source contract, then hold the model to the quality gate."""
+
+    spec: PipelineSpec
+    backend: Backend
+    name: str = C.STAGE_TRAIN
+
+    def run(self, context: StageContext) -> StageResult:
+        """Train, then raise :class:`GateFailedError` if the gate fails (nothing gets registered)."""
+        contract = context.artifacts(C.STAGE_DATA)["data_source"]
+        if not self.backend.store.verify(contract):
+            raise ArtifactError(f"{contract.uri} changed since the Data stage wrote it; run the pipeline again")
+        input_data, hyperparameters = read_data_source(self.backend.store, S3Uri.parse(contract.uri))
+
+        job_name = naming.training_job_name(self.spec, context.execution_id, datetime.now(UTC))
+        output_prefix = naming.training_output_prefix(self.spec)
+        source_dir = self.spec.training.source_dir
+        if not (source_dir / self.spec.training.entry_point).is_file():
+            raise ConfigError(f"training entry point {source_dir / self.spec.training.entry_point} not found")
+        source = self.backend.store.put_bytes(
+            source_archive_uri(output_prefix, job_name), pack_directory(source_dir), "application/gzip"
+        )
+        request = training_job_request(
+            self.spec,
+            job_name=job_name,
+            input_data=input_data,
+            hyperparameters=hyperparameters,
+            output_prefix=output_prefix,
+            image_uri=self.backend.training_image,
+        )
+        job = self.backend.training.run(request)
+        if job.training_job_status != "Completed" or job.model_artifacts is None:
+            raise TrainingJobError(
+                f"training job {job_name} {job.training_job_status}: {job.failure_reason} (log: {job.log_file})"
+            )
+        checks = check_gate(self.spec.gate, job.final_metrics)
+        gate = ", ".join(
+            f"{c.condition.metric} {c.value:.4f} {c.condition.op} {c.condition.threshold:g}" for c in checks
+        )
+        model = self.backend.store.head(S3Uri.parse(job.model_artifacts))
+        if model is None:
+            raise ArtifactError(f"training job {job_name} reported {job.model_artifacts}, which does not exist")
+        return StageResult(
+            summary=f"job {job_name}; gate passed: {gate}",
+            outputs={
+                "training_job_name": job_name,
+                "model_data_url": job.model_artifacts,
+                "metrics": job.final_metrics,
+                "hyperparameters": dict(hyperparameters),
+                "feature_schema_uri": input_data["FeatureSchemaUri"],
+                "log_file": job.log_file,
+            },
+            artifacts={"model": model, "source": source},
+        )
+
+
+@dataclass(frozen=True)
+class RegisterStage:
+    """Register the gated model as a new version, pending manual approval."""
+
+    spec: PipelineSpec
+    backend: Backend
+    project_root: Path
+    name: str = C.STAGE_REGISTER
+
+    def run(self, context: StageContext) -> StageResult:
+        """Create the model package version."""
+        data, train = context.outputs(C.STAGE_DATA), context.outputs(C.STAGE_TRAIN)
+        package = self.backend.registry.register(
+            self.spec.model_name,
+            ModelRegistration(
+                model_data_url=train["model_data_url"],
+                framework_version=self.spec.training.framework_version,
+                metrics=train["metrics"],
+                hyperparameters=train["hyperparameters"],
+                data_sha256=data["data_sha256"],
+                code_revision=code_revision(self.project_root),
+                training_job_name=train["training_job_name"],
+                pipeline_execution_id=context.execution_id,
+                feature_schema_uri=train["feature_schema_uri"],
+                registered_by=f"pipeline {self.spec.pipeline_name} ({getpass.getuser()})",
+            ),
+        )
+        return StageResult(
+            summary=f"{package.ModelPackageGroupName} v{package.ModelPackageVersion} {package.ModelApprovalStatus}",
+            outputs={
+                "model_package_arn": package.ModelPackageArn,
+                "model_package_version": package.ModelPackageVersion,
+                "approval_status": package.ModelApprovalStatus,
+            },
+        )
+
+
+def pipeline_stages(spec: PipelineSpec, backend: Backend, project_root: Path) -> list[Stage]:
+    """The stages of the pipeline, in order."""
+    return [DataStage(spec, backend), TrainStage(spec, backend), RegisterStage(spec, backend, project_root)]

@@ -1,0 +1,1 @@
+"""Train stage: the training-job request, the local job runner, and the quality gate."""

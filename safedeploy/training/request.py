@@ -1,0 +1,100 @@
+"""Build the SageMaker ``CreateTrainingJob`` request from the spec and the data-source contract.
+
+The local backend executes exactly this request; the AWS backend submits it (or renders it into the
+training-job CloudFormation stack). Only the training image differs: see ``image_uri``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
+
+from safedeploy import constants as C
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import S3Uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.literals import TrainingInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import ChannelTypeDef, CreateTrainingJobRequestTypeDef, ResourceConfigTypeDef
+
+_CHANNELS = {C.TRAIN_CHANNEL: "TrainingUri", C.VALIDATION_CHANNEL: "ValidationUri", C.TEST_CHANNEL: "TestUri"}
+_REPORTED = ("auc", "accuracy", "precision", "recall", "f1", "log_loss")
+
+
+def execution_role_arn(spec: PipelineSpec) -> str:
+    """ARN of the SageMaker execution role the base infrastructure creates for this pipeline."""
+    return f"arn:aws:iam::{spec.account_id}:role/{spec.pipeline_name}-sagemaker"
+
+
+def source_archive_uri(output_prefix: S3Uri, job_name: str) -> S3Uri:
+    """Where the job's ``sourcedir.tar.gz`` (the ``model/`` directory) is uploaded, as the SageMaker SDK does."""
+    return output_prefix.join(job_name, "source", "sourcedir.tar.gz")
+
+
+def training_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    input_data: Mapping[str, str],
+    hyperparameters: Mapping[str, str],
+    output_prefix: S3Uri,
+    image_uri: str,
+) -> CreateTrainingJobRequestTypeDef:
+    """Return the ``CreateTrainingJob`` request for one run of ``model/train.py`` in script mode.
+
+    Args:
+        spec: The pipeline spec (instance type, runtime limit, entry point).
+        job_name: Unique training job name.
+        input_data: ``inputData.json`` of the data-source contract (channel URIs).
+        hyperparameters: ``hyperparameters.json`` of the data-source contract (string values).
+        output_prefix: ``S3OutputPath``; artifacts land in ``<prefix>/<job>/output/``.
+        image_uri: Training image (the AWS backend resolves the pinned XGBoost framework image).
+    """
+    channels: list[ChannelTypeDef] = []
+    for channel, key in _CHANNELS.items():
+        if key in input_data:
+            channels.append(
+                {
+                    "ChannelName": channel,
+                    "ContentType": "text/csv",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": input_data[key],
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            )
+    resources: ResourceConfigTypeDef = {
+        "InstanceType": cast("TrainingInstanceTypeType", spec.training.instance_type),
+        "InstanceCount": spec.training.instance_count,
+        "VolumeSizeInGB": 10,
+    }
+    return {
+        "TrainingJobName": job_name,
+        "RoleArn": execution_role_arn(spec),
+        "AlgorithmSpecification": {
+            "TrainingImage": image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [
+                {"Name": f"{split}:{metric}", "Regex": rf"#metric {split}:{metric}=([-+0-9.eE]+)"}
+                for split in ("validation", "test")
+                for metric in _REPORTED
+            ],
+        },
+        "HyperParameters": {
+            **hyperparameters,
+            "sagemaker_program": spec.training.entry_point,
+            "sagemaker_submit_directory": str(source_archive_uri(output_prefix, job_name)),
+            "sagemaker_region": spec.region,
+        },
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": str(output_prefix)},
+        "ResourceConfig": resources,
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
+        "Tags": [
+            {"Key": "safedeploy:model", "Value": spec.model_name},
+            {"Key": "safedeploy:environment", "Value": spec.environment},
+        ],
+    }
