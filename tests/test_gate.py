@@ -1,0 +1,63 @@
+"""Quality gate: a model below the bar fails Train with metric, value and threshold, and is never registered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from safedeploy.errors import GateFailedError
+from safedeploy.pipeline import Pipeline
+from safedeploy.runner import Status
+from safedeploy.spec import GateCondition, GateSpec, PipelineSpec
+from safedeploy.training.gate import check_gate
+from tests.conftest import REPO_ROOT
+
+
+def _gate(*conditions: tuple[str, Any, float]) -> GateSpec:
+    return GateSpec(conditions=tuple(GateCondition(metric=m, op=op, threshold=t) for m, op, t in conditions))
+
+
+def test_passing_gate_reports_each_check() -> None:
+    checks = check_gate(
+        _gate(("test:auc", ">=", 0.9), ("test:log_loss", "<=", 0.4)), {"test:auc": 0.93, "test:log_loss": 0.2}
+    )
+    assert [c.passed for c in checks] == [True, True]
+
+
+def test_failing_gate_names_metric_value_and_threshold() -> None:
+    with pytest.raises(GateFailedError) as info:
+        check_gate(_gate(("test:auc", ">=", 0.9)), {"test:auc": 0.8712})
+    assert "test:auc = 0.8712 is below the threshold 0.9" in str(info.value)
+    assert "not registered" in str(info.value)
+
+
+def test_upper_bound_and_missing_metric() -> None:
+    with pytest.raises(GateFailedError, match=r"test:log_loss = 0\.5000 is above the threshold 0\.4"):
+        check_gate(_gate(("test:log_loss", "<=", 0.4)), {"test:log_loss": 0.5})
+    with pytest.raises(GateFailedError, match=r"metric\(s\) test:auc not reported"):
+        check_gate(_gate(("test:auc", ">=", 0.9)), {"validation:auc": 0.95})
+
+
+@pytest.mark.slow
+def test_forced_high_threshold_fails_train_and_registers_nothing(make_spec: Callable[..., PipelineSpec]) -> None:
+    spec = make_spec(**{"gate.conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.9999}]})
+    pipeline = Pipeline(spec, project_root=REPO_ROOT)
+    execution = pipeline.run()
+    assert execution.status == Status.FAILED
+    train = execution.stage("Train")
+    assert train.status == Status.FAILED
+    assert train.error is not None and "quality gate failed: test:auc = " in train.error
+    assert "is below the threshold 0.9999" in train.error
+    assert execution.stage("Register").status is None
+    assert pipeline.model_packages() == []
+
+
+@pytest.mark.slow
+def test_default_gate_passes_and_registers(pipeline: Pipeline) -> None:
+    execution = pipeline.run()
+    assert execution.status == Status.SUCCEEDED, execution.error
+    assert execution.stage("Train").outputs["metrics"]["test:auc"] >= 0.90
+    [package] = pipeline.model_packages()
+    assert package.ModelApprovalStatus == "PendingManualApproval"
