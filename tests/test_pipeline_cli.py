@@ -89,24 +89,38 @@ def _wait_for(store: ExecutionStore, predicate: object, timeout: float = 60) -> 
     raise AssertionError("timed out waiting for the execution record")
 
 
+def _wait_for_child(pid: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.02)
+    raise AssertionError("the training job never started")
+
+
 def test_kill_9_mid_stage_then_rerun_and_the_lock(tmp_path: Path, churn_csv: Path) -> None:
     common = _args(tmp_path, churn_csv)
     command = [sys.executable, "-m", "safedeploy.cli", "run", "--data", str(churn_csv), *common]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     executions = ExecutionStore(tmp_path / "state" / "executions", "customerchurn-dev")
 
-    first = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    endless = ["--set", "hyperparameters.num_round=100000", "--set", "hyperparameters.early_stopping_rounds=100000"]
+    first = subprocess.Popen([*command, *endless], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         running = _wait_for(executions, lambda e: e.stages[1].status == Status.IN_PROGRESS)
+        job = _wait_for_child(first.pid)  # the training job is running, and will not finish on its own
         # A second run of the same pipeline is refused while the first holds the lock.
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert second.returncode == 2, second.stderr
         assert f"pipeline customerchurn-dev is already running (execution {running.execution_id}" in second.stderr
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the run and its training job, mid-Train
+        os.kill(first.pid, signal.SIGKILL)  # the pipeline process only, mid-Train
         first.wait(timeout=10)
+    deadline = time.monotonic() + 10  # its training job dies with it (PR_SET_PDEATHSIG)
+    while Path(f"/proc/{job}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{job}").exists(), "the training job outlived the killed pipeline"
 
     status = subprocess.run(
         [sys.executable, "-m", "safedeploy.cli", "status", "--json", *common], env=env, capture_output=True, text=True,

@@ -9,10 +9,12 @@ project's interpreter; afterwards ``model/`` and ``output/data/`` are archived t
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 _LOG_TAIL_LINES = 15
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the job's process: ask Linux to kill it if the pipeline process dies (even by ``kill -9``)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class TrainingJobDescription(BaseModel):
@@ -94,6 +103,7 @@ class LocalTrainingJobs:
             try:
                 proc = subprocess.run(
                     [self.python, entry_point],
+                    preexec_fn=_die_with_parent,
                     cwd=code_dir,
                     env=env,
                     stdout=log,
