@@ -53,13 +53,3 @@ def training_output_prefix(spec: PipelineSpec) -> S3Uri:
 def training_job_name(spec: PipelineSpec, execution_id: str, now: datetime) -> str:
     """A unique SageMaker-valid training job name (at most 63 characters)."""
     return f"{spec.model_name}-{now:%Y%m%d-%H%M%S}-{execution_id[:8]}"
-
-
-def model_package_group_arn(spec: PipelineSpec) -> str:
-    """ARN of the model package group that holds every version of this model."""
-    return f"arn:aws:sagemaker:{spec.region}:{spec.account_id}:model-package-group/{spec.model_name}"
-
-
-def model_package_arn(spec: PipelineSpec, version: int) -> str:
-    """ARN of one model package version."""
-    return f"arn:aws:sagemaker:{spec.region}:{spec.account_id}:model-package/{spec.model_name}/{version}"

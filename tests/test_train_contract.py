@@ -135,3 +135,13 @@ def test_wrong_width_channel(tmp_path: Path, channels: dict[str, Path]) -> None:
     }
     assert _run(env).returncode == 1
     assert "validation.csv has 3 columns, expected 70" in (base / "output" / "failure").read_text()
+
+
+def test_script_and_core_agree_on_file_names() -> None:
+    """train.py must stay standalone (it runs in the SageMaker container), so it repeats a few names."""
+    import runpy
+
+    from safedeploy import constants as C
+
+    script = runpy.run_path(str(TRAIN))  # defines, does not run (not __main__)
+    assert (script["FEATURE_SCHEMA_FILE"], script["METRICS_FILE"]) == (C.FEATURE_SCHEMA_FILE, C.METRICS_FILE)
