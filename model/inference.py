@@ -1,0 +1,193 @@
+"""Churn model serving handlers: the SageMaker inference-toolkit contract.
+
+``model_fn`` loads ``xgboost-model.json`` and ``feature-schema.json`` from the model directory;
+``input_fn`` decodes a request body by content type; ``predict_fn`` returns churn probabilities;
+``output_fn`` encodes them for the ``Accept`` type. Every client mistake raises :class:`InferenceError`
+carrying its HTTP status (400, 406, 415), never a 5xx.
+
+Inputs:
+
+* ``text/csv``: one or more rows of encoded features (the seed's clients), no header, no label;
+* ``application/json``: a list of such rows, or raw customer records keyed by the raw table's column names
+  (one object or a list of objects), encoded with the model's saved feature schema.
+
+Outputs: ``text/csv`` (one probability per line) or ``application/json`` in the shape of SageMaker's
+built-in XGBoost container, ``{"predictions": [{"score": 0.42}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+try:  # in the project checkout
+    from safedeploy.features import FeatureEncodingError, FeatureSchema
+except ImportError:  # in the model archive, features.py (a copy of safedeploy/features.py) sits beside this file
+    from features import FeatureEncodingError, FeatureSchema  # type: ignore[no-redef,import-not-found]
+
+MODEL_FILE = "xgboost-model.json"
+FEATURE_SCHEMA_FILE = "feature-schema.json"
+CSV = "text/csv"
+JSON = "application/json"
+Matrix = npt.NDArray[np.float32]
+
+
+class InferenceError(Exception):
+    """A request the model cannot serve, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The booster (single-threaded: one request is small) and the schema it was trained with."""
+
+    booster: xgb.Booster
+    schema: FeatureSchema
+
+
+def model_fn(model_dir: str | Path) -> LoadedModel:
+    """Load the model and its feature schema from ``model_dir`` (the unpacked ``model.tar.gz``)."""
+    directory = Path(model_dir)
+    schema = FeatureSchema.from_json((directory / FEATURE_SCHEMA_FILE).read_text("utf-8"))
+    booster = xgb.Booster()
+    booster.load_model(directory / MODEL_FILE)
+    booster.set_param({"nthread": 1})  # the multi-threaded path costs ~5 ms per single-row request
+    if booster.num_features() != len(schema.features):
+        raise ValueError(
+            f"model expects {booster.num_features()} features but the feature schema lists {len(schema.features)}"
+        )
+    return LoadedModel(booster, schema)
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _finite_row(values: list[float], where: str) -> list[float]:
+    for position, value in enumerate(values):
+        if not math.isfinite(value):
+            raise InferenceError(400, f"{where}, column {position + 1}: {value!r} is not a finite number")
+    return values
+
+
+def _decode_csv(body: bytes, schema: FeatureSchema) -> Matrix:
+    width = len(schema.features)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InferenceError(400, "text/csv body is not UTF-8") from None
+    rows: list[list[float]] = []
+    try:
+        for number, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            if len(cells) != width:
+                raise InferenceError(400, f"row {number}: expected {width} features, found {len(cells)}")
+            try:
+                values = [float(cell) for cell in cells]
+            except ValueError:
+                bad = next(c for c in cells if not _is_float(c))
+                raise InferenceError(400, f"row {number}: {bad.strip()!r} is not a number") from None
+            rows.append(_finite_row(values, f"row {number}"))
+    except csv.Error as exc:
+        raise InferenceError(400, f"malformed CSV: {exc}") from None
+    if not rows:
+        raise InferenceError(400, "empty request: send at least one row")
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _decode_json(body: bytes, schema: FeatureSchema) -> Matrix:
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InferenceError(400, f"malformed JSON: {exc}") from None
+    items = [document] if isinstance(document, Mapping) else document
+    if not isinstance(items, list) or not items:
+        raise InferenceError(400, "expected a record object, a list of records, or a list of feature rows")
+    if all(isinstance(item, Mapping) for item in items):
+        try:
+            return schema.encode(items).astype(np.float32)
+        except FeatureEncodingError as exc:
+            raise InferenceError(400, str(exc)) from None
+    if all(isinstance(item, list) for item in items):
+        width = len(schema.features)
+        rows = []
+        for number, item in enumerate(items, start=1):
+            if len(item) != width:
+                raise InferenceError(400, f"row {number}: expected {width} features, found {len(item)}")
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in item):
+                raise InferenceError(400, f"row {number}: every feature must be a number")
+            rows.append(_finite_row([float(v) for v in item], f"row {number}"))
+        return np.asarray(rows, dtype=np.float32)
+    raise InferenceError(400, "mixed request: send either record objects or feature rows, not both")
+
+
+DECODERS: Mapping[str, Callable[[bytes, FeatureSchema], Matrix]] = {CSV: _decode_csv, JSON: _decode_json}
+"""Request decoders by media type (the toolkit's decoder lookup table)."""
+
+
+def input_fn(body: bytes | str, content_type: str | None, model: LoadedModel) -> Matrix:
+    """Decode a request body into the model's feature matrix.
+
+    Unlike the toolkit's two-argument ``input_fn``, this takes the loaded model: raw records are encoded
+    with the model's own feature schema.
+    """
+    media = _media_type(content_type)
+    decoder = DECODERS.get(media)
+    if decoder is None:
+        raise InferenceError(415, f"unsupported content type {content_type!r}; use one of {', '.join(DECODERS)}")
+    return decoder(body.encode("utf-8") if isinstance(body, str) else body, model.schema)
+
+
+def predict_fn(data: Matrix, model: LoadedModel) -> npt.NDArray[np.float32]:
+    """Churn probabilities, one per row."""
+    return np.asarray(model.booster.inplace_predict(data), dtype=np.float32).reshape(-1)
+
+
+def _encode_csv(scores: npt.NDArray[np.float32]) -> bytes:
+    return "".join(f"{float(s)!r}\n" for s in scores).encode("utf-8")
+
+
+def _encode_json(scores: npt.NDArray[np.float32]) -> bytes:
+    return json.dumps({"predictions": [{"score": float(s)} for s in scores]}).encode("utf-8")
+
+
+ENCODERS: Mapping[str, Callable[[npt.NDArray[np.float32]], bytes]] = {CSV: _encode_csv, JSON: _encode_json}
+"""Response encoders by media type."""
+
+
+def output_fn(prediction: npt.NDArray[np.float32], accept: str | None) -> tuple[bytes, str]:
+    """Encode predictions for the first acceptable media type (``*/*`` or none means ``text/csv``)."""
+    for candidate in (accept or "*/*").split(","):
+        media = _media_type(candidate)
+        if media in ("*/*", "text/*", ""):
+            return _encode_csv(prediction), CSV
+        if media in ENCODERS:
+            return ENCODERS[media](prediction), media
+    raise InferenceError(406, f"cannot answer in {accept!r}; use one of {', '.join(ENCODERS)}")
+
+
+def handle(body: bytes, content_type: str | None, accept: str | None, model: LoadedModel) -> tuple[bytes, str]:
+    """The whole request path: decode, predict, encode."""
+    return output_fn(predict_fn(input_fn(body, content_type, model), model), accept)
