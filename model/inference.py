@@ -2,8 +2,9 @@
 
 ``model_fn`` loads ``xgboost-model.json`` and ``feature-schema.json`` from the model directory;
 ``input_fn`` decodes a request body by content type; ``predict_fn`` returns churn probabilities;
-``output_fn`` encodes them for the ``Accept`` type. Every client mistake raises :class:`InferenceError`
-carrying its HTTP status (400, 406, 415), never a 5xx.
+``output_fn`` encodes them for the ``Accept`` type. ``transform_fn`` chains them. All four have the
+toolkit's signatures, so the module runs unchanged in SageMaker's XGBoost container. Every client mistake
+raises :class:`InferenceError` carrying its HTTP status (400, 406, 415), never a 5xx.
 
 Inputs:
 
@@ -83,19 +84,28 @@ def _finite_row(values: list[float], where: str) -> list[float]:
     return values
 
 
-def _decode_csv(body: bytes, schema: FeatureSchema) -> Matrix:
-    width = len(schema.features)
+@dataclass(frozen=True)
+class Batch:
+    """A decoded request: feature rows (already encoded) or raw customer records (encoded by ``predict_fn``)."""
+
+    rows: Matrix | None = None
+    records: list[Mapping[str, object]] | None = None
+
+
+def _decode_csv(body: bytes) -> Batch:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InferenceError(400, "text/csv body is not UTF-8") from None
     rows: list[list[float]] = []
+    width = None
     try:
         for number, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
             if not cells or all(not c.strip() for c in cells):
                 continue
-            if len(cells) != width:
-                raise InferenceError(400, f"row {number}: expected {width} features, found {len(cells)}")
+            if width is not None and len(cells) != width:
+                raise InferenceError(400, f"row {number}: expected {width} features like row 1, found {len(cells)}")
+            width = len(cells)
             try:
                 values = [float(cell) for cell in cells]
             except ValueError:
@@ -106,7 +116,7 @@ def _decode_csv(body: bytes, schema: FeatureSchema) -> Matrix:
         raise InferenceError(400, f"malformed CSV: {exc}") from None
     if not rows:
         raise InferenceError(400, "empty request: send at least one row")
-    return np.asarray(rows, dtype=np.float32)
+    return Batch(rows=np.asarray(rows, dtype=np.float32))
 
 
 def _is_float(text: str) -> bool:
@@ -117,7 +127,7 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def _decode_json(body: bytes, schema: FeatureSchema) -> Matrix:
+def _decode_json(body: bytes) -> Batch:
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -126,43 +136,50 @@ def _decode_json(body: bytes, schema: FeatureSchema) -> Matrix:
     if not isinstance(items, list) or not items:
         raise InferenceError(400, "expected a record object, a list of records, or a list of feature rows")
     if all(isinstance(item, Mapping) for item in items):
-        try:
-            return schema.encode(items).astype(np.float32)
-        except FeatureEncodingError as exc:
-            raise InferenceError(400, str(exc)) from None
+        return Batch(records=items)
     if all(isinstance(item, list) for item in items):
-        width = len(schema.features)
+        width = len(items[0])
         rows = []
         for number, item in enumerate(items, start=1):
             if len(item) != width:
-                raise InferenceError(400, f"row {number}: expected {width} features, found {len(item)}")
+                raise InferenceError(400, f"row {number}: expected {width} features like row 1, found {len(item)}")
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in item):
                 raise InferenceError(400, f"row {number}: every feature must be a number")
             rows.append(_finite_row([float(v) for v in item], f"row {number}"))
-        return np.asarray(rows, dtype=np.float32)
+        return Batch(rows=np.asarray(rows, dtype=np.float32))
     raise InferenceError(400, "mixed request: send either record objects or feature rows, not both")
 
 
-DECODERS: Mapping[str, Callable[[bytes, FeatureSchema], Matrix]] = {CSV: _decode_csv, JSON: _decode_json}
+DECODERS: Mapping[str, Callable[[bytes], Batch]] = {CSV: _decode_csv, JSON: _decode_json}
 """Request decoders by media type (the toolkit's decoder lookup table)."""
 
 
-def input_fn(body: bytes | str, content_type: str | None, model: LoadedModel) -> Matrix:
-    """Decode a request body into the model's feature matrix.
-
-    Unlike the toolkit's two-argument ``input_fn``, this takes the loaded model: raw records are encoded
-    with the model's own feature schema.
-    """
+def input_fn(input_data: bytes | str, content_type: str | None) -> Batch:
+    """Decode a request body by its content type (the toolkit's ``input_fn(input_data, content_type)``)."""
     media = _media_type(content_type)
     decoder = DECODERS.get(media)
     if decoder is None:
         raise InferenceError(415, f"unsupported content type {content_type!r}; use one of {', '.join(DECODERS)}")
-    return decoder(body.encode("utf-8") if isinstance(body, str) else body, model.schema)
+    return decoder(input_data.encode("utf-8") if isinstance(input_data, str) else input_data)
 
 
-def predict_fn(data: Matrix, model: LoadedModel) -> npt.NDArray[np.float32]:
-    """Churn probabilities, one per row."""
-    return np.asarray(model.booster.inplace_predict(data), dtype=np.float32).reshape(-1)
+def predict_fn(data: Batch | Matrix, model: LoadedModel) -> npt.NDArray[np.float32]:
+    """Churn probabilities, one per row; raw records are encoded with the model's own feature schema."""
+    if isinstance(data, Batch):
+        if data.records is not None:
+            try:
+                matrix = model.schema.encode(data.records).astype(np.float32)
+            except FeatureEncodingError as exc:
+                raise InferenceError(400, str(exc)) from None
+        else:
+            assert data.rows is not None  # noqa: S101 - a Batch holds one or the other
+            matrix = data.rows
+    else:
+        matrix = data
+    width = len(model.schema.features)
+    if matrix.shape[1] != width:
+        raise InferenceError(400, f"expected {width} features per row, found {matrix.shape[1]}")
+    return np.asarray(model.booster.inplace_predict(matrix), dtype=np.float32).reshape(-1)
 
 
 def _encode_csv(scores: npt.NDArray[np.float32]) -> bytes:
@@ -188,6 +205,8 @@ def output_fn(prediction: npt.NDArray[np.float32], accept: str | None) -> tuple[
     raise InferenceError(406, f"cannot answer in {accept!r}; use one of {', '.join(ENCODERS)}")
 
 
-def handle(body: bytes, content_type: str | None, accept: str | None, model: LoadedModel) -> tuple[bytes, str]:
-    """The whole request path: decode, predict, encode."""
-    return output_fn(predict_fn(input_fn(body, content_type, model), model), accept)
+def transform_fn(
+    model: LoadedModel, request_body: bytes | str, content_type: str | None, accept: str | None
+) -> tuple[bytes, str]:
+    """The whole request path, decode -> predict -> encode (the toolkit's ``transform_fn`` signature)."""
+    return output_fn(predict_fn(input_fn(request_body, content_type), model), accept)

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from safedeploy.processes import pid_alive
+
 _TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 _CHUNK = 1 << 20
 
@@ -88,16 +90,6 @@ def is_temporary(path: Path) -> bool:
     return _TEMP_RE.match(path.name) is not None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_temporaries(root: Path) -> list[Path]:
     """Delete temporary files under ``root`` whose writing process no longer exists; return them."""
     removed: list[Path] = []
@@ -105,7 +97,7 @@ def sweep_temporaries(root: Path) -> list[Path]:
         return removed
     for path in root.rglob(".*.tmp"):
         match = _TEMP_RE.match(path.name)
-        if match and not _pid_alive(int(match["pid"])):
+        if match and not pid_alive(int(match["pid"])):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

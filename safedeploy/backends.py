@@ -1,7 +1,7 @@
 """Backends: the one factory that chooses where the pipeline's work happens.
 
 Stages only talk to the interfaces gathered in :class:`Backend` (artifact store, training jobs, model
-registry). ``local`` implements them on this machine with no AWS account and no Docker; the AWS
+registry, serving host). ``local`` implements them on this machine with no AWS account and no Docker; the AWS
 implementations plug in here, chosen by the same spec.
 """
 
@@ -17,6 +17,7 @@ import xgboost
 
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
 from safedeploy.runner import ExecutionStore
+from safedeploy.serving.host import LocalServingHost, ServingHost
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactRef, ArtifactStore, LocalArtifactStore
 from safedeploy.training.local_job import LocalTrainingJobs, TrainingJobDescription
@@ -52,6 +53,8 @@ class Backend:
     training_image: str
     executions: ExecutionStore
     lock_path: Path
+    serving: ServingHost
+    serving_image: str
 
 
 def local_training_image() -> str:
@@ -80,4 +83,6 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         training_image=local_training_image(),
         executions=ExecutionStore(root / "executions", spec.pipeline_name),
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
+        serving=LocalServingHost(root, spec.region, spec.account_id),
+        serving_image=local_training_image(),
     )

@@ -1,4 +1,4 @@
-"""Command line: ``safedeploy run | retry | status | registry | spec``.
+"""Command line: ``safedeploy run | retry | status | registry | outputs | runtime | spec``.
 
 Every command accepts ``--config FILE`` and repeated ``--set key=value`` (dotted spec keys; values parsed as
 JSON when they parse), which take precedence over ``SAFEDEPLOY_*`` variables and the config file.
@@ -21,6 +21,9 @@ from safedeploy.errors import SafeDeployError
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
 from safedeploy.runner import PipelineExecution, Status
+from safedeploy.serving import daemon
+from safedeploy.serving.host import format_outputs
+from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.spec import load_spec, parse_assignment
 
 LOG = logging.getLogger("safedeploy")
@@ -89,6 +92,31 @@ def cmd_registry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outputs(args: argparse.Namespace) -> int:
+    """Print the stack outputs (ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...) as JSON."""
+    print(format_outputs(_pipeline(args).backend.serving.outputs()))
+    return 0
+
+
+def cmd_runtime(args: argparse.Namespace) -> int:
+    """Start, stop or show the local runtime that serves endpoints and the REST API."""
+    spec = load_spec(args.config, _overrides(args))
+    paths = RuntimePaths(spec.state_dir.resolve())
+    if args.action == "start":
+        info = daemon.ensure_running(spec.state_dir, spec.region, spec.account_id)
+        print(f"runtime pid {info.pid}: runtime API {info.runtime_url}, gateway {info.gateway_url}")
+    elif args.action == "stop":
+        pid = daemon.stop(spec.state_dir)
+        print(f"runtime pid {pid} stopped" if pid else "no runtime is running")
+    else:
+        running = daemon.read_info(paths)
+        if running is None:
+            print(f"no runtime is running for {paths.state_dir}")
+            return EXIT_FAILED
+        print(f"runtime pid {running.pid}: API {running.runtime_url}, gateway {running.gateway_url}; log {paths.log}")
+    return 0
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     """Print the resolved spec."""
     print(json.dumps(load_spec(args.config, _overrides(args)).model_dump(mode="json"), indent=2))
@@ -107,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safedeploy", description="Safe ML deployment pipeline.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", parents=[common], help="start a pipeline execution (Data -> Train -> Register)")
+    run = sub.add_parser(
+        "run", parents=[common], help="start a pipeline execution (Data -> Train -> Register -> DeployDev)"
+    )
     run.add_argument("--data", type=Path, help="raw churn table (seed format); sets data.source")
     run.add_argument("--trigger", default="cli", help="what started this execution (recorded)")
     run.set_defaults(func=cmd_run)
@@ -133,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         change.add_argument("--reason", required=True, help="why (recorded in the approval history)")
         change.add_argument("--by", default=getpass.getuser(), help="who (default: the current user)")
     registry.set_defaults(func=cmd_registry)
+
+    outputs = sub.add_parser("outputs", parents=[common], help="print ApiUrl, ApiKey, EndpointName, ... as JSON")
+    outputs.set_defaults(func=cmd_outputs)
+
+    runtime = sub.add_parser("runtime", parents=[common], help="the local runtime: start, stop, status")
+    runtime.add_argument("action", choices=["start", "stop", "status"])
+    runtime.set_defaults(func=cmd_runtime)
 
     spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")
     spec.set_defaults(func=cmd_spec)

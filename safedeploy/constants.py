@@ -102,8 +102,41 @@ HYPERPARAMETERS_FILE: Final = "hyperparameters.json"
 STAGE_DATA: Final = "Data"
 STAGE_TRAIN: Final = "Train"
 STAGE_REGISTER: Final = "Register"
+STAGE_DEPLOY_DEV: Final = "DeployDev"
+DEV_STAGE: Final = "dev"
+API_ROUTE_NAME: Final = "api"
+API_PATH: Final = "/api"
 
 # --- Model registry (SageMaker Model Registry semantics) --------------------------------------------
 APPROVAL_PENDING: Final = "PendingManualApproval"
 APPROVAL_APPROVED: Final = "Approved"
 APPROVAL_REJECTED: Final = "Rejected"
+
+# --- SageMaker serving contract (containers, InvokeEndpoint) ------------------------------------------
+SM_PROGRAM_ENV: Final = "SAGEMAKER_PROGRAM"
+SM_SUBMIT_DIRECTORY_ENV: Final = "SAGEMAKER_SUBMIT_DIRECTORY"
+SM_BIND_PORT_ENV: Final = "SAGEMAKER_BIND_TO_PORT"
+LISTEN_FD_ENV: Final = "SAFEDEPLOY_LISTEN_FD"
+"""File descriptor of the listening socket a local serving instance inherits from the runtime."""
+INFERENCE_PROGRAM: Final = "inference.py"
+INVOKE_MAX_PAYLOAD_BYTES: Final = 6 * 1024 * 1024
+"""InvokeEndpoint's request and response payload limit (6 MB)."""
+DEFAULT_VARIANT: Final = "AllTraffic"
+SAGEMAKER_JSON_TARGET_PREFIX: Final = "SageMaker."
+"""``X-Amz-Target`` prefix of the SageMaker control-plane API (JSON 1.1 protocol)."""
+METRICS_NAMESPACE: Final = "AWS/SageMaker"
+INVOCATION_METRICS: Final = (
+    "Invocations",
+    "Invocation4XXErrors",
+    "Invocation5XXErrors",
+    "ModelLatency",
+    "OverheadLatency",
+)
+"""The per-variant endpoint metrics SageMaker publishes (latencies in microseconds)."""
+CAPTURE_EVENT_VERSION: Final = "0"
+API_KEY_HEADER: Final = "x-api-key"
+HEADER_ENDPOINT: Final = "X-SageMaker-Endpoint"
+HEADER_VARIANT: Final = "x-Amzn-Invoked-Production-Variant"
+HEADER_MODEL_VERSION: Final = "X-Model-Version"
+MAX_LOCAL_INSTANCES: Final = 8
+"""Most serving processes one local variant may start (``InitialInstanceCount``)."""

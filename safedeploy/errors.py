@@ -68,3 +68,7 @@ class ExecutionError(SafeDeployError):
 
 class RegistryError(SafeDeployError):
     """A model-registry request is invalid (unknown package, illegal transition, missing reason)."""
+
+
+class DeploymentError(SafeDeployError):
+    """An endpoint could not be created or updated; the message carries its FailureReason."""

@@ -53,3 +53,23 @@ def training_output_prefix(spec: PipelineSpec) -> S3Uri:
 def training_job_name(spec: PipelineSpec, execution_id: str, now: datetime) -> str:
     """A unique SageMaker-valid training job name (at most 63 characters)."""
     return f"{spec.model_name}-{now:%Y%m%d-%H%M%S}-{execution_id[:8]}"
+
+
+def endpoint_name(spec: PipelineSpec, stage: str) -> str:
+    """The stable endpoint of a deployment stage (``dev`` or ``prd``), as the seed names them."""
+    return f"{spec.model_name}-{stage}"
+
+
+def deployment_suffix(version: int, execution_id: str) -> str:
+    """Unique suffix for the model and endpoint config of one deployment."""
+    return f"v{version}-{execution_id[:8]}"
+
+
+def capture_uri(spec: PipelineSpec) -> S3Uri:
+    """``DataCaptureConfig.DestinationS3Uri``: SageMaker appends ``<endpoint>/<variant>/yyyy/mm/dd/hh/``."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/datacapture")
+
+
+def execution_role_arn(spec: PipelineSpec) -> str:
+    """The SageMaker execution role the infrastructure issue creates."""
+    return f"arn:aws:iam::{spec.account_id}:role/{spec.model_name}-sagemaker-role"

@@ -108,6 +108,19 @@ class TrainingSpec(BaseModel):
     max_runtime_seconds: int = Field(default=3600, ge=60)
 
 
+class ServingSpec(BaseModel):
+    """How the dev endpoint serves the model (the REST API fronts it)."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(default=True, description="Deploy the registered model to the dev endpoint.")
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=C.MAX_LOCAL_INSTANCES)
+    capture_percentage: int = Field(default=100, ge=0, le=100, description="Data capture sampling percentage.")
+    api_key_required: bool = True
+    ready_timeout_seconds: int = Field(default=300, ge=10)
+
+
 class PipelineSpec(BaseSettings):
     """Everything that defines one pipeline: model, environment, data, training, gate."""
 
@@ -137,6 +150,7 @@ class PipelineSpec(BaseSettings):
     hyperparameters: Hyperparameters = Hyperparameters()
     training: TrainingSpec = TrainingSpec()
     gate: GateSpec = GateSpec()
+    serving: ServingSpec = ServingSpec()
 
     @model_validator(mode="after")
     def _split_leaves_training_data(self) -> PipelineSpec:

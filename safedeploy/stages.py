@@ -1,4 +1,4 @@
-"""The pipeline's stages: Data -> Train (job + quality gate) -> Register.
+"""The pipeline's stages: Data -> Train (job + quality gate) -> Register -> DeployDev.
 
 Each stage is a small class with a ``run(context)`` that calls the backend's interfaces; none of them knows
 whether the backend is local or AWS.
@@ -16,6 +16,7 @@ from safedeploy import naming
 from safedeploy.archives import pack_directory
 from safedeploy.backends import Backend
 from safedeploy.data.prepare import prepare_dataset, read_data_source
+from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, TrainingJobError
 from safedeploy.registry import ModelRegistration
 from safedeploy.revision import code_revision
@@ -154,6 +155,53 @@ class RegisterStage:
         )
 
 
+@dataclass(frozen=True)
+class DeployDevStage:
+    """Serve the registered version on the dev endpoint (data capture on) and point the REST API at it."""
+
+    spec: PipelineSpec
+    backend: Backend
+    name: str = C.STAGE_DEPLOY_DEV
+
+    def run(self, context: StageContext) -> StageResult:
+        """Create or update ``<model>-dev`` and wait until it is InService."""
+        train, register = context.outputs(C.STAGE_TRAIN), context.outputs(C.STAGE_REGISTER)
+        version = int(register["model_package_version"])
+        host = self.backend.serving
+        deployed = deploy(
+            host.sagemaker(),
+            self.spec,
+            ModelSource(
+                model_data_url=train["model_data_url"],
+                source_dir_uri=context.artifacts(C.STAGE_TRAIN)["source"].uri,
+                image=self.backend.serving_image,
+                version=version,
+            ),
+            stage=C.DEV_STAGE,
+            execution_id=context.execution_id,
+        )
+        api_url = host.publish_api(
+            deployed.endpoint_name, str(version), api_key_required=self.spec.serving.api_key_required
+        )
+        return StageResult(
+            summary=f"{deployed.endpoint_name} {deployed.status} with v{version}; REST API {api_url}",
+            outputs={
+                "endpoint_name": deployed.endpoint_name,
+                "endpoint_config_name": deployed.endpoint_config_name,
+                "model_name": deployed.model_name,
+                "model_package_version": version,
+                "api_url": api_url,
+            },
+        )
+
+
 def pipeline_stages(spec: PipelineSpec, backend: Backend, project_root: Path) -> list[Stage]:
     """The stages of the pipeline, in order."""
-    return [DataStage(spec, backend), TrainStage(spec, backend), RegisterStage(spec, backend, project_root)]
+    stages: list[Stage] = [
+        DataStage(spec, backend),
+        TrainStage(spec, backend),
+        RegisterStage(spec, backend, project_root),
+    ]
+    if spec.serving.enabled:
+        stages.append(DeployDevStage(spec, backend))
+    return stages

@@ -79,6 +79,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(__import__("os").environ):
         if name.startswith(C.ENV_PREFIX) or name == C.ENV_CONFIG_FILE:
             monkeypatch.delenv(name)
+    # Pipeline tests stop at Register; tests of serving turn DeployDev on (and stop the runtime they start).
+    monkeypatch.setenv(f"{C.ENV_PREFIX}SERVING__ENABLED", "false")
     monkeypatch.chdir(tmp_path)
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.inference import InferenceError, LoadedModel, handle, input_fn, model_fn, output_fn, predict_fn
+from model.inference import InferenceError, LoadedModel, model_fn, output_fn, predict_fn, transform_fn
 from safedeploy.data.raw_table import read_raw_table
 from safedeploy.pipeline import Pipeline
 from safedeploy.spec import load_spec
@@ -59,15 +59,17 @@ def test_csv_rows_json_rows_and_raw_records_score_identically(
     served: tuple[LoadedModel, list[dict[str, object]]],
 ) -> None:
     model, records = served
-    from_csv, ctype = handle(_csv_body(model, records), "text/csv", "text/csv", model)
+    from_csv, ctype = transform_fn(model, _csv_body(model, records), "text/csv", "text/csv")
     assert ctype == "text/csv"
     scores = np.array([float(line) for line in from_csv.decode().splitlines()])
     assert len(scores) == 20 and ((scores > 0) & (scores < 1)).all()
 
     rows = model.schema.encode(records).tolist()
-    from_rows, _ = handle(json.dumps(rows).encode(), "application/json", "application/json", model)
-    from_records, _ = handle(json.dumps(records).encode(), "application/json; charset=utf-8", "application/json", model)
-    one_record, _ = handle(json.dumps(records[0]).encode(), "application/json", "application/json", model)
+    from_rows, _ = transform_fn(model, json.dumps(rows).encode(), "application/json", "application/json")
+    from_records, _ = transform_fn(
+        model, json.dumps(records).encode(), "application/json; charset=utf-8", "application/json"
+    )
+    one_record, _ = transform_fn(model, json.dumps(records[0]).encode(), "application/json", "application/json")
     for body in (from_rows, from_records):
         predictions = json.loads(body)["predictions"]
         assert np.allclose([p["score"] for p in predictions], scores, atol=1e-6)
@@ -104,7 +106,7 @@ BAD: list[tuple[str, bytes, str | None, int, str]] = [
     ("content type", b"1,2", "application/x-npy", 415, "unsupported content type"),
     ("no content type", b"1,2", None, 415, "unsupported content type"),
     ("empty csv", b"", "text/csv", 400, "empty request"),
-    ("wrong width", b"1,2,3", "text/csv", 400, "row 1: expected 69 features, found 3"),
+    ("wrong width", b"1,2,3", "text/csv", 400, "expected 69 features per row, found 3"),
     ("non-numeric", b",".join([b"1"] * 68 + [b"x"]), "text/csv", 400, "'x' is not a number"),
     ("nan", b",".join([b"1"] * 68 + [b"nan"]), "text/csv", 400, "is not a finite number"),
     ("malformed json", b"{", "application/json", 400, "malformed JSON"),
@@ -130,7 +132,7 @@ def test_bad_requests_are_client_errors(
 ) -> None:
     model, _ = served
     with pytest.raises(InferenceError) as info:
-        input_fn(body, ctype, model)
+        transform_fn(model, body, ctype, "application/json")
     assert info.value.status == status
     assert message in info.value.message
 
@@ -145,6 +147,6 @@ def test_arbitrary_bodies_never_raise_anything_but_a_client_error(
 ) -> None:
     model, _ = served
     try:
-        handle(body, ctype, "application/json", model)
+        transform_fn(model, body, ctype, "application/json")
     except InferenceError as exc:
         assert 400 <= exc.status < 500

@@ -9,12 +9,10 @@ project's interpreter; afterwards ``model/`` and ``output/data/`` are archived t
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -27,6 +25,7 @@ from pydantic import BaseModel
 from safedeploy import constants as C
 from safedeploy.archives import pack_directory, read_member, unpack
 from safedeploy.errors import ArtifactError
+from safedeploy.processes import die_with_parent
 from safedeploy.store import ArtifactStore, S3Uri
 
 if TYPE_CHECKING:
@@ -35,13 +34,6 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 _LOG_TAIL_LINES = 15
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the job's process: ask Linux to kill it if the pipeline process dies (even by ``kill -9``)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class TrainingJobDescription(BaseModel):
@@ -103,7 +95,7 @@ class LocalTrainingJobs:
             try:
                 proc = subprocess.run(
                     [self.python, entry_point],
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                     cwd=code_dir,
                     env=env,
                     stdout=log,

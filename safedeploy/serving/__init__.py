@@ -1,0 +1,1 @@
+"""Local serving: SageMaker-compatible endpoints, the InvokeEndpoint API, data capture and the REST API."""

@@ -1,0 +1,136 @@
+"""Data capture in SageMaker's JSONL format, partitioned like SageMaker's S3 layout.
+
+Each captured invocation is one JSON line::
+
+    {"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                       "data": "...", "encoding": "CSV"},
+                     "endpointOutput": {...}},
+     "eventMetadata": {"eventId": "...", "inferenceTime": "2026-11-25T10:00:00Z", "inferenceId": "..."},
+     "eventVersion": "0"}
+
+Lines are buffered and flushed (by a background task, at least every ``flush_interval`` seconds, and on
+close) to ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mss>-<uuid>.jsonl`` through the
+artifact store, each file written atomically and checksummed. A graceful shutdown flushes everything; a
+``kill -9`` loses at most the last interval's records.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from safedeploy.serving.state import CaptureConfig
+from safedeploy.store import ArtifactStore, S3Uri
+
+
+@dataclass(frozen=True)
+class CapturedPayload:
+    """One side of an invocation as seen on the wire."""
+
+    content_type: str
+    data: bytes
+
+
+def _encode(payload: CapturedPayload, mode: str, config: CaptureConfig) -> dict[str, str]:
+    media = payload.content_type.split(";", 1)[0].strip().lower()
+    header = config.CaptureContentTypeHeader
+    encoding = "BASE64"
+    if header is not None and media in (t.lower() for t in header.CsvContentTypes):
+        encoding = "CSV"
+    elif header is not None and media in (t.lower() for t in header.JsonContentTypes):
+        encoding = "JSON"
+    if encoding != "BASE64":
+        try:
+            text = payload.data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = "BASE64"
+    if encoding == "BASE64":
+        text = base64.b64encode(payload.data).decode("ascii")
+    return {"observedContentType": payload.content_type, "mode": mode, "data": text, "encoding": encoding}
+
+
+def capture_record(
+    config: CaptureConfig,
+    request: CapturedPayload,
+    response: CapturedPayload,
+    *,
+    event_id: str,
+    inference_time: datetime,
+    inference_id: str | None,
+) -> dict[str, object]:
+    """Build one capture record in SageMaker's format."""
+    data: dict[str, object] = {}
+    if config.captures("Input"):
+        data["endpointInput"] = _encode(request, "INPUT", config)
+    if config.captures("Output"):
+        data["endpointOutput"] = _encode(response, "OUTPUT", config)
+    metadata: dict[str, str] = {
+        "eventId": event_id,
+        "inferenceTime": inference_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    }
+    if inference_id:
+        metadata["inferenceId"] = inference_id
+    return {"captureData": data, "eventMetadata": metadata, "eventVersion": "0"}
+
+
+@dataclass
+class _Buffer:
+    lines: list[bytes] = field(default_factory=list)
+    first: datetime | None = None
+
+
+class CaptureWriter:
+    """Buffers capture lines per (destination, endpoint, variant, hour) and writes them as JSONL objects."""
+
+    def __init__(self, store: ArtifactStore, max_buffered: int = 5000) -> None:
+        self.store = store
+        self.max_buffered = max_buffered
+        self._buffers: dict[tuple[str, str, str, str], _Buffer] = {}
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self.written_records = 0
+
+    def add(self, destination: str, endpoint: str, variant: str, record: dict[str, object], at: datetime) -> bool:
+        """Buffer one record; return True when a buffer is full and should be flushed now."""
+        key = (destination.rstrip("/"), endpoint, variant, at.strftime("%Y/%m/%d/%H"))
+        line = json.dumps(record, separators=(",", ":")).encode("utf-8") + b"\n"
+        with self._lock:
+            buffer = self._buffers.setdefault(key, _Buffer())
+            if buffer.first is None:
+                buffer.first = at
+            buffer.lines.append(line)
+            return len(buffer.lines) >= self.max_buffered
+
+    def pending(self) -> int:
+        """Records buffered and not yet written."""
+        with self._lock:
+            return sum(len(b.lines) for b in self._buffers.values())
+
+    def flush(self) -> list[S3Uri]:
+        """Write every buffered record; return the objects written. Blocking: call it off the event loop."""
+        with self._lock:
+            buffers, self._buffers = self._buffers, {}
+        written = []
+        with self._write_lock:
+            remaining = dict(sorted(buffers.items()))
+            try:
+                for key, buffer in list(remaining.items()):
+                    destination, endpoint, variant, hour = key
+                    assert buffer.first is not None  # noqa: S101 - set with the first line
+                    stamp = buffer.first
+                    name = f"{stamp:%M-%S}-{stamp.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+                    uri = S3Uri.parse(destination).join(endpoint, variant, hour, name)
+                    self.store.put_bytes(uri, b"".join(buffer.lines), "application/jsonlines")
+                    del remaining[key]
+                    self.written_records += len(buffer.lines)
+                    written.append(uri)
+            finally:  # a failed write (disk full...) puts its records back to be retried, not lost
+                with self._lock:
+                    for key, buffer in remaining.items():
+                        current = self._buffers.setdefault(key, _Buffer(first=buffer.first))
+                        current.lines[:0] = buffer.lines
+        return written

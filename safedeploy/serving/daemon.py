@@ -1,0 +1,153 @@
+"""Start, find and stop the local runtime process, and build AWS clients that talk to it.
+
+:func:`ensure_running` starts ``python -m safedeploy.serving.runtime`` in its own session (it outlives the
+command that started it, as ``make deploy`` needs) unless one already serves the state directory, and waits
+until it answers. :func:`stop` sends SIGTERM and waits for the graceful shutdown. The boto3 clients made by
+:func:`sagemaker_client` and :func:`runtime_client` are ordinary boto3 clients with ``endpoint_url`` set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from safedeploy.errors import SafeDeployError
+from safedeploy.processes import pid_alive
+from safedeploy.serving.runtime import RuntimePaths
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 60.0
+_LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class LocalRuntimeError(SafeDeployError):
+    """The local runtime could not be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """How to reach a running runtime."""
+
+    pid: int
+    runtime_url: str
+    gateway_url: str
+    region: str
+    account_id: str
+
+
+def read_info(paths: RuntimePaths) -> RuntimeInfo | None:
+    """The running runtime's connection info, or ``None`` if none is running."""
+    try:
+        document = json.loads(paths.info.read_text("utf-8"))
+        info = RuntimeInfo(**document)
+    except (OSError, ValueError, TypeError):
+        return None
+    return info if pid_alive(info.pid) and _healthy(info) else None
+
+
+def _healthy(info: RuntimeInfo) -> bool:
+    try:
+        with urllib.request.urlopen(f"{info.runtime_url}/_local/health", timeout=2) as reply:  # noqa: S310 - loopback
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def ensure_running(state_dir: Path, region: str, account_id: str) -> RuntimeInfo:
+    """Return the running runtime for ``state_dir``, starting one if needed."""
+    paths = RuntimePaths(state_dir.resolve())
+    info = read_info(paths)
+    if info is not None:
+        return info
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.info.unlink(missing_ok=True)
+    with paths.log.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "safedeploy.serving.runtime", "--state-dir", str(paths.state_dir),
+             "--region", region, "--account-id", account_id],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # outlives `make deploy`; `safedeploy runtime stop` ends it
+        )  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        info = read_info(paths)
+        if info is not None:
+            return info
+        if process.poll() is not None:
+            info = read_info(paths)  # lost a race with another starter that won: use its runtime
+            if info is not None:
+                return info
+            raise LocalRuntimeError(f"the local runtime exited with status {process.returncode}; see {paths.log}")
+        time.sleep(0.05)
+    process.terminate()
+    raise LocalRuntimeError(f"the local runtime did not start within {START_TIMEOUT_S:.0f} s; see {paths.log}")
+
+
+def stop(state_dir: Path) -> int | None:
+    """Stop the runtime gracefully; return its pid, or ``None`` if none was running."""
+    paths = RuntimePaths(state_dir.resolve())
+    info = read_info(paths)
+    if info is None:
+        return None
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while pid_alive(info.pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # reap it if it is our child
+            os.waitpid(info.pid, os.WNOHANG)
+        time.sleep(0.05)
+    if pid_alive(info.pid):
+        raise LocalRuntimeError(f"the local runtime (pid {info.pid}) did not stop within {STOP_TIMEOUT_S:.0f} s")
+    return info.pid
+
+
+def _client_kwargs(info: RuntimeInfo) -> dict[str, Any]:
+    return {
+        "endpoint_url": info.runtime_url,
+        "region_name": info.region,
+        "config": Config(retries={"max_attempts": 1, "mode": "standard"}),
+        **_LOCAL_CREDENTIALS,
+    }
+
+
+def sagemaker_client(info: RuntimeInfo) -> SageMakerClient:
+    """A boto3 ``sagemaker`` client for the local control plane."""
+    return boto3.client("sagemaker", **_client_kwargs(info))
+
+
+def runtime_client(info: RuntimeInfo) -> SageMakerRuntimeClient:
+    """A boto3 ``sagemaker-runtime`` client for the local InvokeEndpoint API."""
+    return boto3.client("sagemaker-runtime", **_client_kwargs(info))
+
+
+def put_route(info: RuntimeInfo, name: str, route: dict[str, Any]) -> None:
+    """Create or replace a REST API route of the local gateway."""
+    request = urllib.request.Request(  # noqa: S310 - loopback URL from runtime.json
+        f"{info.runtime_url}/_local/routes/{name}",
+        data=json.dumps(route).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+    except urllib.error.HTTPError as exc:
+        raise LocalRuntimeError(f"the runtime refused route {name}: {exc.read().decode(errors='replace')}") from None

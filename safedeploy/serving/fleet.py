@@ -1,0 +1,230 @@
+"""Serving instances: worker processes for the variants of a deployed endpoint config.
+
+Each variant gets ``InitialInstanceCount`` processes (``python -m safedeploy.serving.worker``), each on its own
+127.0.0.1 socket that the runtime binds and hands over, so ports are known before the child runs. An instance
+is ready when ``GET /ping`` answers 200; one that exits before that fails the deployment with the last line it
+wrote to stderr. Instances that die later are replaced (as SageMaker replaces unhealthy instances); requests
+go to the healthy ones meanwhile. Instance logs are ``<logs>/<endpoint>/<variant>/<instance>.log``, like the
+CloudWatch log streams of ``/aws/sagemaker/Endpoints/<endpoint>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from safedeploy import constants as C
+from safedeploy.processes import die_with_parent
+from safedeploy.serving.state import ProductionVariant
+
+LOG = logging.getLogger(__name__)
+_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
+READY_TIMEOUT_S = 120.0
+_RESTART_DELAY_S = 1.0
+
+
+class DeploymentFailedError(Exception):
+    """A variant's instances could not be started; the message is the endpoint's ``FailureReason``."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A model prepared on disk in the container layout: ``<base>/model`` and its handler code."""
+
+    base_dir: Path
+    code_dir: Path
+    program: str
+    image: str
+
+
+@dataclass(eq=False)
+class Instance:
+    """One serving process."""
+
+    instance_id: str
+    port: int
+    process: asyncio.subprocess.Process
+    log_path: Path
+    healthy: bool = False
+
+    @property
+    def url(self) -> str:
+        """Base URL of the container's HTTP server."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text("utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1].strip() if lines else "(no output)"
+
+
+@dataclass(eq=False)
+class VariantFleet:
+    """The instances serving one production variant."""
+
+    endpoint: str
+    variant: ProductionVariant
+    model: ModelFiles
+    log_dir: Path
+    python: str = sys.executable
+    weight: float = 0.0
+    instances: list[Instance] = field(default_factory=list)
+    desired_count: int = 0
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _next: int = 0
+    _closing: bool = False
+    _monitors: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.weight = self.variant.InitialVariantWeight
+        self.desired_count = self.variant.InitialInstanceCount
+
+    @property
+    def name(self) -> str:
+        """The variant's name."""
+        return self.variant.VariantName
+
+    def healthy_instances(self) -> list[Instance]:
+        """Instances that answered ``/ping`` and are still running."""
+        return [i for i in self.instances if i.healthy and i.process.returncode is None]
+
+    def pick(self) -> Instance | None:
+        """Round-robin over healthy instances."""
+        healthy = self.healthy_instances()
+        if not healthy:
+            return None
+        self._next = (self._next + 1) % len(healthy)
+        return healthy[self._next]
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        """Start every instance and wait until all answer ``/ping``; raise :class:`DeploymentFailedError` otherwise."""
+        try:
+            await asyncio.gather(*(self._start_instance(session) for _ in range(self.desired_count)))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_instance(self, session: aiohttp.ClientSession) -> Instance:
+        instance_id = f"i-{self.name.lower()}-{next(self._counter):03d}"
+        log_path = self.log_dir / self.endpoint / self.name / f"{instance_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)
+        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
+        env.update(
+            {
+                C.SM_BASE_DIR_ENV: str(self.model.base_dir),
+                C.SM_SUBMIT_DIRECTORY_ENV: str(self.model.code_dir),
+                C.SM_PROGRAM_ENV: self.model.program,
+                C.LISTEN_FD_ENV: str(sock.fileno()),
+                "OMP_NUM_THREADS": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        try:
+            with log_path.open("ab") as log:
+                process = await asyncio.create_subprocess_exec(
+                    self.python,
+                    "-m",
+                    "safedeploy.serving.worker",
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(sock.fileno(),),
+                    preexec_fn=die_with_parent,
+                )
+            instance = Instance(instance_id, sock.getsockname()[1], process, log_path)
+        finally:
+            sock.close()  # the child holds its own copy
+        self.instances.append(instance)
+        await self._wait_ready(instance, session)
+        task = asyncio.create_task(self._watch(instance, session), name=f"watch-{instance_id}")
+        self._monitors.add(task)
+        task.add_done_callback(self._monitors.discard)
+        return instance
+
+    async def _wait_ready(self, instance: Instance, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if instance.process.returncode is not None:
+                raise DeploymentFailedError(
+                    f"variant {self.name}: instance {instance.instance_id} exited with status "
+                    f"{instance.process.returncode} before it was ready: {_last_line(instance.log_path)} "
+                    f"(log: {instance.log_path})"
+                )
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"{instance.url}/ping", timeout=aiohttp.ClientTimeout(total=2)) as reply:
+                    if reply.status == 200:
+                        instance.healthy = True
+                        return
+            await asyncio.sleep(0.05)
+        raise DeploymentFailedError(
+            f"variant {self.name}: instance {instance.instance_id} did not answer /ping within "
+            f"{READY_TIMEOUT_S:.0f} s (log: {instance.log_path})"
+        )
+
+    async def _watch(self, instance: Instance, session: aiohttp.ClientSession) -> None:
+        """Replace the instance if its process exits while the fleet is in use."""
+        code = await instance.process.wait()
+        instance.healthy = False
+        if self._closing:
+            return
+        LOG.warning(
+            "%s/%s: instance %s exited with %s (%s); replacing it",
+            self.endpoint,
+            self.name,
+            instance.instance_id,
+            code,
+            _last_line(instance.log_path),
+        )
+        with contextlib.suppress(ValueError):
+            self.instances.remove(instance)
+        while not self._closing:
+            await asyncio.sleep(_RESTART_DELAY_S * (1 + random.random()))  # noqa: S311 - jitter
+            try:
+                await self._start_instance(session)
+                return
+            except DeploymentFailedError as exc:
+                LOG.error("%s/%s: replacement failed: %s", self.endpoint, self.name, exc)
+
+    async def scale(self, count: int, session: aiohttp.ClientSession) -> None:
+        """Start or stop instances to reach ``count``."""
+        self.desired_count = count
+        while len(self.instances) < count:
+            await self._start_instance(session)
+        while len(self.instances) > count:
+            await self._stop_instance(self.instances.pop())
+
+    async def _stop_instance(self, instance: Instance) -> None:
+        instance.healthy = False
+        if instance.process.returncode is None:
+            instance.process.terminate()
+            try:
+                await asyncio.wait_for(instance.process.wait(), timeout=10)
+            except TimeoutError:
+                instance.process.kill()
+                await instance.process.wait()
+
+    async def stop(self) -> None:
+        """Stop every instance (in-flight requests finish first: the worker drains on SIGTERM)."""
+        self._closing = True
+        instances, self.instances = self.instances, []
+        await asyncio.gather(*(self._stop_instance(i) for i in instances))
+        for task in list(self._monitors):
+            task.cancel()

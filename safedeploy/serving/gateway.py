@@ -1,0 +1,280 @@
+"""The local API gateway: HTTP requests -> API Gateway (REST, v1) proxy events -> Lambda handlers.
+
+Each route (see :class:`~safedeploy.serving.state.RestApiRoute`) names a handler file and its environment.
+A request gets the same treatment API Gateway gives it: the API key (``x-api-key``) is checked first (403
+``Forbidden``), the body is limited to 10 MB (413), and the handler receives a real proxy event (headers and
+multi-value headers, query strings, ``requestContext`` with request id, stage, identity and API key, body as
+text or base64) and a Lambda context. A handler that raises, or returns something that is not a proxy response,
+is answered 502 ``Internal server error``, as API Gateway does.
+
+Handlers run on a thread pool (one thread per concurrent execution, like Lambda's concurrency). Their
+SageMaker Runtime client is :class:`LocalRuntimeClient`, which calls the runtime's :class:`Invoker` directly and
+returns (or raises) exactly what boto3's client returns (or raises) for the same call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import importlib.util
+import io
+import logging
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+
+from safedeploy import constants as C
+from safedeploy.serving.errors import ApiError
+from safedeploy.serving.invoke import Invoker, InvokeRequest
+from safedeploy.serving.state import RestApiRoute
+
+LOG = logging.getLogger(__name__)
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+LAMBDA_TIMEOUT_S = 29.0
+"""API Gateway's integration timeout."""
+STAGE = "local"
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class LocalRuntimeClient:
+    """A ``sagemaker-runtime`` client for handlers running in the gateway's threads."""
+
+    def __init__(self, invoker: Invoker, loop: asyncio.AbstractEventLoop) -> None:
+        self.invoker = invoker
+        self.loop = loop
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        """``InvokeEndpoint`` with boto3's parameter names, response shape and ``ClientError``."""
+        body = kwargs["Body"]
+        request = InvokeRequest(
+            endpoint_name=kwargs["EndpointName"],
+            body=body.encode("utf-8") if isinstance(body, str) else bytes(body),
+            content_type=kwargs.get("ContentType"),
+            accept=kwargs.get("Accept"),
+            custom_attributes=kwargs.get("CustomAttributes"),
+            target_variant=kwargs.get("TargetVariant"),
+            inference_id=kwargs.get("InferenceId"),
+        )
+        request_id = str(uuid.uuid4())
+        future = asyncio.run_coroutine_threadsafe(self.invoker.invoke(request), self.loop)
+        try:
+            result = future.result(timeout=LAMBDA_TIMEOUT_S + 1)
+        except ApiError as exc:
+            raise ClientError(exc.boto_response(request_id), "InvokeEndpoint") from None  # type: ignore[arg-type]
+        response: dict[str, Any] = {
+            "Body": StreamingBody(io.BytesIO(result.body), len(result.body)),
+            "ContentType": result.content_type,
+            "InvokedProductionVariant": result.invoked_variant,
+            "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": 200, "RetryAttempts": 0},
+        }
+        if result.custom_attributes:
+            response["CustomAttributes"] = result.custom_attributes
+        return response
+
+
+@dataclass
+class LambdaContext:
+    """The context object Lambda passes to a handler."""
+
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    region: str = "us-east-1"
+    account_id: str = C.LOCAL_ACCOUNT_ID
+    deadline: float = field(default_factory=lambda: time.monotonic() + LAMBDA_TIMEOUT_S)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN."""
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        """Its CloudWatch log group."""
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        """Its log stream."""
+        return f"{time.strftime('%Y/%m/%d')}/[{self.function_version}]local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the timeout."""
+        return max(int((self.deadline - time.monotonic()) * 1000), 0)
+
+
+def load_handler_factory(spec: str) -> Callable[[Mapping[str, str], Any], Handler]:
+    """Import ``<file.py>:<factory>`` (a handler file and the function that builds its handler)."""
+    file_name, _, factory_name = spec.partition(":")
+    path = Path(file_name)
+    if not path.is_file() or not factory_name:
+        raise ValueError(f"handler {spec!r}: expected <existing file.py>:<factory function>")
+    module_name = f"_lambda_{path.parent.name}_{path.stem}_{abs(hash(path))}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"handler {spec!r}: cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise ValueError(f"handler {spec!r}: {path} has no function {factory_name}")
+    return factory  # type: ignore[no-any-return]
+
+
+def proxy_event(request: web.Request, route_path: str, body: bytes, api_key: str | None) -> dict[str, Any]:
+    """The API Gateway REST (v1) proxy event for a request."""
+    headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in request.query.items():
+        query[name] = value
+        multi_query.setdefault(name, []).append(value)
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    request_id = str(uuid.uuid4())
+    peer = request.remote or "127.0.0.1"
+    return {
+        "resource": route_path,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route_path,
+            "httpMethod": request.method,
+            "path": f"/{STAGE}{request.path}",
+            "stage": STAGE,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "protocol": f"HTTP/{request.version.major}.{request.version.minor}",
+            "domainName": request.host,
+            "apiId": "local",
+            "accountId": C.LOCAL_ACCOUNT_ID,
+            "identity": {"sourceIp": peer, "userAgent": request.headers.get("User-Agent"), "apiKey": api_key},
+        },
+        "body": text if body else None,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _message(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"message": message}, status=status, headers=headers)
+
+
+class Gateway:
+    """Routes, API key and handler invocation."""
+
+    def __init__(self, invoker: Invoker, region: str, max_concurrency: int = 64) -> None:
+        self.invoker = invoker
+        self.region = region
+        self.routes: dict[str, RestApiRoute] = {}
+        self.api_key = ""
+        self._handlers: dict[str, tuple[RestApiRoute, Handler]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="lambda")
+
+    def configure(self, routes: Mapping[str, RestApiRoute], api_key: str) -> None:
+        """Install routes (by name) and the API key; handlers are (re)built on their next request."""
+        self.routes = {route.Path: route for route in routes.values()}
+        self.api_key = api_key
+        self._handlers = {p: h for p, h in self._handlers.items() if self.routes.get(p) == h[0]}
+
+    def _handler(self, route: RestApiRoute) -> Handler:
+        cached = self._handlers.get(route.Path)
+        if cached is not None and cached[0] == route:
+            return cached[1]
+        client = LocalRuntimeClient(self.invoker, asyncio.get_running_loop())
+        handler = load_handler_factory(route.Handler)(dict(route.Environment), client)
+        self._handlers[route.Path] = (route, handler)
+        return handler
+
+    def app(self) -> web.Application:
+        """The gateway's HTTP app."""
+        app = web.Application(client_max_size=API_GATEWAY_MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def _shutdown(self, _: web.Application) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one request like API Gateway's Lambda proxy integration."""
+        route = self.routes.get(request.path.rstrip("/") or "/")
+        if route is None:
+            known = ", ".join(f"POST {path}" for path in sorted(self.routes)) or "none yet (run `make deploy`)"
+            return _message(404, f"no resource at {request.path}; this API serves: {known}")
+        if request.method != "POST":
+            return _message(405, f"{request.method} is not allowed on {route.Path}; use POST", {"Allow": "POST"})
+        presented = request.headers.get(C.API_KEY_HEADER)
+        if route.ApiKeyRequired and not (presented and hmac.compare_digest(presented, self.api_key)):
+            return _message(403, "Forbidden: send a valid API key in the x-api-key header")
+        if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
+            return _message(413, f"Request too long: the limit is {API_GATEWAY_MAX_BODY} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _message(413, f"Request too long: the limit is {API_GATEWAY_MAX_BODY} bytes")
+        event = proxy_event(request, route.Path, body, presented)
+        try:
+            handler = self._handler(route)
+        except Exception:
+            LOG.exception("cannot load the handler of %s", route.Path)
+            return _message(502, "Internal server error")
+        context = LambdaContext(function_name=f"api{route.Path.replace('/', '-')}", region=self.region)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await asyncio.wait_for(
+                loop.run_in_executor(self._pool, handler, event, context), timeout=LAMBDA_TIMEOUT_S
+            )
+        except TimeoutError:
+            return _message(504, "Endpoint request timed out")
+        except Exception:
+            LOG.exception("handler of %s raised", route.Path)
+            return _message(502, "Internal server error")
+        return _proxy_response(result)
+
+
+def _proxy_response(result: Any) -> web.Response:
+    """Turn a Lambda proxy response into HTTP; anything malformed is a 502, as API Gateway answers."""
+    if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
+        LOG.error("handler returned a malformed proxy response: %r", result)
+        return _message(502, "Internal server error")
+    body = result.get("body") or ""
+    try:
+        payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    except ValueError:
+        return _message(502, "Internal server error")
+    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[str(name)] = ",".join(str(v) for v in values)
+    return web.Response(status=result["statusCode"], body=payload, headers=headers)
+
+
+def new_api_key() -> str:
+    """A fresh API key (40 URL-safe characters, as API Gateway's are)."""
+    return secrets.token_urlsafe(30)

@@ -1,0 +1,180 @@
+"""The runtime's HTTP face: SageMaker's control-plane API, SageMaker Runtime's InvokeEndpoint, and local extras.
+
+* ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``: the control plane, JSON 1.1 protocol (the boto3
+  ``sagemaker`` client with ``endpoint_url`` pointed here works unchanged);
+* ``POST /endpoints/{EndpointName}/invocations``: InvokeEndpoint, REST-JSON protocol, with the real headers
+  (``Content-Type``, ``Accept``, ``X-Amzn-SageMaker-Custom-Attributes``, ``-Target-Variant``,
+  ``-Inference-Id``) and error shapes (the boto3 ``sagemaker-runtime`` client works unchanged);
+* ``GET /_local/health``, ``GET /_local/metrics`` (GetMetricStatistics' parameters as a query string),
+  ``PUT /_local/routes/{name}`` (a REST API route of the local gateway).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from safedeploy import constants as C
+from safedeploy.serving.control import ControlPlane
+from safedeploy.serving.errors import ApiError
+from safedeploy.serving.invoke import Invoker, InvokeRequest, validation_error
+from safedeploy.serving.metrics import STATISTICS, MetricStore
+from safedeploy.serving.state import RestApiRoute
+
+LOG = logging.getLogger(__name__)
+JSON_11 = "application/x-amz-json-1.1"
+Operation = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
+
+
+def _error_response(error: ApiError, request_id: str, content_type: str = "application/json") -> web.Response:
+    return web.Response(
+        status=error.status,
+        body=json.dumps(error.body()).encode(),
+        headers={"Content-Type": content_type, "x-amzn-ErrorType": error.code, "x-amzn-RequestId": request_id},
+    )
+
+
+class RuntimeApi:
+    """Request handling only; the state lives in :class:`ControlPlane` and :class:`Invoker`."""
+
+    def __init__(
+        self,
+        control: ControlPlane,
+        invoker: Invoker,
+        metrics: MetricStore,
+        on_routes_changed: Callable[[], None],
+    ) -> None:
+        self.control = control
+        self.invoker = invoker
+        self.metrics = metrics
+        self.on_routes_changed = on_routes_changed
+        self.operations: dict[str, Operation] = {
+            "CreateModel": control.create_model,
+            "DescribeModel": control.describe_model,
+            "DeleteModel": control.delete_model,
+            "CreateEndpointConfig": control.create_endpoint_config,
+            "DescribeEndpointConfig": control.describe_endpoint_config,
+            "DeleteEndpointConfig": control.delete_endpoint_config,
+            "CreateEndpoint": control.create_endpoint,
+            "DescribeEndpoint": control.describe_endpoint,
+            "UpdateEndpoint": control.update_endpoint,
+            "UpdateEndpointWeightsAndCapacities": control.update_endpoint_weights_and_capacities,
+            "ListEndpoints": control.list_endpoints,
+            "DeleteEndpoint": control.delete_endpoint,
+        }
+
+    def app(self) -> web.Application:
+        """The runtime's HTTP app."""
+        app = web.Application(client_max_size=C.INVOKE_MAX_PAYLOAD_BYTES + 1024 * 1024)
+        app.router.add_post("/", self.control_api)
+        app.router.add_post("/endpoints/{name}/invocations", self.invoke)
+        app.router.add_get("/_local/health", self.health)
+        app.router.add_get("/_local/metrics", self.get_metric_statistics)
+        app.router.add_put("/_local/routes/{name}", self.put_route)
+        return app
+
+    async def control_api(self, request: web.Request) -> web.Response:
+        """SageMaker's JSON 1.1 control-plane API."""
+        request_id = str(uuid.uuid4())
+        target = request.headers.get("X-Amz-Target", "")
+        operation = self.operations.get(target.removeprefix(C.SAGEMAKER_JSON_TARGET_PREFIX))
+        if not target.startswith(C.SAGEMAKER_JSON_TARGET_PREFIX) or operation is None:
+            known = ", ".join(sorted(self.operations))
+            error = ApiError(400, "UnknownOperationException", f"unknown operation {target!r}; supported: {known}")
+            return _error_response(error, request_id, JSON_11)
+        try:
+            document = json.loads(await request.read() or b"{}")
+            if not isinstance(document, dict):
+                raise ValueError("the request document is not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error_response(ApiError(400, "SerializationException", str(exc)), request_id, JSON_11)
+        try:
+            result = operation(document)
+            if not isinstance(result, dict):
+                result = await result
+        except ApiError as error:
+            return _error_response(error, request_id, JSON_11)
+        return web.Response(
+            body=json.dumps(result).encode(), headers={"Content-Type": JSON_11, "x-amzn-RequestId": request_id}
+        )
+
+    async def invoke(self, request: web.Request) -> web.Response:
+        """SageMaker Runtime ``InvokeEndpoint``."""
+        request_id = str(uuid.uuid4())
+        headers = request.headers
+        if (request.content_length or 0) > C.INVOKE_MAX_PAYLOAD_BYTES:
+            too_large = validation_error(
+                f"Request payload of {request.content_length} bytes exceeds the "
+                f"{C.INVOKE_MAX_PAYLOAD_BYTES}-byte limit.",
+                413,
+            )
+            return _error_response(too_large, request_id)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error_response(validation_error("Request payload exceeds the 6 MB limit.", 413), request_id)
+        try:
+            result = await self.invoker.invoke(
+                InvokeRequest(
+                    endpoint_name=request.match_info["name"],
+                    body=body,
+                    content_type=headers.get("Content-Type"),
+                    accept=headers.get("Accept"),
+                    custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                    target_variant=headers.get("X-Amzn-SageMaker-Target-Variant"),
+                    inference_id=headers.get("X-Amzn-SageMaker-Inference-Id"),
+                )
+            )
+        except ApiError as error:
+            return _error_response(error, request_id)
+        reply_headers = {
+            "Content-Type": result.content_type,
+            "x-Amzn-Invoked-Production-Variant": result.invoked_variant,
+            "x-amzn-RequestId": request_id,
+        }
+        if result.custom_attributes:
+            reply_headers["X-Amzn-SageMaker-Custom-Attributes"] = result.custom_attributes
+        return web.Response(body=result.body, headers=reply_headers)
+
+    async def health(self, _: web.Request) -> web.Response:
+        """Liveness and a summary of what is served."""
+        endpoints = {name: record.EndpointStatus for name, record in self.control.state.Endpoints.items()}
+        return web.json_response({"status": "ok", "pid": os.getpid(), "endpoints": endpoints})
+
+    async def get_metric_statistics(self, request: web.Request) -> web.Response:
+        """``GetMetricStatistics`` for an endpoint variant (query: EndpointName, VariantName, MetricName, ...)."""
+        query = request.query
+        try:
+            datapoints = self.metrics.get_metric_statistics(
+                endpoint=query["EndpointName"],
+                variant=query.get("VariantName", C.DEFAULT_VARIANT),
+                metric=query["MetricName"],
+                start=datetime.fromisoformat(query["StartTime"]),
+                end=datetime.fromisoformat(query["EndTime"]),
+                period=int(query.get("Period", "60")),
+                statistics=tuple(query.get("Statistics", ",".join(STATISTICS)).split(",")),
+            )
+        except KeyError as exc:
+            return web.json_response({"message": f"missing query parameter {exc}"}, status=400)
+        except ValueError as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response({"Label": query["MetricName"], "Datapoints": datapoints})
+
+    async def put_route(self, request: web.Request) -> web.Response:
+        """Create or replace a REST API route of the local gateway."""
+        try:
+            route = RestApiRoute.model_validate_json(await request.read())
+        except ValidationError as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        self.control.state.Routes[request.match_info["name"]] = route
+        self.control.save()
+        self.on_routes_changed()
+        return web.json_response(route.model_dump())

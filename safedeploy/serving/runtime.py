@@ -1,0 +1,170 @@
+"""The local runtime process: control plane, InvokeEndpoint, data capture, metrics and the API gateway.
+
+``python -m safedeploy.serving.runtime --state-dir DIR`` serves two 127.0.0.1 ports, the runtime API (SageMaker
+and SageMaker Runtime) and the API gateway, and writes ``DIR/runtime/runtime.json`` (pid and URLs) once both
+listen. SIGTERM or SIGINT stops it gracefully: listeners close, in-flight requests finish, every buffered
+capture record is written, serving instances stop. Its state (models, configs, endpoints, routes, API key)
+survives a restart, and endpoints that were serving are started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from safedeploy.atomic import atomic_write_text
+from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.serving.capture import CaptureWriter
+from safedeploy.serving.control import ControlPlane
+from safedeploy.serving.gateway import Gateway, new_api_key
+from safedeploy.serving.http_api import RuntimeApi
+from safedeploy.serving.invoke import Invoker
+from safedeploy.serving.metrics import MetricStore
+from safedeploy.serving.state import RuntimeState
+from safedeploy.store import LocalArtifactStore
+
+LOG = logging.getLogger("safedeploy.runtime")
+CAPTURE_FLUSH_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class RuntimePaths:
+    """Where a runtime keeps its files, under the pipeline's state directory."""
+
+    state_dir: Path
+
+    @property
+    def root(self) -> Path:
+        """``<state>/runtime``."""
+        return self.state_dir / "runtime"
+
+    @property
+    def info(self) -> Path:
+        """Connection info: pid and URLs, written once the runtime listens."""
+        return self.root / "runtime.json"
+
+    @property
+    def state(self) -> Path:
+        """Control-plane state."""
+        return self.root / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the running runtime for its whole life."""
+        return self.root / "runtime.lock"
+
+    @property
+    def log(self) -> Path:
+        """The runtime's own log."""
+        return self.root / "runtime.log"
+
+    @property
+    def store_root(self) -> Path:
+        """The artifact store (the pipeline's ``s3``)."""
+        return self.state_dir / "s3"
+
+
+async def _flush_capture(writer: CaptureWriter, wake: asyncio.Event) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), CAPTURE_FLUSH_INTERVAL_S)
+        wake.clear()
+        try:
+            await asyncio.to_thread(writer.flush)
+        except Exception:
+            LOG.exception("writing capture data failed; the records stay buffered and are retried")
+
+
+async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port: int, gateway_port: int) -> None:
+    """Run the runtime until SIGTERM/SIGINT."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    store = LocalArtifactStore(paths.store_root)
+    state = RuntimeState.load(paths.state)
+    if not state.ApiKey:
+        state.ApiKey = new_api_key()
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        control = ControlPlane(paths.state, store, paths.root, region, account_id, session, state)
+        control.save()
+        metrics = MetricStore()
+        capture = CaptureWriter(store)
+        flush_now = asyncio.Event()
+        invoker = Invoker(control, session, metrics, capture, flush_now)
+        gateway = Gateway(invoker, region)
+        gateway.configure(state.Routes, state.ApiKey)
+        api = RuntimeApi(control, invoker, metrics, lambda: gateway.configure(state.Routes, state.ApiKey))
+
+        runners = [web.AppRunner(api.app(), access_log=None), web.AppRunner(gateway.app(), access_log=None)]
+        for runner in runners:
+            await runner.setup()
+        sites = [
+            web.TCPSite(runners[0], "127.0.0.1", runtime_port, shutdown_timeout=15),
+            web.TCPSite(runners[1], "127.0.0.1", gateway_port, shutdown_timeout=15),
+        ]
+        for site in sites:
+            await site.start()
+        ports = [site._server.sockets[0].getsockname()[1] for site in sites]  # type: ignore[union-attr]
+        flusher = asyncio.create_task(_flush_capture(capture, flush_now))
+        await control.restore()
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        info = {
+            "pid": os.getpid(),
+            "runtime_url": f"http://127.0.0.1:{ports[0]}",
+            "gateway_url": f"http://127.0.0.1:{ports[1]}",
+            "region": region,
+            "account_id": account_id,
+        }
+        atomic_write_text(paths.info, json.dumps(info, indent=2))
+        LOG.info("runtime %s listening: runtime API %s, gateway %s", os.getpid(), *ports)
+        try:
+            await stop.wait()
+        finally:
+            LOG.info("stopping: draining requests")
+            for runner in reversed(runners):
+                await runner.cleanup()  # stops accepting, lets in-flight requests finish
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.to_thread(capture.flush)
+            await control.close()
+            paths.info.unlink(missing_ok=True)
+            LOG.info("stopped; %d capture records written in all", capture.written_records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the runtime process."""
+    parser = argparse.ArgumentParser(prog="safedeploy-runtime", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--account-id", default="000000000000")
+    parser.add_argument("--runtime-port", type=int, default=0)
+    parser.add_argument("--gateway-port", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    paths = RuntimePaths(args.state_dir.resolve())
+    try:
+        with exclusive_lock(paths.lock, {"role": "runtime"}):
+            asyncio.run(serve(paths, args.region, args.account_id, args.runtime_port, args.gateway_port))
+    except LockHeldError as exc:
+        LOG.error("another runtime (pid %s) already serves %s", exc.holder.get("pid", "?"), paths.state_dir)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
