@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 
 from safedeploy import constants as C
-from safedeploy.data.raw_table import HEADER
+from safedeploy.data.raw_table import HEADER, read_raw_table
+from safedeploy.features import FeatureSchema
 from safedeploy.pipeline import Pipeline
+from safedeploy.serving import daemon
+from safedeploy.serving.host import LocalServingHost
+from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec
+from safedeploy.store import LocalArtifactStore, S3Uri
+from tests.serving import Live
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATES = sorted(C.STATES)
@@ -110,3 +116,40 @@ def make_spec(tmp_path: Path, churn_csv: Path) -> Callable[..., PipelineSpec]:
 def pipeline(make_spec: Callable[..., PipelineSpec]) -> Iterator[Pipeline]:
     """A pipeline over the generated table."""
     yield Pipeline(make_spec(), project_root=REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """`make deploy`'s path for real: the pipeline with DeployDev, its runtime left running, stopped at the end."""
+    root = tmp_path_factory.mktemp("live")
+    data = write_table(root / "churn.csv", churn_rows(800, seed=11))
+    state = root / "state"
+    spec = load_spec(
+        overrides={
+            "state_dir": str(state),
+            "data": {"source": str(data)},
+            "training": {"source_dir": str(REPO_ROOT / "model")},
+            "hyperparameters": {"num_round": 150},
+            "serving": {"enabled": True, "instance_count": 2},
+        }
+    )
+    try:
+        execution = Pipeline(spec, project_root=REPO_ROOT).run()
+        assert execution.status == "Succeeded", execution.error
+        info = daemon.read_info(RuntimePaths(state))
+        assert info is not None
+        records = [dict(r) for r in read_raw_table(data).records[:50]]
+        schema_uri = S3Uri.parse(execution.stage("Data").outputs["input_data"]["FeatureSchemaUri"])
+        schema = FeatureSchema.from_json(LocalArtifactStore(state / "s3").get_bytes(schema_uri).decode())
+        rows = [",".join(f"{v:.10g}" for v in row) for row in schema.encode(records)]
+        yield Live(
+            state_dir=state,
+            info=info,
+            outputs=LocalServingHost(state, spec.region, spec.account_id).outputs(),
+            model_data_url=execution.stage("Train").outputs["model_data_url"],
+            source_uri=execution.stage("Train").artifacts["source"].uri,
+            records=records,
+            csv_rows=rows,
+        )
+    finally:
+        daemon.stop(state)

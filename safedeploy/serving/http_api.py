@@ -146,8 +146,18 @@ class RuntimeApi:
 
     async def health(self, _: web.Request) -> web.Response:
         """Liveness and a summary of what is served."""
-        endpoints = {name: record.EndpointStatus for name, record in self.control.state.Endpoints.items()}
-        return web.json_response({"status": "ok", "pid": os.getpid(), "endpoints": endpoints})
+        endpoints: dict[str, object] = {}
+        for name, record in self.control.state.Endpoints.items():
+            deployment = self.control.deployments.get(name)
+            fleets = deployment.fleets.values() if deployment is not None else ()
+            endpoints[name] = {
+                "EndpointStatus": record.EndpointStatus,
+                "Instances": {f.name: [i.process.pid for i in f.healthy_instances()] for f in fleets},
+            }
+        pending = self.invoker.capture.pending()
+        return web.json_response(
+            {"status": "ok", "pid": os.getpid(), "endpoints": endpoints, "capturePending": pending}
+        )
 
     async def get_metric_statistics(self, request: web.Request) -> web.Response:
         """``GetMetricStatistics`` for an endpoint variant (query: EndpointName, VariantName, MetricName, ...)."""
