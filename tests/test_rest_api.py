@@ -15,7 +15,6 @@ from lambdas.api import app
 from safedeploy.serving.gateway import LambdaContext
 from tests.serving import Live, http
 
-
 CONTEXT: Any = LambdaContext("api")
 
 
