@@ -17,7 +17,9 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help venv lock deploy status retry registry test lint fmt pr clean
+BENCH_VENV := .bench/mlflow
+
+.PHONY: help venv lock deploy status retry registry outputs stop test bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,7 +41,7 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 $(DEMO_DATA): scripts/demo_data.py | $(STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
-deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run the pipeline on the local backend: Data -> Train -> gate -> Register (DATA=<table> for your own)
+deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run the pipeline locally: Data -> Train -> gate -> Register -> DeployDev (DATA=<table> for your own)
 	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy"
 
 status: $(STAMP) ## Show the latest execution, stage by stage, with durations
@@ -51,8 +53,22 @@ retry: $(STAMP) ## Resume the latest failed execution from its failed stage
 registry: $(STAMP) ## List the registered model versions and their approval status
 	$(BIN)/safedeploy registry list
 
+outputs: $(STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...
+	@$(BIN)/safedeploy outputs
+
+stop: $(STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
+	$(BIN)/safedeploy runtime stop
+
 test: $(STAMP) ## Run the test suite (includes ruff and mypy)
 	$(BIN)/pytest
+
+$(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
+	rm -rf $(BENCH_VENV)
+	env -u UV_PROJECT_ENVIRONMENT $(UV) venv -q --python $(PYTHON) $(BENCH_VENV)
+	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(UV) pip install -q -r bench/requirements-mlflow.txt
+
+bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow ## Serving benchmark vs `mlflow models serve` -> build/bench/serving.{json,md}
+	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
 
 lint: $(STAMP) ## Static checks: ruff (lint + format) and mypy
 	$(BIN)/ruff check .
@@ -65,5 +81,6 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 
 pr: lint test ## Every check a change must pass before it lands
 
-clean: ## Remove local pipeline state (.safedeploy) and build outputs
+clean: ## Stop the local runtime, remove local pipeline state (.safedeploy) and build outputs
+	-[ ! -x $(BIN)/safedeploy ] || $(BIN)/safedeploy runtime stop
 	rm -rf .safedeploy build

@@ -46,14 +46,21 @@ class DeployedEndpoint:
     status: str
 
 
-def _endpoint_exists(sagemaker: SageMakerClient, name: str) -> bool:
-    try:
-        sagemaker.describe_endpoint(EndpointName=name)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ValidationException":
-            return False
-        raise
-    return True
+def _settled_status(sagemaker: SageMakerClient, name: str, timeout_s: float) -> str | None:
+    """The endpoint's status once no change is in progress (an update is refused meanwhile); None if absent."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            status = sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ValidationException":
+                return None
+            raise
+        if status not in ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"):
+            return status
+        if time.monotonic() > deadline:
+            raise DeploymentError(f"endpoint {name} is still {status} after {timeout_s:.0f} s; try again later")
+        time.sleep(_POLL_S)
 
 
 def deploy(
@@ -105,7 +112,7 @@ def deploy(
                 },
             },
         )
-        if _endpoint_exists(sagemaker, endpoint):
+        if _settled_status(sagemaker, endpoint, serving.ready_timeout_seconds) is not None:
             sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)
         else:
             sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)

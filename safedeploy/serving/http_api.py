@@ -153,6 +153,7 @@ class RuntimeApi:
             endpoints[name] = {
                 "EndpointStatus": record.EndpointStatus,
                 "Instances": {f.name: [i.process.pid for i in f.healthy_instances()] for f in fleets},
+                "InstanceUrls": {f.name: [i.url for i in f.healthy_instances()] for f in fleets},
             }
         pending = self.invoker.capture.pending()
         return web.json_response(
