@@ -79,6 +79,15 @@ def write_table(path: Path, rows: list[dict[str, str]], header: list[str] | None
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_serving_unless_asked() -> Iterator[None]:
+    """Session-wide (module fixtures run before function ones): pipelines stop at Register unless a test
+    turns DeployDev on, so no test leaves a runtime behind that it does not stop itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(f"{C.ENV_PREFIX}SERVING__ENABLED", "false")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's SAFEDEPLOY_* variables, pipeline.toml or state directory."""
