@@ -8,6 +8,12 @@ import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "PYTHONPATH")
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """A minimal environment for a job or serving process: the basics inherited, plus ``extra``."""
+    return {k: v for k, v in os.environ.items() if k in _INHERITED_ENV} | extra
 
 
 def die_with_parent() -> None:

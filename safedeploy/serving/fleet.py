@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import random
 import socket
 import sys
@@ -25,11 +24,10 @@ from pathlib import Path
 import aiohttp
 
 from safedeploy import constants as C
-from safedeploy.processes import die_with_parent
+from safedeploy.processes import child_environment, die_with_parent
 from safedeploy.serving.state import ProductionVariant
 
 LOG = logging.getLogger(__name__)
-_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH")
 READY_TIMEOUT_S = 120.0
 _RESTART_DELAY_S = 1.0
 
@@ -125,8 +123,7 @@ class VariantFleet:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         sock.listen(256)
-        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
-        env.update(
+        env = child_environment(
             {
                 C.SM_BASE_DIR_ENV: str(self.model.base_dir),
                 C.SM_SUBMIT_DIRECTORY_ENV: str(self.model.code_dir),

@@ -25,14 +25,13 @@ from pydantic import BaseModel
 from safedeploy import constants as C
 from safedeploy.archives import pack_directory, read_member, unpack
 from safedeploy.errors import ArtifactError
-from safedeploy.processes import die_with_parent
+from safedeploy.processes import child_environment, die_with_parent
 from safedeploy.store import ArtifactStore, S3Uri
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import CreateTrainingJobRequestTypeDef
 
 LOG = logging.getLogger(__name__)
-_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 _LOG_TAIL_LINES = 15
 
 
@@ -161,8 +160,7 @@ class LocalTrainingJobs:
     def _environment(
         self, base: Path, channels: Mapping[str, Path], hyperparameters: Mapping[str, str], code_dir: Path
     ) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
-        env.update(
+        env = child_environment(
             {
                 C.SM_BASE_DIR_ENV: str(base),
                 "SM_MODEL_DIR": str(base / "model"),
