@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import LoadResult, run  # noqa: E402
 from safedeploy.data.raw_table import read_raw_table  # noqa: E402
 from safedeploy.features import FeatureSchema  # noqa: E402
 from safedeploy.pipeline import Pipeline  # noqa: E402
@@ -41,83 +41,101 @@ from safedeploy.store import LocalArtifactStore, S3Uri  # noqa: E402
 
 @dataclass
 class Result:
-    """One cell of the table."""
+    """One cell of the table: medians over interleaved rounds."""
 
     target: str
     payload: str
     concurrency: int
     capture: str
+    rounds: int
     requests: int
     errors: int
     p50_ms: float
     p99_ms: float
+    p99_range_ms: tuple[float, float]
     throughput_rps: float
+    server_cpu_us: float | None
+    """Server-side CPU per request (runtime + instances, or MLflow's processes), from /proc."""
 
 
-def load(
-    url: str, body: bytes, headers: dict[str, str], concurrency: int, total: int, max_s: float
-) -> tuple[list[float], int, float]:
-    """Send ``total`` requests (or stop after ``max_s``) over ``concurrency`` keep-alive connections."""
-    parts = urlsplit(url)
-    assert parts.hostname == "127.0.0.1", url
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    remaining = [total]
-    deadline = time.monotonic() + max_s
+@dataclass
+class Target:
+    name: str
+    url: str
+    headers: dict[str, str]
+    capture: str
+    pids: list[int]
+    mlflow: bool = False
 
-    def worker() -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=60)
-        connection.connect()
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        mine: list[float] = []
-        failed = 0
-        while time.monotonic() < deadline:
-            with lock:
-                if remaining[0] <= 0:
-                    break
-                remaining[0] -= 1
-            started = time.perf_counter()
-            connection.request("POST", parts.path, body=body, headers=headers)
-            reply = connection.getresponse()
-            reply.read()
-            mine.append(time.perf_counter() - started)
-            failed += reply.status != 200
-        with lock:
-            latencies.extend(mine)
-            errors += failed
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, errors, time.perf_counter() - started
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU of ``pids`` and their children so far (Linux /proc), or None elsewhere."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (MLflow's server runs its workers as children)."""
+    found = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if Path(f"/proc/{pid}").exists() else []:
+        found += process_tree(int(child))
+    return found
+
+
+def one_round(target: Target, body: bytes, concurrency: int, total: int) -> tuple[LoadResult, float | None]:
+    before = cpu_seconds(target.pids)
+    result = run(target.url, body, target.headers, concurrency, total, 30)
+    after = cpu_seconds(target.pids)
+    cpu = None if before is None or after is None or not result.latencies else (after - before) / len(result.latencies)
+    return result, cpu
 
 
 def measure(
-    target: str,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    payload: str,
-    concurrency: int,
-    capture: str,
-    total: int,
-) -> Result:
-    load(url, body, headers, concurrency, max(total // 10, 20), 10)  # warm-up
-    latencies, errors, elapsed = load(url, body, headers, concurrency, total, 30)
-    ordered = sorted(latencies)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    result = Result(target, payload, concurrency, capture, len(latencies), errors,
-                    round(statistics.median(ordered) * 1000, 3), round(p99 * 1000, 3), round(len(latencies) / elapsed, 1))  # fmt: skip
-    print(
-        f"  {target:<22} {payload:<10} c={concurrency:<3} capture={capture:<4} p50 {result.p50_ms:8.3f} ms  p99 {result.p99_ms:8.3f} ms  {result.throughput_rps:8.1f} req/s  errors {errors}",
-        flush=True,
-    )
-    return result
+    targets: list[Target], bodies: dict[bool, bytes], payload: str, concurrency: int, total: int, rounds: int
+) -> list[Result]:
+    """Warm every target up, then run ``rounds`` rounds, each target once per round, and summarise each."""
+    per_target: dict[str, list[tuple[LoadResult, float | None]]] = {t.name + t.capture: [] for t in targets}
+    for target in targets:
+        run(target.url, bodies[target.mlflow], target.headers, concurrency, max(total // 10, 20), 10)
+    for _ in range(rounds):
+        for target in targets:
+            per_target[target.name + target.capture].append(
+                one_round(target, bodies[target.mlflow], concurrency, total)
+            )
+    results = []
+    for target in targets:
+        runs = per_target[target.name + target.capture]
+        p50s = [statistics.median(r.latencies) * 1000 for r, _ in runs]
+        p99s = [percentile(r.latencies, 0.99) * 1000 for r, _ in runs]
+        rates = [len(r.latencies) / r.elapsed for r, _ in runs]
+        cpus = [c for _, c in runs if c is not None]
+        result = Result(
+            target.name, payload, concurrency, target.capture, rounds,
+            sum(len(r.latencies) for r, _ in runs), sum(r.errors for r, _ in runs),
+            round(statistics.median(p50s), 3), round(statistics.median(p99s), 3),
+            (round(min(p99s), 3), round(max(p99s), 3)), round(statistics.median(rates), 1),
+            round(statistics.median(cpus) * 1e6, 1) if cpus else None,
+        )  # fmt: skip
+        print(
+            f"  {target.name:<22} {payload:<10} c={concurrency:<3} capture={target.capture:<4} p50 {result.p50_ms:8.3f} ms  "
+            f"p99 {result.p99_ms:8.3f} ms ({result.p99_range_ms[0]}-{result.p99_range_ms[1]})  {result.throughput_rps:8.1f} req/s  "
+            f"server CPU {result.server_cpu_us} us/req  errors {result.errors}",
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def free_port() -> int:
@@ -154,13 +172,19 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
     lines = [
         "# Serving benchmark",
         "",
-        f"{meta['date']} on {meta['machine']}; command: `make bench`. Latencies are client-side (keep-alive HTTP on "
-        "127.0.0.1, Python load generator on the same 2 cores); each cell is one run after a warm-up.",
+        f"{meta['date']} on {meta['machine']}; command: `make bench`. Closed-loop keep-alive HTTP on 127.0.0.1 from "
+        "`bench/loadgen.py` (one epoll thread, on the same cores as the servers). Each cell: a warm-up, then "
+        f"{meta['rounds']} rounds interleaved with the other targets; latencies and throughput are medians over the "
+        "rounds, with the range of p99. Server CPU is user+system time of the serving processes per request (/proc).",
         "",
-        "| target | payload | concurrency | capture | requests | errors | p50 ms | p99 ms | req/s |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| target | payload | concurrency | capture | requests | errors | p50 ms | p99 ms | p99 range ms | req/s | server CPU µs/req |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    lines += [f"| {r.target} | {r.payload} | {r.concurrency} | {r.capture} | {r.requests} | {r.errors} | {r.p50_ms} | {r.p99_ms} | {r.throughput_rps} |" for r in results]  # fmt: skip
+    lines += [
+        f"| {r.target} | {r.payload} | {r.concurrency} | {r.capture} | {r.requests} | {r.errors} | {r.p50_ms} | {r.p99_ms} "
+        f"| {r.p99_range_ms[0]}-{r.p99_range_ms[1]} | {r.throughput_rps} | {r.server_cpu_us if r.server_cpu_us is not None else 'n/a'} |"
+        for r in results
+    ]
     lines += ["", "## Targets", ""] + [f"- {line}" for line in meta["targets"]]
     return "\n".join(lines) + "\n"
 
@@ -170,7 +194,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--mlflow-python", required=True)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
-    parser.add_argument("--requests", type=int, default=3000, help="requests per single-row cell")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per single-row cell and round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per cell (medians are reported)")
     args = parser.parse_args()
     work = args.out.resolve()
     state = work / "state"
@@ -199,56 +224,41 @@ def main() -> int:
     one_row = ",".join(f"{v:.10g}" for v in schema.encode(records[:1])[0]).encode()
     batch = "\n".join(",".join(f"{v:.10g}" for v in row) for row in schema.encode((records * 2)[:1000])).encode()
 
-    mlflow_batch = (",".join(schema.features) + "\n").encode() + batch  # pandas.read_csv wants a header
-    mlflow_row = (",".join(schema.features) + "\n").encode() + one_row
     health = json.loads(http_get(f"{info.runtime_url}/_local/health"))
     endpoint_url = health["endpoints"][outputs["EndpointName"]]["InstanceUrls"]["AllTraffic"][0] + "/invocations"
+    instance_pids = health["endpoints"][outputs["EndpointName"]]["Instances"]["AllTraffic"]
+    nocapture_pids = health["endpoints"][nocapture]["Instances"]["AllTraffic"]
     try:
         mlflow, mlflow_url = start_mlflow(args.mlflow_python, work / "model" / "xgboost-model.json", work)
     except BaseException:
         daemon.stop(state)
         raise
     csv = {"Content-Type": "text/csv", "Accept": "text/csv"}
-    targets = {
-        "endpoint /invocations": (endpoint_url, csv),
-        "runtime API": (f"{info.runtime_url}/endpoints/{outputs['EndpointName']}/invocations", csv),
-        "REST API": (outputs["ApiUrl"], csv | {"x-api-key": outputs["ApiKey"]}),
-        "mlflow models serve": (mlflow_url, {"Content-Type": "text/csv"}),
-    }
+    runtime_url = f"{info.runtime_url}/endpoints/{{}}/invocations"
+    targets = [
+        Target("endpoint /invocations", endpoint_url, csv, "n/a", instance_pids[:1]),
+        Target("runtime API", runtime_url.format(outputs["EndpointName"]), csv, "on", [info.pid, *instance_pids]),
+        Target("REST API", outputs["ApiUrl"], csv | {"x-api-key": outputs["ApiKey"]}, "on", [info.pid, *instance_pids]),
+        Target(
+            "mlflow models serve",
+            mlflow_url,
+            {"Content-Type": "text/csv"},
+            "n/a",
+            process_tree(mlflow.pid),
+            mlflow=True,
+        ),
+        Target("runtime API", runtime_url.format(nocapture), csv, "off", [info.pid, *nocapture_pids]),
+    ]
+    header = (",".join(schema.features) + "\n").encode()  # MLflow's pandas.read_csv wants a header row
     results: list[Result] = []
     try:
-        for payload, body, base in (
+        for payload, body, total in (
             ("1 row", one_row, args.requests),
             ("1000 rows", batch, max(args.requests // 15, 100)),
         ):
             for concurrency in (1, 16):
-                for name, (url, headers) in targets.items():
-                    sent = (
-                        body if name != "mlflow models serve" else (mlflow_row if payload == "1 row" else mlflow_batch)
-                    )
-                    results.append(
-                        measure(
-                            name,
-                            url,
-                            sent,
-                            headers,
-                            payload,
-                            concurrency,
-                            "on" if name in ("runtime API", "REST API") else "n/a",
-                            base,
-                        )
-                    )
-                results.append(
-                    measure(
-                        "runtime API",
-                        f"{info.runtime_url}/endpoints/{nocapture}/invocations",
-                        body,
-                        csv,
-                        payload,
-                        concurrency,
-                        "off",
-                        base,
-                    )
+                results += measure(
+                    targets, {False: body, True: header + body}, payload, concurrency, total, args.rounds
                 )
     finally:
         mlflow.terminate()
@@ -267,23 +277,30 @@ def main() -> int:
         )
 
     endpoint_p50 = cell("endpoint /invocations", "1 row", 1).p50_ms
-    ratio = (
-        cell("runtime API", "1 row", 16, "on").throughput_rps / cell("mlflow models serve", "1 row", 16).throughput_rps
+    ours, theirs = cell("runtime API", "1 row", 16, "on"), cell("mlflow models serve", "1 row", 16)
+    ratio = ours.throughput_rps / theirs.throughput_rps
+    rest = cell("REST API", "1 row", 16)
+    on, off = cell("runtime API", "1 row", 16, "on"), cell("runtime API", "1 row", 16, "off")
+    overhead = (off.throughput_rps - on.throughput_rps) / off.throughput_rps * 100
+    cpu_overhead = (
+        (on.server_cpu_us - off.server_cpu_us) / off.server_cpu_us * 100
+        if on.server_cpu_us and off.server_cpu_us
+        else None
     )
-    rest_p99 = cell("REST API", "1 row", 16).p99_ms
-    on, off = (
-        cell("runtime API", "1 row", 16, "on").throughput_rps,
-        cell("runtime API", "1 row", 16, "off").throughput_rps,
-    )
-    overhead = (off - on) / off * 100
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        "rounds": args.rounds,
         "targets": [
-            f"endpoint p50, 1 row, c=1: {endpoint_p50} ms (target <= 1 ms): {'met' if endpoint_p50 <= 1 else 'NOT met'}",
-            f"throughput vs MLflow, 1 row, c=16 (runtime API with capture / mlflow): {ratio:.2f}x (target >= 2x): {'met' if ratio >= 2 else 'NOT met'}",
-            f"REST API p99, 1 row, c=16: {rest_p99} ms (target <= 10 ms): {'met' if rest_p99 <= 10 else 'NOT met'}",
-            f"capture overhead, runtime API throughput, 1 row, c=16: {overhead:.1f} % (target <= 10 %): {'met' if overhead <= 10 else 'NOT met'}",
+            f"endpoint p50, 1 row, c=1: {endpoint_p50} ms (target <= 1 ms): {verdict(endpoint_p50 <= 1)}",
+            f"throughput vs MLflow, 1 row, c=16 (runtime API with capture / mlflow): {ratio:.2f}x (target >= 2x): {verdict(ratio >= 2)}",
+            f"REST API p99, 1 row, c=16: {rest.p99_ms} ms, median of {args.rounds} rounds (range {rest.p99_range_ms[0]}-{rest.p99_range_ms[1]}) (target <= 10 ms): {verdict(rest.p99_ms <= 10)}",
+            f"capture overhead, runtime API, 1 row, c=16: throughput {overhead:.1f} % (target <= 10 %): {verdict(overhead <= 10)}"
+            + (f"; server CPU per request +{cpu_overhead:.1f} %" if cpu_overhead is not None else ""),
         ],
     }
     work.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,12 @@ artifact store, each file written atomically and checksummed. A graceful shutdow
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+import orjson
 
 from safedeploy.serving.state import CaptureConfig
 from safedeploy.store import ArtifactStore, S3Uri
@@ -53,6 +54,11 @@ def _encode(payload: CapturedPayload, mode: str, config: CaptureConfig) -> dict[
     return {"observedContentType": payload.content_type, "mode": mode, "data": text, "encoding": encoding}
 
 
+def _utc_millis(at: datetime) -> str:
+    utc = at.astimezone(UTC) if at.tzinfo is not None else at
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
 def capture_record(
     config: CaptureConfig,
     request: CapturedPayload,
@@ -70,7 +76,7 @@ def capture_record(
         data["endpointOutput"] = _encode(response, "OUTPUT", config)
     metadata: dict[str, str] = {
         "eventId": event_id,
-        "inferenceTime": inference_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "inferenceTime": _utc_millis(inference_time),
     }
     if inference_id:
         metadata["inferenceId"] = inference_id
@@ -96,8 +102,8 @@ class CaptureWriter:
 
     def add(self, destination: str, endpoint: str, variant: str, record: dict[str, object], at: datetime) -> bool:
         """Buffer one record; return True when a buffer is full and should be flushed now."""
-        key = (destination.rstrip("/"), endpoint, variant, at.strftime("%Y/%m/%d/%H"))
-        line = json.dumps(record, separators=(",", ":")).encode("utf-8") + b"\n"
+        key = (destination.rstrip("/"), endpoint, variant, f"{at.year:04d}/{at.month:02d}/{at.day:02d}/{at.hour:02d}")
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         with self._lock:
             buffer = self._buffers.setdefault(key, _Buffer())
             if buffer.first is None:

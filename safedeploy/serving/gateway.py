@@ -7,9 +7,10 @@ multi-value headers, query strings, ``requestContext`` with request id, stage, i
 text or base64) and a Lambda context. A handler that raises, or returns something that is not a proxy response,
 is answered 502 ``Internal server error``, as API Gateway does.
 
-Handlers run on a thread pool (one thread per concurrent execution, like Lambda's concurrency). Their
-SageMaker Runtime client is :class:`LocalRuntimeClient`, which calls the runtime's :class:`Invoker` directly and
-returns (or raises) exactly what boto3's client returns (or raises) for the same call.
+Each invocation runs the (synchronous) handler in its own greenlet on the event loop (see
+:mod:`~safedeploy.serving.bridge`); its SageMaker Runtime client is :class:`LocalRuntimeClient`, which awaits
+the runtime's :class:`Invoker` through the bridge and returns (or raises) exactly what boto3's client returns
+(or raises) for the same call. Concurrent invocations interleave wherever they wait for an endpoint.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from safedeploy import constants as C
+from safedeploy.serving.bridge import await_coroutine, call_sync
 from safedeploy.serving.errors import ApiError
 from safedeploy.serving.invoke import Invoker, InvokeRequest
 from safedeploy.serving.state import RestApiRoute
@@ -48,11 +49,10 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 class LocalRuntimeClient:
-    """A ``sagemaker-runtime`` client for handlers running in the gateway's threads."""
+    """A ``sagemaker-runtime`` client for handlers the gateway runs (through :func:`bridge.call_sync`)."""
 
-    def __init__(self, invoker: Invoker, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, invoker: Invoker) -> None:
         self.invoker = invoker
-        self.loop = loop
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         """``InvokeEndpoint`` with boto3's parameter names, response shape and ``ClientError``."""
@@ -67,9 +67,8 @@ class LocalRuntimeClient:
             inference_id=kwargs.get("InferenceId"),
         )
         request_id = str(uuid.uuid4())
-        future = asyncio.run_coroutine_threadsafe(self.invoker.invoke(request), self.loop)
         try:
-            result = future.result(timeout=LAMBDA_TIMEOUT_S + 1)
+            result = await_coroutine(self.invoker.invoke(request))
         except ApiError as exc:
             raise ClientError(exc.boto_response(request_id), "InvokeEndpoint") from None  # type: ignore[arg-type]
         response: dict[str, Any] = {
@@ -189,13 +188,12 @@ def _message(status: int, message: str, headers: Mapping[str, str] | None = None
 class Gateway:
     """Routes, API key and handler invocation."""
 
-    def __init__(self, invoker: Invoker, region: str, max_concurrency: int = 64) -> None:
+    def __init__(self, invoker: Invoker, region: str) -> None:
         self.invoker = invoker
         self.region = region
         self.routes: dict[str, RestApiRoute] = {}
         self.api_key = ""
         self._handlers: dict[str, tuple[RestApiRoute, Handler]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="lambda")
 
     def configure(self, routes: Mapping[str, RestApiRoute], api_key: str) -> None:
         """Install routes (by name) and the API key; handlers are (re)built on their next request."""
@@ -207,7 +205,7 @@ class Gateway:
         cached = self._handlers.get(route.Path)
         if cached is not None and cached[0] == route:
             return cached[1]
-        client = LocalRuntimeClient(self.invoker, asyncio.get_running_loop())
+        client = LocalRuntimeClient(self.invoker)
         handler = load_handler_factory(route.Handler)(dict(route.Environment), client)
         self._handlers[route.Path] = (route, handler)
         return handler
@@ -216,11 +214,7 @@ class Gateway:
         """The gateway's HTTP app."""
         app = web.Application(client_max_size=API_GATEWAY_MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        app.on_shutdown.append(self._shutdown)
         return app
-
-    async def _shutdown(self, _: web.Application) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Serve one request like API Gateway's Lambda proxy integration."""
@@ -246,11 +240,8 @@ class Gateway:
             LOG.exception("cannot load the handler of %s", route.Path)
             return _message(502, "Internal server error")
         context = LambdaContext(function_name=f"api{route.Path.replace('/', '-')}", region=self.region)
-        loop = asyncio.get_running_loop()
         try:
-            result = await asyncio.wait_for(
-                loop.run_in_executor(self._pool, handler, event, context), timeout=LAMBDA_TIMEOUT_S
-            )
+            result = await asyncio.wait_for(call_sync(handler, event, context), timeout=LAMBDA_TIMEOUT_S)
         except TimeoutError:
             return _message(504, "Endpoint request timed out")
         except Exception:

@@ -16,13 +16,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiohttp
-
 from safedeploy import constants as C
 from safedeploy.serving.capture import CapturedPayload, CaptureWriter, capture_record
 from safedeploy.serving.control import ControlPlane, Deployment
 from safedeploy.serving.errors import ApiError
 from safedeploy.serving.fleet import VariantFleet
+from safedeploy.serving.instance_client import InstanceClient, InstanceUnreachableError
 from safedeploy.serving.metrics import MetricStore
 
 LOG = logging.getLogger(__name__)
@@ -65,13 +64,13 @@ class Invoker:
     def __init__(
         self,
         control: ControlPlane,
-        session: aiohttp.ClientSession,
+        instances: InstanceClient,
         metrics: MetricStore,
         capture: CaptureWriter,
         request_flush: asyncio.Event,
     ) -> None:
         self.control = control
-        self.session = session
+        self.instances = instances
         self.metrics = metrics
         self.capture = capture
         self.request_flush = request_flush
@@ -130,20 +129,19 @@ class Invoker:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = request.custom_attributes
         model_started = time.perf_counter()
         try:
-            async with self.session.post(
-                f"{instance.url}/invocations",
-                data=request.body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=MODEL_TIMEOUT_S),
-            ) as reply:
-                payload = await reply.read()
-                status = reply.status
-                reply_type = reply.headers.get("Content-Type", "application/octet-stream")
-                reply_attributes = reply.headers.get("X-Amzn-SageMaker-Custom-Attributes")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            reply = await self.instances.post(
+                "127.0.0.1", instance.port, "/invocations", request.body, headers, MODEL_TIMEOUT_S
+            )
+        except ValueError as exc:
+            raise validation_error(str(exc)) from None
+        except (InstanceUnreachableError, TimeoutError) as exc:
             instance.healthy = instance.process.returncode is None and not isinstance(exc, TimeoutError)
             self._record(request.endpoint_name, fleet.name, 500, time.perf_counter() - model_started, started)
-            raise self._model_error(request, fleet, 500, f"the instance did not answer: {type(exc).__name__}") from None
+            reason = f"no answer within {MODEL_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else str(exc)
+            raise self._model_error(request, fleet, 500, f"the instance did not answer: {reason}") from None
+        payload, status = reply.body, reply.status
+        reply_type = reply.headers.get("content-type", "application/octet-stream")
+        reply_attributes = reply.headers.get("x-amzn-sagemaker-custom-attributes")
         model_seconds = time.perf_counter() - model_started
         if status >= 300:
             self._record(request.endpoint_name, fleet.name, status, model_seconds, started)

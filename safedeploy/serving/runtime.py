@@ -25,10 +25,12 @@ from aiohttp import web
 
 from safedeploy.atomic import atomic_write_text
 from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.serving import eventloop
 from safedeploy.serving.capture import CaptureWriter
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.gateway import Gateway, new_api_key
 from safedeploy.serving.http_api import RuntimeApi
+from safedeploy.serving.instance_client import InstanceClient
 from safedeploy.serving.invoke import Invoker
 from safedeploy.serving.metrics import MetricStore
 from safedeploy.serving.state import RuntimeState
@@ -100,7 +102,8 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         metrics = MetricStore()
         capture = CaptureWriter(store)
         flush_now = asyncio.Event()
-        invoker = Invoker(control, session, metrics, capture, flush_now)
+        instances = InstanceClient()
+        invoker = Invoker(control, instances, metrics, capture, flush_now)
         gateway = Gateway(invoker, region)
         gateway.configure(state.Routes, state.ApiKey)
         api = RuntimeApi(control, invoker, metrics, lambda: gateway.configure(state.Routes, state.ApiKey))
@@ -141,6 +144,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await asyncio.to_thread(capture.flush)
+            instances.close()
             await control.close()
             paths.info.unlink(missing_ok=True)
             LOG.info("stopped; %d capture records written in all", capture.written_records)
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = RuntimePaths(args.state_dir.resolve())
     try:
         with exclusive_lock(paths.lock, {"role": "runtime"}):
-            asyncio.run(serve(paths, args.region, args.account_id, args.runtime_port, args.gateway_port))
+            eventloop.run(serve(paths, args.region, args.account_id, args.runtime_port, args.gateway_port))
     except LockHeldError as exc:
         LOG.error("another runtime (pid %s) already serves %s", exc.holder.get("pid", "?"), paths.state_dir)
         return 1

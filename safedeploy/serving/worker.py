@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from safedeploy import constants as C
+from safedeploy.serving import eventloop
 
 LOG = logging.getLogger("safedeploy.worker")
 
@@ -169,7 +170,7 @@ def main() -> int:
     except ModelLoadError as exc:
         print(f"model load failed: {exc}", file=sys.stderr, flush=True)
         return 1
-    asyncio.run(serve(transform, _listening_socket()))
+    eventloop.run(serve(transform, _listening_socket()))
     return 0
 
 
