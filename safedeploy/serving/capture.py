@@ -17,6 +17,7 @@ artifact store, each file written atomically and checksummed. A graceful shutdow
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -36,27 +37,30 @@ class CapturedPayload:
     data: bytes
 
 
+@functools.lru_cache(maxsize=64)
+def _encodings(csv_types: tuple[str, ...], json_types: tuple[str, ...]) -> dict[str, str]:
+    """Media type -> capture encoding, for one config's ``CaptureContentTypeHeader``."""
+    return {t.lower(): "JSON" for t in json_types} | {t.lower(): "CSV" for t in csv_types}
+
+
 def _encode(payload: CapturedPayload, mode: str, config: CaptureConfig) -> dict[str, str]:
     media = payload.content_type.split(";", 1)[0].strip().lower()
     header = config.CaptureContentTypeHeader
     encoding = "BASE64"
-    if header is not None and media in (t.lower() for t in header.CsvContentTypes):
-        encoding = "CSV"
-    elif header is not None and media in (t.lower() for t in header.JsonContentTypes):
-        encoding = "JSON"
-    if encoding != "BASE64":
-        try:
-            text = payload.data.decode("utf-8")
-        except UnicodeDecodeError:
-            encoding = "BASE64"
-    if encoding == "BASE64":
-        text = base64.b64encode(payload.data).decode("ascii")
+    if header is not None:
+        encoding = _encodings(tuple(header.CsvContentTypes), tuple(header.JsonContentTypes)).get(media, "BASE64")
+    try:
+        text = payload.data.decode("utf-8") if encoding != "BASE64" else None
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        encoding, text = "BASE64", base64.b64encode(payload.data).decode("ascii")
     return {"observedContentType": payload.content_type, "mode": mode, "data": text, "encoding": encoding}
 
 
 def _utc_millis(at: datetime) -> str:
-    utc = at.astimezone(UTC) if at.tzinfo is not None else at
-    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    utc = at if at.tzinfo is None or at.tzinfo is UTC else at.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
 
 
 def capture_record(
@@ -70,9 +74,10 @@ def capture_record(
 ) -> dict[str, object]:
     """Build one capture record in SageMaker's format."""
     data: dict[str, object] = {}
-    if config.captures("Input"):
+    modes = {option.CaptureMode for option in config.CaptureOptions}
+    if modes & {"Input", "InputAndOutput"}:
         data["endpointInput"] = _encode(request, "INPUT", config)
-    if config.captures("Output"):
+    if modes & {"Output", "InputAndOutput"}:
         data["endpointOutput"] = _encode(response, "OUTPUT", config)
     metadata: dict[str, str] = {
         "eventId": event_id,
