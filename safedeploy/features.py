@@ -56,6 +56,11 @@ class FeatureSchema:
         object.__setattr__(self, "_index", offsets)
 
     @property
+    def width(self) -> int:
+        """How many encoded columns there are (``len(features)``, without building the names)."""
+        return len(self.numeric) + sum(len(categories) for _, categories in self.categorical)
+
+    @property
     def features(self) -> list[str]:
         """Names of the encoded columns, in order (pandas ``get_dummies`` style: ``State_NJ``)."""
         names = list(self.numeric)

@@ -98,3 +98,15 @@ def test_await_coroutine_outside_the_bridge_is_refused() -> None:
     with pytest.raises(RuntimeError, match="call_sync"):
         await_coroutine(coroutine)
     coroutine.close()
+
+
+def test_random_uuid_is_a_version_4_uuid_and_unique() -> None:
+    import uuid
+
+    from safedeploy.serving.ids import random_uuid
+
+    ids = [random_uuid() for _ in range(20000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:500]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -83,6 +83,11 @@ def test_predictions_equal_offline_booster_predictions(served: tuple[LoadedModel
 
     offline = model.booster.predict(xgb.DMatrix(matrix, feature_names=model.schema.features))
     assert np.allclose(predict_fn(matrix, model), offline, atol=1e-6)
+    # Small requests take the compiled fast path (verified at load); its answers are the booster's.
+    assert model.fast is not None
+    singles = np.concatenate([predict_fn(matrix[i : i + 1], model) for i in range(len(matrix))])
+    assert np.abs(singles - offline).max() <= 1e-6
+    assert np.abs(model.fast.predict(matrix[:1]) - predict_fn(matrix[:1], model)).max() == 0
 
 
 @pytest.mark.parametrize(

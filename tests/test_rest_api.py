@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import Any
 
 import boto3
@@ -125,7 +126,18 @@ def _stubbed() -> tuple[Any, Stubber]:
     return client, Stubber(client)
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_handler_reports_model_server_errors_as_502_not_swallowed() -> None:
+    seen = _Records()
+    logging.getLogger(app.LOGGER.service).addHandler(seen)
     client, stubber = _stubbed()
     stubber.add_client_error(
         "invoke_endpoint",
@@ -141,6 +153,10 @@ def test_handler_reports_model_server_errors_as_502_not_swallowed() -> None:
     assert "the model failed" in json.loads(response["body"])["message"]
     assert response["headers"]["X-SageMaker-Endpoint"] == "churn-prd"
     assert response["headers"]["X-Model-Version"] == "7"
+    logging.getLogger(app.LOGGER.service).removeHandler(seen)
+    errors = [r for r in seen.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["model error"]
+    assert vars(errors[0])["request_id"] == "req-1" and vars(errors[0])["endpoint"] == "churn-prd"
 
 
 def test_handler_passes_bytes_and_decodes_base64_bodies() -> None:

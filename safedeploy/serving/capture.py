@@ -60,7 +60,14 @@ def _encode(payload: CapturedPayload, mode: str, config: CaptureConfig) -> dict[
 
 def _utc_millis(at: datetime) -> str:
     utc = at if at.tzinfo is None or at.tzinfo is UTC else at.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    second = _utc_second(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
+    return f"{second}.{utc.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _utc_second(year: int, month: int, day: int, hour: int, minute: int, second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS``, formatted once per second rather than once per record."""
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
 
 
 def capture_record(

@@ -17,26 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 import importlib.util
 import io
+import json
 import logging
 import secrets
 import sys
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from safedeploy import constants as C
 from safedeploy.serving.bridge import await_coroutine, call_sync
 from safedeploy.serving.errors import ApiError
+from safedeploy.serving.http_server import HttpServer, Request, Response
+from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest
 from safedeploy.serving.state import RestApiRoute
 
@@ -45,6 +47,7 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 LAMBDA_TIMEOUT_S = 29.0
 """API Gateway's integration timeout."""
 STAGE = "local"
+_TIMED_OUT = "the Lambda integration timed out"
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -66,7 +69,7 @@ class LocalRuntimeClient:
             target_variant=kwargs.get("TargetVariant"),
             inference_id=kwargs.get("InferenceId"),
         )
-        request_id = str(uuid.uuid4())
+        request_id = random_uuid()
         try:
             result = await_coroutine(self.invoker.invoke(request))
         except ApiError as exc:
@@ -87,7 +90,7 @@ class LambdaContext:
     """The context object Lambda passes to a handler."""
 
     function_name: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    aws_request_id: str = field(default_factory=random_uuid)
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 512
     region: str = "us-east-1"
@@ -133,24 +136,33 @@ def load_handler_factory(spec: str) -> Callable[[Mapping[str, str], Any], Handle
     return factory  # type: ignore[no-any-return]
 
 
-def proxy_event(request: web.Request, route_path: str, body: bytes, api_key: str | None) -> dict[str, Any]:
+@functools.lru_cache(maxsize=4)
+def _request_time(second: int) -> str:
+    """API Gateway's ``requestTime`` (CLF format) for a whole second; cached, as many requests share one."""
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+
+
+def proxy_event(request: Request, route_path: str, api_key: str | None) -> dict[str, Any]:
     """The API Gateway REST (v1) proxy event for a request."""
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
-    for name, value in request.headers.items():
+    for name, value in request.header_list:
         headers[name] = value
         multi_headers.setdefault(name, []).append(value)
     query: dict[str, str] = {}
     multi_query: dict[str, list[str]] = {}
-    for name, value in request.query.items():
-        query[name] = value
-        multi_query.setdefault(name, []).append(value)
+    if request.query_string:
+        for name, value in request.query:
+            query[name] = value
+            multi_query.setdefault(name, []).append(value)
+    body = request.body
     try:
         text, is_base64 = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, is_base64 = base64.b64encode(body).decode("ascii"), True
-    request_id = str(uuid.uuid4())
+    request_id = random_uuid()
     peer = request.remote or "127.0.0.1"
+    now = time.time()
     return {
         "resource": route_path,
         "path": request.path,
@@ -168,21 +180,25 @@ def proxy_event(request: web.Request, route_path: str, body: bytes, api_key: str
             "stage": STAGE,
             "requestId": request_id,
             "extendedRequestId": request_id,
-            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-            "requestTimeEpoch": int(time.time() * 1000),
-            "protocol": f"HTTP/{request.version.major}.{request.version.minor}",
-            "domainName": request.host,
+            "requestTime": _request_time(int(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "protocol": f"HTTP/{request.version}",
+            "domainName": request.headers.get("host", "127.0.0.1"),
             "apiId": "local",
             "accountId": C.LOCAL_ACCOUNT_ID,
-            "identity": {"sourceIp": peer, "userAgent": request.headers.get("User-Agent"), "apiKey": api_key},
+            "identity": {"sourceIp": peer, "userAgent": request.headers.get("user-agent"), "apiKey": api_key},
         },
         "body": text if body else None,
         "isBase64Encoded": is_base64,
     }
 
 
-def _message(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.json_response({"message": message}, status=status, headers=headers)
+def _message(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        status,
+        json.dumps({"message": message}).encode(),
+        [("Content-Type", "application/json"), *(headers or {}).items()],
+    )
 
 
 class Gateway:
@@ -191,6 +207,7 @@ class Gateway:
     def __init__(self, invoker: Invoker, region: str) -> None:
         self.invoker = invoker
         self.region = region
+        self.lambda_timeout = LAMBDA_TIMEOUT_S
         self.routes: dict[str, RestApiRoute] = {}
         self.api_key = ""
         self._handlers: dict[str, tuple[RestApiRoute, Handler]] = {}
@@ -203,20 +220,18 @@ class Gateway:
 
     def _handler(self, route: RestApiRoute) -> Handler:
         cached = self._handlers.get(route.Path)
-        if cached is not None and cached[0] == route:
+        if cached is not None and cached[0] is route:  # configure() installs new route objects when they change
             return cached[1]
         client = LocalRuntimeClient(self.invoker)
         handler = load_handler_factory(route.Handler)(dict(route.Environment), client)
         self._handlers[route.Path] = (route, handler)
         return handler
 
-    def app(self) -> web.Application:
-        """The gateway's HTTP app."""
-        app = web.Application(client_max_size=API_GATEWAY_MAX_BODY)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        return app
+    def server(self) -> HttpServer:
+        """The gateway's HTTP server (API Gateway's 10 MB payload limit; its errors as JSON messages)."""
+        return HttpServer(self.handle, max_body=API_GATEWAY_MAX_BODY, refusal=_refusal)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: Request) -> Response:
         """Serve one request like API Gateway's Lambda proxy integration."""
         route = self.routes.get(request.path.rstrip("/") or "/")
         if route is None:
@@ -227,30 +242,40 @@ class Gateway:
         presented = request.headers.get(C.API_KEY_HEADER)
         if route.ApiKeyRequired and not (presented and hmac.compare_digest(presented, self.api_key)):
             return _message(403, "Forbidden: send a valid API key in the x-api-key header")
-        if (request.content_length or 0) > API_GATEWAY_MAX_BODY:
-            return _message(413, f"Request too long: the limit is {API_GATEWAY_MAX_BODY} bytes")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _message(413, f"Request too long: the limit is {API_GATEWAY_MAX_BODY} bytes")
-        event = proxy_event(request, route.Path, body, presented)
+        event = proxy_event(request, route.Path, presented)
         try:
             handler = self._handler(route)
         except Exception:
             LOG.exception("cannot load the handler of %s", route.Path)
             return _message(502, "Internal server error")
         context = LambdaContext(function_name=f"api{route.Path.replace('/', '-')}", region=self.region)
+        # API Gateway's integration timeout, as a bare timer (asyncio.timeout costs more, on every request).
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - the server runs every request in a task
+        timer = asyncio.get_running_loop().call_later(self.lambda_timeout, task.cancel, _TIMED_OUT)
         try:
-            result = await asyncio.wait_for(call_sync(handler, event, context), timeout=LAMBDA_TIMEOUT_S)
-        except TimeoutError:
+            result = await call_sync(handler, event, context)
+        except asyncio.CancelledError as exc:
+            if exc.args != (_TIMED_OUT,):
+                raise
+            task.uncancel()
             return _message(504, "Endpoint request timed out")
         except Exception:
             LOG.exception("handler of %s raised", route.Path)
             return _message(502, "Internal server error")
+        finally:
+            timer.cancel()
         return _proxy_response(result)
 
 
-def _proxy_response(result: Any) -> web.Response:
+def _refusal(status: int, message: str) -> Response:
+    """The gateway's answer to a request its server refuses (413 over the payload limit, 400 malformed)."""
+    if status == 413:
+        message = f"Request too long: the limit is {API_GATEWAY_MAX_BODY} bytes"
+    return _message(status, message)
+
+
+def _proxy_response(result: Any) -> Response:
     """Turn a Lambda proxy response into HTTP; anything malformed is a 502, as API Gateway answers."""
     if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
         LOG.error("handler returned a malformed proxy response: %r", result)
@@ -263,7 +288,11 @@ def _proxy_response(result: Any) -> web.Response:
     headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[str(name)] = ",".join(str(v) for v in values)
-    return web.Response(status=result["statusCode"], body=payload, headers=headers)
+    if any("\r" in v or "\n" in v for item in headers.items() for v in item):
+        LOG.error("handler returned a header with a line break")
+        return _message(502, "Internal server error")
+    framing = ("content-length", "transfer-encoding", "connection")  # the server frames the answer itself
+    return Response(result["statusCode"], payload, [(k, v) for k, v in headers.items() if k.lower() not in framing])
 
 
 def new_api_key() -> str:

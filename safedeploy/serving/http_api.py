@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from safedeploy import constants as C
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.errors import ApiError
+from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest, validation_error
 from safedeploy.serving.metrics import STATISTICS, MetricStore
 from safedeploy.serving.state import RestApiRoute
@@ -83,7 +83,7 @@ class RuntimeApi:
 
     async def control_api(self, request: web.Request) -> web.Response:
         """SageMaker's JSON 1.1 control-plane API."""
-        request_id = str(uuid.uuid4())
+        request_id = random_uuid()
         target = request.headers.get("X-Amz-Target", "")
         operation = self.operations.get(target.removeprefix(C.SAGEMAKER_JSON_TARGET_PREFIX))
         if not target.startswith(C.SAGEMAKER_JSON_TARGET_PREFIX) or operation is None:
@@ -108,7 +108,7 @@ class RuntimeApi:
 
     async def invoke(self, request: web.Request) -> web.Response:
         """SageMaker Runtime ``InvokeEndpoint``."""
-        request_id = str(uuid.uuid4())
+        request_id = random_uuid()
         headers = request.headers
         if (request.content_length or 0) > C.INVOKE_MAX_PAYLOAD_BYTES:
             too_large = validation_error(

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +20,7 @@ from safedeploy.serving.capture import CapturedPayload, CaptureWriter, capture_r
 from safedeploy.serving.control import ControlPlane, Deployment
 from safedeploy.serving.errors import ApiError
 from safedeploy.serving.fleet import VariantFleet
+from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.instance_client import InstanceClient, InstanceUnreachableError
 from safedeploy.serving.metrics import MetricStore
 
@@ -156,7 +156,7 @@ class Invoker:
                 capture,
                 CapturedPayload(headers["Content-Type"], request.body),
                 CapturedPayload(reply_type, payload),
-                event_id=str(uuid.UUID(int=self._random.getrandbits(128), version=4)),  # no syscall per request
+                event_id=random_uuid(),
                 inference_time=at,
                 inference_id=request.inference_id,
             )

@@ -108,16 +108,15 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         gateway.configure(state.Routes, state.ApiKey)
         api = RuntimeApi(control, invoker, metrics, lambda: gateway.configure(state.Routes, state.ApiKey))
 
-        runners = [web.AppRunner(api.app(), access_log=None), web.AppRunner(gateway.app(), access_log=None)]
-        for runner in runners:
-            await runner.setup()
-        sites = [
-            web.TCPSite(runners[0], "127.0.0.1", runtime_port, shutdown_timeout=15),
-            web.TCPSite(runners[1], "127.0.0.1", gateway_port, shutdown_timeout=15),
+        runner = web.AppRunner(api.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", runtime_port, shutdown_timeout=15)
+        await site.start()
+        gateway_server = gateway.server()
+        ports = [
+            site._server.sockets[0].getsockname()[1],  # type: ignore[union-attr]
+            await gateway_server.start(host="127.0.0.1", port=gateway_port),
         ]
-        for site in sites:
-            await site.start()
-        ports = [site._server.sockets[0].getsockname()[1] for site in sites]  # type: ignore[union-attr]
         flusher = asyncio.create_task(_flush_capture(capture, flush_now))
         await control.restore()
 
@@ -138,8 +137,8 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
             await stop.wait()
         finally:
             LOG.info("stopping: draining requests")
-            for runner in reversed(runners):
-                await runner.cleanup()  # stops accepting, lets in-flight requests finish
+            await gateway_server.shutdown(timeout=15)  # stops accepting, lets in-flight requests finish
+            await runner.cleanup()
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher

@@ -29,10 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aiohttp import web
-
 from safedeploy import constants as C
 from safedeploy.serving import eventloop
+from safedeploy.serving.http_server import Handler, HttpServer, Request, Response, text_response
 
 LOG = logging.getLogger("safedeploy.worker")
 
@@ -114,28 +113,30 @@ def error_status(exc: BaseException) -> int:
     return 500
 
 
-def build_app(transform: Transform) -> web.Application:
-    """The container's HTTP app: ``/ping`` and ``/invocations``."""
+def build_handler(transform: Transform) -> Handler:
+    """The container's HTTP handler: ``GET /ping`` and ``POST /invocations``."""
+    ping = Response(200, b"\n", [("Content-Type", "application/json")])
 
-    async def ping(_: web.Request) -> web.Response:
-        return web.Response(status=200, body=b"\n", content_type="application/json")
+    async def handle(request: Request) -> Response:
+        if request.path == "/invocations":
+            if request.method != "POST":
+                return text_response(405, f"{request.method} /invocations: use POST")
+            try:
+                payload, content_type = transform(
+                    request.body, request.headers.get("content-type"), request.headers.get("accept")
+                )
+            except Exception as exc:
+                status = error_status(exc)
+                message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+                if status >= 500:
+                    traceback.print_exc(file=sys.stderr)
+                return text_response(status, message)
+            return Response(200, payload, [("Content-Type", content_type)])
+        if request.path == "/ping":
+            return ping if request.method in ("GET", "HEAD") else text_response(405, "use GET /ping")
+        return text_response(404, f"no route {request.path}: this container serves GET /ping and POST /invocations")
 
-    async def invocations(request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            payload, content_type = transform(body, request.headers.get("Content-Type"), request.headers.get("Accept"))
-        except Exception as exc:
-            status = error_status(exc)
-            message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-            if status >= 500:
-                traceback.print_exc(file=sys.stderr)
-            return web.Response(status=status, text=message, content_type="text/plain")
-        return web.Response(body=payload, headers={"Content-Type": content_type})
-
-    app = web.Application(client_max_size=C.INVOKE_MAX_PAYLOAD_BYTES + 64 * 1024)
-    app.router.add_get("/ping", ping)
-    app.router.add_post("/invocations", invocations)
-    return app
+    return handle
 
 
 def _listening_socket() -> socket.socket:
@@ -151,15 +152,14 @@ def _listening_socket() -> socket.socket:
 
 async def serve(transform: Transform, sock: socket.socket) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and exit."""
-    runner = web.AppRunner(build_app(transform), access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.SockSite(runner, sock, shutdown_timeout=10).start()
+    server = HttpServer(build_handler(transform), max_body=C.INVOKE_MAX_PAYLOAD_BYTES + 64 * 1024)
+    await server.start(sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    await runner.cleanup()
+    await server.shutdown(timeout=10)
 
 
 def main() -> int:
