@@ -12,6 +12,8 @@ STAMP := $(VENV)/.synced
 BIN := $(VENV)/bin
 DEMO_DATA := build/demo-data/mlc_churn.csv
 DATA ?=
+AUTO_APPROVE ?=
+COMMENT ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
@@ -19,7 +21,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 BENCH_VENV := .bench/mlflow
 
-.PHONY: help venv lock deploy status retry registry outputs stop test bench lint fmt pr clean
+.PHONY: help venv lock deploy approve reject status retry registry outputs stop test bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,8 +43,14 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 $(DEMO_DATA): scripts/demo_data.py | $(STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
-deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run the pipeline locally: Data -> Train -> gate -> Register -> DeployDev (DATA=<table> for your own)
-	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy"
+deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run the pipeline: Data -> Train -> gate -> Register -> DeployDev -> approval (DATA=<table>, AUTO_APPROVE=1)
+	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve)
+
+approve: $(STAMP) ## Approve the execution waiting at the approval gate and resume it (COMMENT='why' required)
+	$(BIN)/safedeploy approve --comment "$(COMMENT)"
+
+reject: $(STAMP) ## Reject the execution waiting at the approval gate (COMMENT='why' required)
+	$(BIN)/safedeploy reject --comment "$(COMMENT)"
 
 status: $(STAMP) ## Show the latest execution, stage by stage, with durations
 	$(BIN)/safedeploy status

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import LoadResult, run  # noqa: E402
+from safedeploy.approval import AutoApprove  # noqa: E402
 from safedeploy.data.raw_table import read_raw_table  # noqa: E402
 from safedeploy.features import FeatureSchema  # noqa: E402
 from safedeploy.pipeline import Pipeline  # noqa: E402
@@ -200,7 +201,7 @@ def main() -> int:
     work = args.out.resolve()
     state = work / "state"
     spec = load_spec(overrides={"state_dir": str(state), "data.source": str(args.data.resolve()), "serving.enabled": True})  # fmt: skip
-    execution = Pipeline(spec).run(trigger="make bench")
+    execution = Pipeline(spec, approver=AutoApprove("make bench")).run(trigger="make bench")
     if execution.status != "Succeeded":
         raise SystemExit(f"pipeline failed: {execution.error}")
     outputs = LocalServingHost(state, spec.region, spec.account_id).outputs()

@@ -1,4 +1,4 @@
-"""Command line: ``safedeploy run | retry | status | registry | outputs | runtime | spec``.
+"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | runtime | spec``.
 
 Every command accepts ``--config FILE`` and repeated ``--set key=value`` (dotted spec keys; values parsed as
 JSON when they parse), which take precedence over ``SAFEDEPLOY_*`` variables and the config file.
@@ -17,7 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from safedeploy.errors import SafeDeployError
+from safedeploy.approval import choose_approver
+from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
 from safedeploy.runner import PipelineExecution, Status
@@ -39,25 +40,47 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
-    return Pipeline.load(args.config, _overrides(args))
+    approver = choose_approver(getattr(args, "auto_approve", False))
+    return Pipeline(load_spec(args.config, _overrides(args)), approver=approver)
+
+
+def _finish(execution: PipelineExecution) -> int:
+    """Print the execution and its outcome; 0 for success or a pause at the approval gate."""
+    print(format_execution(execution))
+    print()
+    print(execution_summary(execution))
+    waiting = execution.awaiting_approval
+    if waiting is not None and waiting.approval is not None:
+        print(
+            f"\n{waiting.approval.summary}\n{waiting.approval.question}\n"
+            f"  approve: make approve COMMENT='why'   (.venv/bin/safedeploy approve --comment 'why')\n"
+            f"  reject:  make reject COMMENT='why'    (.venv/bin/safedeploy reject --comment 'why')\n"
+            f"The approval expires at {waiting.approval.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
+            f"the dev endpoint keeps serving meanwhile."
+        )
+        return 0
+    return 0 if execution.status == Status.SUCCEEDED else EXIT_FAILED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start a new execution."""
-    execution = _pipeline(args).run(trigger=args.trigger)
-    print(format_execution(execution))
-    print()
-    print(execution_summary(execution))
-    return 0 if execution.status == Status.SUCCEEDED else EXIT_FAILED
+    return _finish(_pipeline(args).run(trigger=args.trigger))
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Resume a failed execution."""
-    execution = _pipeline(args).retry(args.execution_id)
-    print(format_execution(execution))
-    print()
-    print(execution_summary(execution))
-    return 0 if execution.status == Status.SUCCEEDED else EXIT_FAILED
+    return _finish(_pipeline(args).retry(args.execution_id))
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """Approve or reject the execution waiting at the approval gate, resuming (or ending) it."""
+    if not args.comment.strip():
+        raise ConfigError(
+            f"{args.command} needs a comment saying why: --comment 'why' (make {args.command} COMMENT='why')"
+        )
+    pipeline = _pipeline(args)
+    decide = pipeline.approve_execution if args.command == "approve" else pipeline.reject_execution
+    return _finish(decide(args.comment, approver=args.by, execution_id=args.execution_id))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -140,11 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data", type=Path, help="raw churn table (seed format); sets data.source")
     run.add_argument("--trigger", default="cli", help="what started this execution (recorded)")
+    run.add_argument(
+        "--auto-approve", action="store_true", help="answer the approval gate yes, explicitly (unattended runs)"
+    )
     run.set_defaults(func=cmd_run)
 
     retry = sub.add_parser("retry", parents=[common], help="resume a failed execution from its failed stage")
     retry.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")
+    retry.add_argument("--auto-approve", action="store_true", help="answer the approval gate yes")
     retry.set_defaults(func=cmd_retry)
+
+    for action, what in (("approve", "approve and resume it into production"), ("reject", "reject it")):
+        decide = sub.add_parser(action, parents=[common], help=f"the execution waiting at the approval gate: {what}")
+        decide.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest waiting)")
+        decide.add_argument("--comment", required=True, help="why (recorded with the decision and in the registry)")
+        decide.add_argument("--by", default=getpass.getuser(), help="who decides (default: the current user)")
+        decide.set_defaults(func=cmd_decide)
 
     status = sub.add_parser("status", parents=[common], help="show the latest execution, stage by stage")
     status.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")

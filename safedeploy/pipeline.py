@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from safedeploy import constants as C
+from safedeploy.approval import Approver, Decision
 from safedeploy.backends import Backend, create_backend
 from safedeploy.registry import ApprovalStatus, ModelPackage
 from safedeploy.runner import PipelineExecution, PipelineRunner
@@ -23,12 +25,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 class Pipeline:
     """A pipeline (one spec) bound to its backend."""
 
-    def __init__(self, spec: PipelineSpec, project_root: Path = PROJECT_ROOT) -> None:
+    def __init__(self, spec: PipelineSpec, project_root: Path = PROJECT_ROOT, approver: Approver | None = None) -> None:
         self.spec = spec
+        self.project_root = project_root
+        self.approver = approver
         self.backend: Backend = create_backend(spec)
         self.runner = PipelineRunner(
             spec.pipeline_name,
-            pipeline_stages(spec, self.backend, project_root),
+            pipeline_stages(spec, self.backend, project_root, approver),
             self.backend.executions,
             self.backend.lock_path,
             verify=self.backend.store.verify,
@@ -47,8 +51,33 @@ class Pipeline:
         """Resume the latest (or the given) failed execution from its failed stage, with its original spec."""
         target = self.backend.executions.get(execution_id) if execution_id else self.backend.executions.latest()
         if target is not None and target.spec != self.spec.model_dump(mode="json"):
-            return Pipeline(PipelineSpec.model_validate(target.spec)).runner.retry(target.execution_id)
+            other = Pipeline(PipelineSpec.model_validate(target.spec), self.project_root, self.approver)
+            return other.runner.retry(target.execution_id)
         return self.runner.retry(execution_id)
+
+    def approve_execution(
+        self, comment: str, *, approver: str | None = None, execution_id: str | None = None
+    ) -> PipelineExecution:
+        """Approve the execution waiting at the gate (the latest waiting one by default) and resume it into prod."""
+        return self._decide(Decision("Approved", approver or getpass.getuser(), comment), execution_id)
+
+    def reject_execution(
+        self, comment: str, *, approver: str | None = None, execution_id: str | None = None
+    ) -> PipelineExecution:
+        """Reject the execution waiting at the gate: it fails, and the version is marked Rejected."""
+        return self._decide(Decision("Rejected", approver or getpass.getuser(), comment), execution_id)
+
+    def _decide(self, decision: Decision, execution_id: str | None) -> PipelineExecution:
+        waiting = self.runner.waiting_execution(execution_id)  # resume with the spec it started with
+        if waiting.spec != self.spec.model_dump(mode="json"):
+            other = Pipeline(PipelineSpec.model_validate(waiting.spec), self.project_root, self.approver)
+            return other.runner.decide(decision, waiting.execution_id)
+        return self.runner.decide(decision, waiting.execution_id)
+
+    def waiting_execution(self) -> PipelineExecution | None:
+        """The latest execution paused at the approval gate, if any."""
+        waiting = [e for e in self.backend.executions.list() if e.awaiting_approval is not None]
+        return waiting[-1] if waiting else None
 
     def latest_execution(self) -> PipelineExecution | None:
         """The most recent execution, if any."""

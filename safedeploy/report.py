@@ -49,16 +49,23 @@ def format_execution(execution: PipelineExecution) -> str:
 
 def execution_summary(execution: PipelineExecution) -> str:
     """One closing line: outcome, and for a success the registered version and its test AUC."""
+    waiting = execution.awaiting_approval
+    if waiting is not None:
+        return f"Execution {execution.execution_id} is waiting at {waiting.name}: {waiting.summary}"
     if execution.status != "Succeeded":
         first_line = (execution.error or "").splitlines()[0] if execution.error else ""
         return f"Execution {execution.execution_id} {execution.status}: {first_line}"
     train = execution.stage(C.STAGE_TRAIN).outputs
     register = execution.stage(C.STAGE_REGISTER).outputs
     auc = train["metrics"].get("test:auc")
+    status = register["approval_status"]
+    approved = next((s for s in execution.stages if s.name == C.STAGE_APPROVAL and s.approval is not None), None)
+    if approved is not None and approved.approval is not None:
+        status = f"{approved.approval.status} by {approved.approval.approver}"
     return (
         f"Execution {execution.execution_id} Succeeded in {_duration(execution.duration_seconds)}: "
         f"model package {execution.spec['model_name']} v{register['model_package_version']} "
-        f"({register['approval_status']}), test AUC {auc:.4f}"
+        f"({status}), test AUC {auc:.4f}"
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from safedeploy.approval import ApprovalExpiredError, ApprovalPending, Decision, ManualApproval
 from safedeploy.atomic import atomic_write_text
 from safedeploy.errors import ExecutionError, PipelineLockedError, SafeDeployError
 from safedeploy.locking import LockHeldError, exclusive_lock
@@ -38,6 +39,8 @@ class Status(StrEnum):
     IN_PROGRESS = "InProgress"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    SUPERSEDED = "Superseded"
+    """A newer execution started while this one waited for approval; it will not resume."""
 
 
 class StageExecution(BaseModel):
@@ -52,6 +55,13 @@ class StageExecution(BaseModel):
     artifacts: dict[str, ArtifactRef] = {}
     error: str | None = None
     attempts: int = 0
+    approval: ManualApproval | None = None
+    """A manual-approval stage's gate: the question, then who answered what and when."""
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """In progress, paused at an unanswered approval."""
+        return self.status == Status.IN_PROGRESS and self.approval is not None and self.approval.pending
 
     @property
     def duration_seconds(self) -> float | None:
@@ -76,6 +86,13 @@ class PipelineExecution(BaseModel):
     """The resolved spec the execution runs with (a retry reuses it)."""
     stages: list[StageExecution]
     error: str | None = None
+
+    @property
+    def awaiting_approval(self) -> StageExecution | None:
+        """The stage this execution is paused at for a manual approval, if it is."""
+        if self.status != Status.IN_PROGRESS:
+            return None
+        return next((stage for stage in self.stages if stage.awaiting_approval), None)
 
     def stage(self, name: str) -> StageExecution:
         """Return the named stage's record."""
@@ -202,8 +219,71 @@ class PipelineRunner:
             stages=[StageExecution(name=stage.name) for stage in self.stages],
         )
         with self._locked(execution.execution_id):
+            self._supersede_waiting(execution.execution_id)
             self.executions.save(execution)
             return self._run(execution, first=0)
+
+    def decide(self, decision: Decision, execution_id: str | None = None) -> PipelineExecution:
+        """Answer the approval an execution waits at, then resume it from there (approved) or end it (rejected).
+
+        Raises:
+            ExecutionError: no such execution, or it is not waiting for an approval.
+            ApprovalExpiredError: the approval expired (the execution is marked Failed).
+        """
+        with self._locked(execution_id or "decide"):
+            execution = self.waiting_execution(execution_id)
+            index = next(i for i, stage in enumerate(execution.stages) if stage.awaiting_approval)
+            record = execution.stages[index]
+            assert record.approval is not None  # noqa: S101 - awaiting_approval implies it
+            try:
+                record.approval.decide(decision, self.clock())
+            except ApprovalExpiredError as exc:
+                self._expire(execution, record, str(exc))
+                raise
+            execution.pid, execution.host = os.getpid(), socket.gethostname()
+            self.executions.save(execution)
+            LOG.info("execution %s: %s", execution.execution_id, record.approval.describe())
+            return self._run(execution, first=index)
+
+    def waiting_execution(self, execution_id: str | None = None) -> PipelineExecution:
+        """The execution (given, or the latest) paused at an approval; raise :class:`ExecutionError` if none is."""
+        if execution_id:
+            execution = self.executions.get(execution_id)
+            if execution.awaiting_approval is None:
+                why = f" ({execution.error})" if execution.error else ""
+                raise ExecutionError(
+                    f"execution {execution.execution_id} is {execution.status}{why} and not waiting for an approval"
+                )
+            return execution
+        waiting = [e for e in self.executions.list() if e.awaiting_approval is not None]
+        if not waiting:
+            latest = self.executions.latest()
+            why = f": {latest.error}" if latest and latest.error else ""
+            state = f" (the latest, {latest.execution_id}, is {latest.status}{why})" if latest else ""
+            raise ExecutionError(f"no execution of {self.pipeline_name} is waiting for an approval{state}")
+        return waiting[-1]
+
+    def _expire(self, execution: PipelineExecution, record: StageExecution, message: str) -> None:
+        now = self.clock()
+        if record.approval is not None:
+            record.approval.status = "Expired"
+        record.status, record.ended_at, record.error = Status.FAILED, now, message
+        execution.status, execution.ended_at, execution.error = Status.FAILED, now, f"{record.name}: {message}"
+        self.executions.save(execution)
+
+    def _supersede_waiting(self, newer: str) -> None:
+        """Executions paused at an approval will not resume once a newer one starts (CodePipeline: Superseded)."""
+        for execution in self.executions.list():
+            record = execution.awaiting_approval
+            if record is None or record.approval is None:
+                continue
+            now = self.clock()
+            message = f"superseded by execution {newer} before anyone answered the approval"
+            record.approval.status = "Superseded"
+            record.status, record.ended_at, record.error = Status.SUPERSEDED, now, message
+            execution.status, execution.ended_at, execution.error = Status.SUPERSEDED, now, message
+            self.executions.save(execution)
+            LOG.info("execution %s: %s", execution.execution_id, message)
 
     def retry(self, execution_id: str | None = None) -> PipelineExecution:
         """Resume a failed execution from its first stage that did not succeed (or whose artifacts changed)."""
@@ -220,7 +300,7 @@ class PipelineRunner:
                 len(execution.stages),
             )
             for stage in execution.stages[first:]:
-                stage.status, stage.error = None, None
+                stage.status, stage.error, stage.approval = None, None, None
             execution.status, execution.error, execution.ended_at = Status.IN_PROGRESS, None, None
             execution.pid, execution.host = os.getpid(), socket.gethostname()
             LOG.info("retrying execution %s from stage %s", execution.execution_id, execution.stages[first].name)
@@ -258,6 +338,12 @@ class PipelineRunner:
         for execution in self.executions.list():
             if execution.status != Status.IN_PROGRESS:
                 continue
+            waiting = execution.awaiting_approval
+            if waiting is not None and waiting.approval is not None:  # paused on purpose, not orphaned
+                if waiting.approval.expired(self.clock()):
+                    expiry = f"{waiting.approval.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+                    self._expire(execution, waiting, f"the approval expired unanswered at {expiry}")
+                continue
             now = self.clock()
             running = [s for s in execution.stages if s.status == Status.IN_PROGRESS]
             where = f" while stage {running[0].name} was in progress" if running else ""
@@ -271,12 +357,21 @@ class PipelineRunner:
     def _run(self, execution: PipelineExecution, first: int) -> PipelineExecution:
         context = StageContext(execution)
         for stage, record in zip(self.stages[first:], execution.stages[first:], strict=True):
-            record.status, record.started_at, record.ended_at = Status.IN_PROGRESS, self.clock(), None
-            record.attempts += 1
+            # Answered since it paused: the wait is part of the stage's duration, and it is the same attempt.
+            resuming = record.status == Status.IN_PROGRESS and record.approval is not None
+            if not resuming:
+                record.started_at = self.clock()
+                record.attempts += 1
+            record.status, record.ended_at = Status.IN_PROGRESS, None
             self.executions.save(execution)
-            LOG.info("stage %s: started", stage.name)
+            LOG.info("stage %s: %s", stage.name, "resumed" if resuming else "started")
             try:
                 result = stage.run(context)
+            except ApprovalPending as pause:
+                record.approval, record.summary = pause.approval, pause.approval.describe()
+                self.executions.save(execution)
+                LOG.info("stage %s: %s", stage.name, record.summary)
+                return execution
             except BaseException as exc:  # recorded, then re-raised unless it is an expected failure
                 message = str(exc) if isinstance(exc, SafeDeployError) else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -119,6 +119,25 @@ class ServingSpec(BaseModel):
     capture_percentage: int = Field(default=100, ge=0, le=100, description="Data capture sampling percentage.")
     api_key_required: bool = True
     ready_timeout_seconds: int = Field(default=300, ge=10)
+    smoke_test_rows: int = Field(
+        default=50, ge=1, le=10_000, description="Held-out test rows the smoke test sends to a new endpoint."
+    )
+    smoke_test_tolerance: float = Field(
+        default=1e-6, gt=0, le=0.01, description="Largest allowed |endpoint - offline| probability difference."
+    )
+
+
+class ApprovalSpec(BaseModel):
+    """The manual approval gate between the dev and prod deployments."""
+
+    model_config = _STRICT
+
+    timeout_seconds: int = Field(
+        default=C.APPROVAL_TIMEOUT_SECONDS,
+        ge=60,
+        le=C.APPROVAL_TIMEOUT_SECONDS,
+        description="How long an approval waits before it expires (CodePipeline: at most 7 days).",
+    )
 
 
 class PipelineSpec(BaseSettings):
@@ -151,6 +170,7 @@ class PipelineSpec(BaseSettings):
     training: TrainingSpec = TrainingSpec()
     gate: GateSpec = GateSpec()
     serving: ServingSpec = ServingSpec()
+    approval: ApprovalSpec = ApprovalSpec()
 
     @model_validator(mode="after")
     def _split_leaves_training_data(self) -> PipelineSpec:

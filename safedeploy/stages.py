@@ -1,4 +1,4 @@
-"""The pipeline's stages: Data -> Train (job + quality gate) -> Register -> DeployDev.
+"""The pipeline's stages: Data -> Train (job + quality gate) -> Register -> DeployDev -> ApproveDeployment.
 
 Each stage is a small class with a ``run(context)`` that calls the backend's interfaces; none of them knows
 whether the backend is local or AWS.
@@ -13,14 +13,16 @@ from pathlib import Path
 
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
 from safedeploy.archives import pack_directory
 from safedeploy.backends import Backend
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, TrainingJobError
-from safedeploy.registry import ModelRegistration
+from safedeploy.registry import ApprovalStatus, ModelRegistration
 from safedeploy.revision import code_revision
 from safedeploy.runner import Stage, StageContext, StageResult
+from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 from safedeploy.training.gate import check_gate
@@ -157,7 +159,11 @@ class RegisterStage:
 
 @dataclass(frozen=True)
 class DeployDevStage:
-    """Serve the registered version on the dev endpoint (data capture on) and point the REST API at it."""
+    """Serve the registered version on the dev endpoint (data capture on), smoke-test it, point the REST API at it.
+
+    The smoke test sends held-out test rows and requires the endpoint's answers to equal the offline
+    predictions of the same archive; a failure fails the stage and the REST API is not moved.
+    """
 
     spec: PipelineSpec
     backend: Backend
@@ -180,23 +186,87 @@ class DeployDevStage:
             stage=C.DEV_STAGE,
             execution_id=context.execution_id,
         )
+        store = self.backend.store
+        rows = held_out_rows(
+            store, context.outputs(C.STAGE_DATA)["input_data"]["TestUri"], self.spec.serving.smoke_test_rows
+        )
+        expected = offline_predictions(store.get_bytes(S3Uri.parse(train["model_data_url"])), rows)
+        smoke = smoke_test(
+            host.runtime(), deployed.endpoint_name, rows, expected, tolerance=self.spec.serving.smoke_test_tolerance
+        )
         api_url = host.publish_api(
             deployed.endpoint_name, str(version), api_key_required=self.spec.serving.api_key_required
         )
         return StageResult(
-            summary=f"{deployed.endpoint_name} {deployed.status} with v{version}; REST API {api_url}",
+            summary=f"{deployed.endpoint_name} {deployed.status} v{version}; {smoke.describe()}; REST API {api_url}",
             outputs={
                 "endpoint_name": deployed.endpoint_name,
                 "endpoint_config_name": deployed.endpoint_config_name,
                 "model_name": deployed.model_name,
                 "model_package_version": version,
                 "api_url": api_url,
+                "smoke_test": {"rows": smoke.rows, "max_abs_error": smoke.max_abs_error, "seconds": smoke.seconds},
             },
         )
 
 
-def pipeline_stages(spec: PipelineSpec, backend: Backend, project_root: Path) -> list[Stage]:
-    """The stages of the pipeline, in order."""
+@dataclass(frozen=True)
+class ApprovalStage:
+    """The manual approval gate: the seed's question, answered by the approver the run was started with.
+
+    An unanswered gate pauses the execution (:class:`ApprovalPending`); the answer, whenever it comes, is
+    recorded on the stage and in the registry's approval history, and a "no" fails the execution.
+    """
+
+    spec: PipelineSpec
+    backend: Backend
+    approver: Approver
+    name: str = C.STAGE_APPROVAL
+
+    def run(self, context: StageContext) -> StageResult:
+        """Ask (or read the recorded answer), update the registry, pass or fail."""
+        record = context.execution.stage(self.name)
+        version = int(context.outputs(C.STAGE_REGISTER)["model_package_version"])
+        if record.approval is None:
+            record.approval = ManualApproval.request(
+                self._summary(context, version), self.spec.approval.timeout_seconds
+            )
+        approval = record.approval
+        if approval.pending:
+            decision = self.approver.decide(approval)
+            if decision is None:
+                raise ApprovalPending(approval)
+            approval.decide(decision)
+        assert approval.approver is not None and approval.comment is not None  # noqa: S101 - set by decide()
+        status: ApprovalStatus = C.APPROVAL_APPROVED if approval.status == "Approved" else C.APPROVAL_REJECTED
+        package = self.backend.registry.describe(self.spec.model_name, version)
+        if package.ModelApprovalStatus != status:
+            self.backend.registry.update_approval(
+                self.spec.model_name, version, status, changed_by=approval.approver, reason=approval.comment
+            )
+        if approval.status != "Approved":
+            raise ApprovalRejectedError(f"{self.spec.model_name} v{version} was not approved: {approval.describe()}")
+        return StageResult(
+            summary=approval.describe(),
+            outputs={"model_package_version": version, "approval": approval.model_dump(mode="json")},
+        )
+
+    def _summary(self, context: StageContext, version: int) -> str:
+        metrics = context.outputs(C.STAGE_TRAIN)["metrics"]
+        shown = ", ".join(f"{name} {metrics[name]:.4f}" for name in ("test:auc", "test:f1") if name in metrics)
+        dev = context.outputs(C.STAGE_DEPLOY_DEV)
+        smoke = dev.get("smoke_test", {})
+        return (
+            f"{self.spec.model_name} v{version} ({shown}) is serving on {dev['endpoint_name']} "
+            f"(REST API {dev['api_url']}); smoke test: {smoke.get('rows', '?')} held-out rows equal the offline "
+            f"predictions."
+        )
+
+
+def pipeline_stages(
+    spec: PipelineSpec, backend: Backend, project_root: Path, approver: Approver | None = None
+) -> list[Stage]:
+    """The stages of the pipeline, in order (the approval gate pauses unless an ``approver`` answers)."""
     stages: list[Stage] = [
         DataStage(spec, backend),
         TrainStage(spec, backend),
@@ -204,4 +274,5 @@ def pipeline_stages(spec: PipelineSpec, backend: Backend, project_root: Path) ->
     ]
     if spec.serving.enabled:
         stages.append(DeployDevStage(spec, backend))
+        stages.append(ApprovalStage(spec, backend, approver or Deferred()))
     return stages

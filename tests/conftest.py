@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from safedeploy import constants as C
+from safedeploy.approval import AutoApprove
 from safedeploy.data.raw_table import HEADER, read_raw_table
 from safedeploy.features import FeatureSchema
 from safedeploy.pipeline import Pipeline
@@ -143,7 +144,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         }
     )
     try:
-        execution = Pipeline(spec, project_root=REPO_ROOT).run()
+        execution = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests")).run()
         assert execution.status == "Succeeded", execution.error
         info = daemon.read_info(RuntimePaths(state))
         assert info is not None

@@ -7,19 +7,29 @@ from pathlib import Path
 
 import pytest
 
+from safedeploy import constants as C
+from safedeploy.serving import daemon
 from tests.conftest import REPO_ROOT
 
 
 @pytest.mark.slow
-def test_notebook_runs(tmp_path: Path, churn_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("serving", [False, True], ids=["registry-only", "approval-gate"])
+def test_notebook_runs(tmp_path: Path, churn_csv: Path, monkeypatch: pytest.MonkeyPatch, serving: bool) -> None:
     monkeypatch.setenv("DATA", str(churn_csv))
     monkeypatch.setenv("SAFEDEPLOY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SAFEDEPLOY_TRAINING__SOURCE_DIR", str(REPO_ROOT / "model"))
+    monkeypatch.setenv("SAFEDEPLOY_SERVING__ENABLED", str(serving).lower())
     notebook = json.loads((REPO_ROOT / "notebooks" / "pipeline.ipynb").read_text())
     namespace: dict[str, object] = {}
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), "pipeline.ipynb", "exec"), namespace)  # noqa: S102
+    try:
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), "pipeline.ipynb", "exec"), namespace)  # noqa: S102
+    finally:
+        daemon.stop(tmp_path / "state")
     execution = namespace["execution"]
     assert execution.status == "Succeeded"  # type: ignore[attr-defined]
     assert namespace["approved"].ModelApprovalStatus == "Approved"  # type: ignore[attr-defined]
+    if serving:  # the gate paused the run; the notebook's approval resumed that same execution
+        gate = execution.stage(C.STAGE_APPROVAL)  # type: ignore[attr-defined]
+        assert gate.approval.status == "Approved" and gate.approval.comment == "metrics reviewed in the notebook"

@@ -20,6 +20,7 @@ from safedeploy.serving.state import RuntimeState
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API_HANDLER = PROJECT_ROOT / "lambdas" / "api" / "app.py"
@@ -30,6 +31,10 @@ class ServingHost(Protocol):
 
     def sagemaker(self) -> SageMakerClient:
         """A SageMaker control-plane client."""
+        ...
+
+    def runtime(self) -> SageMakerRuntimeClient:
+        """A SageMaker Runtime (InvokeEndpoint) client."""
         ...
 
     def publish_api(self, endpoint_name: str, model_version: str, *, api_key_required: bool) -> str:
@@ -59,6 +64,10 @@ class LocalServingHost:
     def sagemaker(self) -> SageMakerClient:
         """boto3's ``sagemaker`` client pointed at the local runtime."""
         return daemon.sagemaker_client(self.info())
+
+    def runtime(self) -> SageMakerRuntimeClient:
+        """boto3's ``sagemaker-runtime`` client pointed at the local runtime."""
+        return daemon.runtime_client(self.info())
 
     def publish_api(self, endpoint_name: str, model_version: str, *, api_key_required: bool) -> str:
         """Route ``POST /api`` to the API handler configured for ``endpoint_name``."""

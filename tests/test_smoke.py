@@ -1,0 +1,147 @@
+"""The DeployDev smoke test: held-out rows through the endpoint must equal the archive's offline predictions."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from safedeploy import constants as C
+from safedeploy.errors import DeploymentError
+from safedeploy.pipeline import Pipeline
+from safedeploy.serving import daemon
+from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.smoke import smoke_test
+from safedeploy.spec import load_spec
+from safedeploy.store import LocalArtifactStore, S3Uri
+from tests.conftest import REPO_ROOT, churn_rows, write_table
+from tests.serving import Live
+
+ROWS = np.arange(12 * 3, dtype=np.float32).reshape(12, 3)
+EXPECTED = np.linspace(0.1, 0.9, 12).astype(np.float32)
+
+
+def _client() -> Any:
+    return boto3.client("sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def _answer(stubber: Stubber, scores: list[float]) -> None:
+    body = "".join(f"{s!r}\n" for s in scores).encode()
+    stubber.add_response(
+        "invoke_endpoint", {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "text/csv"}
+    )
+
+
+def _stub(answers: list[list[float]]) -> tuple[Any, Stubber]:
+    client = _client()
+    stubber = Stubber(client)
+    for scores in answers:
+        _answer(stubber, scores)
+    return client, stubber
+
+
+def _expected_batches(scores: np.ndarray) -> list[list[float]]:
+    values = [float(v) for v in scores]
+    return [values[:1], values[:10], values[10:]]  # the first row alone, then batches of 10
+
+
+def test_equal_answers_pass_and_every_row_is_sent() -> None:
+    client, stubber = _stub(_expected_batches(EXPECTED))
+    with stubber:
+        result = smoke_test(client, "churn-dev", ROWS, EXPECTED)
+    stubber.assert_no_pending_responses()
+    assert result.rows == 12 and result.requests == 3 and result.max_abs_error == 0.0
+
+
+def test_a_difference_beyond_the_tolerance_fails_naming_the_row() -> None:
+    answers = EXPECTED.astype(np.float64).copy()
+    answers[7] += 1e-4
+    client, stubber = _stub(_expected_batches(answers))
+    with stubber, pytest.raises(DeploymentError, match=r"held-out row 7: .*1 of 12 rows differ"):
+        smoke_test(client, "churn-dev", ROWS, EXPECTED)
+
+
+def test_a_difference_within_the_tolerance_passes() -> None:
+    answers = EXPECTED.astype(np.float64) + 5e-7
+    client, stubber = _stub(_expected_batches(answers))
+    with stubber:
+        assert smoke_test(client, "churn-dev", ROWS, EXPECTED).max_abs_error == pytest.approx(5e-7, rel=0.5)
+
+
+def test_wrong_count_and_non_numeric_answers_fail() -> None:
+    client, stubber = _stub([[0.1, 0.2]])
+    with stubber, pytest.raises(DeploymentError, match="answered 2 scores for 1 rows"):
+        smoke_test(client, "churn-dev", ROWS, EXPECTED)
+    client = _client()
+    stubber = Stubber(client)
+    stubber.add_response(
+        "invoke_endpoint", {"Body": StreamingBody(io.BytesIO(b"oops\n"), 5), "ContentType": "text/csv"}
+    )
+    with stubber, pytest.raises(DeploymentError, match="non-numeric"):
+        smoke_test(client, "churn-dev", ROWS, EXPECTED)
+
+
+def test_a_model_error_fails_the_smoke_test() -> None:
+    client = _client()
+    stubber = Stubber(client)
+    stubber.add_client_error("invoke_endpoint", "ModelError", "Received server error (500)", 424)
+    with stubber, pytest.raises(DeploymentError, match="refused held-out rows 0-1"):
+        smoke_test(client, "churn-dev", ROWS, EXPECTED)
+
+
+def test_live_deploy_dev_ran_the_smoke_test(live: Live) -> None:
+    execution_dir = live.state_dir / "executions"
+    records = sorted(execution_dir.rglob("*.json"))
+    assert records
+    from safedeploy.runner import PipelineExecution
+
+    stage = PipelineExecution.model_validate_json(records[-1].read_text()).stage(C.STAGE_DEPLOY_DEV)
+    assert stage.outputs["smoke_test"]["rows"] == 50
+    assert stage.outputs["smoke_test"]["max_abs_error"] <= 1e-6
+    assert "held-out rows equal offline predictions" in stage.summary
+
+
+@pytest.mark.slow
+def test_endpoint_code_that_disagrees_with_the_archive_fails_deploy_dev(tmp_path: Path) -> None:
+    """Serving code that changes the scores (train/serve skew) is caught before the REST API moves."""
+    source = tmp_path / "model"
+    shutil.copytree(REPO_ROOT / "model", source, ignore=shutil.ignore_patterns("__pycache__"))
+    inference = source / "inference.py"
+    text = inference.read_text()
+    assert "    return model.predict(matrix)\n" in text
+    inference.write_text(
+        text.replace("    return model.predict(matrix)\n", "    return model.predict(matrix) * 0.99\n")
+    )
+    state = tmp_path / "state"
+    spec = load_spec(
+        overrides={
+            "state_dir": str(state),
+            "data": {"source": str(write_table(tmp_path / "churn.csv", churn_rows(800, seed=5)))},
+            "training": {"source_dir": str(source)},
+            "hyperparameters": {"num_round": 60},
+            "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
+            "serving": {"enabled": True},
+        }
+    )
+    try:
+        execution = Pipeline(spec, project_root=REPO_ROOT).run()
+        assert execution.status == "Failed"
+        stage = execution.stage(C.STAGE_DEPLOY_DEV)
+        assert stage.status == "Failed" and stage.error is not None
+        assert "smoke test" in stage.error and "differs from the offline predictions" in stage.error
+        info = daemon.read_info(RuntimePaths(state))
+        assert info is not None
+        state_file = LocalArtifactStore(state / "s3")  # the REST API was never pointed at the bad endpoint
+        assert state_file.head(S3Uri.parse(execution.stage("Train").outputs["model_data_url"])) is not None
+        from safedeploy.serving.state import RuntimeState
+
+        assert C.API_ROUTE_NAME not in RuntimeState.load(RuntimePaths(state).state).Routes
+    finally:
+        daemon.stop(state)
