@@ -107,19 +107,25 @@ class TreeEnsemble:
         """The raw margin of each row (before the logistic transform)."""
         if rows.ndim != 2 or rows.shape[1] != self.num_features:
             raise ValueError(f"expected rows of {self.num_features} features, got shape {rows.shape}")
-        value = np.asarray(rows, dtype=np.float32).take(self.feature, axis=1)
+        x = np.asarray(rows, dtype=np.float32)
+        if len(x) == 1:  # one request row: the same steps on 1-D arrays, a third cheaper
+            return self._walk(x[0], self.feature, self.split_offsets, -1)[np.newaxis]
+        return self._walk(x, self.feature, self.split_offsets, 1)
+
+    def _walk(self, x: Matrix, feature: npt.NDArray[np.intp], offsets: npt.NDArray[np.intp], axis: int) -> Matrix:
+        value = x.take(feature, axis=axis)
         goes_right = value >= self.threshold  # not (value < threshold), as XGBoost tests; False for NaN
         missing = np.isnan(value)
         if missing.any():
             goes_right |= missing & ~self.default_left
-        ruled_out = np.bitwise_or.reduceat(self.ruled_out * goes_right, self.split_offsets, axis=1)
+        ruled_out = np.bitwise_or.reduceat(self.ruled_out * goes_right, offsets, axis=axis)
         leftmost = ~ruled_out & (ruled_out + np.uint64(1))  # the lowest bit not ruled out: the row's leaf
         leaf = np.frexp(leftmost.astype(np.float64))[1] - 1  # exact: a power of two below 2**64
-        terms = np.empty((len(rows), len(self.leaf_offsets) + 1), dtype=np.float32)
-        terms[:, 0] = self.base_margin
-        terms[:, 1:] = self.leaf_values[self.leaf_offsets + leaf]
+        terms = np.empty((*leaf.shape[:-1], len(self.leaf_offsets) + 1), dtype=np.float32)
+        terms[..., 0] = self.base_margin
+        terms[..., 1:] = self.leaf_values[self.leaf_offsets + leaf]
         # Sequential float32 accumulation, tree after tree, as XGBoost's predictor adds them.
-        return np.add.accumulate(terms, axis=1)[:, -1]
+        return np.add.accumulate(terms, axis=-1)[..., -1]
 
     def predict(self, rows: Matrix) -> Matrix:
         """Probabilities (the logistic of the margins), float32 like XGBoost's."""

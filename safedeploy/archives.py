@@ -5,20 +5,32 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from safedeploy.errors import ArtifactError
 
 
-def pack_directory(directory: Path, exclude: tuple[str, ...] = ("__pycache__",)) -> bytes:
-    """Return a gzipped tar of ``directory``'s content (paths relative to it), with normalised metadata."""
+def pack_directory(
+    directory: Path, exclude: tuple[str, ...] = ("__pycache__",), extra: Mapping[str, Path] | None = None
+) -> bytes:
+    """Return a gzipped tar of ``directory``'s content (paths relative to it), with normalised metadata.
+
+    ``extra`` adds files from elsewhere under the given archive names (a file of the directory with the same
+    name is replaced).
+    """
+    members: dict[str, Path] = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if any(part in exclude for part in relative.parts) or not path.is_file():
+            continue
+        members[relative.as_posix()] = path
+    members.update(extra or {})
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-        for path in sorted(directory.rglob("*")):
-            relative = path.relative_to(directory)
-            if any(part in exclude for part in relative.parts) or not path.is_file():
-                continue
-            info = tarfile.TarInfo(relative.as_posix())
+        for name in sorted(members):
+            path = members[name]
+            info = tarfile.TarInfo(name)
             info.size = path.stat().st_size
             info.mode = 0o644
             with path.open("rb") as stream:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from safedeploy import constants as C
+from safedeploy import features as features_module
 from safedeploy import naming
 from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
 from safedeploy.archives import pack_directory
@@ -83,9 +84,10 @@ class TrainStage:
         source_dir = self.spec.training.source_dir
         if not (source_dir / self.spec.training.entry_point).is_file():
             raise ConfigError(f"training entry point {source_dir / self.spec.training.entry_point} not found")
-        source = self.backend.store.put_bytes(
-            source_archive_uri(output_prefix, job_name), pack_directory(source_dir), "application/gzip"
-        )
+        # The handler code imports the feature encoder; the archive carries its own copy, so the serving
+        # container (SageMaker's, or a local instance) needs nothing but the archive.
+        archive = pack_directory(source_dir, extra={"features.py": Path(features_module.__file__)})
+        source = self.backend.store.put_bytes(source_archive_uri(output_prefix, job_name), archive, "application/gzip")
         request = training_job_request(
             self.spec,
             job_name=job_name,

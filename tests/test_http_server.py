@@ -14,7 +14,7 @@ import pytest
 
 from safedeploy.serving.gateway import Gateway
 from safedeploy.serving.http_server import MAX_HEAD_BYTES, HttpServer, Request, Response
-from safedeploy.serving.state import RestApiRoute
+from safedeploy.serving.state import RestApiRoute, RouteCanary
 
 
 async def _echo(request: Request) -> Response:
@@ -241,3 +241,77 @@ def test_gateway_answers_504_when_the_handler_outlives_the_integration_timeout(t
     late, missing = asyncio.run(scenario())
     assert late.startswith(b"HTTP/1.1 504") and b"Endpoint request timed out" in late
     assert missing.startswith(b"HTTP/1.1 404") and b"application/json" in missing
+
+
+def test_gateway_splits_requests_between_the_alias_versions_by_weight(tmp_path: Path) -> None:
+    """A route's canary version takes its weight of the requests, each version with its own environment."""
+    handler_file = tmp_path / "who.py"
+    handler_file.write_text(
+        "def create(environ, runtime):\n"
+        "    def handler(event, context):\n"
+        "        return {'statusCode': 200, 'headers': {'X-Model-Version': environ['V']}, 'body': environ['V']}\n"
+        "    return handler\n"
+    )
+
+    def route(weight: float | None) -> RestApiRoute:
+        canary = None if weight is None else RouteCanary(Environment={"V": "green"}, Weight=weight)
+        return RestApiRoute(
+            Path="/api",
+            Handler=f"{handler_file}:create",
+            Environment={"V": "blue"},
+            ApiKeyRequired=False,
+            Canary=canary,
+        )
+
+    async def count(gateway: Gateway, port: int, weight: float | None, n: int) -> dict[bytes, int]:
+        gateway.configure({"api": route(weight)}, "key")
+        request = b"POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        answers = await _exchange(port, request * n, expect=n)
+        return {who: answers.count(b"\r\n\r\n" + who) for who in (b"blue", b"green")}
+
+    async def scenario() -> list[dict[bytes, int]]:
+        gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]  # the handler never invokes
+        server = gateway.server()
+        port = await server.start()
+        try:
+            return [await count(gateway, port, weight, 400) for weight in (None, 0.0, 0.25, 1.0)]
+        finally:
+            await server.shutdown(timeout=1)
+
+    alone, zero, quarter, everything = asyncio.run(scenario())
+    assert alone == {b"blue": 400, b"green": 0} and zero == {b"blue": 400, b"green": 0}
+    assert everything == {b"blue": 0, b"green": 400}
+    assert quarter[b"blue"] + quarter[b"green"] == 400 and 60 <= quarter[b"green"] <= 140  # 100 expected, sd 8.7
+
+
+@pytest.mark.parametrize(
+    ("returned", "status"),
+    [
+        ("{'statusCode': 201, 'headers': {'X-A': 'b', 'Content-Length': '999'}, 'body': 'ok'}", b"201"),
+        ("{'statusCode': 200, 'headers': {'X-A': 'b\\r\\nSet-Cookie: x'}, 'body': 'ok'}", b"502"),
+        ("{'body': 'no status'}", b"502"),
+        ("{'statusCode': 200, 'body': '!!!', 'isBase64Encoded': True}", b"502"),
+        ("'not a dict'", b"502"),
+    ],
+    ids=["framing-header-replaced", "header-injection", "no-status", "bad-base64", "not-a-mapping"],
+)
+def test_gateway_turns_malformed_proxy_responses_into_502(tmp_path: Path, returned: str, status: bytes) -> None:
+    handler_file = tmp_path / "bad.py"
+    handler_file.write_text(f"def create(environ, runtime):\n    return lambda event, context: {returned}\n")
+
+    async def scenario() -> bytes:
+        gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]
+        route = RestApiRoute(Path="/x", Handler=f"{handler_file}:create", Environment={}, ApiKeyRequired=False)
+        gateway.configure({"x": route}, "key")
+        server = gateway.server()
+        port = await server.start()
+        try:
+            return await _exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        finally:
+            await server.shutdown(timeout=1)
+
+    answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 " + status)
+    assert b"Set-Cookie" not in answer
+    if status == b"201":
+        assert b"Content-Length: 2\r\n" in answer and b"999" not in answer and answer.endswith(b"ok")

@@ -145,3 +145,32 @@ def test_endpoint_code_that_disagrees_with_the_archive_fails_deploy_dev(tmp_path
         assert C.API_ROUTE_NAME not in RuntimeState.load(RuntimePaths(state).state).Routes
     finally:
         daemon.stop(state)
+
+
+def test_the_source_archive_serves_on_its_own(live: Live, tmp_path: Path) -> None:
+    """The handler code in sourcedir.tar.gz needs nothing from this checkout (as in SageMaker's container)."""
+    import subprocess
+    import sys
+
+    from safedeploy.archives import unpack
+
+    store = LocalArtifactStore(live.state_dir / "s3")
+    unpack(store.get_bytes(S3Uri.parse(live.source_uri)), tmp_path / "code")
+    unpack(store.get_bytes(S3Uri.parse(live.model_data_url)), tmp_path / "model")
+    assert {"inference.py", "features.py", "tree_ensemble.py", "train.py"} <= {
+        p.name for p in (tmp_path / "code").iterdir()
+    }
+    script = (
+        "import sys\n"
+        "sys.modules['safedeploy'] = None; sys.modules['model'] = None  # the checkout is out of reach\n"
+        f"sys.path.insert(0, {str(tmp_path / 'code')!r})\n"
+        "import inference\n"
+        f"m = inference.model_fn({str(tmp_path / 'model')!r})\n"
+        "print(type(m.schema).__module__, type(m.fast).__module__)\n"
+        f"print(inference.transform_fn(m, {live.csv_rows[0]!r}, 'text/csv', 'text/csv')[0].decode())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    modules, score = result.stdout.split("\n")[:2]
+    assert modules == "features tree_ensemble"
+    assert 0.0 < float(score) < 1.0

@@ -84,7 +84,8 @@ def _request_body(event: APIGatewayProxyEvent) -> bytes:
 
 def invoke(event: APIGatewayProxyEvent, settings: ApiSettings, runtime: RuntimeClient) -> ApiResponse:
     """Validate the request, call the endpoint and translate its answer."""
-    content_type = event.headers.get("content-type")
+    headers = event.headers  # case-insensitive; built on each access, so read once
+    content_type = headers.get("content-type")
     if _media_type(content_type) not in SUPPORTED_TYPES:
         return ApiResponse.error(
             415,
@@ -104,7 +105,7 @@ def invoke(event: APIGatewayProxyEvent, settings: ApiSettings, runtime: RuntimeC
             EndpointName=settings.endpoint_name,
             Body=body,
             ContentType=str(content_type),
-            Accept=event.headers.get("accept") or "application/json",
+            Accept=headers.get("accept") or "application/json",
             InferenceId=(event.request_context.request_id or str(uuid.uuid4()))[:64],
         )
     except ClientError as exc:

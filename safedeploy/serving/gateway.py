@@ -1,6 +1,8 @@
 """The local API gateway: HTTP requests -> API Gateway (REST, v1) proxy events -> Lambda handlers.
 
-Each route (see :class:`~safedeploy.serving.state.RestApiRoute`) names a handler file and its environment.
+Each route (see :class:`~safedeploy.serving.state.RestApiRoute`) names a handler file and its environment, and
+optionally a canary version (another environment) taking a share of the requests, as a Lambda alias's routing
+configuration does while CodeDeploy shifts traffic.
 A request gets the same treatment API Gateway gives it: the API key (``x-api-key``) is checked first (403
 ``Forbidden``), the body is limited to 10 MB (413), and the handler receives a real proxy event (headers and
 multi-value headers, query strings, ``requestContext`` with request id, stage, identity and API key, body as
@@ -23,6 +25,7 @@ import importlib.util
 import io
 import json
 import logging
+import random
 import secrets
 import sys
 import time
@@ -210,21 +213,25 @@ class Gateway:
         self.lambda_timeout = LAMBDA_TIMEOUT_S
         self.routes: dict[str, RestApiRoute] = {}
         self.api_key = ""
-        self._handlers: dict[str, tuple[RestApiRoute, Handler]] = {}
+        self._handlers: dict[tuple[str, bool], tuple[RestApiRoute, Handler]] = {}
+        self._random = random.Random()  # noqa: S311 - traffic split, not security
 
     def configure(self, routes: Mapping[str, RestApiRoute], api_key: str) -> None:
         """Install routes (by name) and the API key; handlers are (re)built on their next request."""
         self.routes = {route.Path: route for route in routes.values()}
         self.api_key = api_key
-        self._handlers = {p: h for p, h in self._handlers.items() if self.routes.get(p) == h[0]}
+        self._handlers = {key: h for key, h in self._handlers.items() if self.routes.get(key[0]) == h[0]}
 
-    def _handler(self, route: RestApiRoute) -> Handler:
-        cached = self._handlers.get(route.Path)
+    def _handler(self, route: RestApiRoute, canary: bool) -> Handler:
+        """The handler of the route's primary version, or of its canary version (each with its environment)."""
+        key = (route.Path, canary)
+        cached = self._handlers.get(key)
         if cached is not None and cached[0] is route:  # configure() installs new route objects when they change
             return cached[1]
+        environment = route.Canary.Environment if canary and route.Canary is not None else route.Environment
         client = LocalRuntimeClient(self.invoker)
-        handler = load_handler_factory(route.Handler)(dict(route.Environment), client)
-        self._handlers[route.Path] = (route, handler)
+        handler = load_handler_factory(route.Handler)(dict(environment), client)
+        self._handlers[key] = (route, handler)
         return handler
 
     def server(self) -> HttpServer:
@@ -243,8 +250,9 @@ class Gateway:
         if route.ApiKeyRequired and not (presented and hmac.compare_digest(presented, self.api_key)):
             return _message(403, "Forbidden: send a valid API key in the x-api-key header")
         event = proxy_event(request, route.Path, presented)
+        canary = route.Canary is not None and self._random.random() < route.Canary.Weight
         try:
-            handler = self._handler(route)
+            handler = self._handler(route, canary)
         except Exception:
             LOG.exception("cannot load the handler of %s", route.Path)
             return _message(502, "Internal server error")
@@ -275,6 +283,11 @@ def _refusal(status: int, message: str) -> Response:
     return _message(status, message)
 
 
+_FRAMING = frozenset(("content-length", "transfer-encoding", "connection"))
+"""Headers the server sets itself when it frames the answer."""
+_BREAKS = frozenset("\r\n")
+
+
 def _proxy_response(result: Any) -> Response:
     """Turn a Lambda proxy response into HTTP; anything malformed is a 502, as API Gateway answers."""
     if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
@@ -282,17 +295,17 @@ def _proxy_response(result: Any) -> Response:
         return _message(502, "Internal server error")
     body = result.get("body") or ""
     try:
-        payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+        payload = base64.b64decode(body, validate=True) if result.get("isBase64Encoded") else str(body).encode("utf-8")
     except ValueError:
         return _message(502, "Internal server error")
     headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[str(name)] = ",".join(str(v) for v in values)
-    if any("\r" in v or "\n" in v for item in headers.items() for v in item):
+    answer = [(name, value) for name, value in headers.items() if name.lower() not in _FRAMING]
+    if any(_BREAKS.intersection(name) or _BREAKS.intersection(value) for name, value in answer):
         LOG.error("handler returned a header with a line break")
         return _message(502, "Internal server error")
-    framing = ("content-length", "transfer-encoding", "connection")  # the server frames the answer itself
-    return Response(result["statusCode"], payload, [(k, v) for k, v in headers.items() if k.lower() not in framing])
+    return Response(result["statusCode"], payload, answer)
 
 
 def new_api_key() -> str:

@@ -130,6 +130,17 @@ class EndpointRecord(_Shape):
     LastModifiedTime: datetime = Field(default_factory=now)
 
 
+class RouteCanary(_Shape):
+    """A second function version behind the route's alias, taking ``Weight`` of the requests.
+
+    Lambda's alias routing (``RoutingConfig.AdditionalVersionWeights``), which CodeDeploy moves step by step
+    during a canary or linear deployment: the primary version takes the rest.
+    """
+
+    Environment: dict[str, str]
+    Weight: float = Field(ge=0.0, le=1.0)
+
+
 class RestApiRoute(_Shape):
     """A REST API resource served by the local API gateway: path -> Lambda handler and its environment."""
 
@@ -138,6 +149,7 @@ class RestApiRoute(_Shape):
     """``<file.py>:<factory>``: the handler file and the function that builds a handler from (environ, client)."""
     Environment: dict[str, str] = {}
     ApiKeyRequired: bool = True
+    Canary: RouteCanary | None = None
 
 
 class RuntimeState(_Shape):
