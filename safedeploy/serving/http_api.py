@@ -172,6 +172,7 @@ class RuntimeApi:
                 end=datetime.fromisoformat(query["EndTime"]),
                 period=int(query.get("Period", "60")),
                 statistics=tuple(query.get("Statistics", ",".join(STATISTICS)).split(",")),
+                extended_statistics=tuple(filter(None, query.get("ExtendedStatistics", "").split(","))),
             )
         except KeyError as exc:
             return web.json_response({"message": f"missing query parameter {exc}"}, status=400)

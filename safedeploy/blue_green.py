@@ -1,0 +1,333 @@
+"""Blue/green production deployment: shift traffic step by step, watch alarms, roll back without a human.
+
+The controller (:class:`BlueGreenDeployment`) runs one deployment against a :class:`ProdHost` (the local
+runtime, or AWS):
+
+1. green gets its own endpoint, namespaced by model, environment and version (blue keeps serving);
+2. traffic moves from blue to green per the :class:`~safedeploy.traffic.Schedule`: the REST API's alias sends
+   each step's share to green (CodeDeploy's Lambda traffic shifting), and each step's wait runs on the scalable
+   clock, in alarm periods;
+3. after every period the alarms are evaluated on that step's windows only: green's 5XX/model-error rate, and
+   green's p99 model latency against blue's over the same window (during the bake, against blue's last window;
+   against an absolute budget when blue's latency was never seen). Too few requests in a window is INSUFFICIENT_DATA, never healthy: a step whose alarms never saw
+   enough data to be OK fails the deployment ("no evidence"), so quiet traffic cannot wave a model through;
+4. at 100 % green a final bake (termination wait) keeps watching; then blue is torn down;
+5. any alarm in ALARM, a failed green, or missing evidence: the alias goes back to 100 % blue, green is torn
+   down, and :class:`RolledBackError` carries the reason.
+
+When no client traffic is flowing, a synthetic feeder (held-out rows, marked as synthetic in their inference
+ids) keeps every window above the minimum request count, as CloudWatch Synthetics canaries do. Every step,
+alarm transition and outcome goes to the append-only :class:`~safedeploy.ledger.DeploymentLedger`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from safedeploy.alarms import AlarmRule, AlarmState, AlarmTracker
+from safedeploy.clock import ScaledClock
+from safedeploy.errors import DeploymentError, SafeDeployError
+from safedeploy.ledger import (
+    EVENT_ALARM,
+    EVENT_ROLLED_BACK,
+    EVENT_SHIFTED,
+    EVENT_STARTED,
+    EVENT_SUCCEEDED,
+    DeploymentLedger,
+    ServedModel,
+)
+from safedeploy.traffic import Schedule, TrafficStep
+
+LOG = logging.getLogger(__name__)
+ERROR_RATE_ALARM = "green-error-rate"
+LATENCY_ALARM = "green-p99-latency"
+
+
+class RolledBackError(DeploymentError):
+    """The deployment was rolled back to blue; the message says why."""
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """How the deployment's alarms judge green (CloudWatch semantics: period, evaluation periods, datapoints)."""
+
+    period_seconds: float = 60.0
+    evaluation_periods: int = 2
+    datapoints_to_alarm: int = 1
+    min_requests: int = 10
+    """Fewer requests than this to green in a period leave that datapoint missing (insufficient data)."""
+    max_error_rate: float = 0.02
+    """Green's share of requests answered 5XX (model errors included) above which it is in ALARM."""
+    latency_ratio: float = 2.0
+    latency_slack_ms: float = 25.0
+    """Green's p99 may be at most ``latency_ratio`` x blue's p99 + ``latency_slack_ms``."""
+    max_latency_ms: float = 100.0
+    """Green's p99 budget when there is no blue to compare with (the first deployment)."""
+
+    def rules(self) -> list[AlarmRule]:
+        """The alarm rules: error rate (a share) and latency excess over what blue allows (ms above 0)."""
+        return [
+            AlarmRule(
+                name,
+                threshold,
+                "GreaterThanThreshold",
+                period_seconds=self.period_seconds,
+                evaluation_periods=self.evaluation_periods,
+                datapoints_to_alarm=self.datapoints_to_alarm,
+            )
+            for name, threshold in ((ERROR_RATE_ALARM, self.max_error_rate), (LATENCY_ALARM, 0.0))
+        ]
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """One endpoint's traffic in one alarm period."""
+
+    invocations: float
+    errors_5xx: float
+    p99_ms: float | None
+
+
+class ProdHost(Protocol):
+    """What the controller needs from where production runs."""
+
+    def start_green(self, endpoint_name: str) -> ServedModel:
+        """Create green's endpoint (serving the new version) and wait until it is InService."""
+        ...
+
+    def delete_endpoint(self, served: ServedModel) -> None:
+        """Tear an endpoint down (and its config and model)."""
+        ...
+
+    def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        """Point the production REST API's alias at ``primary``, sending ``weight`` of requests to ``canary``."""
+        ...
+
+    def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
+        """Traffic statistics of ``endpoint`` in ``[start, end)``."""
+        ...
+
+    def send_synthetic(self) -> int:
+        """Send one synthetic request through the production REST API; return its HTTP status."""
+        ...
+
+
+@dataclass
+class SyntheticTraffic:
+    """A background feeder sending ``rate`` requests per second through the REST API (0 pauses it)."""
+
+    send: Callable[[], int]
+    rate: float = 0.0
+    sent: int = 0
+    failures: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start feeding (a daemon thread; bounded by :meth:`stop`)."""
+        self._thread = threading.Thread(target=self._loop, name="synthetic-traffic", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            if self.rate <= 0:
+                self._stop.wait(0.05)
+                next_at = time.monotonic()
+                continue
+            try:
+                status = self.send()
+            except Exception:
+                status = 0
+            self.sent += 1
+            self.failures += status >= 500 or status == 0
+            next_at += 1.0 / self.rate
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_at = time.monotonic()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+@dataclass
+class BlueGreenDeployment:
+    """One production deployment, run to success or rollback."""
+
+    host: ProdHost
+    ledger: DeploymentLedger
+    schedule: Schedule
+    alarms: AlarmSettings
+    clock: ScaledClock
+    synthetic: bool = True
+    max_synthetic_rate: float = 400.0
+    min_real_period: float = 1.0
+    """Shortest alarm period on the wall (the local metrics have one-second resolution)."""
+    deployment_id: str = field(default_factory=lambda: f"d-{uuid.uuid4().hex[:12]}")
+    transitions: list[str] = field(default_factory=list)
+    _blue_p99_ms: float | None = None
+
+    def run(
+        self, blue: ServedModel | None, green_endpoint: str, *, version: int, details: dict[str, object] | None = None
+    ) -> ServedModel:
+        """Deploy green (``version``) beside ``blue`` (None: the first deployment); return green at 100 %.
+
+        Raises:
+            RolledBackError: an alarm fired, green failed, or the alarms never had enough data; traffic is back on
+                blue (or, for a first deployment, the production API is unpublished) and green is gone.
+        """
+        schedule = self.schedule
+        if blue is None:  # nothing to canary against: all at once, then the bake watches green alone
+            schedule = Schedule("AllAtOnce (first deployment)", (TrafficStep(100, 0.0),), self.schedule.bake_seconds)
+        self.ledger.append(
+            self.deployment_id,
+            EVENT_STARTED,
+            blue=blue.as_dict() if blue else None,
+            green={"endpoint": green_endpoint, "version": version},
+            strategy=schedule.describe(),
+            time_scale=self.clock.scale,
+            **(details or {}),
+        )
+        green: ServedModel | None = None
+        feeder = SyntheticTraffic(self.host.send_synthetic)
+        try:
+            green = self.host.start_green(green_endpoint)
+            self.ledger.append(self.deployment_id, "GreenReady", green=green.as_dict())
+            if self.synthetic:
+                feeder.start()
+            for step in schedule.steps:
+                self._shift(blue, green, step.green_percent, feeder)
+                self._watch(blue, green, step.wait_seconds, f"{step.green_percent}% step")
+            self._watch(blue, green, schedule.bake_seconds, "bake at 100%")
+        except SafeDeployError as exc:
+            feeder.stop()
+            reason = str(exc)
+            self._roll_back(blue, green, reason)
+            restored = blue.endpoint if blue else "no production model (first deployment)"
+            raise RolledBackError(f"rolled back to {restored}: {reason}") from None
+        except BaseException:
+            feeder.stop()
+            self._roll_back(blue, green, "interrupted")
+            raise
+        feeder.stop()
+        if blue is not None:
+            self.host.delete_endpoint(blue)
+        self.ledger.append(
+            self.deployment_id,
+            EVENT_SUCCEEDED,
+            green=green.as_dict(),
+            blue_removed=blue.endpoint if blue else None,
+            synthetic_requests=feeder.sent,
+        )
+        return green
+
+    def _shift(self, blue: ServedModel | None, green: ServedModel, percent: int, feeder: SyntheticTraffic) -> None:
+        weight = percent / 100.0
+        if blue is None or percent >= 100:
+            self.host.route(green, None, 0.0)
+            weights = {green.endpoint: 1.0}
+        else:
+            self.host.route(blue, green, weight)
+            weights = {blue.endpoint: round(1.0 - weight, 4), green.endpoint: weight}
+        real_period = max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
+        # Enough requests that green alone gets 1.5x the minimum per period, whatever its share.
+        needed = 1.5 * self.alarms.min_requests / (max(weight, 0.01) * real_period)
+        feeder.rate = min(math.ceil(needed), self.max_synthetic_rate)
+        self.ledger.append(
+            self.deployment_id,
+            EVENT_SHIFTED,
+            weights=weights,
+            synthetic_rate=feeder.rate,
+        )
+        LOG.info("traffic: %d%% to %s", percent, green.endpoint)
+
+    def _watch(self, blue: ServedModel | None, green: ServedModel, model_seconds: float, what: str) -> None:
+        """Hold for ``model_seconds``, evaluating the alarms after each full period of this step."""
+        if model_seconds <= 0:
+            return
+        tracker = AlarmTracker(self.alarms.rules())
+        real_period = max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
+        start = math.ceil(self.clock.wall() / real_period) * real_period  # whole windows, as the metrics are kept
+        periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))
+        datapoints: dict[str, list[float | None]] = {rule.name: [] for rule in self.alarms.rules()}
+        seen_ok: set[str] = set()
+        for index in range(periods):
+            end = start + (index + 1) * real_period
+            delay = end - self.clock.wall() + 0.05  # let the last second's requests land
+            if delay > 0 and not self.clock.sleep(delay * self.clock.scale):
+                raise DeploymentError(f"interrupted during the {what}")
+            window = (datetime.fromtimestamp(end - real_period, UTC), datetime.fromtimestamp(end, UTC))
+            values = self._datapoints(blue, green, *window)
+            for name, value in values.items():
+                datapoints[name].append(value)
+                transition = tracker.update(name, datapoints[name])
+                if transition is not None:
+                    self.transitions.append(transition.reason)
+                    self.ledger.append(
+                        self.deployment_id, EVENT_ALARM, alarm=name, old=transition.old, new=transition.new,
+                        reason=transition.reason, during=what, period=index + 1,
+                    )  # fmt: skip
+                if tracker.states[name] == AlarmState.OK:
+                    seen_ok.add(name)
+            firing = tracker.in_alarm()
+            if firing:
+                reasons = "; ".join(t for t in self.transitions if any(t.startswith(f"{a}:") for a in firing))
+                raise DeploymentError(f"alarm {', '.join(firing)} in ALARM during the {what}: {reasons}")
+        missing = [name for name in datapoints if name not in seen_ok]
+        if missing:
+            raise DeploymentError(
+                f"insufficient data during the {what}: {', '.join(missing)} never had {self.alarms.min_requests} "
+                f"requests to {green.endpoint} in a {self.alarms.period_seconds:g}s period: never shown healthy"
+            )
+
+    def _datapoints(
+        self, blue: ServedModel | None, green: ServedModel, start: datetime, end: datetime
+    ) -> dict[str, float | None]:
+        stats = self.host.window(green.endpoint, start, end)
+        if stats.invocations < self.alarms.min_requests:
+            return {ERROR_RATE_ALARM: None, LATENCY_ALARM: None}
+        error_rate = stats.errors_5xx / stats.invocations
+        if stats.p99_ms is None:
+            return {ERROR_RATE_ALARM: error_rate, LATENCY_ALARM: None}
+        if blue is not None:
+            reference = self.host.window(blue.endpoint, start, end)
+            if reference.p99_ms is not None and reference.invocations >= self.alarms.min_requests:
+                self._blue_p99_ms = reference.p99_ms  # the same window: the fairest comparison
+        if self._blue_p99_ms is None:  # no blue, or none of its traffic seen yet (all at once)
+            allowed = self.alarms.max_latency_ms
+        else:  # blue's latest window (during the bake blue takes no traffic: its last canary window)
+            allowed = self.alarms.latency_ratio * self._blue_p99_ms + self.alarms.latency_slack_ms
+        return {ERROR_RATE_ALARM: error_rate, LATENCY_ALARM: stats.p99_ms - allowed}
+
+    def _roll_back(self, blue: ServedModel | None, green: ServedModel | None, reason: str) -> None:
+        problems: list[str] = []
+        try:
+            self.host.route(blue, None, 0.0)
+        except Exception as exc:
+            problems.append(f"restoring the route failed: {exc}")
+        if green is not None:
+            try:
+                self.host.delete_endpoint(green)
+            except Exception as exc:
+                problems.append(f"deleting {green.endpoint} failed: {exc}")
+        self.ledger.append(
+            self.deployment_id,
+            EVENT_ROLLED_BACK,
+            reason=reason,
+            restored=blue.as_dict() if blue else None,
+            problems=problems,
+        )
+        LOG.error("deployment %s rolled back: %s", self.deployment_id, reason)

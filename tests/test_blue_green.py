@@ -1,0 +1,179 @@
+"""The blue/green controller against a simulated production host: shifts, alarms, rollback, ledger.
+
+The host simulates endpoints answering the synthetic feeder's requests (green may be slow or failing), and
+computes each window's statistics from what it served, so the controller's real loop, clock, alarm evaluation
+and feeder run unchanged; only the serving is simulated.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from safedeploy.blue_green import (
+    ERROR_RATE_ALARM,
+    LATENCY_ALARM,
+    AlarmSettings,
+    BlueGreenDeployment,
+    RolledBackError,
+    WindowStats,
+)
+from safedeploy.clock import ScaledClock
+from safedeploy.errors import DeploymentError
+from safedeploy.ledger import DeploymentLedger, ServedModel
+from safedeploy.traffic import build_schedule
+
+BLUE = ServedModel("churn-prd-v1", 1)
+
+
+@dataclass
+class SimulatedHost:
+    green_error_rate: float = 0.0
+    green_latency_ms: float = 1.0
+    green_fails_to_start: bool = False
+    feed: bool = True
+    routes: list[tuple[str | None, str | None, float]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    served: list[tuple[float, str, int, float]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _random: random.Random = field(default_factory=lambda: random.Random(7))
+
+    def start_green(self, endpoint_name: str) -> ServedModel:
+        if self.green_fails_to_start:
+            raise DeploymentError(f"endpoint {endpoint_name} failed: model load failed: weights are corrupt")
+        return ServedModel(endpoint_name, 2)
+
+    def delete_endpoint(self, served: ServedModel) -> None:
+        self.deleted.append(served.endpoint)
+
+    def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        self.routes.append((primary.endpoint if primary else None, canary.endpoint if canary else None, weight))
+
+    def send_synthetic(self) -> int:
+        if not self.feed or not self.routes:
+            return 0
+        primary, canary, weight = self.routes[-1]
+        target = canary if canary is not None and self._random.random() < weight else primary
+        if target is None:
+            return 404
+        green = target != BLUE.endpoint
+        status = 500 if green and self._random.random() < self.green_error_rate else 200
+        latency = self.green_latency_ms if green else 1.0
+        with self._lock:
+            self.served.append((time.time(), target, status, latency * self._random.uniform(0.8, 1.2)))
+        return status
+
+    def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
+        with self._lock:
+            rows = [r for r in self.served if r[1] == endpoint and start.timestamp() <= r[0] < end.timestamp()]
+        if not rows:
+            return WindowStats(0, 0, None)
+        latencies = sorted(r[3] for r in rows)
+        return WindowStats(len(rows), sum(r[2] >= 500 for r in rows), latencies[int(0.99 * (len(latencies) - 1))])
+
+
+def _deployment(host: SimulatedHost, tmp_path: Path, strategy: str = "Canary10Percent5Minutes") -> BlueGreenDeployment:
+    # Model time: 5-minute canary, 2-minute bake, 60 s alarm periods; at scale 300 a period is 0.2 s on the wall.
+    schedule = build_schedule(strategy, bake_seconds=120)
+    return BlueGreenDeployment(
+        host=host,
+        ledger=DeploymentLedger(tmp_path / "ledger", "churn"),
+        schedule=schedule,
+        alarms=AlarmSettings(min_requests=10),
+        clock=ScaledClock(scale=300),
+        min_real_period=0.2,
+        max_synthetic_rate=2000,
+    )
+
+
+def test_a_healthy_green_shifts_to_100_percent_and_blue_is_torn_down(tmp_path: Path) -> None:
+    host = SimulatedHost()
+    deployment = _deployment(host, tmp_path)
+    green = deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert green.endpoint == "churn-prd-v2"
+    assert host.routes == [("churn-prd-v1", "churn-prd-v2", 0.1), ("churn-prd-v2", None, 0.0)]
+    assert host.deleted == ["churn-prd-v1"]
+    summary = deployment.ledger.deployments()[-1]
+    assert summary["outcome"] == "Succeeded" and summary["blue"]["endpoint"] == "churn-prd-v1"
+    assert [step["weights"] for step in summary["steps"]] == [
+        {"churn-prd-v1": 0.9, "churn-prd-v2": 0.1},
+        {"churn-prd-v2": 1.0},
+    ]
+    assert deployment.ledger.live() == ServedModel("churn-prd-v2", 2)
+    greens = {r[1] for r in host.served}
+    assert greens == {"churn-prd-v1", "churn-prd-v2"}  # both served during the canary
+
+
+def test_green_answering_5xx_is_rolled_back_during_the_canary(tmp_path: Path) -> None:
+    host = SimulatedHost(green_error_rate=0.2)
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match=f"rolled back to churn-prd-v1: alarm {ERROR_RATE_ALARM} in ALARM"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0)  # 100 % blue
+    assert host.deleted == ["churn-prd-v2"]
+    assert all(weight < 1 for _, canary, weight in host.routes if canary)  # green never got more than the canary
+    summary = deployment.ledger.deployments()[-1]
+    assert summary["outcome"] == "RolledBack" and ERROR_RATE_ALARM in summary["reason"]
+    alarms = [e for e in deployment.ledger.events() if e["event"] == "AlarmTransition"]
+    fired = [e for e in alarms if e["alarm"] == ERROR_RATE_ALARM and e["new"] == "ALARM"]
+    assert len(fired) == 1 and fired[0]["during"] == "10% step"
+    assert fired[0]["period"] <= 2  # within two alarm periods of green taking traffic (the canary has five)
+    assert deployment.ledger.live() is None  # nothing succeeded: blue (deployed before the ledger) still serves
+
+
+def test_green_much_slower_than_blue_is_rolled_back(tmp_path: Path) -> None:
+    host = SimulatedHost(green_latency_ms=200.0)
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match=LATENCY_ALARM):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0) and host.deleted == ["churn-prd-v2"]
+
+
+def test_no_traffic_is_insufficient_data_never_healthy(tmp_path: Path) -> None:
+    host = SimulatedHost(feed=False)
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match="insufficient data during the 10% step"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0)
+
+
+def test_a_green_that_fails_to_start_never_takes_traffic(tmp_path: Path) -> None:
+    host = SimulatedHost(green_fails_to_start=True)
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match="weights are corrupt"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes == [("churn-prd-v1", None, 0.0)]  # only the rollback's restatement of 100 % blue
+    assert not any(r[1] == "churn-prd-v2" for r in host.served)
+
+
+def test_the_first_deployment_goes_all_at_once_and_still_bakes_with_alarms(tmp_path: Path) -> None:
+    healthy = SimulatedHost()
+    green = _deployment(healthy, tmp_path).run(None, "churn-prd-v9", version=9)
+    assert healthy.routes == [("churn-prd-v9", None, 0.0)] and healthy.deleted == []
+    assert green.endpoint == "churn-prd-v9"
+
+    failing = SimulatedHost(green_error_rate=0.5)
+    deployment = _deployment(failing, tmp_path / "second")
+    with pytest.raises(RolledBackError, match=r"no production model .*during the bake"):
+        deployment.run(None, "churn-prd-v9", version=9)
+    assert failing.routes[-1] == (None, None, 0.0) and failing.deleted == ["churn-prd-v9"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "weights"),
+    [
+        ("AllAtOnce", []),
+        ("Linear10PercentEvery1Minute", [round(0.1 * i, 1) for i in range(1, 10)]),
+    ],
+)
+def test_strategies_drive_the_alias_weights(tmp_path: Path, strategy: str, weights: list[float]) -> None:
+    host = SimulatedHost()
+    _deployment(host, tmp_path, strategy).run(BLUE, "churn-prd-v2", version=2)
+    assert [round(w, 1) for _, canary, w in host.routes if canary] == weights
+    assert host.routes[-1] == ("churn-prd-v2", None, 0.0)
