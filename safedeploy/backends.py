@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 import xgboost
 
+from safedeploy.ledger import DeploymentLedger
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
 from safedeploy.runner import ExecutionStore
 from safedeploy.serving.host import LocalServingHost, ServingHost
@@ -55,6 +56,7 @@ class Backend:
     lock_path: Path
     serving: ServingHost
     serving_image: str
+    deployments: DeploymentLedger
 
 
 def local_training_image() -> str:
@@ -85,4 +87,5 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
         serving=LocalServingHost(root, spec.region, spec.account_id),
         serving_image=local_training_image(),
+        deployments=DeploymentLedger(root / "deployments", spec.pipeline_name),
     )

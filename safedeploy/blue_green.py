@@ -9,8 +9,9 @@ runtime, or AWS):
    clock, in alarm periods;
 3. after every period the alarms are evaluated on that step's windows only: green's 5XX/model-error rate, and
    green's p99 model latency against blue's over the same window (during the bake, against blue's last window;
-   against an absolute budget when blue's latency was never seen). Too few requests in a window is INSUFFICIENT_DATA, never healthy: a step whose alarms never saw
-   enough data to be OK fails the deployment ("no evidence"), so quiet traffic cannot wave a model through;
+   against an absolute budget when blue's latency was never seen). Too few requests in a window is
+   INSUFFICIENT_DATA, never healthy: a step whose alarms never saw enough data to be OK fails the deployment
+   ("no evidence"), so quiet traffic cannot wave a model through;
 4. at 100 % green a final bake (termination wait) keeps watching; then blue is torn down;
 5. any alarm in ALARM, a failed green, or missing evidence: the alias goes back to 100 % blue, green is torn
    down, and :class:`RolledBackError` carries the reason.

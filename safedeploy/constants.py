@@ -107,8 +107,16 @@ STAGE_APPROVAL: Final = "ApproveDeployment"
 APPROVAL_TIMEOUT_SECONDS: Final = 7 * 24 * 3600
 """CodePipeline's manual approval expires after seven days."""
 DEV_STAGE: Final = "dev"
+PRD_STAGE: Final = "prd"
 API_ROUTE_NAME: Final = "api"
 API_PATH: Final = "/api"
+"""The production REST API (blue/green behind it)."""
+DEV_API_ROUTE_NAME: Final = "api-dev"
+DEV_API_PATH: Final = "/dev/api"
+"""The dev stage's REST API (the seed gave each stage its own API)."""
+STAGE_DEPLOY_PRD: Final = "DeployPrd"
+SYNTHETIC_HEADER: Final = "x-synthetic-canary"
+"""Marks the deployment's own canary requests; their inference ids start with ``synthetic-``."""
 
 # --- Model registry (SageMaker Model Registry semantics) --------------------------------------------
 APPROVAL_PENDING: Final = "PendingManualApproval"

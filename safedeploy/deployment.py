@@ -70,18 +70,24 @@ def deploy(
     *,
     stage: str,
     execution_id: str,
+    endpoint_name: str | None = None,
+    instance_count: int | None = None,
+    instance_type: str | None = None,
 ) -> DeployedEndpoint:
-    """Create or update the stage's endpoint to serve ``source``; raise :class:`DeploymentError` on failure."""
+    """Create or update the stage's endpoint to serve ``source``; raise :class:`DeploymentError` on failure.
+
+    ``endpoint_name`` overrides the stage's stable name (blue/green production gives each version its own).
+    """
     serving = spec.serving
     suffix = naming.deployment_suffix(source.version, execution_id)
-    endpoint = naming.endpoint_name(spec, stage)
-    model_name = f"{spec.model_name}-{suffix}"
-    config_name = f"{endpoint}-{suffix}"
+    endpoint = endpoint_name or naming.endpoint_name(spec, stage)
+    model_name = f"{spec.model_name}-{stage}-{suffix}"
+    config_name = f"{endpoint}-{suffix}" if endpoint_name is None else endpoint
     variant: ProductionVariantTypeDef = {
         "VariantName": C.DEFAULT_VARIANT,
         "ModelName": model_name,
-        "InitialInstanceCount": serving.instance_count,
-        "InstanceType": cast("ProductionVariantInstanceTypeType", serving.instance_type),
+        "InitialInstanceCount": instance_count or serving.instance_count,
+        "InstanceType": cast("ProductionVariantInstanceTypeType", instance_type or serving.instance_type),
         "InitialVariantWeight": 1.0,
     }
     try:

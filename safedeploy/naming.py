@@ -60,6 +60,11 @@ def endpoint_name(spec: PipelineSpec, stage: str) -> str:
     return f"{spec.model_name}-{stage}"
 
 
+def green_endpoint_name(spec: PipelineSpec, version: int, execution_id: str) -> str:
+    """A production (blue/green) endpoint: one per deployed version, namespaced by model and stage."""
+    return f"{spec.model_name}-{C.PRD_STAGE}-v{version}-{execution_id[:8]}"
+
+
 def deployment_suffix(version: int, execution_id: str) -> str:
     """Unique suffix for the model and endpoint config of one deployment."""
     return f"v{version}-{execution_id[:8]}"

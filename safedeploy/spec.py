@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from safedeploy import constants as C
 from safedeploy.errors import ConfigError
+from safedeploy.traffic import Schedule, build_schedule
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,6 +141,63 @@ class ApprovalSpec(BaseModel):
     )
 
 
+class ProductionSpec(BaseModel):
+    """How a version is deployed to production: blue/green traffic shifting, bake, alarms, automatic rollback."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(default=True, description="Deploy approved versions to production (blue/green).")
+    strategy: str = Field(
+        default="Canary10Percent5Minutes",
+        description="A CodeDeploy config (Canary10Percent5Minutes, Linear10PercentEvery1Minute, AllAtOnce, ...), "
+        "a guardrails mode (CANARY, LINEAR, ALL_AT_ONCE) or Custom.",
+    )
+    canary_percent: int = Field(default=10, ge=1, le=99, description="CANARY mode: green's share in the canary.")
+    linear_step_percent: int = Field(default=10, ge=1, le=99, description="LINEAR mode: the share added per step.")
+    wait_interval_seconds: float = Field(default=300, ge=0, description="CANARY/LINEAR: the wait after each step.")
+    custom_steps: tuple[tuple[int, float], ...] = Field(default=(), description="Custom: [[percent, wait_s], ...].")
+    bake_seconds: float = Field(default=300, ge=0, description="The final bake at 100 % before blue is removed.")
+    time_scale: float = Field(
+        default=60.0,
+        ge=1.0,
+        description="How much faster than real time the waits run locally (60: five minutes take five seconds).",
+    )
+    instance_count: int = Field(default=1, ge=1, le=C.MAX_LOCAL_INSTANCES)
+    instance_type: str = "ml.m5.large"
+    alarm_period_seconds: float = Field(default=60, gt=0)
+    alarm_evaluation_periods: int = Field(default=2, ge=1)
+    alarm_datapoints_to_alarm: int = Field(default=1, ge=1)
+    alarm_min_requests: int = Field(default=10, ge=1, description="Fewer requests in a period: insufficient data.")
+    max_error_rate: float = Field(default=0.02, gt=0, lt=1, description="Green's 5XX share that rolls back.")
+    latency_ratio: float = Field(default=2.0, ge=1.0, description="Green p99 may be this times blue's ...")
+    latency_slack_ms: float = Field(default=25.0, ge=0, description="... plus this many milliseconds.")
+    max_latency_ms: float = Field(default=100.0, gt=0, description="Green's p99 budget with no blue to compare.")
+    synthetic_traffic: bool = Field(
+        default=True, description="Feed held-out rows through the API during the shift so alarms see enough data."
+    )
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> ProductionSpec:
+        try:
+            self.schedule()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.alarm_datapoints_to_alarm > self.alarm_evaluation_periods:
+            raise ValueError("alarm_datapoints_to_alarm must not exceed alarm_evaluation_periods")
+        return self
+
+    def schedule(self) -> Schedule:
+        """The traffic schedule of the strategy."""
+        return build_schedule(
+            self.strategy,
+            bake_seconds=self.bake_seconds,
+            canary_percent=self.canary_percent,
+            linear_step_percent=self.linear_step_percent,
+            wait_interval_seconds=self.wait_interval_seconds,
+            custom_steps=self.custom_steps,
+        )
+
+
 class PipelineSpec(BaseSettings):
     """Everything that defines one pipeline: model, environment, data, training, gate."""
 
@@ -171,6 +229,7 @@ class PipelineSpec(BaseSettings):
     gate: GateSpec = GateSpec()
     serving: ServingSpec = ServingSpec()
     approval: ApprovalSpec = ApprovalSpec()
+    production: ProductionSpec = ProductionSpec()
 
     @model_validator(mode="after")
     def _split_leaves_training_data(self) -> PipelineSpec:

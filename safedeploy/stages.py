@@ -1,4 +1,4 @@
-"""The pipeline's stages: Data -> Train (job + quality gate) -> Register -> DeployDev -> ApproveDeployment.
+"""The pipeline's stages: Data -> Train (+ gate) -> Register -> DeployDev -> ApproveDeployment -> DeployPrd.
 
 Each stage is a small class with a ``run(context)`` that calls the backend's interfaces; none of them knows
 whether the backend is local or AWS.
@@ -7,6 +7,7 @@ whether the backend is local or AWS.
 from __future__ import annotations
 
 import getpass
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from safedeploy import naming
 from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
 from safedeploy.archives import pack_directory
 from safedeploy.backends import Backend
+from safedeploy.blue_green import AlarmSettings, BlueGreenDeployment
+from safedeploy.clock import ScaledClock
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, TrainingJobError
@@ -28,6 +31,8 @@ from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 from safedeploy.training.gate import check_gate
 from safedeploy.training.request import source_archive_uri, training_job_request
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,10 @@ class DeployDevStage:
             host.runtime(), deployed.endpoint_name, rows, expected, tolerance=self.spec.serving.smoke_test_tolerance
         )
         api_url = host.publish_api(
-            deployed.endpoint_name, str(version), api_key_required=self.spec.serving.api_key_required
+            C.DEV_API_ROUTE_NAME,
+            deployed.endpoint_name,
+            str(version),
+            api_key_required=self.spec.serving.api_key_required,
         )
         return StageResult(
             summary=f"{deployed.endpoint_name} {deployed.status} v{version}; {smoke.describe()}; REST API {api_url}",
@@ -265,6 +273,85 @@ class ApprovalStage:
         )
 
 
+@dataclass(frozen=True)
+class DeployPrdStage:
+    """Blue/green to production: green beside blue, traffic shifted per the strategy, alarms, automatic rollback.
+
+    Blue is what the deployment ledger says production serves (if its endpoint still exists). A rollback
+    fails the stage with the alarm or check that caused it; the ledger keeps every step either way.
+    """
+
+    spec: PipelineSpec
+    backend: Backend
+    name: str = C.STAGE_DEPLOY_PRD
+
+    def run(self, context: StageContext) -> StageResult:
+        """Deploy the approved version to production."""
+        train = context.outputs(C.STAGE_TRAIN)
+        version = int(context.outputs(C.STAGE_REGISTER)["model_package_version"])
+        production = self.spec.production
+        source = ModelSource(
+            model_data_url=train["model_data_url"],
+            source_dir_uri=context.artifacts(C.STAGE_TRAIN)["source"].uri,
+            image=self.backend.serving_image,
+            version=version,
+        )
+        rows = held_out_rows(
+            self.backend.store,
+            context.outputs(C.STAGE_DATA)["input_data"]["TestUri"],
+            self.spec.serving.smoke_test_rows,
+        )
+        synthetic = [",".join(f"{v:.9g}" for v in row) for row in rows]
+        host = self.backend.serving.production(self.spec, source, context.execution_id, synthetic)
+        ledger = self.backend.deployments
+        blue = ledger.live()
+        if blue is not None and not self.backend.serving.endpoint_exists(blue.endpoint):
+            LOG.warning("the ledger's production endpoint %s is gone; deploying as a first deployment", blue.endpoint)
+            blue = None
+        controller = BlueGreenDeployment(
+            host=host,
+            ledger=ledger,
+            schedule=production.schedule(),
+            alarms=AlarmSettings(
+                period_seconds=production.alarm_period_seconds,
+                evaluation_periods=production.alarm_evaluation_periods,
+                datapoints_to_alarm=production.alarm_datapoints_to_alarm,
+                min_requests=production.alarm_min_requests,
+                max_error_rate=production.max_error_rate,
+                latency_ratio=production.latency_ratio,
+                latency_slack_ms=production.latency_slack_ms,
+                max_latency_ms=production.max_latency_ms,
+            ),
+            clock=ScaledClock(scale=production.time_scale),
+            synthetic=production.synthetic_traffic,
+        )
+        green_name = naming.green_endpoint_name(self.spec, version, context.execution_id)
+        approval = context.execution.stage(C.STAGE_APPROVAL).approval
+        green = controller.run(
+            blue,
+            green_name,
+            version=version,
+            details={
+                "execution_id": context.execution_id,
+                "approver": approval.approver if approval else None,
+                "model_package_arn": context.outputs(C.STAGE_REGISTER)["model_package_arn"],
+            },
+        )
+        outputs = self.backend.serving.outputs()
+        shifted = f"{blue.endpoint} (v{blue.version}) -> " if blue else "first deployment: "
+        return StageResult(
+            summary=f"{shifted}{green.endpoint} (v{version}) at 100% ({production.strategy}); {outputs.get('ApiUrl')}",
+            outputs={
+                "deployment_id": controller.deployment_id,
+                "endpoint_name": green.endpoint,
+                "model_package_version": version,
+                "blue": blue.as_dict() if blue else None,
+                "strategy": production.strategy,
+                "api_url": outputs.get("ApiUrl"),
+            },
+        )
+
+
 def pipeline_stages(
     spec: PipelineSpec, backend: Backend, project_root: Path, approver: Approver | None = None
 ) -> list[Stage]:
@@ -277,4 +364,6 @@ def pipeline_stages(
     if spec.serving.enabled:
         stages.append(DeployDevStage(spec, backend))
         stages.append(ApprovalStage(spec, backend, approver or Deferred()))
+        if spec.production.enabled:
+            stages.append(DeployPrdStage(spec, backend))
     return stages

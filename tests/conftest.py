@@ -141,6 +141,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "training": {"source_dir": str(REPO_ROOT / "model")},
             "hyperparameters": {"num_round": 150},
             "serving": {"enabled": True, "instance_count": 2},
+            "production": {"enabled": False},  # the serving tests use the dev endpoint; test_deploy_prd deploys prod
         }
     )
     try:

@@ -21,15 +21,16 @@ CONTEXT: Any = LambdaContext("api")
 
 def _post(live: Live, body: bytes, headers: dict[str, str] | None = None, key: bool = True) -> Any:
     sent = {"x-api-key": live.outputs["ApiKey"]} if key else {}
-    return http(live.outputs["ApiUrl"], body, sent | (headers or {}))
+    return http(live.outputs["DevApiUrl"], body, sent | (headers or {}))
 
 
 def test_outputs_name_everything_a_client_needs(live: Live) -> None:
     outputs = live.outputs
-    assert outputs["ApiUrl"] == f"{live.info.gateway_url}/api"
+    assert outputs["DevApiUrl"] == f"{live.info.gateway_url}/dev/api"
+    assert "ApiUrl" not in outputs  # production is off in this fixture: no prod API yet
     assert outputs["RuntimeUrl"] == live.info.runtime_url
-    assert outputs["EndpointName"] == "customerchurn-dev"
-    assert outputs["ModelVersion"] == "1"
+    assert outputs["DevEndpointName"] == "customerchurn-dev"
+    assert outputs["DevModelVersion"] == "1"
     assert len(outputs["ApiKey"]) >= 30
 
 
@@ -86,15 +87,15 @@ def test_unacceptable_accept_is_406(live: Live) -> None:
 @pytest.mark.parametrize("key", [None, "wrong-key"])
 def test_the_api_key_is_required(live: Live, key: str | None) -> None:
     headers = {"Content-Type": "text/csv"} | ({"x-api-key": key} if key else {})
-    reply = http(live.outputs["ApiUrl"], live.csv_rows[0].encode(), headers)
+    reply = http(live.outputs["DevApiUrl"], live.csv_rows[0].encode(), headers)
     assert reply.status == 403
     assert "x-api-key" in reply.json()["message"]
 
 
 def test_gateway_routing_errors(live: Live) -> None:
     unknown = http(f"{live.info.gateway_url}/nowhere", b"x", {"x-api-key": live.outputs["ApiKey"]})
-    assert unknown.status == 404 and "this API serves: POST /api" in unknown.json()["message"]
-    get = http(live.outputs["ApiUrl"], None, {"x-api-key": live.outputs["ApiKey"]}, method="GET")
+    assert unknown.status == 404 and "this API serves: POST /dev/api" in unknown.json()["message"]
+    get = http(live.outputs["DevApiUrl"], None, {"x-api-key": live.outputs["ApiKey"]}, method="GET")
     assert get.status == 405 and get.headers["allow"] == "POST"
     huge = _post(live, b"1" * (10 * 1024 * 1024 + 1), {"Content-Type": "text/csv"})
     assert huge.status == 413

@@ -110,7 +110,7 @@ def test_runtime_api_answers_generated_garbage_with_client_errors(live: Live) ->
 
 def test_rest_api_answers_generated_garbage_with_client_errors(live: Live) -> None:
     before, start = _instances(live), datetime.now(UTC)
-    statuses = _fuzz(live, live.outputs["ApiUrl"], {"x-api-key": live.outputs["ApiKey"]})
+    statuses = _fuzz(live, live.outputs["DevApiUrl"], {"x-api-key": live.outputs["ApiKey"]})
     assert len(statuses) >= EXAMPLES
     assert sum(400 <= s < 500 for s in statuses) >= EXAMPLES * 0.9
     assert _instances(live) == before

@@ -82,6 +82,19 @@ def _request_body(event: APIGatewayProxyEvent) -> bytes:
     return body.encode("utf-8")
 
 
+SYNTHETIC_HEADER = "x-synthetic-canary"
+
+
+def _inference_id(event: APIGatewayProxyEvent, headers: Mapping[str, str]) -> str:
+    """The API request id, as the inference id.
+
+    A deployment's synthetic canary requests get ``synthetic-`` in front, so captured data (and drift
+    monitoring) can tell them from clients' requests.
+    """
+    request_id = event.request_context.request_id or str(uuid.uuid4())
+    return (f"synthetic-{request_id}" if headers.get(SYNTHETIC_HEADER) else request_id)[:64]
+
+
 def invoke(event: APIGatewayProxyEvent, settings: ApiSettings, runtime: RuntimeClient) -> ApiResponse:
     """Validate the request, call the endpoint and translate its answer."""
     headers = event.headers  # case-insensitive; built on each access, so read once
@@ -106,7 +119,7 @@ def invoke(event: APIGatewayProxyEvent, settings: ApiSettings, runtime: RuntimeC
             Body=body,
             ContentType=str(content_type),
             Accept=headers.get("accept") or "application/json",
-            InferenceId=(event.request_context.request_id or str(uuid.uuid4()))[:64],
+            InferenceId=_inference_id(event, headers),
         )
     except ClientError as exc:
         return _client_error(exc, settings, event.request_context.request_id)

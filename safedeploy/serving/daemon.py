@@ -138,6 +138,32 @@ def runtime_client(info: RuntimeInfo) -> SageMakerRuntimeClient:
     return boto3.client("sagemaker-runtime", **_client_kwargs(info))
 
 
+def delete_route(info: RuntimeInfo, name: str) -> None:
+    """Remove a REST API route of the local gateway (nothing happens if it does not exist)."""
+    _local_call(info, "DELETE", f"/_local/routes/{name}", None, f"route {name}")
+
+
+def local_get(info: RuntimeInfo, path: str) -> Any:
+    """GET a ``/_local/...`` resource of the runtime and parse its JSON."""
+    return _local_call(info, "GET", path, None, path)
+
+
+def _local_call(info: RuntimeInfo, method: str, path: str, body: dict[str, Any] | None, what: str) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL from runtime.json
+        f"{info.runtime_url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+            return json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise LocalRuntimeError(f"the runtime refused {what}: {exc.read().decode(errors='replace')}") from None
+    except OSError as exc:
+        raise LocalRuntimeError(f"the runtime at {info.runtime_url} did not answer ({what}): {exc}") from None
+
+
 def put_route(info: RuntimeInfo, name: str, route: dict[str, Any]) -> None:
     """Create or replace a REST API route of the local gateway."""
     request = urllib.request.Request(  # noqa: S310 - loopback URL from runtime.json

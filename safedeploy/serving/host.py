@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from botocore.exceptions import ClientError
+
 from safedeploy import constants as C
 from safedeploy.errors import SafeDeployError
 from safedeploy.serving import daemon
@@ -19,11 +21,18 @@ from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.serving.state import RuntimeState
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
+    from safedeploy.blue_green import ProdHost
+    from safedeploy.deployment import ModelSource
+    from safedeploy.spec import PipelineSpec
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API_HANDLER = PROJECT_ROOT / "lambdas" / "api" / "app.py"
+_API_PATHS = {C.API_ROUTE_NAME: C.API_PATH, C.DEV_API_ROUTE_NAME: C.DEV_API_PATH}
 
 
 class ServingHost(Protocol):
@@ -37,12 +46,38 @@ class ServingHost(Protocol):
         """A SageMaker Runtime (InvokeEndpoint) client."""
         ...
 
-    def publish_api(self, endpoint_name: str, model_version: str, *, api_key_required: bool) -> str:
-        """Point the REST API at an endpoint; return the API's URL."""
+    def publish_api(
+        self,
+        route: str,
+        endpoint_name: str,
+        model_version: str,
+        *,
+        api_key_required: bool,
+        canary: tuple[str, str, float] | None = None,
+    ) -> str:
+        """Point a REST API (``api`` for prod, ``api-dev``) at an endpoint; return the API's URL.
+
+        ``canary`` (endpoint, version, weight) sends that share of requests to a second version, as a Lambda
+        alias's routing configuration does during a CodeDeploy traffic shift.
+        """
+        ...
+
+    def unpublish_api(self, route: str) -> None:
+        """Remove a REST API (a first production deployment that rolled back leaves none)."""
+        ...
+
+    def production(
+        self, spec: PipelineSpec, source: ModelSource, execution_id: str, synthetic_rows: Sequence[str]
+    ) -> ProdHost:
+        """What the blue/green controller drives to deploy ``source`` to production."""
+        ...
+
+    def endpoint_exists(self, name: str) -> bool:
+        """Whether an endpoint of that name exists (in any status)."""
         ...
 
     def outputs(self) -> dict[str, str]:
-        """The stack outputs: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ..."""
+        """The stack outputs: ApiUrl, ApiKey, EndpointName (prod), DevApiUrl, DevEndpointName, RuntimeUrl, ..."""
         ...
 
 
@@ -69,20 +104,52 @@ class LocalServingHost:
         """boto3's ``sagemaker-runtime`` client pointed at the local runtime."""
         return daemon.runtime_client(self.info())
 
-    def publish_api(self, endpoint_name: str, model_version: str, *, api_key_required: bool) -> str:
-        """Route ``POST /api`` to the API handler configured for ``endpoint_name``."""
+    def publish_api(
+        self,
+        route: str,
+        endpoint_name: str,
+        model_version: str,
+        *,
+        api_key_required: bool,
+        canary: tuple[str, str, float] | None = None,
+    ) -> str:
+        """Route ``POST /api`` (prod) or ``POST /dev/api`` to the API handler configured for ``endpoint_name``."""
         info = self.info()
-        daemon.put_route(
-            info,
-            C.API_ROUTE_NAME,
-            {
-                "Path": C.API_PATH,
-                "Handler": f"{API_HANDLER}:create_handler",
-                "Environment": {"ENDPOINT_NAME": endpoint_name, "MODEL_VERSION": model_version},
-                "ApiKeyRequired": api_key_required,
-            },
-        )
-        return f"{info.gateway_url}{C.API_PATH}"
+        path = _API_PATHS[route]
+        document: dict[str, object] = {
+            "Path": path,
+            "Handler": f"{API_HANDLER}:create_handler",
+            "Environment": {"ENDPOINT_NAME": endpoint_name, "MODEL_VERSION": model_version},
+            "ApiKeyRequired": api_key_required,
+        }
+        if canary is not None:
+            endpoint, version, weight = canary
+            document["Canary"] = {
+                "Environment": {"ENDPOINT_NAME": endpoint, "MODEL_VERSION": version},
+                "Weight": weight,
+            }
+        daemon.put_route(info, route, document)
+        return f"{info.gateway_url}{path}"
+
+    def unpublish_api(self, route: str) -> None:
+        """Remove the route."""
+        daemon.delete_route(self.info(), route)
+
+    def endpoint_exists(self, name: str) -> bool:
+        """DescribeEndpoint answers for it."""
+        try:
+            self.sagemaker().describe_endpoint(EndpointName=name)
+        except ClientError:
+            return False
+        return True
+
+    def production(
+        self, spec: PipelineSpec, source: ModelSource, execution_id: str, synthetic_rows: Sequence[str]
+    ) -> ProdHost:
+        """Blue/green production on this runtime."""
+        from safedeploy.serving.prod_host import LocalProdHost  # it builds on this module
+
+        return LocalProdHost(self, spec, source, execution_id, synthetic_rows)
 
     def outputs(self) -> dict[str, str]:
         """What is served now, read from the running runtime and its saved state."""
@@ -92,15 +159,17 @@ class LocalServingHost:
             raise SafeDeployError(f"the local runtime is not running (state {paths.root}); run `make deploy`")
         state = RuntimeState.load(paths.state)
         outputs = {"RuntimeUrl": info.runtime_url, "Region": info.region, "ApiKey": state.ApiKey}
-        route = state.Routes.get(C.API_ROUTE_NAME)
-        if route is not None:
-            outputs["ApiUrl"] = f"{info.gateway_url}{route.Path}"
-            outputs["EndpointName"] = route.Environment.get("ENDPOINT_NAME", "")
-            outputs["ModelVersion"] = route.Environment.get("MODEL_VERSION", "")
-            endpoint = state.Endpoints.get(outputs["EndpointName"])
+        for route_name, prefix in ((C.API_ROUTE_NAME, ""), (C.DEV_API_ROUTE_NAME, "Dev")):
+            route = state.Routes.get(route_name)
+            if route is None:
+                continue
+            outputs[f"{prefix}ApiUrl"] = f"{info.gateway_url}{route.Path}"
+            outputs[f"{prefix}EndpointName"] = route.Environment.get("ENDPOINT_NAME", "")
+            outputs[f"{prefix}ModelVersion"] = route.Environment.get("MODEL_VERSION", "")
+            endpoint = state.Endpoints.get(outputs[f"{prefix}EndpointName"])
             if endpoint is not None:
-                outputs["EndpointStatus"] = endpoint.EndpointStatus
-                outputs["EndpointConfigName"] = endpoint.EndpointConfigName
+                outputs[f"{prefix}EndpointStatus"] = endpoint.EndpointStatus
+                outputs[f"{prefix}EndpointConfigName"] = endpoint.EndpointConfigName
         return outputs
 
 

@@ -6,7 +6,7 @@
   (``Content-Type``, ``Accept``, ``X-Amzn-SageMaker-Custom-Attributes``, ``-Target-Variant``,
   ``-Inference-Id``) and error shapes (the boto3 ``sagemaker-runtime`` client works unchanged);
 * ``GET /_local/health``, ``GET /_local/metrics`` (GetMetricStatistics' parameters as a query string),
-  ``PUT /_local/routes/{name}`` (a REST API route of the local gateway).
+  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway).
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class RuntimeApi:
         app.router.add_get("/_local/health", self.health)
         app.router.add_get("/_local/metrics", self.get_metric_statistics)
         app.router.add_put("/_local/routes/{name}", self.put_route)
+        app.router.add_delete("/_local/routes/{name}", self.delete_route)
         return app
 
     async def control_api(self, request: web.Request) -> web.Response:
@@ -190,3 +191,10 @@ class RuntimeApi:
         self.control.save()
         self.on_routes_changed()
         return web.json_response(route.model_dump())
+
+    async def delete_route(self, request: web.Request) -> web.Response:
+        """Remove a REST API route (idempotent: 200 whether or not it existed)."""
+        removed = self.control.state.Routes.pop(request.match_info["name"], None)
+        self.control.save()
+        self.on_routes_changed()
+        return web.json_response({"removed": removed is not None})

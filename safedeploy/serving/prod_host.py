@@ -1,0 +1,141 @@
+"""Production on the local runtime: the :class:`~safedeploy.blue_green.ProdHost` the blue/green controller drives.
+
+Green endpoints are created with SageMaker's own calls (boto3 against the runtime), the production REST API's
+alias weights are the gateway route's canary, window statistics come from the runtime's ``GetMetricStatistics``
+(Invocations and Invocation5XXErrors sums, ModelLatency p99), and the synthetic canary requests go through the
+REST API itself, like a client's, marked with the synthetic header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import threading
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from safedeploy import constants as C
+from safedeploy.blue_green import WindowStats
+from safedeploy.deployment import ModelSource, deploy
+from safedeploy.ledger import ServedModel
+from safedeploy.serving import daemon
+from safedeploy.serving.host import LocalServingHost
+from safedeploy.spec import PipelineSpec
+
+
+@dataclass
+class LocalProdHost:
+    """Blue/green production on the local runtime."""
+
+    host: LocalServingHost
+    spec: PipelineSpec
+    source: ModelSource
+    execution_id: str
+    synthetic_rows: Sequence[str]
+    """Held-out rows (encoded CSV) the synthetic canary sends."""
+    _local: threading.local = field(default_factory=threading.local)
+    _next_row: int = 0
+
+    def start_green(self, endpoint_name: str) -> ServedModel:
+        """Create green's endpoint with capture on and wait for InService (a model that fails to load raises)."""
+        deployed = deploy(
+            self.host.sagemaker(),
+            self.spec,
+            self.source,
+            stage=C.PRD_STAGE,
+            execution_id=self.execution_id,
+            endpoint_name=endpoint_name,
+            instance_count=self.spec.production.instance_count,
+            instance_type=self.spec.production.instance_type,
+        )
+        return ServedModel(deployed.endpoint_name, self.source.version, deployed.endpoint_config_name)
+
+    def delete_endpoint(self, served: ServedModel) -> None:
+        """DeleteEndpoint, then its config and model (whatever of them still exists)."""
+        sagemaker = self.host.sagemaker()
+        try:
+            described = sagemaker.describe_endpoint(EndpointName=served.endpoint)
+        except ClientError:
+            return
+        config_name = described["EndpointConfigName"]
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        models = [variant["ModelName"] for variant in config["ProductionVariants"]]
+        sagemaker.delete_endpoint(EndpointName=served.endpoint)
+        with contextlib.suppress(ClientError):  # already gone: the endpoint itself is what matters
+            sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
+        for model in models:
+            with contextlib.suppress(ClientError):
+                sagemaker.delete_model(ModelName=model)
+
+    def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        """The production API's alias: ``primary``, and ``weight`` of the requests to ``canary``."""
+        if primary is None:
+            self.host.unpublish_api(C.API_ROUTE_NAME)
+            return
+        self.host.publish_api(
+            C.API_ROUTE_NAME,
+            primary.endpoint,
+            str(primary.version),
+            api_key_required=self.spec.serving.api_key_required,
+            canary=(canary.endpoint, str(canary.version), weight) if canary is not None else None,
+        )
+
+    def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
+        """Invocations, 5XX errors and p99 model latency (ms) of the endpoint's traffic in ``[start, end)``."""
+        period = max(1, round((end - start).total_seconds()))
+        invocations = self._sum(endpoint, "Invocations", start, end, period)
+        errors = self._sum(endpoint, "Invocation5XXErrors", start, end, period)
+        points = self._points(endpoint, "ModelLatency", start, end, period, "&ExtendedStatistics=p99")
+        p99 = max((p["ExtendedStatistics"]["p99"] for p in points if "ExtendedStatistics" in p), default=None)
+        return WindowStats(invocations, errors, None if p99 is None else p99 / 1000.0)
+
+    def _sum(self, endpoint: str, metric: str, start: datetime, end: datetime, period: int) -> float:
+        return float(sum(p["Sum"] for p in self._points(endpoint, metric, start, end, period, "&Statistics=Sum")))
+
+    def _points(
+        self, endpoint: str, metric: str, start: datetime, end: datetime, period: int, extra: str
+    ) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode(
+            {
+                "EndpointName": endpoint,
+                "VariantName": C.DEFAULT_VARIANT,
+                "MetricName": metric,
+                "StartTime": start.isoformat(),
+                "EndTime": end.isoformat(),
+                "Period": period,
+            }
+        )
+        reply = daemon.local_get(self.host.info(), f"/_local/metrics?{query}{extra}")
+        return list(reply["Datapoints"])
+
+    def send_synthetic(self) -> int:
+        """POST one held-out row through the production REST API (keep-alive, one connection per thread)."""
+        info = self.host.info()
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            port = urllib.parse.urlsplit(info.gateway_url).port
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            self._local.connection = connection
+        row = self.synthetic_rows[self._next_row % len(self.synthetic_rows)]
+        self._next_row += 1
+        headers = {
+            "Content-Type": "text/csv",
+            "Accept": "text/csv",
+            C.API_KEY_HEADER: self.host.outputs()["ApiKey"] if not hasattr(self._local, "key") else self._local.key,
+            C.SYNTHETIC_HEADER: "1",
+        }
+        self._local.key = headers[C.API_KEY_HEADER]
+        try:
+            connection.request("POST", C.API_PATH, body=row.encode(), headers=headers)
+            reply = connection.getresponse()
+            reply.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            self._local.connection = None
+            raise
+        return reply.status

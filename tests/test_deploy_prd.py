@@ -1,0 +1,89 @@
+"""DeployPrd end to end on the local runtime: a first deployment, then a healthy blue/green shift to 100 %."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from safedeploy import constants as C
+from safedeploy.approval import AutoApprove
+from safedeploy.ledger import DeploymentLedger
+from safedeploy.pipeline import Pipeline
+from safedeploy.runner import PipelineExecution
+from safedeploy.serving import daemon
+from safedeploy.serving.host import LocalServingHost
+from safedeploy.spec import load_spec
+from tests.conftest import REPO_ROOT, churn_rows, write_table
+from tests.serving import http
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    root = tmp_path_factory.mktemp("prod")
+    state = root / "state"
+    spec = load_spec(
+        overrides={
+            "state_dir": str(state),
+            "data": {"source": str(write_table(root / "churn.csv", churn_rows(800, seed=17)))},
+            "training": {"source_dir": str(REPO_ROOT / "model")},
+            "hyperparameters": {"num_round": 80},
+            "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
+            "serving": {"enabled": True},
+            # 5-minute canary and bake, 60 s alarm periods, at 120x: 2.5 s each on the wall.
+            "production": {"strategy": "Canary10Percent5Minutes", "bake_seconds": 300, "time_scale": 120},
+        }
+    )
+    try:
+        yield state, spec
+    finally:
+        daemon.stop(state)
+
+
+def _deploy(spec: Any) -> PipelineExecution:
+    execution = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests")).run(trigger="test")
+    assert execution.status == "Succeeded", execution.error
+    return execution
+
+
+def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]) -> None:
+    state, spec = prod
+    host = LocalServingHost(state, spec.region, spec.account_id)
+
+    first = _deploy(spec)
+    stage = first.stage(C.STAGE_DEPLOY_PRD)
+    blue = stage.outputs["endpoint_name"]
+    assert stage.outputs["blue"] is None and blue.startswith("customerchurn-prd-v1-")
+    outputs = host.outputs()
+    assert outputs["ApiUrl"].endswith("/api") and outputs["EndpointName"] == blue and outputs["ModelVersion"] == "1"
+    row = ",".join(["1"] * 69).encode()
+    reply = http(outputs["ApiUrl"], row, {"x-api-key": outputs["ApiKey"], "Content-Type": "text/csv"})
+    assert reply.status == 200 and reply.headers["x-sagemaker-endpoint"] == blue
+    assert reply.headers["x-model-version"] == "1"
+
+    second = _deploy(spec)
+    stage = second.stage(C.STAGE_DEPLOY_PRD)
+    green = stage.outputs["endpoint_name"]
+    assert stage.outputs["blue"]["endpoint"] == blue and green.startswith("customerchurn-prd-v2-")
+    outputs = host.outputs()
+    assert outputs["EndpointName"] == green and outputs["ModelVersion"] == "2"
+    reply = http(outputs["ApiUrl"], row, {"x-api-key": outputs["ApiKey"], "Content-Type": "text/csv"})
+    assert reply.status == 200 and reply.headers["x-sagemaker-endpoint"] == green  # the API's endpoint changed
+    assert reply.headers["x-model-version"] == "2"
+    assert not host.endpoint_exists(blue)  # blue is gone
+
+    ledger = DeploymentLedger(state / "deployments", spec.pipeline_name)
+    deployments = ledger.deployments()
+    assert [d["outcome"] for d in deployments] == ["Succeeded", "Succeeded"]
+    assert [s["weights"] for s in deployments[1]["steps"]] == [{blue: 0.9, green: 0.1}, {green: 1.0}]
+    assert deployments[1]["approver"] == "tests" and deployments[1]["execution_id"] == second.execution_id
+    alarms = [e for e in ledger.events(deployments[1]["deployment_id"]) if e["event"] == "AlarmTransition"]
+    assert {(e["alarm"], e["new"]) for e in alarms} >= {("green-error-rate", "OK"), ("green-p99-latency", "OK")}
+    assert ledger.live() is not None and ledger.live().endpoint == green  # type: ignore[union-attr]
+    # The canary traffic reached green through the API, marked synthetic in the captured data.
+    captured = list((state / "s3").rglob(f"datacapture/{green}/AllTraffic/**/*.jsonl"))
+    assert captured and '"inferenceId": "synthetic-' in captured[0].read_text().replace('":"', '": "')
