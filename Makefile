@@ -13,6 +13,7 @@ BIN := $(VENV)/bin
 DEMO_DATA := build/demo-data/mlc_churn.csv
 DATA ?=
 AUTO_APPROVE ?=
+FAULT ?=
 COMMENT ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
@@ -43,8 +44,8 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 $(DEMO_DATA): scripts/demo_data.py | $(STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
-deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run the pipeline: Data -> Train -> gate -> Register -> DeployDev -> approval (DATA=<table>, AUTO_APPROVE=1)
-	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve)
+deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=)
+	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve) $(if $(FAULT),--set production.fault=$(FAULT))
 
 approve: $(STAMP) ## Approve the execution waiting at the approval gate and resume it (COMMENT='why' required)
 	$(BIN)/safedeploy approve --comment "$(COMMENT)"

@@ -123,34 +123,44 @@ class ProdHost(Protocol):
 
 @dataclass
 class SyntheticTraffic:
-    """A background feeder sending ``rate`` requests per second through the REST API (0 pauses it)."""
+    """Background feeders sending ``rate`` requests per second in all through the REST API (0 pauses them).
+
+    ``concurrency`` threads share the rate, so a slow green (the thing being caught) does not starve the
+    windows of requests.
+    """
 
     send: Callable[[], int]
     rate: float = 0.0
+    concurrency: int = 8
     sent: int = 0
     failures: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        """Start feeding (a daemon thread; bounded by :meth:`stop`)."""
-        self._thread = threading.Thread(target=self._loop, name="synthetic-traffic", daemon=True)
-        self._thread.start()
+        """Start feeding (daemon threads, bounded by :meth:`stop`)."""
+        for number in range(self.concurrency):
+            thread = threading.Thread(target=self._loop, name=f"synthetic-traffic-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _loop(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            if self.rate <= 0:
+            rate = self.rate / self.concurrency
+            if rate <= 0:
                 self._stop.wait(0.05)
                 next_at = time.monotonic()
                 continue
             try:
                 status = self.send()
-            except Exception:
+            except Exception:  # a failed synthetic request is counted, the feeder goes on
                 status = 0
-            self.sent += 1
-            self.failures += status >= 500 or status == 0
-            next_at += 1.0 / self.rate
+            with self._lock:
+                self.sent += 1
+                self.failures += status >= 500 or status == 0
+            next_at += 1.0 / rate
             delay = next_at - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
@@ -158,10 +168,10 @@ class SyntheticTraffic:
                 next_at = time.monotonic()
 
     def stop(self) -> None:
-        """Stop and wait for the thread."""
+        """Stop and wait for the threads."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
 
 @dataclass
@@ -216,12 +226,14 @@ class BlueGreenDeployment:
         except SafeDeployError as exc:
             feeder.stop()
             reason = str(exc)
-            self._roll_back(blue, green, reason)
+            # A green that failed to start may still exist (Failed): it is removed like any other green.
+            problems = self._roll_back(blue, green or ServedModel(green_endpoint, version), reason)
             restored = blue.endpoint if blue else "no production model (first deployment)"
-            raise RolledBackError(f"rolled back to {restored}: {reason}") from None
+            trouble = f" (rollback problems: {'; '.join(problems)})" if problems else ""
+            raise RolledBackError(f"rolled back to {restored}: {reason}{trouble}") from None
         except BaseException:
             feeder.stop()
-            self._roll_back(blue, green, "interrupted")
+            self._roll_back(blue, green or ServedModel(green_endpoint, version), "interrupted")
             raise
         feeder.stop()
         if blue is not None:
@@ -313,7 +325,8 @@ class BlueGreenDeployment:
             allowed = self.alarms.latency_ratio * self._blue_p99_ms + self.alarms.latency_slack_ms
         return {ERROR_RATE_ALARM: error_rate, LATENCY_ALARM: stats.p99_ms - allowed}
 
-    def _roll_back(self, blue: ServedModel | None, green: ServedModel | None, reason: str) -> None:
+    def _roll_back(self, blue: ServedModel | None, green: ServedModel | None, reason: str) -> list[str]:
+        """Traffic back to blue and green removed; return what went wrong doing so (also in the ledger)."""
         problems: list[str] = []
         try:
             self.host.route(blue, None, 0.0)
@@ -332,3 +345,4 @@ class BlueGreenDeployment:
             problems=problems,
         )
         LOG.error("deployment %s rolled back: %s", self.deployment_id, reason)
+        return problems

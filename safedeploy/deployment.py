@@ -8,6 +8,7 @@ against the local runtime, or against AWS.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -73,6 +74,7 @@ def deploy(
     endpoint_name: str | None = None,
     instance_count: int | None = None,
     instance_type: str | None = None,
+    extra_environment: Mapping[str, str] | None = None,
 ) -> DeployedEndpoint:
     """Create or update the stage's endpoint to serve ``source``; raise :class:`DeploymentError` on failure.
 
@@ -100,6 +102,7 @@ def deploy(
                     C.SM_PROGRAM_ENV: C.INFERENCE_PROGRAM,
                     C.SM_SUBMIT_DIRECTORY_ENV: source.source_dir_uri,
                     "SAGEMAKER_REGION": spec.region,
+                    **(extra_environment or {}),
                 },
             },
             ExecutionRoleArn=naming.execution_role_arn(spec),

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from safedeploy import constants as C
 from safedeploy.errors import ConfigError
+from safedeploy.serving.faults import FAULT_PATTERN
 from safedeploy.traffic import Schedule, build_schedule
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -174,6 +175,12 @@ class ProductionSpec(BaseModel):
     max_latency_ms: float = Field(default=100.0, gt=0, description="Green's p99 budget with no blue to compare.")
     synthetic_traffic: bool = Field(
         default=True, description="Feed held-out rows through the API during the shift so alarms see enough data."
+    )
+    fault: str | None = Field(
+        default=None,
+        pattern=FAULT_PATTERN,
+        description="Game day: make this deployment's green misbehave (load-failure, errors:0.2, latency:200ms, "
+        "crash); the ledger marks the deployment as a rehearsal.",
     )
 
     @model_validator(mode="after")

@@ -335,6 +335,7 @@ class DeployPrdStage:
                 "execution_id": context.execution_id,
                 "approver": approval.approver if approval else None,
                 "model_package_arn": context.outputs(C.STAGE_REGISTER)["model_package_arn"],
+                "rehearsal": production.fault,
             },
         )
         outputs = self.backend.serving.outputs()

@@ -149,6 +149,7 @@ def test_a_green_that_fails_to_start_never_takes_traffic(tmp_path: Path) -> None
     with pytest.raises(RolledBackError, match="weights are corrupt"):
         deployment.run(BLUE, "churn-prd-v2", version=2)
     assert host.routes == [("churn-prd-v1", None, 0.0)]  # only the rollback's restatement of 100 % blue
+    assert host.deleted == ["churn-prd-v2"]  # the failed green is removed too
     assert not any(r[1] == "churn-prd-v2" for r in host.served)
 
 

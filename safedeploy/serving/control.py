@@ -354,7 +354,9 @@ class ControlPlane:
             else:
                 shutil.copytree(Path(code_source), code_dir)
             marker.touch()
-        return ModelFiles(base_dir=base, code_dir=code_dir, program=program, image=container.Image)
+        return ModelFiles(
+            base_dir=base, code_dir=code_dir, program=program, image=container.Image, environment=dict(environment)
+        )
 
     async def close(self) -> None:
         """Stop every fleet (the state stays saved, so a new runtime brings the endpoints back)."""

@@ -44,6 +44,8 @@ class ModelFiles:
     code_dir: Path
     program: str
     image: str
+    environment: dict[str, str] = field(default_factory=dict)
+    """The container's ``Environment`` (CreateModel), which its processes see, as in SageMaker."""
 
 
 @dataclass(eq=False)
@@ -125,6 +127,7 @@ class VariantFleet:
         sock.listen(256)
         env = child_environment(
             {
+                **self.model.environment,
                 C.SM_BASE_DIR_ENV: str(self.model.base_dir),
                 C.SM_SUBMIT_DIRECTORY_ENV: str(self.model.code_dir),
                 C.SM_PROGRAM_ENV: self.model.program,

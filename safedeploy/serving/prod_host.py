@@ -24,6 +24,7 @@ from safedeploy.blue_green import WindowStats
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.ledger import ServedModel
 from safedeploy.serving import daemon
+from safedeploy.serving.faults import FAULT_ENV
 from safedeploy.serving.host import LocalServingHost
 from safedeploy.spec import PipelineSpec
 
@@ -52,6 +53,7 @@ class LocalProdHost:
             endpoint_name=endpoint_name,
             instance_count=self.spec.production.instance_count,
             instance_type=self.spec.production.instance_type,
+            extra_environment={FAULT_ENV: self.spec.production.fault} if self.spec.production.fault else None,
         )
         return ServedModel(deployed.endpoint_name, self.source.version, deployed.endpoint_config_name)
 

@@ -19,6 +19,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -31,6 +32,7 @@ from typing import Any
 
 from safedeploy import constants as C
 from safedeploy.serving import eventloop
+from safedeploy.serving.faults import FAULT_ENV, Fault, FaultSpecError
 from safedeploy.serving.http_server import Handler, HttpServer, Request, Response, text_response
 
 LOG = logging.getLogger("safedeploy.worker")
@@ -113,14 +115,23 @@ def error_status(exc: BaseException) -> int:
     return 500
 
 
-def build_handler(transform: Transform) -> Handler:
-    """The container's HTTP handler: ``GET /ping`` and ``POST /invocations``."""
+def build_handler(transform: Transform, fault: Fault | None = None) -> Handler:
+    """The container's HTTP handler: ``GET /ping`` and ``POST /invocations`` (with a game-day ``fault`` acted out)."""
     ping = Response(200, b"\n", [("Content-Type", "application/json")])
+    chance = random.Random()  # noqa: S311 - fault injection, not security
 
     async def handle(request: Request) -> Response:
         if request.path == "/invocations":
             if request.method != "POST":
                 return text_response(405, f"{request.method} /invocations: use POST")
+            if fault is not None:
+                if fault.kind == "crash":
+                    print("injected fault (game day): crash on the first invocation", file=sys.stderr, flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if fault.kind == "latency":
+                    await asyncio.sleep(fault.latency_seconds)
+                if fault.kind == "errors" and chance.random() < fault.error_share:
+                    return text_response(500, f"injected fault (game day): {fault}")
             try:
                 payload, content_type = transform(
                     request.body, request.headers.get("content-type"), request.headers.get("accept")
@@ -150,9 +161,9 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
-async def serve(transform: Transform, sock: socket.socket) -> None:
+async def serve(transform: Transform, sock: socket.socket, fault: Fault | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and exit."""
-    server = HttpServer(build_handler(transform), max_body=C.INVOKE_MAX_PAYLOAD_BYTES + 64 * 1024)
+    server = HttpServer(build_handler(transform, fault), max_body=C.INVOKE_MAX_PAYLOAD_BYTES + 64 * 1024)
     await server.start(sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -166,11 +177,16 @@ def main() -> int:
     """Entry point of a serving instance process."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     try:
+        fault = Fault.parse(os.environ.get(FAULT_ENV))
+        if fault is not None and fault.kind == "load-failure":
+            raise ModelLoadError("injected fault (game day): load-failure")
         transform = load_transform(ContainerSettings.from_environ(os.environ))
-    except ModelLoadError as exc:
+    except (ModelLoadError, FaultSpecError) as exc:
         print(f"model load failed: {exc}", file=sys.stderr, flush=True)
         return 1
-    eventloop.run(serve(transform, _listening_socket()))
+    if fault is not None:
+        LOG.warning("game-day fault active on this instance: %s", fault)
+    eventloop.run(serve(transform, _listening_socket(), fault))
     return 0
 
 
