@@ -3,7 +3,8 @@
 The controller (:class:`BlueGreenDeployment`) runs one deployment against a :class:`ProdHost` (the local
 runtime, or AWS):
 
-1. green gets its own endpoint, namespaced by model, environment and version (blue keeps serving);
+1. green gets its own endpoint, namespaced by model, environment and version (blue keeps serving), and the
+   pre-traffic hook (CodeDeploy ``BeforeAllowTraffic``) must report Succeeded before it takes any traffic;
 2. traffic moves from blue to green per the :class:`~safedeploy.traffic.Schedule`: the REST API's alias sends
    each step's share to green (CodeDeploy's Lambda traffic shifting), and each step's wait runs on the scalable
    clock, in alarm periods;
@@ -12,9 +13,10 @@ runtime, or AWS):
    against an absolute budget when blue's latency was never seen). Too few requests in a window is
    INSUFFICIENT_DATA, never healthy: a step whose alarms never saw enough data to be OK fails the deployment
    ("no evidence"), so quiet traffic cannot wave a model through;
-4. at 100 % green a final bake (termination wait) keeps watching; then blue is torn down;
-5. any alarm in ALARM, a failed green, or missing evidence: the alias goes back to 100 % blue, green is torn
-   down, and :class:`RolledBackError` carries the reason.
+4. at 100 % green a final bake (termination wait) keeps watching; the post-traffic hook (``AfterAllowTraffic``)
+   must report Succeeded; then blue is torn down;
+5. any alarm in ALARM, a failed hook, a failed green, or missing evidence: the alias goes back to 100 % blue,
+   green is torn down, and :class:`RolledBackError` carries the reason.
 
 When no client traffic is flowing, a synthetic feeder (held-out rows, marked as synthetic in their inference
 ids) keeps every window above the minimum request count, as CloudWatch Synthetics canaries do. Every step,
@@ -38,6 +40,7 @@ from safedeploy.clock import ScaledClock
 from safedeploy.errors import DeploymentError, SafeDeployError
 from safedeploy.ledger import (
     EVENT_ALARM,
+    EVENT_HOOK,
     EVENT_ROLLED_BACK,
     EVENT_SHIFTED,
     EVENT_STARTED,
@@ -48,6 +51,8 @@ from safedeploy.ledger import (
 from safedeploy.traffic import Schedule, TrafficStep
 
 LOG = logging.getLogger(__name__)
+PRE_TRAFFIC = "BeforeAllowTraffic"
+POST_TRAFFIC = "AfterAllowTraffic"
 ERROR_RATE_ALARM = "green-error-rate"
 LATENCY_ALARM = "green-p99-latency"
 
@@ -118,6 +123,13 @@ class ProdHost(Protocol):
 
     def send_synthetic(self) -> int:
         """Send one synthetic request through the production REST API; return its HTTP status."""
+        ...
+
+    def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
+        """Invoke a CodeDeploy lifecycle hook (``BeforeAllowTraffic`` / ``AfterAllowTraffic``) for green.
+
+        Returns the status the hook reported (exactly once) and its message.
+        """
         ...
 
 
@@ -215,18 +227,27 @@ class BlueGreenDeployment:
         green: ServedModel | None = None
         feeder = SyntheticTraffic(self.host.send_synthetic)
         try:
-            green = self.host.start_green(green_endpoint)
-            self.ledger.append(self.deployment_id, "GreenReady", green=green.as_dict())
+            since = datetime.now(UTC)
+            failure: str | None = None
+            try:
+                green = self.host.start_green(green_endpoint)
+                self.ledger.append(self.deployment_id, "GreenReady", green=green.as_dict())
+            except DeploymentError as exc:  # the pre-traffic hook is what judges it, as CodeDeploy's would
+                green, failure = ServedModel(green_endpoint, version), str(exc)
+                self.ledger.append(self.deployment_id, "GreenFailed", green=green.as_dict(), reason=failure)
+            self._hook(PRE_TRAFFIC, green, since, failure)
+            if failure is not None:
+                raise DeploymentError(f"green failed to start: {failure}")
             if self.synthetic:
                 feeder.start()
             for step in schedule.steps:
                 self._shift(blue, green, step.green_percent, feeder)
                 self._watch(blue, green, step.wait_seconds, f"{step.green_percent}% step")
             self._watch(blue, green, schedule.bake_seconds, "bake at 100%")
+            self._hook(POST_TRAFFIC, green, since)
         except SafeDeployError as exc:
             feeder.stop()
             reason = str(exc)
-            # A green that failed to start may still exist (Failed): it is removed like any other green.
             problems = self._roll_back(blue, green or ServedModel(green_endpoint, version), reason)
             restored = blue.endpoint if blue else "no production model (first deployment)"
             trouble = f" (rollback problems: {'; '.join(problems)})" if problems else ""
@@ -246,6 +267,13 @@ class BlueGreenDeployment:
             synthetic_requests=feeder.sent,
         )
         return green
+
+    def _hook(self, hook: str, green: ServedModel, since: datetime, cause: str | None = None) -> None:
+        status, message = self.host.run_hook(hook, self.deployment_id, green, since)
+        self.ledger.append(self.deployment_id, EVENT_HOOK, hook=hook, status=status, message=message)
+        if status != "Succeeded":
+            detail = f" ({cause})" if cause else ""
+            raise DeploymentError(f"the {hook} hook reported {status}: {message}{detail}")
 
     def _shift(self, blue: ServedModel | None, green: ServedModel, percent: int, feeder: SyntheticTraffic) -> None:
         weight = percent / 100.0

@@ -70,6 +70,11 @@ def deployment_suffix(version: int, execution_id: str) -> str:
     return f"v{version}-{execution_id[:8]}"
 
 
+def deployment_prefix(spec: PipelineSpec, deployment_id: str) -> S3Uri:
+    """Where one production deployment keeps its files (the hooks' known rows, ...)."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/deployments/{deployment_id}")
+
+
 def capture_uri(spec: PipelineSpec) -> S3Uri:
     """``DataCaptureConfig.DestinationS3Uri``: SageMaker appends ``<endpoint>/<variant>/yyyy/mm/dd/hh/``."""
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/datacapture")

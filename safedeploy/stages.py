@@ -302,7 +302,10 @@ class DeployPrdStage:
             self.spec.serving.smoke_test_rows,
         )
         synthetic = [",".join(f"{v:.9g}" for v in row) for row in rows]
-        host = self.backend.serving.production(self.spec, source, context.execution_id, synthetic)
+        expected = offline_predictions(self.backend.store.get_bytes(S3Uri.parse(train["model_data_url"])), rows[:10])
+        host = self.backend.serving.production(
+            self.spec, source, context.execution_id, synthetic, known=(synthetic[:10], [float(v) for v in expected])
+        )
         ledger = self.backend.deployments
         blue = ledger.live()
         if blue is not None and not self.backend.serving.endpoint_exists(blue.endpoint):

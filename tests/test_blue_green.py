@@ -38,6 +38,8 @@ class SimulatedHost:
     green_latency_ms: float = 1.0
     green_fails_to_start: bool = False
     feed: bool = True
+    failing_hook: str | None = None
+    hooks: list[str] = field(default_factory=list)
     routes: list[tuple[str | None, str | None, float]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     served: list[tuple[float, str, int, float]] = field(default_factory=list)
@@ -68,6 +70,11 @@ class SimulatedHost:
         with self._lock:
             self.served.append((time.time(), target, status, latency * self._random.uniform(0.8, 1.2)))
         return status
+
+    def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
+        self.hooks.append(hook)
+        failing = self.failing_hook == hook
+        return ("Failed", f"{hook} check failed") if failing else ("Succeeded", f"{hook} ok")
 
     def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
         with self._lock:
@@ -106,6 +113,12 @@ def test_a_healthy_green_shifts_to_100_percent_and_blue_is_torn_down(tmp_path: P
         {"churn-prd-v2": 1.0},
     ]
     assert deployment.ledger.live() == ServedModel("churn-prd-v2", 2)
+    assert host.hooks == ["BeforeAllowTraffic", "AfterAllowTraffic"]
+    hooks = [e for e in deployment.ledger.events() if e["event"] == "HookResult"]
+    assert [(e["hook"], e["status"]) for e in hooks] == [
+        ("BeforeAllowTraffic", "Succeeded"),
+        ("AfterAllowTraffic", "Succeeded"),
+    ]
     greens = {r[1] for r in host.served}
     assert greens == {"churn-prd-v1", "churn-prd-v2"}  # both served during the canary
 
@@ -178,3 +191,14 @@ def test_strategies_drive_the_alias_weights(tmp_path: Path, strategy: str, weigh
     _deployment(host, tmp_path, strategy).run(BLUE, "churn-prd-v2", version=2)
     assert [round(w, 1) for _, canary, w in host.routes if canary] == weights
     assert host.routes[-1] == ("churn-prd-v2", None, 0.0)
+
+
+@pytest.mark.parametrize("hook", ["BeforeAllowTraffic", "AfterAllowTraffic"])
+def test_a_failing_hook_rolls_back(tmp_path: Path, hook: str) -> None:
+    host = SimulatedHost(failing_hook=hook)
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match=f"the {hook} hook reported Failed: {hook} check failed"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0) and host.deleted == ["churn-prd-v2"]
+    if hook == "BeforeAllowTraffic":  # green never took traffic
+        assert not any(r[1] == "churn-prd-v2" for r in host.served) and len(host.routes) == 1

@@ -101,7 +101,7 @@ def blue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PipelineSpe
 @pytest.mark.parametrize(
     ("fault", "reason", "green_serves"),
     [
-        ("load-failure", "injected fault (game day): load-failure", False),
+        ("load-failure", "the BeforeAllowTraffic hook reported Failed", False),
         ("errors:0.2", "alarm green-error-rate in ALARM during the 10% step", True),
         ("latency:200ms", "alarm green-p99-latency in ALARM during the 10% step", True),
         ("crash", "alarm green-error-rate in ALARM during the 10% step", True),

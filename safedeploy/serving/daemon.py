@@ -29,6 +29,7 @@ from safedeploy.processes import pid_alive
 from safedeploy.serving.runtime import RuntimePaths
 
 if TYPE_CHECKING:
+    from mypy_boto3_codedeploy import CodeDeployClient
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
@@ -131,6 +132,11 @@ def _client_kwargs(info: RuntimeInfo) -> dict[str, Any]:
 def sagemaker_client(info: RuntimeInfo) -> SageMakerClient:
     """A boto3 ``sagemaker`` client for the local control plane."""
     return boto3.client("sagemaker", **_client_kwargs(info))
+
+
+def codedeploy_client(info: RuntimeInfo) -> CodeDeployClient:
+    """A boto3 ``codedeploy`` client for the local lifecycle-hook status API."""
+    return boto3.client("codedeploy", **_client_kwargs(info))
 
 
 def runtime_client(info: RuntimeInfo) -> SageMakerRuntimeClient:

@@ -8,8 +8,9 @@ local serving instance acts it out:
   endpoint is Failed and green never takes traffic;
 * ``errors:<share>``: that share of invocations answer 500 (``errors:0.2``: one in five);
 * ``latency:<n>ms``: every invocation answers ``n`` ms later (without blocking the others);
-* ``crash``: the instance kills itself (SIGKILL) when the first invocation reaches it, and so does each
-  replacement the runtime starts.
+* ``crash``: the instance kills itself (SIGKILL) once traffic reaches it: at its ``CRASH_AFTER + 1``-th
+  invocation (past the pre-traffic hook's check, so it dies mid-shift), and so does each replacement the
+  runtime starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import re
 from dataclasses import dataclass
 
 FAULT_ENV = "SAFEDEPLOY_FAULT"
+CRASH_AFTER = 20
+"""Invocations a ``crash`` instance answers before it dies."""
 FAULT_PATTERN = r"^(load-failure|crash|errors:(0?\.\d+|1(\.0+)?)|latency:\d{1,6}ms)$"
 _ERRORS = re.compile(r"^errors:(?P<share>[\d.]+)$")
 _LATENCY = re.compile(r"^latency:(?P<ms>\d+)ms$")

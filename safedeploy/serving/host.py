@@ -67,9 +67,14 @@ class ServingHost(Protocol):
         ...
 
     def production(
-        self, spec: PipelineSpec, source: ModelSource, execution_id: str, synthetic_rows: Sequence[str]
+        self,
+        spec: PipelineSpec,
+        source: ModelSource,
+        execution_id: str,
+        synthetic_rows: Sequence[str],
+        known: tuple[Sequence[str], Sequence[float]] = ((), ()),
     ) -> ProdHost:
-        """What the blue/green controller drives to deploy ``source`` to production."""
+        """What the blue/green controller drives to deploy ``source`` (``known``: rows and expected scores)."""
         ...
 
     def endpoint_exists(self, name: str) -> bool:
@@ -144,12 +149,17 @@ class LocalServingHost:
         return True
 
     def production(
-        self, spec: PipelineSpec, source: ModelSource, execution_id: str, synthetic_rows: Sequence[str]
+        self,
+        spec: PipelineSpec,
+        source: ModelSource,
+        execution_id: str,
+        synthetic_rows: Sequence[str],
+        known: tuple[Sequence[str], Sequence[float]] = ((), ()),
     ) -> ProdHost:
         """Blue/green production on this runtime."""
         from safedeploy.serving.prod_host import LocalProdHost  # it builds on this module
 
-        return LocalProdHost(self, spec, source, execution_id, synthetic_rows)
+        return LocalProdHost(self, spec, source, execution_id, synthetic_rows, known[0], known[1])
 
     def outputs(self) -> dict[str, str]:
         """What is served now, read from the running runtime and its saved state."""

@@ -1,5 +1,7 @@
 """The runtime's HTTP face: SageMaker's control-plane API, SageMaker Runtime's InvokeEndpoint, and local extras.
 
+* ``POST /`` with ``X-Amz-Target: CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus``: what lifecycle
+  hooks report (``GET /_local/codedeploy/{deploymentId}/{hookExecutionId}`` reads it back);
 * ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``: the control plane, JSON 1.1 protocol (the boto3
   ``sagemaker`` client with ``endpoint_url`` pointed here works unchanged);
 * ``POST /endpoints/{EndpointName}/invocations``: InvokeEndpoint, REST-JSON protocol, with the real headers
@@ -22,6 +24,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from safedeploy import constants as C
+from safedeploy.serving.codedeploy import TARGET_PREFIX as CODEDEPLOY_TARGET
+from safedeploy.serving.codedeploy import HookStatuses
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.errors import ApiError
 from safedeploy.serving.ids import random_uuid
@@ -54,6 +58,7 @@ class RuntimeApi:
     ) -> None:
         self.control = control
         self.invoker = invoker
+        self.hooks = HookStatuses()
         self.metrics = metrics
         self.on_routes_changed = on_routes_changed
         self.operations: dict[str, Operation] = {
@@ -80,14 +85,26 @@ class RuntimeApi:
         app.router.add_get("/_local/metrics", self.get_metric_statistics)
         app.router.add_put("/_local/routes/{name}", self.put_route)
         app.router.add_delete("/_local/routes/{name}", self.delete_route)
+        app.router.add_get("/_local/codedeploy/{deployment}/{execution}", self.get_hook_status)
         return app
+
+    async def get_hook_status(self, request: web.Request) -> web.Response:
+        """What a lifecycle hook reported (404 until it has)."""
+        report = self.hooks.get(request.match_info["deployment"], request.match_info["execution"])
+        if report is None:
+            return web.json_response({"message": "no report yet"}, status=404)
+        return web.json_response(report)
 
     async def control_api(self, request: web.Request) -> web.Response:
         """SageMaker's JSON 1.1 control-plane API."""
         request_id = random_uuid()
         target = request.headers.get("X-Amz-Target", "")
-        operation = self.operations.get(target.removeprefix(C.SAGEMAKER_JSON_TARGET_PREFIX))
-        if not target.startswith(C.SAGEMAKER_JSON_TARGET_PREFIX) or operation is None:
+        operation: Operation | None
+        if target == f"{CODEDEPLOY_TARGET}PutLifecycleEventHookExecutionStatus":
+            operation = self.hooks.put
+        else:
+            operation = self.operations.get(target.removeprefix(C.SAGEMAKER_JSON_TARGET_PREFIX))
+        if not target.startswith((C.SAGEMAKER_JSON_TARGET_PREFIX, CODEDEPLOY_TARGET)) or operation is None:
             known = ", ".join(sorted(self.operations))
             error = ApiError(400, "UnknownOperationException", f"unknown operation {target!r}; supported: {known}")
             return _error_response(error, request_id, JSON_11)

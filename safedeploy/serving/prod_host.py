@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import threading
 import urllib.parse
 from collections.abc import Sequence
@@ -19,14 +20,21 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas.hooks.common import HookClients
 from safedeploy import constants as C
-from safedeploy.blue_green import WindowStats
+from safedeploy import naming
+from safedeploy.blue_green import PRE_TRAFFIC, WindowStats
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.ledger import ServedModel
 from safedeploy.serving import daemon
 from safedeploy.serving.faults import FAULT_ENV
-from safedeploy.serving.host import LocalServingHost
+from safedeploy.serving.gateway import LambdaContext, load_handler_factory
+from safedeploy.serving.host import PROJECT_ROOT, LocalServingHost
+from safedeploy.serving.ids import random_uuid
 from safedeploy.spec import PipelineSpec
+from safedeploy.store import LocalArtifactStore
+
+HOOKS_DIR = PROJECT_ROOT / "lambdas" / "hooks"
 
 
 @dataclass
@@ -39,6 +47,9 @@ class LocalProdHost:
     execution_id: str
     synthetic_rows: Sequence[str]
     """Held-out rows (encoded CSV) the synthetic canary sends."""
+    known_rows: Sequence[str] = ()
+    expected: Sequence[float] = ()
+    """Known rows and the archive's offline scores for them: what the pre-traffic hook checks green against."""
     _local: threading.local = field(default_factory=threading.local)
     _next_row: int = 0
 
@@ -141,3 +152,54 @@ class LocalProdHost:
             self._local.connection = None
             raise
         return reply.status
+
+    def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
+        """Invoke the hook Lambda in-process with CodeDeploy's event; read back what it reported (exactly once)."""
+        info = self.host.info()
+        store = LocalArtifactStore(self.host.state_dir.resolve() / "s3")
+        production = self.spec.production
+        if hook == PRE_TRAFFIC:
+            checks = naming.deployment_prefix(self.spec, deployment_id).join("pre-traffic-checks.json")
+            document = {"rows": list(self.known_rows), "expected": list(self.expected), "tolerance": 1e-6}
+            store.put_bytes(checks, json.dumps(document).encode(), "application/json")
+            handler_file = HOOKS_DIR / "pre_traffic.py"
+            environment = {"ENDPOINT_NAME": green.endpoint, "CHECKS_URI": str(checks), "LATENCY_BUDGET_MS": "500"}
+        else:
+            handler_file = HOOKS_DIR / "post_traffic.py"
+            environment = {
+                "ENDPOINT_NAME": green.endpoint,
+                "CAPTURE_URI": str(naming.capture_uri(self.spec)),
+                "DEPLOYMENT_STARTED": since.isoformat(),
+                "MAX_ERROR_RATE": str(production.max_error_rate),
+                "MIN_REQUESTS": str(production.alarm_min_requests),
+            }
+        clients = HookClients(
+            codedeploy=daemon.codedeploy_client(info),
+            sagemaker=self.host.sagemaker(),
+            runtime=self.host.runtime(),
+            store=store,
+            metrics=_RuntimeMetrics(self),
+        )
+        execution_id = random_uuid()
+        handler = load_handler_factory(f"{handler_file}:create_handler")(environment, clients)
+        context = LambdaContext(function_name=f"{self.spec.model_name}-{hook}", region=self.spec.region)
+        result = handler({"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution_id}, context)
+        message = str(result.get("message", "")) if isinstance(result, dict) else ""
+        try:
+            report = daemon.local_get(info, f"/_local/codedeploy/{deployment_id}/{execution_id}")
+        except daemon.LocalRuntimeError:
+            return "Failed", f"the {hook} hook never reported its status to CodeDeploy ({message})"
+        if report.get("reports") != 1:
+            return "Failed", f"the {hook} hook reported {report.get('reports')} times"
+        return str(report["status"]), message
+
+
+@dataclass(frozen=True)
+class _RuntimeMetrics:
+    """The hooks' view of endpoint metrics, from the runtime."""
+
+    host: LocalProdHost
+
+    def totals(self, endpoint: str, variant: str, start: datetime, end: datetime) -> tuple[float, float]:
+        stats = self.host.window(endpoint, start, end)
+        return stats.invocations, stats.errors_5xx

@@ -32,7 +32,7 @@ from typing import Any
 
 from safedeploy import constants as C
 from safedeploy.serving import eventloop
-from safedeploy.serving.faults import FAULT_ENV, Fault, FaultSpecError
+from safedeploy.serving.faults import CRASH_AFTER, FAULT_ENV, Fault, FaultSpecError
 from safedeploy.serving.http_server import Handler, HttpServer, Request, Response, text_response
 
 LOG = logging.getLogger("safedeploy.worker")
@@ -119,14 +119,19 @@ def build_handler(transform: Transform, fault: Fault | None = None) -> Handler:
     """The container's HTTP handler: ``GET /ping`` and ``POST /invocations`` (with a game-day ``fault`` acted out)."""
     ping = Response(200, b"\n", [("Content-Type", "application/json")])
     chance = random.Random()  # noqa: S311 - fault injection, not security
+    served = 0
 
     async def handle(request: Request) -> Response:
+        nonlocal served
         if request.path == "/invocations":
             if request.method != "POST":
                 return text_response(405, f"{request.method} /invocations: use POST")
             if fault is not None:
-                if fault.kind == "crash":
-                    print("injected fault (game day): crash on the first invocation", file=sys.stderr, flush=True)
+                served += 1
+                if fault.kind == "crash" and served > CRASH_AFTER:
+                    print(
+                        f"injected fault (game day): crash after {CRASH_AFTER} invocations", file=sys.stderr, flush=True
+                    )
                     os.kill(os.getpid(), signal.SIGKILL)
                 if fault.kind == "latency":
                     await asyncio.sleep(fault.latency_seconds)

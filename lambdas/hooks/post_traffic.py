@@ -1,0 +1,55 @@
+"""Post-traffic hook (CodeDeploy ``AfterAllowTraffic``): did green really serve, and well?
+
+Checks: data capture wrote records for green's endpoint **since this deployment started** (the seed accepted
+any old capture file); green's variant served at least ``MIN_REQUESTS`` requests since then with a 5XX share
+(model errors included) at most ``MAX_ERROR_RATE``. The verdict goes to CodeDeploy exactly once.
+
+Configuration: ``ENDPOINT_NAME``, ``VARIANT_NAME`` (default AllTraffic), ``CAPTURE_URI`` (the capture
+destination), ``DEPLOYMENT_STARTED`` (ISO 8601), ``MAX_ERROR_RATE`` (default 0.02), ``MIN_REQUESTS`` (default 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdas.hooks.common import HookCheckError, HookClients, report_once, require
+
+Handler = Callable[[dict[str, Any], Any], dict[str, str]]
+
+
+def check_served(environ: Mapping[str, str], clients: HookClients, now: datetime | None = None) -> str:
+    """Run the checks; return a summary or raise :class:`HookCheckError`."""
+    from safedeploy.store import S3Uri
+
+    endpoint = require(environ, "ENDPOINT_NAME")
+    variant = environ.get("VARIANT_NAME", "AllTraffic")
+    started = datetime.fromisoformat(require(environ, "DEPLOYMENT_STARTED"))
+    max_error_rate = float(environ.get("MAX_ERROR_RATE", "0.02"))
+    min_requests = int(environ.get("MIN_REQUESTS", "1"))
+    prefix = S3Uri.parse(require(environ, "CAPTURE_URI")).join(endpoint, variant)
+    objects = [o for o in clients.store.list_objects(prefix) if o.last_modified and o.last_modified >= started]
+    if not objects:
+        raise HookCheckError(f"no data capture for {endpoint}/{variant} since {started:%H:%M:%S} under {prefix}")
+    invocations, errors = clients.metrics.totals(endpoint, variant, started, now or datetime.now(UTC))
+    if invocations < min_requests:
+        raise HookCheckError(f"{endpoint} served {invocations:.0f} requests since the deployment (need {min_requests})")
+    rate = errors / invocations
+    if rate > max_error_rate:
+        raise HookCheckError(
+            f"{endpoint} answered {rate:.1%} of {invocations:.0f} requests with 5XX (limit {max_error_rate:.1%})"
+        )
+    return (
+        f"{endpoint}: {len(objects)} capture objects since the deployment; {invocations:.0f} requests, {rate:.2%} 5XX"
+    )
+
+
+def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
+    """The hook for a function configuration and injected clients."""
+    settings = dict(environ)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+        return report_once(event, clients.codedeploy, lambda: check_served(settings, clients))
+
+    return handler

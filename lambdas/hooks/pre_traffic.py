@@ -1,0 +1,69 @@
+"""Pre-traffic hook (CodeDeploy ``BeforeAllowTraffic``): is green fit to take any traffic at all?
+
+Checks, in order, each failing with the reason: green's endpoint is InService; its data capture is enabled;
+a real inference on known held-out rows returns the expected scores (within the tolerance) inside the latency
+budget. The verdict goes to CodeDeploy exactly once (:func:`~lambdas.hooks.common.report_once`).
+
+Configuration: ``ENDPOINT_NAME`` (green), ``CHECKS_URI`` (an object with ``rows`` - encoded CSV lines - and
+``expected`` scores, and optionally ``tolerance``), ``LATENCY_BUDGET_MS`` (default 500).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lambdas.hooks.common import HookCheckError, HookClients, report_once, require
+
+Handler = Callable[[dict[str, Any], Any], dict[str, str]]
+
+
+def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
+    """Run the checks; return a summary or raise :class:`HookCheckError`."""
+    endpoint = require(environ, "ENDPOINT_NAME")
+    budget_ms = float(environ.get("LATENCY_BUDGET_MS", "500"))
+    described = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
+    if described["EndpointStatus"] != "InService":
+        raise HookCheckError(f"{endpoint} is {described['EndpointStatus']}, not InService")
+    capture = described.get("DataCaptureConfig")
+    if capture is None or not capture.get("EnableCapture"):
+        raise HookCheckError(f"{endpoint} has data capture disabled: its traffic could not be monitored")
+    checks = json.loads(clients.store.get_bytes(_uri(require(environ, "CHECKS_URI"))))
+    rows, expected = list(checks["rows"]), [float(v) for v in checks["expected"]]
+    tolerance = float(checks.get("tolerance", 1e-6))
+    if not rows or len(rows) != len(expected):
+        raise HookCheckError(f"the known rows at {environ['CHECKS_URI']} are empty or do not match their scores")
+    started = time.perf_counter()
+    reply = clients.runtime.invoke_endpoint(
+        EndpointName=endpoint, ContentType="text/csv", Accept="text/csv", Body="\n".join(rows)
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    scores = [float(line) for line in reply["Body"].read().decode("utf-8").split()]
+    if len(scores) != len(expected):
+        raise HookCheckError(f"{endpoint} answered {len(scores)} scores for {len(expected)} known rows")
+    worst = max(abs(a - b) for a, b in zip(scores, expected, strict=True))
+    if worst > tolerance:
+        raise HookCheckError(f"{endpoint} scores known rows differently from the model (max |diff| {worst:.3g})")
+    if elapsed_ms > budget_ms:
+        raise HookCheckError(
+            f"{endpoint} took {elapsed_ms:.0f} ms for {len(rows)} known rows (budget {budget_ms:g} ms)"
+        )
+    return f"{endpoint} InService, capture on, {len(rows)} known rows correct in {elapsed_ms:.1f} ms"
+
+
+def _uri(text: str) -> Any:
+    from safedeploy.store import S3Uri  # the store interface takes S3Uri on both backends
+
+    return S3Uri.parse(text)
+
+
+def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
+    """The hook for a function configuration and injected clients."""
+    settings = dict(environ)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+        return report_once(event, clients.codedeploy, lambda: check_green(settings, clients))
+
+    return handler
