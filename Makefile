@@ -22,7 +22,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 BENCH_VENV := .bench/mlflow
 
-.PHONY: help venv lock deploy approve reject status retry registry outputs stop test bench lint fmt pr clean
+.PHONY: help venv lock deploy approve reject rollback deployments status retry registry outputs stop test bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +52,12 @@ approve: $(STAMP) ## Approve the execution waiting at the approval gate and resu
 
 reject: $(STAMP) ## Reject the execution waiting at the approval gate (COMMENT='why' required)
 	$(BIN)/safedeploy reject --comment "$(COMMENT)"
+
+rollback: $(STAMP) ## Return production to the previous model (a blue/green deployment of it, all at once)
+	$(BIN)/safedeploy rollback
+
+deployments: $(STAMP) ## The production deployment ledger: versions, outcome, rollback reasons
+	$(BIN)/safedeploy deployments
 
 status: $(STAMP) ## Show the latest execution, stage by stage, with durations
 	$(BIN)/safedeploy status

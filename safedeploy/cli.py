@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from safedeploy.approval import choose_approver
+from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
@@ -81,6 +82,31 @@ def cmd_decide(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     decide = pipeline.approve_execution if args.command == "approve" else pipeline.reject_execution
     return _finish(decide(args.comment, approver=args.by, execution_id=args.execution_id))
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Return production to the previous model."""
+    try:
+        was, now = _pipeline(args).rollback_production(by=args.by)
+    except RolledBackError as exc:
+        print(f"the rollback was itself rolled back; production is unchanged: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"production rolled back: {was.endpoint} (v{was.version}) -> {now.endpoint} (v{now.version})")
+    return 0
+
+
+def cmd_deployments(args: argparse.Namespace) -> int:
+    """Print the production deployment ledger."""
+    for entry in _pipeline(args).deployments():
+        green = entry["green"]
+        blue = entry.get("blue") or {}
+        reason = f": {entry['reason']}" if entry.get("reason") else ""
+        rehearsal = f" [rehearsal {entry['rehearsal']}]" if entry.get("rehearsal") else ""
+        print(
+            f"{entry['time'][:19]}  {entry['deployment_id']}  v{blue.get('version', '-')} -> v{green['version']}  "
+            f"{entry['outcome']}{rehearsal}{reason}"
+        )
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -179,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--comment", required=True, help="why (recorded with the decision and in the registry)")
         decide.add_argument("--by", default=getpass.getuser(), help="who decides (default: the current user)")
         decide.set_defaults(func=cmd_decide)
+
+    rollback = sub.add_parser("rollback", parents=[common], help="return production to the previous model")
+    rollback.add_argument("--by", default=getpass.getuser(), help="who rolls back (recorded in the ledger)")
+    rollback.set_defaults(func=cmd_rollback)
+
+    deployments = sub.add_parser("deployments", parents=[common], help="the production deployment ledger")
+    deployments.set_defaults(func=cmd_deployments)
 
     status = sub.add_parser("status", parents=[common], help="show the latest execution, stage by stage")
     status.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")

@@ -14,10 +14,11 @@ from typing import Any
 from safedeploy import constants as C
 from safedeploy.approval import Approver, Decision
 from safedeploy.backends import Backend, create_backend
+from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelPackage
 from safedeploy.runner import PipelineExecution, PipelineRunner
 from safedeploy.spec import PipelineSpec, load_spec
-from safedeploy.stages import pipeline_stages
+from safedeploy.stages import pipeline_stages, roll_back_production
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +79,14 @@ class Pipeline:
         """The latest execution paused at the approval gate, if any."""
         waiting = [e for e in self.backend.executions.list() if e.awaiting_approval is not None]
         return waiting[-1] if waiting else None
+
+    def rollback_production(self, by: str | None = None) -> tuple[ServedModel, ServedModel]:
+        """Return production to the model it served before the current one; return (from, to)."""
+        return roll_back_production(self.spec, self.backend, by or getpass.getuser())
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """The production deployment ledger, one summary per deployment, oldest first."""
+        return self.backend.deployments.deployments()
 
     def latest_execution(self) -> PipelineExecution | None:
         """The most recent execution, if any."""

@@ -22,13 +22,16 @@ from safedeploy.blue_green import AlarmSettings, BlueGreenDeployment
 from safedeploy.clock import ScaledClock
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
-from safedeploy.errors import ArtifactError, ConfigError, TrainingJobError
+from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
+from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelRegistration
 from safedeploy.revision import code_revision
-from safedeploy.runner import Stage, StageContext, StageResult
+from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
+from safedeploy.serving.ids import random_uuid
 from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
+from safedeploy.traffic import Schedule, build_schedule
 from safedeploy.training.gate import check_gate
 from safedeploy.training.request import source_archive_uri, training_job_request
 
@@ -274,6 +277,83 @@ class ApprovalStage:
 
 
 @dataclass(frozen=True)
+class ProductionRelease:
+    """A registered version as production needs it: its model, code, version and held-out rows."""
+
+    source: ModelSource
+    execution_id: str
+    test_uri: str
+    model_package_arn: str
+
+    @classmethod
+    def of_execution(cls, execution: PipelineExecution, image: str) -> ProductionRelease:
+        """The version an execution trained and registered."""
+        train = execution.stage(C.STAGE_TRAIN)
+        register = execution.stage(C.STAGE_REGISTER).outputs
+        return cls(
+            source=ModelSource(
+                model_data_url=train.outputs["model_data_url"],
+                source_dir_uri=train.artifacts["source"].uri,
+                image=image,
+                version=int(register["model_package_version"]),
+            ),
+            execution_id=execution.execution_id,
+            test_uri=execution.stage(C.STAGE_DATA).outputs["input_data"]["TestUri"],
+            model_package_arn=register["model_package_arn"],
+        )
+
+
+def deploy_to_production(
+    spec: PipelineSpec,
+    backend: Backend,
+    release: ProductionRelease,
+    *,
+    details: dict[str, object],
+    schedule: Schedule | None = None,
+    deployment_execution_id: str | None = None,
+) -> tuple[BlueGreenDeployment, ServedModel | None, ServedModel]:
+    """Blue/green ``release`` into production beside what the ledger says serves now; return (controller, blue, green).
+
+    Raises:
+        RolledBackError: it was rolled back (the message says why).
+    """
+    production = spec.production
+    store = backend.store
+    rows = held_out_rows(store, release.test_uri, spec.serving.smoke_test_rows)
+    synthetic = [",".join(f"{v:.9g}" for v in row) for row in rows]
+    expected = offline_predictions(store.get_bytes(S3Uri.parse(release.source.model_data_url)), rows[:10])
+    execution_id = deployment_execution_id or release.execution_id
+    host = backend.serving.production(
+        spec, release.source, execution_id, synthetic, known=(synthetic[:10], [float(v) for v in expected])
+    )
+    blue = backend.deployments.live()
+    if blue is not None and not backend.serving.endpoint_exists(blue.endpoint):
+        LOG.warning("the ledger's production endpoint %s is gone; deploying as a first deployment", blue.endpoint)
+        blue = None
+    controller = BlueGreenDeployment(
+        host=host,
+        ledger=backend.deployments,
+        schedule=schedule or production.schedule(),
+        alarms=AlarmSettings(
+            period_seconds=production.alarm_period_seconds,
+            evaluation_periods=production.alarm_evaluation_periods,
+            datapoints_to_alarm=production.alarm_datapoints_to_alarm,
+            min_requests=production.alarm_min_requests,
+            max_error_rate=production.max_error_rate,
+            latency_ratio=production.latency_ratio,
+            latency_slack_ms=production.latency_slack_ms,
+            max_latency_ms=production.max_latency_ms,
+        ),
+        clock=ScaledClock(scale=production.time_scale),
+        synthetic=production.synthetic_traffic,
+    )
+    green_name = naming.green_endpoint_name(spec, release.source.version, execution_id)
+    details = {"execution_id": release.execution_id, "model_package_arn": release.model_package_arn, **details}
+    green = controller.run(blue, green_name, version=release.source.version, details=details)
+    return controller, blue, green
+
+
+@dataclass(frozen=True)
 class DeployPrdStage:
     """Blue/green to production: green beside blue, traffic shifted per the strategy, alarms, automatic rollback.
 
@@ -287,73 +367,63 @@ class DeployPrdStage:
 
     def run(self, context: StageContext) -> StageResult:
         """Deploy the approved version to production."""
-        train = context.outputs(C.STAGE_TRAIN)
-        version = int(context.outputs(C.STAGE_REGISTER)["model_package_version"])
-        production = self.spec.production
-        source = ModelSource(
-            model_data_url=train["model_data_url"],
-            source_dir_uri=context.artifacts(C.STAGE_TRAIN)["source"].uri,
-            image=self.backend.serving_image,
-            version=version,
-        )
-        rows = held_out_rows(
-            self.backend.store,
-            context.outputs(C.STAGE_DATA)["input_data"]["TestUri"],
-            self.spec.serving.smoke_test_rows,
-        )
-        synthetic = [",".join(f"{v:.9g}" for v in row) for row in rows]
-        expected = offline_predictions(self.backend.store.get_bytes(S3Uri.parse(train["model_data_url"])), rows[:10])
-        host = self.backend.serving.production(
-            self.spec, source, context.execution_id, synthetic, known=(synthetic[:10], [float(v) for v in expected])
-        )
-        ledger = self.backend.deployments
-        blue = ledger.live()
-        if blue is not None and not self.backend.serving.endpoint_exists(blue.endpoint):
-            LOG.warning("the ledger's production endpoint %s is gone; deploying as a first deployment", blue.endpoint)
-            blue = None
-        controller = BlueGreenDeployment(
-            host=host,
-            ledger=ledger,
-            schedule=production.schedule(),
-            alarms=AlarmSettings(
-                period_seconds=production.alarm_period_seconds,
-                evaluation_periods=production.alarm_evaluation_periods,
-                datapoints_to_alarm=production.alarm_datapoints_to_alarm,
-                min_requests=production.alarm_min_requests,
-                max_error_rate=production.max_error_rate,
-                latency_ratio=production.latency_ratio,
-                latency_slack_ms=production.latency_slack_ms,
-                max_latency_ms=production.max_latency_ms,
-            ),
-            clock=ScaledClock(scale=production.time_scale),
-            synthetic=production.synthetic_traffic,
-        )
-        green_name = naming.green_endpoint_name(self.spec, version, context.execution_id)
+        release = ProductionRelease.of_execution(context.execution, self.backend.serving_image)
         approval = context.execution.stage(C.STAGE_APPROVAL).approval
-        green = controller.run(
-            blue,
-            green_name,
-            version=version,
-            details={
-                "execution_id": context.execution_id,
-                "approver": approval.approver if approval else None,
-                "model_package_arn": context.outputs(C.STAGE_REGISTER)["model_package_arn"],
-                "rehearsal": production.fault,
-            },
+        controller, blue, green = deploy_to_production(
+            self.spec,
+            self.backend,
+            release,
+            details={"approver": approval.approver if approval else None, "rehearsal": self.spec.production.fault},
         )
+        version = release.source.version
         outputs = self.backend.serving.outputs()
         shifted = f"{blue.endpoint} (v{blue.version}) -> " if blue else "first deployment: "
+        strategy = self.spec.production.strategy
         return StageResult(
-            summary=f"{shifted}{green.endpoint} (v{version}) at 100% ({production.strategy}); {outputs.get('ApiUrl')}",
+            summary=f"{shifted}{green.endpoint} (v{version}) at 100% ({strategy}); {outputs.get('ApiUrl')}",
             outputs={
                 "deployment_id": controller.deployment_id,
                 "endpoint_name": green.endpoint,
                 "model_package_version": version,
                 "blue": blue.as_dict() if blue else None,
-                "strategy": production.strategy,
+                "strategy": strategy,
                 "api_url": outputs.get("ApiUrl"),
             },
         )
+
+
+def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple[ServedModel, ServedModel]:
+    """Return production to the model it served before the current one (``make rollback``); return (from, to).
+
+    It is a deployment like any other (new endpoint for the previous version, pre-traffic hook, all at once,
+    bake with alarms, post-traffic hook), recorded in the ledger as a rollback.
+
+    Raises:
+        DeploymentError: nothing to roll back to, or the previous version's records are gone.
+        RolledBackError: the rollback itself was rolled back (production stays as it was).
+    """
+    succeeded = [d for d in backend.deployments.deployments() if d["outcome"] == "Succeeded"]
+    if not succeeded:
+        raise DeploymentError("production has never been deployed: nothing to roll back")
+    current = ServedModel.from_dict(succeeded[-1]["green"])
+    previous = next((d for d in reversed(succeeded[:-1]) if int(d["green"]["version"]) != current.version), None)
+    if previous is None:
+        raise DeploymentError(f"production serves v{current.version} and no earlier version was ever deployed")
+    try:
+        execution = backend.executions.get(str(previous["execution_id"]))
+    except SafeDeployError as exc:
+        raise DeploymentError(f"cannot roll back to v{previous['green']['version']}: {exc}") from None
+    release = ProductionRelease.of_execution(execution, backend.serving_image)
+    schedule = build_schedule("AllAtOnce", bake_seconds=spec.production.bake_seconds)
+    _, _, green = deploy_to_production(
+        spec,
+        backend,
+        release,
+        details={"rollback_of": current.as_dict(), "approver": by, "rehearsal": None},
+        schedule=schedule,
+        deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
+    )
+    return current, green
 
 
 def pipeline_stages(

@@ -87,3 +87,22 @@ def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]
     # The canary traffic reached green through the API, marked synthetic in the captured data.
     captured = list((state / "s3").rglob(f"datacapture/{green}/AllTraffic/**/*.jsonl"))
     assert captured and '"inferenceId": "synthetic-' in captured[0].read_text().replace('":"', '": "')
+
+
+def test_rollback_returns_production_to_the_previous_model_in_one_command(prod: tuple[Path, Any]) -> None:
+    state, spec = prod  # runs after the two deployments above (v1, then v2 serving)
+    host = LocalServingHost(state, spec.region, spec.account_id)
+    before = host.outputs()
+    assert before["ModelVersion"] == "2"
+    was, now = Pipeline(spec, project_root=REPO_ROOT).rollback_production(by="oncall")
+    assert (was.version, now.version) == (2, 1) and was.endpoint == before["EndpointName"]
+    after = host.outputs()
+    assert after["ModelVersion"] == "1" and after["EndpointName"] == now.endpoint != before["EndpointName"]
+    reply = http(
+        after["ApiUrl"], ",".join(["1"] * 69).encode(), {"x-api-key": after["ApiKey"], "Content-Type": "text/csv"}
+    )
+    assert reply.status == 200 and reply.headers["x-model-version"] == "1"
+    assert not host.endpoint_exists(was.endpoint)
+    last = DeploymentLedger(state / "deployments", spec.pipeline_name).deployments()[-1]
+    assert last["outcome"] == "Succeeded" and last["rollback_of"]["version"] == 2 and last["approver"] == "oncall"
+    assert last["strategy"].startswith("AllAtOnce")
