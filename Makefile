@@ -82,7 +82,8 @@ $(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
 	env -u UV_PROJECT_ENVIRONMENT $(UV) venv -q --python $(PYTHON) $(BENCH_VENV)
 	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(UV) pip install -q -r bench/requirements-mlflow.txt
 
-bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow ## Serving benchmark vs `mlflow models serve` -> build/bench/serving.{json,md}
+bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow ## Benchmarks: deploy wall time, serving vs `mlflow models serve` -> build/bench/
+	$(BIN)/python bench/deploy.py --data $(DEMO_DATA)
 	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
 
 lint: $(STAMP) ## Static checks: ruff (lint + format) and mypy

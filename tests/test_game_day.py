@@ -141,6 +141,11 @@ def test_each_fault_is_rolled_back_with_blue_serving(
     ledger = DeploymentLedger(spec.state_dir.resolve() / "deployments", spec.pipeline_name)
     last = ledger.deployments()[-1]
     assert last["outcome"] == "RolledBack" and reason in last["reason"] and last["rehearsal"] == fault
+    if fault == "errors:0.2":  # green's first FAULT_AFTER calls are healthy (about a period), then 2 periods at most
+        fired = [
+            e for e in ledger.events(last["deployment_id"]) if e["event"] == "AlarmTransition" and e["new"] == "ALARM"
+        ]
+        assert fired and fired[0]["period"] <= 3
     assert not LocalServingHost(spec.state_dir, spec.region, spec.account_id).endpoint_exists(last["green"]["endpoint"])
 
 

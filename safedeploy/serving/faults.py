@@ -8,9 +8,10 @@ local serving instance acts it out:
   endpoint is Failed and green never takes traffic;
 * ``errors:<share>``: that share of invocations answer 500 (``errors:0.2``: one in five);
 * ``latency:<n>ms``: every invocation answers ``n`` ms later (without blocking the others);
-* ``crash``: the instance kills itself (SIGKILL) once traffic reaches it: at its ``CRASH_AFTER + 1``-th
-  invocation (past the pre-traffic hook's check, so it dies mid-shift), and so does each replacement the
-  runtime starts.
+* ``crash``: the instance kills itself (SIGKILL), and so does each replacement the runtime starts.
+
+The last three act once traffic reaches the instance: from its ``FAULT_AFTER + 1``-th invocation, past the
+pre-traffic hook's check, so the rehearsal exercises what watches live traffic (the alarms) mid-shift.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import re
 from dataclasses import dataclass
 
 FAULT_ENV = "SAFEDEPLOY_FAULT"
-CRASH_AFTER = 20
-"""Invocations a ``crash`` instance answers before it dies."""
+FAULT_AFTER = 20
+"""Invocations an instance answers normally before its fault starts (the pre-traffic check uses one)."""
 FAULT_PATTERN = r"^(load-failure|crash|errors:(0?\.\d+|1(\.0+)?)|latency:\d{1,6}ms)$"
 _ERRORS = re.compile(r"^errors:(?P<share>[\d.]+)$")
 _LATENCY = re.compile(r"^latency:(?P<ms>\d+)ms$")

@@ -32,7 +32,7 @@ from typing import Any
 
 from safedeploy import constants as C
 from safedeploy.serving import eventloop
-from safedeploy.serving.faults import CRASH_AFTER, FAULT_ENV, Fault, FaultSpecError
+from safedeploy.serving.faults import FAULT_AFTER, FAULT_ENV, Fault, FaultSpecError
 from safedeploy.serving.http_server import Handler, HttpServer, Request, Response, text_response
 
 LOG = logging.getLogger("safedeploy.worker")
@@ -126,12 +126,10 @@ def build_handler(transform: Transform, fault: Fault | None = None) -> Handler:
         if request.path == "/invocations":
             if request.method != "POST":
                 return text_response(405, f"{request.method} /invocations: use POST")
-            if fault is not None:
-                served += 1
-                if fault.kind == "crash" and served > CRASH_AFTER:
-                    print(
-                        f"injected fault (game day): crash after {CRASH_AFTER} invocations", file=sys.stderr, flush=True
-                    )
+            served += 1
+            if fault is not None and served > FAULT_AFTER:
+                if fault.kind == "crash":
+                    print(f"injected fault (game day): crash after {FAULT_AFTER} calls", file=sys.stderr, flush=True)
                     os.kill(os.getpid(), signal.SIGKILL)
                 if fault.kind == "latency":
                     await asyncio.sleep(fault.latency_seconds)
