@@ -55,6 +55,7 @@ PRE_TRAFFIC = "BeforeAllowTraffic"
 POST_TRAFFIC = "AfterAllowTraffic"
 ERROR_RATE_ALARM = "green-error-rate"
 LATENCY_ALARM = "green-p99-latency"
+PREDICTION_ALARM = "green-prediction-shift"
 
 
 class RolledBackError(DeploymentError):
@@ -77,9 +78,17 @@ class AlarmSettings:
     """Green's p99 may be at most ``latency_ratio`` x blue's p99 + ``latency_slack_ms``."""
     max_latency_ms: float = 100.0
     """Green's p99 budget when there is no blue to compare with (the first deployment)."""
+    max_prediction_shift: float = 0.2
+    """Largest mean |green score - blue score| on the same held-out rows in a window."""
 
-    def rules(self) -> list[AlarmRule]:
-        """The alarm rules: error rate (a share) and latency excess over what blue allows (ms above 0)."""
+    def rules(self, compare_predictions: bool = False) -> list[AlarmRule]:
+        """The alarm rules: error rate, latency excess over what blue allows, and (with a blue) prediction shift.
+
+        The latency datapoint is green's p99 minus what blue allows, in ms, alarming above 0.
+        """
+        thresholds = [(ERROR_RATE_ALARM, self.max_error_rate), (LATENCY_ALARM, 0.0)]
+        if compare_predictions:
+            thresholds.append((PREDICTION_ALARM, self.max_prediction_shift))
         return [
             AlarmRule(
                 name,
@@ -89,8 +98,18 @@ class AlarmSettings:
                 evaluation_periods=self.evaluation_periods,
                 datapoints_to_alarm=self.datapoints_to_alarm,
             )
-            for name, threshold in ((ERROR_RATE_ALARM, self.max_error_rate), (LATENCY_ALARM, 0.0))
+            for name, threshold in thresholds
         ]
+
+
+@dataclass(frozen=True)
+class SyntheticAnswer:
+    """One synthetic request's answer: status, which held-out row, who served it, the score."""
+
+    status: int
+    row: int
+    endpoint: str
+    score: float | None
 
 
 @dataclass(frozen=True)
@@ -121,8 +140,12 @@ class ProdHost(Protocol):
         """Traffic statistics of ``endpoint`` in ``[start, end)``."""
         ...
 
-    def send_synthetic(self) -> int:
-        """Send one synthetic request through the production REST API; return its HTTP status."""
+    def send_synthetic(self) -> SyntheticAnswer:
+        """Send one synthetic request (a held-out row) through the production REST API; return its answer."""
+        ...
+
+    def reference_scores(self, blue: ServedModel) -> dict[int, float]:
+        """Blue's scores for the synthetic held-out rows (by row index), asked of blue's endpoint directly."""
         ...
 
     def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
@@ -141,11 +164,13 @@ class SyntheticTraffic:
     windows of requests.
     """
 
-    send: Callable[[], int]
+    send: Callable[[], SyntheticAnswer]
     rate: float = 0.0
     concurrency: int = 8
     sent: int = 0
     failures: int = 0
+    answers: list[tuple[float, SyntheticAnswer]] = field(default_factory=list)
+    """(wall time, answer) of every request, for the prediction comparison."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -166,18 +191,24 @@ class SyntheticTraffic:
                 next_at = time.monotonic()
                 continue
             try:
-                status = self.send()
+                answer = self.send()
             except Exception:  # a failed synthetic request is counted, the feeder goes on
-                status = 0
+                answer = SyntheticAnswer(0, -1, "", None)
             with self._lock:
                 self.sent += 1
-                self.failures += status >= 500 or status == 0
+                self.failures += answer.status >= 500 or answer.status == 0
+                self.answers.append((time.time(), answer))
             next_at += 1.0 / rate
             delay = next_at - time.monotonic()
             if delay > 0:
                 self._stop.wait(delay)
             else:
                 next_at = time.monotonic()
+
+    def window(self, start: float, end: float) -> list[SyntheticAnswer]:
+        """The answers received in ``[start, end)`` (wall time)."""
+        with self._lock:
+            return [answer for at, answer in self.answers if start <= at < end]
 
     def stop(self) -> None:
         """Stop and wait for the threads."""
@@ -202,6 +233,8 @@ class BlueGreenDeployment:
     deployment_id: str = field(default_factory=lambda: f"d-{uuid.uuid4().hex[:12]}")
     transitions: list[str] = field(default_factory=list)
     _blue_p99_ms: float | None = None
+    _blue_scores: dict[int, float] = field(default_factory=dict)
+    _feeder: SyntheticTraffic | None = None
 
     def run(
         self, blue: ServedModel | None, green_endpoint: str, *, version: int, details: dict[str, object] | None = None
@@ -225,7 +258,7 @@ class BlueGreenDeployment:
             **(details or {}),
         )
         green: ServedModel | None = None
-        feeder = SyntheticTraffic(self.host.send_synthetic)
+        feeder = self._feeder = SyntheticTraffic(self.host.send_synthetic)
         try:
             since = datetime.now(UTC)
             failure: str | None = None
@@ -238,6 +271,8 @@ class BlueGreenDeployment:
             self._hook(PRE_TRAFFIC, green, since, failure)
             if failure is not None:
                 raise DeploymentError(f"green failed to start: {failure}")
+            if blue is not None and self.synthetic:
+                self._blue_scores = self.host.reference_scores(blue)
             if self.synthetic:
                 feeder.start()
             for step in schedule.steps:
@@ -299,11 +334,12 @@ class BlueGreenDeployment:
         """Hold for ``model_seconds``, evaluating the alarms after each full period of this step."""
         if model_seconds <= 0:
             return
-        tracker = AlarmTracker(self.alarms.rules())
+        rules = self.alarms.rules(compare_predictions=blue is not None and self.synthetic)
+        tracker = AlarmTracker(rules)
         real_period = max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
         start = math.ceil(self.clock.wall() / real_period) * real_period  # whole windows, as the metrics are kept
         periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))
-        datapoints: dict[str, list[float | None]] = {rule.name: [] for rule in self.alarms.rules()}
+        datapoints: dict[str, list[float | None]] = {rule.name: [] for rule in rules}
         seen_ok: set[str] = set()
         for index in range(periods):
             end = start + (index + 1) * real_period
@@ -312,7 +348,8 @@ class BlueGreenDeployment:
                 raise DeploymentError(f"interrupted during the {what}")
             window = (datetime.fromtimestamp(end - real_period, UTC), datetime.fromtimestamp(end, UTC))
             values = self._datapoints(blue, green, *window)
-            for name, value in values.items():
+            for name in datapoints:
+                value = values.get(name)
                 datapoints[name].append(value)
                 transition = tracker.update(name, datapoints[name])
                 if transition is not None:
@@ -337,12 +374,14 @@ class BlueGreenDeployment:
     def _datapoints(
         self, blue: ServedModel | None, green: ServedModel, start: datetime, end: datetime
     ) -> dict[str, float | None]:
+        values: dict[str, float | None] = {PREDICTION_ALARM: self._prediction_shift(blue, green, start, end)}
         stats = self.host.window(green.endpoint, start, end)
         if stats.invocations < self.alarms.min_requests:
-            return {ERROR_RATE_ALARM: None, LATENCY_ALARM: None}
+            return values
         error_rate = stats.errors_5xx / stats.invocations
+        values[ERROR_RATE_ALARM] = error_rate
         if stats.p99_ms is None:
-            return {ERROR_RATE_ALARM: error_rate, LATENCY_ALARM: None}
+            return values
         if blue is not None:
             reference = self.host.window(blue.endpoint, start, end)
             if reference.p99_ms is not None and reference.invocations >= self.alarms.min_requests:
@@ -351,7 +390,22 @@ class BlueGreenDeployment:
             allowed = self.alarms.max_latency_ms
         else:  # blue's latest window (during the bake blue takes no traffic: its last canary window)
             allowed = self.alarms.latency_ratio * self._blue_p99_ms + self.alarms.latency_slack_ms
-        return {ERROR_RATE_ALARM: error_rate, LATENCY_ALARM: stats.p99_ms - allowed}
+        values[LATENCY_ALARM] = stats.p99_ms - allowed
+        return values
+
+    def _prediction_shift(
+        self, blue: ServedModel | None, green: ServedModel, start: datetime, end: datetime
+    ) -> float | None:
+        """Mean |green - blue| score on the held-out rows green answered in the window (blue's reference scores)."""
+        if blue is None or self._feeder is None:
+            return None
+        answers = [a for a in self._feeder.window(start.timestamp(), end.timestamp()) if a.score is not None]
+        shifts = [
+            abs(answer.score - self._blue_scores[answer.row])
+            for answer in answers
+            if answer.endpoint == green.endpoint and answer.score is not None and answer.row in self._blue_scores
+        ]
+        return sum(shifts) / len(shifts) if len(shifts) >= self.alarms.min_requests else None
 
     def _roll_back(self, blue: ServedModel | None, green: ServedModel | None, reason: str) -> list[str]:
         """Traffic back to blue and green removed; return what went wrong doing so (also in the ledger)."""

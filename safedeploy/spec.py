@@ -173,6 +173,9 @@ class ProductionSpec(BaseModel):
     latency_ratio: float = Field(default=2.0, ge=1.0, description="Green p99 may be this times blue's ...")
     latency_slack_ms: float = Field(default=25.0, ge=0, description="... plus this many milliseconds.")
     max_latency_ms: float = Field(default=100.0, gt=0, description="Green's p99 budget with no blue to compare.")
+    max_prediction_shift: float = Field(
+        default=0.2, gt=0, le=1, description="Largest mean |green - blue| score on the same held-out rows."
+    )
     synthetic_traffic: bool = Field(
         default=True, description="Feed held-out rows through the API during the shift so alarms see enough data."
     )

@@ -343,6 +343,7 @@ def deploy_to_production(
             latency_ratio=production.latency_ratio,
             latency_slack_ms=production.latency_slack_ms,
             max_latency_ms=production.max_latency_ms,
+            max_prediction_shift=production.max_prediction_shift,
         ),
         clock=ScaledClock(scale=production.time_scale),
         synthetic=production.synthetic_traffic,

@@ -19,9 +19,11 @@ import pytest
 from safedeploy.blue_green import (
     ERROR_RATE_ALARM,
     LATENCY_ALARM,
+    PREDICTION_ALARM,
     AlarmSettings,
     BlueGreenDeployment,
     RolledBackError,
+    SyntheticAnswer,
     WindowStats,
 )
 from safedeploy.clock import ScaledClock
@@ -38,6 +40,7 @@ class SimulatedHost:
     green_latency_ms: float = 1.0
     green_fails_to_start: bool = False
     feed: bool = True
+    green_score_shift: float = 0.0
     failing_hook: str | None = None
     hooks: list[str] = field(default_factory=list)
     routes: list[tuple[str | None, str | None, float]] = field(default_factory=list)
@@ -57,19 +60,24 @@ class SimulatedHost:
     def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
         self.routes.append((primary.endpoint if primary else None, canary.endpoint if canary else None, weight))
 
-    def send_synthetic(self) -> int:
+    def send_synthetic(self) -> SyntheticAnswer:
         if not self.feed or not self.routes:
-            return 0
+            return SyntheticAnswer(0, -1, "", None)
         primary, canary, weight = self.routes[-1]
         target = canary if canary is not None and self._random.random() < weight else primary
         if target is None:
-            return 404
+            return SyntheticAnswer(404, -1, "", None)
         green = target != BLUE.endpoint
         status = 500 if green and self._random.random() < self.green_error_rate else 200
         latency = self.green_latency_ms if green else 1.0
+        row = self._random.randrange(50)
+        score = row / 100 + (self.green_score_shift if green else 0.0)
         with self._lock:
             self.served.append((time.time(), target, status, latency * self._random.uniform(0.8, 1.2)))
-        return status
+        return SyntheticAnswer(status, row, target, score if status == 200 else None)
+
+    def reference_scores(self, blue: ServedModel) -> dict[int, float]:
+        return {row: row / 100 for row in range(50)}
 
     def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
         self.hooks.append(hook)
@@ -202,3 +210,16 @@ def test_a_failing_hook_rolls_back(tmp_path: Path, hook: str) -> None:
     assert host.routes[-1] == ("churn-prd-v1", None, 0.0) and host.deleted == ["churn-prd-v2"]
     if hook == "BeforeAllowTraffic":  # green never took traffic
         assert not any(r[1] == "churn-prd-v2" for r in host.served) and len(host.routes) == 1
+
+
+def test_green_predicting_differently_from_blue_on_the_same_rows_is_rolled_back(tmp_path: Path) -> None:
+    host = SimulatedHost(green_score_shift=0.3)  # healthy HTTP, fast, but its scores moved by 0.3
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match=f"alarm {PREDICTION_ALARM} in ALARM during the 10% step"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0)
+
+
+def test_a_small_prediction_difference_passes(tmp_path: Path) -> None:
+    host = SimulatedHost(green_score_shift=0.05)
+    assert _deployment(host, tmp_path).run(BLUE, "churn-prd-v2", version=2).endpoint == "churn-prd-v2"

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from lambdas.hooks.common import HookClients
 from safedeploy import constants as C
 from safedeploy import naming
-from safedeploy.blue_green import PRE_TRAFFIC, WindowStats
+from safedeploy.blue_green import PRE_TRAFFIC, SyntheticAnswer, WindowStats
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.ledger import ServedModel
 from safedeploy.serving import daemon
@@ -126,7 +126,7 @@ class LocalProdHost:
         reply = daemon.local_get(self.host.info(), f"/_local/metrics?{query}{extra}")
         return list(reply["Datapoints"])
 
-    def send_synthetic(self) -> int:
+    def send_synthetic(self) -> SyntheticAnswer:
         """POST one held-out row through the production REST API (keep-alive, one connection per thread)."""
         info = self.host.info()
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
@@ -134,24 +134,37 @@ class LocalProdHost:
             port = urllib.parse.urlsplit(info.gateway_url).port
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             self._local.connection = connection
-        row = self.synthetic_rows[self._next_row % len(self.synthetic_rows)]
+            self._local.key = self.host.outputs()["ApiKey"]
+        index = self._next_row % len(self.synthetic_rows)
         self._next_row += 1
         headers = {
             "Content-Type": "text/csv",
             "Accept": "text/csv",
-            C.API_KEY_HEADER: self.host.outputs()["ApiKey"] if not hasattr(self._local, "key") else self._local.key,
+            C.API_KEY_HEADER: self._local.key,
             C.SYNTHETIC_HEADER: "1",
         }
-        self._local.key = headers[C.API_KEY_HEADER]
         try:
-            connection.request("POST", C.API_PATH, body=row.encode(), headers=headers)
+            connection.request("POST", C.API_PATH, body=self.synthetic_rows[index].encode(), headers=headers)
             reply = connection.getresponse()
-            reply.read()
+            body = reply.read()
         except (OSError, http.client.HTTPException):
             connection.close()
             self._local.connection = None
             raise
-        return reply.status
+        endpoint = reply.getheader("X-SageMaker-Endpoint") or ""
+        score: float | None = None
+        if reply.status == 200:
+            with contextlib.suppress(ValueError, IndexError):
+                score = float(body.split()[0])
+        return SyntheticAnswer(reply.status, index, endpoint, score)
+
+    def reference_scores(self, blue: ServedModel) -> dict[int, float]:
+        """Blue's scores for every synthetic row, in one InvokeEndpoint call to blue's endpoint."""
+        reply = self.host.runtime().invoke_endpoint(
+            EndpointName=blue.endpoint, ContentType="text/csv", Accept="text/csv", Body="\n".join(self.synthetic_rows)
+        )
+        scores = [float(line) for line in reply["Body"].read().decode("utf-8").split()]
+        return dict(enumerate(scores))
 
     def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
         """Invoke the hook Lambda in-process with CodeDeploy's event; read back what it reported (exactly once)."""
