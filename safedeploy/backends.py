@@ -85,7 +85,7 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         training_image=local_training_image(),
         executions=ExecutionStore(root / "executions", spec.pipeline_name),
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
-        serving=LocalServingHost(root, spec.region, spec.account_id),
+        serving=LocalServingHost(root, spec.region, spec.account_id, spec.model_name),
         serving_image=local_training_image(),
         deployments=DeploymentLedger(root / "deployments", spec.pipeline_name),
     )

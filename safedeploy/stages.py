@@ -205,7 +205,7 @@ class DeployDevStage:
             host.runtime(), deployed.endpoint_name, rows, expected, tolerance=self.spec.serving.smoke_test_tolerance
         )
         api_url = host.publish_api(
-            C.DEV_API_ROUTE_NAME,
+            C.DEV_STAGE,
             deployed.endpoint_name,
             str(version),
             api_key_required=self.spec.serving.api_key_required,

@@ -59,7 +59,11 @@ def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]
     blue = stage.outputs["endpoint_name"]
     assert stage.outputs["blue"] is None and blue.startswith("customerchurn-prd-v1-")
     outputs = host.outputs()
-    assert outputs["ApiUrl"].endswith("/api") and outputs["EndpointName"] == blue and outputs["ModelVersion"] == "1"
+    assert (
+        outputs["ApiUrl"].endswith("/customerchurn/api")
+        and outputs["EndpointName"] == blue
+        and outputs["ModelVersion"] == "1"
+    )
     row = ",".join(["1"] * 69).encode()
     reply = http(outputs["ApiUrl"], row, {"x-api-key": outputs["ApiKey"], "Content-Type": "text/csv"})
     assert reply.status == 200 and reply.headers["x-sagemaker-endpoint"] == blue

@@ -20,7 +20,7 @@ from safedeploy.approval import AutoApprove
 from safedeploy.ledger import DeploymentLedger
 from safedeploy.pipeline import Pipeline
 from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
+from safedeploy.serving.host import LocalServingHost, api_route
 from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.serving.state import RuntimeState
 from safedeploy.spec import PipelineSpec, load_spec
@@ -136,7 +136,9 @@ def test_each_fault_is_rolled_back_with_blue_serving(
 
     after = LocalServingHost(spec.state_dir, spec.region, spec.account_id).outputs()
     assert after["EndpointName"] == before["EndpointName"] and after["ModelVersion"] == before["ModelVersion"]
-    route = RuntimeState.load(RuntimePaths(spec.state_dir.resolve()).state).Routes[C.API_ROUTE_NAME]
+    route = RuntimeState.load(RuntimePaths(spec.state_dir.resolve()).state).Routes[
+        api_route(spec.model_name, C.PRD_STAGE)[0]
+    ]
     assert route.Canary is None  # 100 % blue
     ledger = DeploymentLedger(spec.state_dir.resolve() / "deployments", spec.pipeline_name)
     last = ledger.deployments()[-1]

@@ -26,7 +26,7 @@ def _post(live: Live, body: bytes, headers: dict[str, str] | None = None, key: b
 
 def test_outputs_name_everything_a_client_needs(live: Live) -> None:
     outputs = live.outputs
-    assert outputs["DevApiUrl"] == f"{live.info.gateway_url}/dev/api"
+    assert outputs["DevApiUrl"] == f"{live.info.gateway_url}/customerchurn/dev/api"
     assert "ApiUrl" not in outputs  # production is off in this fixture: no prod API yet
     assert outputs["RuntimeUrl"] == live.info.runtime_url
     assert outputs["DevEndpointName"] == "customerchurn-dev"
@@ -94,7 +94,7 @@ def test_the_api_key_is_required(live: Live, key: str | None) -> None:
 
 def test_gateway_routing_errors(live: Live) -> None:
     unknown = http(f"{live.info.gateway_url}/nowhere", b"x", {"x-api-key": live.outputs["ApiKey"]})
-    assert unknown.status == 404 and "this API serves: POST /dev/api" in unknown.json()["message"]
+    assert unknown.status == 404 and "this API serves: POST /customerchurn/dev/api" in unknown.json()["message"]
     get = http(live.outputs["DevApiUrl"], None, {"x-api-key": live.outputs["ApiKey"]}, method="GET")
     assert get.status == 405 and get.headers["allow"] == "POST"
     huge = _post(live, b"1" * (10 * 1024 * 1024 + 1), {"Content-Type": "text/csv"})

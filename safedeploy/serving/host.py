@@ -32,7 +32,13 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API_HANDLER = PROJECT_ROOT / "lambdas" / "api" / "app.py"
-_API_PATHS = {C.API_ROUTE_NAME: C.API_PATH, C.DEV_API_ROUTE_NAME: C.DEV_API_PATH}
+
+
+def api_route(model_name: str, stage: str) -> tuple[str, str]:
+    """A model's REST API route for a stage: (name, path); ``/<model>/api`` for prd, ``/<model>/dev/api``."""
+    if stage == C.PRD_STAGE:
+        return f"{model_name}-{C.API_ROUTE_SUFFIX}", f"/{model_name}/{C.API_ROUTE_SUFFIX}"
+    return f"{model_name}-{stage}-{C.API_ROUTE_SUFFIX}", f"/{model_name}/{stage}/{C.API_ROUTE_SUFFIX}"
 
 
 class ServingHost(Protocol):
@@ -48,22 +54,22 @@ class ServingHost(Protocol):
 
     def publish_api(
         self,
-        route: str,
+        stage: str,
         endpoint_name: str,
         model_version: str,
         *,
         api_key_required: bool,
         canary: tuple[str, str, float] | None = None,
     ) -> str:
-        """Point a REST API (``api`` for prod, ``api-dev``) at an endpoint; return the API's URL.
+        """Point the model's REST API of a stage (``prd`` or ``dev``) at an endpoint; return the API's URL.
 
         ``canary`` (endpoint, version, weight) sends that share of requests to a second version, as a Lambda
         alias's routing configuration does during a CodeDeploy traffic shift.
         """
         ...
 
-    def unpublish_api(self, route: str) -> None:
-        """Remove a REST API (a first production deployment that rolled back leaves none)."""
+    def unpublish_api(self, stage: str) -> None:
+        """Remove a stage's REST API (a first production deployment that rolled back leaves none)."""
         ...
 
     def production(
@@ -93,6 +99,8 @@ class LocalServingHost:
     state_dir: Path
     region: str
     account_id: str
+    model_name: str = C.DEFAULT_MODEL_NAME
+    """Whose REST APIs this host publishes and reports (several models share one runtime)."""
     _info: daemon.RuntimeInfo | None = field(default=None, init=False)
 
     def info(self) -> daemon.RuntimeInfo:
@@ -111,16 +119,16 @@ class LocalServingHost:
 
     def publish_api(
         self,
-        route: str,
+        stage: str,
         endpoint_name: str,
         model_version: str,
         *,
         api_key_required: bool,
         canary: tuple[str, str, float] | None = None,
     ) -> str:
-        """Route ``POST /api`` (prod) or ``POST /dev/api`` to the API handler configured for ``endpoint_name``."""
+        """Route ``POST /<model>/api`` (prd) or ``/<model>/dev/api`` to the API handler for ``endpoint_name``."""
         info = self.info()
-        path = _API_PATHS[route]
+        route, path = api_route(self.model_name, stage)
         document: dict[str, object] = {
             "Path": path,
             "Handler": f"{API_HANDLER}:create_handler",
@@ -136,9 +144,9 @@ class LocalServingHost:
         daemon.put_route(info, route, document)
         return f"{info.gateway_url}{path}"
 
-    def unpublish_api(self, route: str) -> None:
+    def unpublish_api(self, stage: str) -> None:
         """Remove the route."""
-        daemon.delete_route(self.info(), route)
+        daemon.delete_route(self.info(), api_route(self.model_name, stage)[0])
 
     def endpoint_exists(self, name: str) -> bool:
         """DescribeEndpoint answers for it."""
@@ -169,7 +177,8 @@ class LocalServingHost:
             raise SafeDeployError(f"the local runtime is not running (state {paths.root}); run `make deploy`")
         state = RuntimeState.load(paths.state)
         outputs = {"RuntimeUrl": info.runtime_url, "Region": info.region, "ApiKey": state.ApiKey}
-        for route_name, prefix in ((C.API_ROUTE_NAME, ""), (C.DEV_API_ROUTE_NAME, "Dev")):
+        for stage, prefix in ((C.PRD_STAGE, ""), (C.DEV_STAGE, "Dev")):
+            route_name = api_route(self.model_name, stage)[0]
             route = state.Routes.get(route_name)
             if route is None:
                 continue

@@ -29,7 +29,7 @@ from safedeploy.ledger import ServedModel
 from safedeploy.serving import daemon
 from safedeploy.serving.faults import FAULT_ENV
 from safedeploy.serving.gateway import LambdaContext, load_handler_factory
-from safedeploy.serving.host import PROJECT_ROOT, LocalServingHost
+from safedeploy.serving.host import PROJECT_ROOT, LocalServingHost, api_route
 from safedeploy.serving.ids import random_uuid
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import LocalArtifactStore
@@ -88,10 +88,10 @@ class LocalProdHost:
     def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
         """The production API's alias: ``primary``, and ``weight`` of the requests to ``canary``."""
         if primary is None:
-            self.host.unpublish_api(C.API_ROUTE_NAME)
+            self.host.unpublish_api(C.PRD_STAGE)
             return
         self.host.publish_api(
-            C.API_ROUTE_NAME,
+            C.PRD_STAGE,
             primary.endpoint,
             str(primary.version),
             api_key_required=self.spec.serving.api_key_required,
@@ -144,7 +144,8 @@ class LocalProdHost:
             C.SYNTHETIC_HEADER: "1",
         }
         try:
-            connection.request("POST", C.API_PATH, body=self.synthetic_rows[index].encode(), headers=headers)
+            path = api_route(self.spec.model_name, C.PRD_STAGE)[1]
+            connection.request("POST", path, body=self.synthetic_rows[index].encode(), headers=headers)
             reply = connection.getresponse()
             body = reply.read()
         except (OSError, http.client.HTTPException):
