@@ -318,7 +318,7 @@ class BlueGreenDeployment:
         else:
             self.host.route(blue, green, weight)
             weights = {blue.endpoint: round(1.0 - weight, 4), green.endpoint: weight}
-        real_period = max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
+        real_period = self._real_period()
         # Enough requests that green alone gets 1.5x the minimum per period, whatever its share.
         needed = 1.5 * self.alarms.min_requests / (max(weight, 0.01) * real_period)
         feeder.rate = min(math.ceil(needed), self.max_synthetic_rate)
@@ -330,13 +330,17 @@ class BlueGreenDeployment:
         )
         LOG.info("traffic: %d%% to %s", percent, green.endpoint)
 
+    def _real_period(self) -> float:
+        """An alarm period on the wall."""
+        return max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
+
     def _watch(self, blue: ServedModel | None, green: ServedModel, model_seconds: float, what: str) -> None:
         """Hold for ``model_seconds``, evaluating the alarms after each full period of this step."""
         if model_seconds <= 0:
             return
         rules = self.alarms.rules(compare_predictions=blue is not None and self.synthetic)
         tracker = AlarmTracker(rules)
-        real_period = max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
+        real_period = self._real_period()
         start = math.ceil(self.clock.wall() / real_period) * real_period  # whole windows, as the metrics are kept
         periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))
         datapoints: dict[str, list[float | None]] = {rule.name: [] for rule in rules}

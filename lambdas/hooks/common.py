@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 LOG = logging.getLogger("hooks")
+Handler = Callable[[dict[str, Any], Any], dict[str, str]]
+Check = Callable[[Mapping[str, str], "HookClients"], str]
 
 
 class HookCheckError(Exception):
@@ -104,3 +106,13 @@ def report_once(event: Mapping[str, Any], codedeploy: CodeDeployClient, checks: 
             deploymentId=hook.deployment_id, lifecycleEventHookExecutionId=hook.execution_id, status=status
         )
     return {"status": status, "message": message}
+
+
+def hook_handler(check: Check, environ: Mapping[str, str], clients: HookClients) -> Handler:
+    """The Lambda handler of a hook: run ``check`` with the function's configuration, report via :func:`report_once`."""
+    settings = dict(environ)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+        return report_once(event, clients.codedeploy, lambda: check(settings, clients))
+
+    return handler

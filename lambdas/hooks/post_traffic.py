@@ -10,19 +10,15 @@ destination), ``DEPLOYMENT_STARTED`` (ISO 8601), ``MAX_ERROR_RATE`` (default 0.0
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
-from lambdas.hooks.common import HookCheckError, HookClients, report_once, require
-
-Handler = Callable[[dict[str, Any], Any], dict[str, str]]
+from lambdas.hooks.common import Handler, HookCheckError, HookClients, hook_handler, require
+from safedeploy.store import S3Uri
 
 
 def check_served(environ: Mapping[str, str], clients: HookClients, now: datetime | None = None) -> str:
     """Run the checks; return a summary or raise :class:`HookCheckError`."""
-    from safedeploy.store import S3Uri
-
     endpoint = require(environ, "ENDPOINT_NAME")
     variant = environ.get("VARIANT_NAME", "AllTraffic")
     started = datetime.fromisoformat(require(environ, "DEPLOYMENT_STARTED"))
@@ -47,9 +43,4 @@ def check_served(environ: Mapping[str, str], clients: HookClients, now: datetime
 
 def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
     """The hook for a function configuration and injected clients."""
-    settings = dict(environ)
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-        return report_once(event, clients.codedeploy, lambda: check_served(settings, clients))
-
-    return handler
+    return hook_handler(check_served, environ, clients)

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-from lambdas.hooks.common import HookCheckError, HookClients, report_once, require
-
-Handler = Callable[[dict[str, Any], Any], dict[str, str]]
+from lambdas.hooks.common import Handler, HookCheckError, HookClients, hook_handler, require
+from safedeploy.store import S3Uri
 
 
 def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
@@ -30,7 +28,7 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
     capture = described.get("DataCaptureConfig")
     if capture is None or not capture.get("EnableCapture"):
         raise HookCheckError(f"{endpoint} has data capture disabled: its traffic could not be monitored")
-    checks = json.loads(clients.store.get_bytes(_uri(require(environ, "CHECKS_URI"))))
+    checks = json.loads(clients.store.get_bytes(S3Uri.parse(require(environ, "CHECKS_URI"))))
     rows, expected = list(checks["rows"]), [float(v) for v in checks["expected"]]
     tolerance = float(checks.get("tolerance", 1e-6))
     if not rows or len(rows) != len(expected):
@@ -53,17 +51,6 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
     return f"{endpoint} InService, capture on, {len(rows)} known rows correct in {elapsed_ms:.1f} ms"
 
 
-def _uri(text: str) -> Any:
-    from safedeploy.store import S3Uri  # the store interface takes S3Uri on both backends
-
-    return S3Uri.parse(text)
-
-
 def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
     """The hook for a function configuration and injected clients."""
-    settings = dict(environ)
-
-    def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-        return report_once(event, clients.codedeploy, lambda: check_green(settings, clients))
-
-    return handler
+    return hook_handler(check_green, environ, clients)
