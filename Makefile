@@ -33,7 +33,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --extra demo
+	$(UV) sync --locked --extra demo --extra aws
 	@touch $@
 
 venv: $(STAMP) ## Create or update .venv exactly from uv.lock (the other targets do this themselves)

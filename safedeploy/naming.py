@@ -80,6 +80,86 @@ def capture_uri(spec: PipelineSpec) -> S3Uri:
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/datacapture")
 
 
+def role_name(spec: PipelineSpec, service: str) -> str:
+    """An IAM role of the base infrastructure: one per service, namespaced by model and environment."""
+    return f"{spec.pipeline_name}-{service}"
+
+
 def execution_role_arn(spec: PipelineSpec) -> str:
-    """The SageMaker execution role the infrastructure issue creates."""
-    return f"arn:aws:iam::{spec.account_id}:role/{spec.model_name}-sagemaker-role"
+    """The SageMaker execution role the base infrastructure (``cdktf_app``) creates for this pipeline."""
+    return f"arn:aws:iam::{spec.account_id}:role/{role_name(spec, 'sagemaker')}"
+
+
+STACK_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "deploy-dev", "deploy-prd")
+"""The per-model CloudFormation stacks ``model/run.py`` emits (the seed's names)."""
+DESTROY_ORDER: tuple[str, ...] = ("deploy-prd", "deploy-dev", "training-job", "suggest-baseline")
+"""The order ``make destroy`` deletes them in: what serves traffic first, what it was built from last."""
+
+
+def stack_name(spec: PipelineSpec, kind: str) -> str:
+    """A per-model CloudFormation stack, as the seed names them: ``<model>-training-job``, ``<model>-deploy-prd``."""
+    if kind not in STACK_KINDS:
+        raise ValueError(f"unknown stack kind {kind!r}; expected one of {', '.join(STACK_KINDS)}")
+    return f"{spec.model_name}-{kind}"
+
+
+def logs_bucket(spec: PipelineSpec) -> str:
+    """Bucket receiving the S3 server access logs of the data and artifact buckets."""
+    return _bucket(spec, "logs")
+
+
+def kms_alias(spec: PipelineSpec) -> str:
+    """Alias of the pipeline's customer-managed KMS key (buckets, capture, endpoints, topics)."""
+    return f"alias/{spec.pipeline_name}"
+
+
+def codepipeline_name(spec: PipelineSpec) -> str:
+    """The AWS CodePipeline of this model and environment."""
+    return spec.pipeline_name
+
+
+def codecommit_repository(spec: PipelineSpec) -> str:
+    """The CodeCommit repository holding this project (the seed's ``MLRepo``)."""
+    return spec.pipeline_name
+
+
+def codebuild_project(spec: PipelineSpec) -> str:
+    """The CodeBuild project running ``model/buildspec.yml`` (which runs ``model/run.py``)."""
+    return f"{spec.pipeline_name}-build"
+
+
+def function_name(spec: PipelineSpec, purpose: str) -> str:
+    """A Lambda function of the production stack: ``api``, ``pre-traffic-hook``, ``post-traffic-hook``."""
+    return f"{spec.pipeline_name}-{purpose}"
+
+
+def monitoring_schedule_name(spec: PipelineSpec) -> str:
+    """The production endpoint's Model Monitor data-quality schedule."""
+    return f"{spec.pipeline_name}-data-quality"
+
+
+def baseline_prefix(spec: PipelineSpec) -> S3Uri:
+    """Where the suggest-baseline job writes ``statistics.json`` and ``constraints.json``."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/baseline")
+
+
+def monitoring_reports_prefix(spec: PipelineSpec) -> S3Uri:
+    """Where scheduled monitoring executions write ``constraint_violations.json`` and statistics."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/monitoring-reports")
+
+
+def state_machine_name(spec: PipelineSpec, kind: str) -> str:
+    """The Step Functions state machine of a ``training-job`` or ``suggest-baseline`` stack (Train runs it)."""
+    if kind not in ("training-job", "suggest-baseline"):
+        raise ValueError(f"no state machine for stack kind {kind!r}")
+    return f"{spec.pipeline_name}-{kind}"
+
+
+def alarm_name(spec: PipelineSpec, purpose: str) -> str:
+    """A CloudWatch alarm of this pipeline: ``drift`` (retrains via EventBridge), ``api-5xx``, ``api-latency``..."""
+    return f"{spec.pipeline_name}-{purpose}"
+
+
+def approval_topic(spec: PipelineSpec) -> str:
+    """The SNS topic the manual approval action notifies."""
+    return f"{spec.pipeline_name}-approval"

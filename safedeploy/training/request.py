@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from safedeploy import constants as C
+from safedeploy import naming
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 
@@ -19,11 +20,6 @@ if TYPE_CHECKING:
 
 _CHANNELS = {C.TRAIN_CHANNEL: "TrainingUri", C.VALIDATION_CHANNEL: "ValidationUri", C.TEST_CHANNEL: "TestUri"}
 _REPORTED = ("auc", "accuracy", "precision", "recall", "f1", "log_loss")
-
-
-def execution_role_arn(spec: PipelineSpec) -> str:
-    """ARN of the SageMaker execution role the base infrastructure creates for this pipeline."""
-    return f"arn:aws:iam::{spec.account_id}:role/{spec.pipeline_name}-sagemaker"
 
 
 def source_archive_uri(output_prefix: S3Uri, job_name: str) -> S3Uri:
@@ -73,7 +69,7 @@ def training_job_request(
     }
     return {
         "TrainingJobName": job_name,
-        "RoleArn": execution_role_arn(spec),
+        "RoleArn": naming.execution_role_arn(spec),
         "AlgorithmSpecification": {
             "TrainingImage": image_uri,
             "TrainingInputMode": "File",
