@@ -15,17 +15,25 @@ DATA ?=
 AUTO_APPROVE ?=
 FAULT ?=
 COMMENT ?=
+ENV ?= dev
+TARGET ?= local
+YES ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+# checkov pins boto3==1.35.49, so it lives in its own tool virtualenv, installed from a compiled requirements file.
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 BENCH_VENV := .bench/mlflow
 
-.PHONY: help venv lock deploy approve reject rollback deployments status retry registry outputs stop test bench lint fmt pr clean
+.PHONY: help venv lock synth plan destroy deploy approve reject rollback deployments status retry registry outputs stop test bench lint fmt pr clean
 
 help: ## List every target
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: Python 3.11 is required (or set PYTHON=/path/to/python3.11)" >&2; exit 1; }
@@ -34,6 +42,12 @@ $(UV):
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --extra demo --extra aws
+	@touch $@
+
+$(CHECKOV): tools/checkov/requirements.txt | $(UV)
+	rm -rf $(CHECKOV_VENV)
+	env -u UV_PROJECT_ENVIRONMENT $(UV) venv -q --python $(PYTHON) $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(abspath $(CHECKOV_VENV)) $(UV) pip install -q -r tools/checkov/requirements.txt
 	@touch $@
 
 venv: $(STAMP) ## Create or update .venv exactly from uv.lock (the other targets do this themselves)
@@ -74,7 +88,7 @@ outputs: $(STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointNa
 stop: $(STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop
 
-test: $(STAMP) ## Run the test suite (includes ruff and mypy)
+test: $(STAMP) $(CHECKOV) ## Run the test suite (includes ruff, mypy, cfn-lint, checkov, terraform validate/plan)
 	$(BIN)/pytest
 
 $(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
@@ -86,10 +100,20 @@ bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow ## Benchmarks: deploy wall
 	$(BIN)/python bench/deploy.py --data $(DEMO_DATA)
 	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
 
-lint: $(STAMP) ## Static checks: ruff (lint + format) and mypy
+lint: $(STAMP) $(CHECKOV) ## Static checks: ruff (lint + format), mypy, and the policy gates (cfn-lint, checkov)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/policy_gates.py --checkov $(CHECKOV)
+
+synth: $(STAMP) ## Synthesize the CDKTF base infrastructure into terraform/<env>/cdk.tf.json (dev, prod)
+	$(BIN)/python -m cdktf_app synth --out terraform
+
+plan: $(STAMP) ## Synth, then terraform init + plan ENV=dev|prod; saved plan + summary in build/terraform/<env>/ (moto without AWS credentials)
+	$(BIN)/python scripts/plan.py --env $(ENV)
+
+destroy: $(STAMP) ## Delete what the pipeline created: TARGET=local (runtime + state) or aws (stacks, then base infra); asks first, YES=1 skips
+	$(BIN)/safedeploy destroy --target $(TARGET) $(if $(filter 1 true yes,$(YES)),--yes)
 
 fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .

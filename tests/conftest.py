@@ -26,6 +26,7 @@ from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.serving import Live
+from tests.snapshots import Snapshot, update_requested
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATES = sorted(C.STATES)
@@ -164,3 +165,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         )
     finally:
         daemon.stop(state)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-snapshots`` rewrites golden files (synthesized Terraform, CloudFormation templates)."""
+    parser.addoption(
+        "--update-snapshots", action="store_true", default=False, help="rewrite golden files instead of comparing"
+    )
+
+
+@pytest.fixture
+def snapshot(request: pytest.FixtureRequest) -> Snapshot:
+    """Golden-file comparison; see :mod:`tests.snapshots`."""
+    return Snapshot(update_requested(request.config))

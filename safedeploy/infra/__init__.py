@@ -1,0 +1,1 @@
+"""Base-infrastructure tooling around the synthesized Terraform: CLI discovery, offline planning, plan summaries."""

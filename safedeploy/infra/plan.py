@@ -1,0 +1,141 @@
+"""``make plan``: plan a synthesized environment, against AWS when credentials exist, else against moto.
+
+The synthesized root (``terraform/<env>/``) is copied to ``build/terraform/<env>/`` and planned there, so the
+reviewed directory never gets ``.terraform`` state. Against moto the copy gets two override files: a local
+backend, and the provider pointed at the moto server with fake credentials. The saved plan (``tfplan``), its
+JSON (``plan.json``) and a summary by resource type (``plan-summary.md``) are written beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from safedeploy.atomic import atomic_write_bytes, atomic_write_text
+from safedeploy.infra.plan_summary import PlanSummary
+from safedeploy.infra.terraform_cli import Terraform, find_provider_mirror, find_terraform, terraform_env, working_copy
+
+MOTO_SERVICES = (
+    "apigateway",
+    "cloudwatch",
+    "codebuild",
+    "codecommit",
+    "codepipeline",
+    "events",
+    "iam",
+    "kms",
+    "lambda",
+    "logs",
+    "s3",
+    "sagemaker",
+    "sfn",
+    "sns",
+    "sqs",
+    "sts",
+)
+"""Provider endpoints redirected to the moto server (every service the base infrastructure uses)."""
+TEST_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Where a plan was written and what it does."""
+
+    workdir: Path
+    plan_file: Path
+    summary: PlanSummary
+    against: str
+
+
+def moto_overrides(endpoint: str, region: str = TEST_REGION) -> dict[str, object]:
+    """Override files that plan against a moto server: local state, provider at ``endpoint``, fake keys."""
+    provider = {
+        "region": region,
+        "access_key": "testing",
+        "secret_key": "testing",  # moto's fake credentials
+        "skip_credentials_validation": True,
+        "skip_metadata_api_check": True,
+        "skip_region_validation": True,
+        "s3_use_path_style": True,
+        "endpoints": [{service: endpoint for service in MOTO_SERVICES}],
+    }
+    return {
+        "zz_backend_override.tf.json": {"terraform": {"backend": {"local": {"path": "terraform.tfstate"}}}},
+        "zz_provider_override.tf.json": {"provider": {"aws": [provider]}},
+    }
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port) for the duration of the block; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def has_aws_credentials() -> bool:
+    """Whether boto3's default chain finds credentials (environment, profile, SSO, instance role)."""
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def _plan(tf: Terraform, source: Path, backend_config: Path | None) -> tuple[Path, PlanSummary]:
+    init = ["init", "-input=false", "-no-color", "-reconfigure"]
+    if backend_config is not None:
+        init.append(f"-backend-config={backend_config}")
+    tf.run(*init)
+    args = ["plan", "-input=false", "-no-color", "-out=tfplan"]
+    tfvars = source / "terraform.tfvars.json"
+    if tfvars.is_file():
+        args.append(f"-var-file={tfvars.name}")
+    tf.run(*args)
+    shown = tf.run("show", "-json", "-no-color", "tfplan")
+    atomic_write_bytes(tf.workdir / "plan.json", shown.encode("utf-8"))
+    summary = PlanSummary.from_plan_json(json.loads(shown))
+    atomic_write_text(tf.workdir / "plan-summary.json", json.dumps(summary.as_dict(), indent=2) + "\n")
+    return tf.workdir / "tfplan", summary
+
+
+def plan_environment(source: Path, build_dir: Path, *, against: str = "auto") -> PlanResult:
+    """Plan the root configuration ``source`` (``terraform/<env>``) in ``build_dir``.
+
+    Args:
+        source: The synthesized root (``cdk.tf.json``, ``terraform.tfvars.json``, ``backend.hcl``).
+        build_dir: Working copy; ``.terraform`` is kept there between runs.
+        against: ``aws`` (the real backend from ``backend.hcl``), ``moto``, or ``auto`` (aws if credentials exist).
+
+    Raises:
+        TerraformUnavailableError: no terraform CLI.
+        TerraformFailedError: init or plan failed (the message carries terraform's output).
+    """
+    if not (source / "cdk.tf.json").is_file():
+        raise FileNotFoundError(f"{source}/cdk.tf.json does not exist: run `make synth` first")
+    binary = find_terraform()
+    target = ("aws" if has_aws_credentials() else "moto") if against == "auto" else against
+    if target not in ("aws", "moto"):
+        raise ValueError(f"against must be aws, moto or auto, not {against!r}")
+    mirror = find_provider_mirror()
+    if target == "aws":
+        workdir = working_copy(source, build_dir)
+        tf = Terraform(binary, workdir, terraform_env(workdir, mirror))
+        backend = source / "backend.hcl"
+        plan_file, summary = _plan(tf, source, backend.resolve() if backend.is_file() else None)
+        return PlanResult(workdir, plan_file, summary, "aws")
+    with moto_server() as endpoint:
+        workdir = working_copy(source, build_dir, moto_overrides(endpoint))
+        tf = Terraform(binary, workdir, {**terraform_env(workdir, mirror), "AWS_EC2_METADATA_DISABLED": "true"})
+        (workdir / "terraform.tfstate").unlink(missing_ok=True)  # each moto server starts empty
+        plan_file, summary = _plan(tf, source, None)
+    return PlanResult(workdir, plan_file, summary, f"moto ({endpoint})")
