@@ -30,7 +30,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 BENCH_VENV := .bench/mlflow
 
-.PHONY: help venv lock synth plan destroy deploy approve reject rollback deployments status retry registry outputs stop test bench lint fmt pr clean
+.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs stop test bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,14 +58,18 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 $(DEMO_DATA): scripts/demo_data.py | $(STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
-deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=)
+deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=; TARGET=aws uploads the data to the applied base infra, which starts CodePipeline)
+ifeq ($(TARGET),aws)
+	$(BIN)/safedeploy run --target aws --data "$(or $(DATA),$(DEMO_DATA))"
+else
 	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve) $(if $(FAULT),--set production.fault=$(FAULT))
+endif
 
 approve: $(STAMP) ## Approve the execution waiting at the approval gate and resume it (COMMENT='why' required)
-	$(BIN)/safedeploy approve --comment "$(COMMENT)"
+	$(BIN)/safedeploy approve --target $(TARGET) --comment "$(COMMENT)"
 
 reject: $(STAMP) ## Reject the execution waiting at the approval gate (COMMENT='why' required)
-	$(BIN)/safedeploy reject --comment "$(COMMENT)"
+	$(BIN)/safedeploy reject --target $(TARGET) --comment "$(COMMENT)"
 
 rollback: $(STAMP) ## Return production to the previous model (a blue/green deployment of it, all at once)
 	$(BIN)/safedeploy rollback
@@ -73,8 +77,8 @@ rollback: $(STAMP) ## Return production to the previous model (a blue/green depl
 deployments: $(STAMP) ## The production deployment ledger: versions, outcome, rollback reasons
 	$(BIN)/safedeploy deployments
 
-status: $(STAMP) ## Show the latest execution, stage by stage, with durations
-	$(BIN)/safedeploy status
+status: $(STAMP) ## Show the latest execution, stage by stage, with durations (TARGET=aws: the CodePipeline's)
+	$(BIN)/safedeploy status --target $(TARGET)
 
 retry: $(STAMP) ## Resume the latest failed execution from its failed stage
 	$(BIN)/safedeploy retry
@@ -111,6 +115,9 @@ synth: $(STAMP) ## Synthesize the CDKTF base infrastructure into terraform/<env>
 
 plan: $(STAMP) ## Synth, then terraform init + plan ENV=dev|prod; saved plan + summary in build/terraform/<env>/ (moto without AWS credentials)
 	$(BIN)/python scripts/plan.py --env $(ENV)
+
+apply: $(STAMP) ## terraform apply the plan `make plan` saved for ENV (an AWS plan only; asks first, YES=1 skips)
+	$(BIN)/python scripts/plan.py --env $(ENV) --apply $(if $(filter 1 true yes,$(YES)),--yes)
 
 destroy: $(STAMP) ## Delete what the pipeline created: TARGET=local (runtime + state) or aws (stacks, then base infra); asks first, YES=1 skips
 	$(BIN)/safedeploy destroy --target $(TARGET) $(if $(filter 1 true yes,$(YES)),--yes)

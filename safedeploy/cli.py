@@ -1,12 +1,17 @@
-"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | runtime | spec``.
+"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | runtime | destroy | spec``.
 
 Every command accepts ``--config FILE`` and repeated ``--set key=value`` (dotted spec keys; values parsed as
 JSON when they parse), which take precedence over ``SAFEDEPLOY_*`` variables and the config file.
+
+``approve``, ``reject``, ``status`` and ``destroy`` take ``--target local|aws`` (default ``local``): with ``aws``
+they act on the pipeline's AWS CodePipeline and stacks, with boto3's default credentials (``AWS_PROFILE``...) in the
+spec's region.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import logging
@@ -17,16 +22,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from safedeploy import naming
 from safedeploy.approval import choose_approver
+from safedeploy.aws import cleanup
+from safedeploy.aws import codepipeline as cp
+from safedeploy.aws.clients import AwsClients, session_for, verify_account
+from safedeploy.aws.submit import submit
 from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
+from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
 from safedeploy.runner import PipelineExecution, Status
 from safedeploy.serving import daemon
 from safedeploy.serving.host import format_outputs
 from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.spec import load_spec, parse_assignment
+from safedeploy.spec import PipelineSpec, load_spec, parse_assignment
 
 LOG = logging.getLogger("safedeploy")
 EXIT_FAILED = 1
@@ -38,6 +49,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "data", None) is not None:
         overrides["data.source"] = str(args.data)
     return overrides
+
+
+def aws_clients(spec: PipelineSpec) -> AwsClients:
+    """The AWS clients ``--target aws`` uses (tests replace this)."""
+    return AwsClients(session_for(spec))
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
@@ -64,8 +80,28 @@ def _finish(execution: PipelineExecution) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start a new execution."""
+    """Start a new execution (on AWS: upload the prepared data, whose contract starts CodePipeline)."""
+    if args.target == "aws":
+        return _run_aws(args)
     return _finish(_pipeline(args).run(trigger=args.trigger))
+
+
+def _run_aws(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config, _overrides(args))
+    if spec.data.source is None:
+        raise ConfigError("no input data: pass --data <path> (make deploy TARGET=aws DATA=<path>)")
+    clients = aws_clients(spec)
+    verify_account(clients.sts, spec)
+    submitted = submit(spec, clients.s3, spec.data.source)
+    rows = submitted.prepared.rows
+    print(
+        f"uploaded {sum(rows.values())} rows (train {rows['train']} / validation {rows['validation']} / "
+        f"test {rows['test']}) and {submitted.contract_uri} (version {submitted.contract_version}):\n"
+        f"CodePipeline {submitted.pipeline} starts on it (EventBridge rule on the upload).\n"
+        f"  follow:  make status TARGET=aws\n"
+        f"  approve: make approve TARGET=aws COMMENT='why' once DeployDev waits for approval"
+    )
+    return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -79,9 +115,30 @@ def cmd_decide(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.command} needs a comment saying why: --comment 'why' (make {args.command} COMMENT='why')"
         )
+    if args.target == "aws":
+        return _decide_aws(args)
     pipeline = _pipeline(args)
     decide = pipeline.approve_execution if args.command == "approve" else pipeline.reject_execution
     return _finish(decide(args.comment, approver=args.by, execution_id=args.execution_id))
+
+
+def _decide_aws(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config, _overrides(args))
+    name = naming.codepipeline_name(spec)
+    decision = cp.decide(
+        aws_clients(spec).codepipeline,
+        name,
+        approved=args.command == "approve",
+        comment=args.comment,
+        execution_id=args.execution_id,
+    )
+    approval = decision.approval
+    then = "it goes on to DeployPrd" if decision.status == "Approved" else "the execution stops there"
+    print(
+        f"{decision.status} {name} execution {approval.execution_id} at {approval.stage_name}/{approval.action_name}: "
+        f"{decision.comment!r}; {then}. CodePipeline records your AWS identity with the decision."
+    )
+    return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -111,6 +168,8 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Show the latest (or a given) execution."""
+    if args.target == "aws":
+        return _status_aws(args)
     pipeline = _pipeline(args)
     if args.all:
         for past in pipeline.executions():
@@ -123,6 +182,106 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"pipeline {pipeline.spec.pipeline_name} has not run yet (start it with `make deploy`)")
         return 0
     print(execution.model_dump_json(indent=2) if args.json else format_execution(execution))
+    return 0
+
+
+def _status_aws(args: argparse.Namespace) -> int:
+    spec = load_spec(args.config, _overrides(args))
+    name = naming.codepipeline_name(spec)
+    client = aws_clients(spec).codepipeline
+    if args.all:
+        for past in cp.list_executions(client, name, limit=100):
+            started = f"{past.started_at:%Y-%m-%d %H:%M:%S}" if past.started_at else "-"
+            print(f"{started}  {past.execution_id}  {past.status}")
+        return 0
+    execution = (
+        cp.find_execution(client, name, args.execution_id) if args.execution_id else cp.latest_execution(client, name)
+    )
+    stages = cp.stage_states(client, name)
+    try:
+        approval = cp.pending_approval(client, name, states=stages)
+    except cp.PipelineQueryError as exc:  # a pipeline without the approval action still has a status
+        LOG.debug("no approval to show: %s", exc)
+        approval = None
+    if args.json:
+        document = {
+            "pipeline": name,
+            "execution": dataclasses.asdict(execution) if execution else None,
+            "stages": [dataclasses.asdict(stage) for stage in stages],
+            "pending_approval": dataclasses.asdict(approval) if approval else None,
+        }
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        print(cp.format_status(name, execution, stages, approval))
+    return 0
+
+
+def _confirmed(spec: PipelineSpec, plan: str) -> bool:
+    """Show what will be destroyed and ask for the pipeline name on the terminal."""
+    print(plan)
+    sys.stdout.write(f"This cannot be undone. Type the pipeline name ({spec.pipeline_name}) to confirm: ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip()
+    if answer != spec.pipeline_name:
+        print(f"not confirmed ({answer!r} is not {spec.pipeline_name!r}): nothing was destroyed", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    """Delete everything the pipeline created: local runtime and state, or the AWS stacks and base infrastructure."""
+    spec = load_spec(args.config, _overrides(args))
+    if not args.yes and not sys.stdin.isatty():
+        print(
+            "error: destroy asks you to type the pipeline name on a terminal, and there is none: "
+            "pass --yes to destroy without asking",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    if args.target == "local":
+        plan = (
+            f"destroy {spec.pipeline_name} locally: stop the local runtime (every endpoint and REST API it serves) "
+            f"and remove {spec.state_dir.resolve()} (artifact store, registry, executions, deployment ledger of "
+            "every pipeline kept there)"
+        )
+        if not args.yes and not _confirmed(spec, plan):
+            return EXIT_ERROR
+        local = cleanup.destroy_local(spec)
+        print("\n".join([f"destroyed {spec.pipeline_name} locally:", *local.lines()]))
+        return 0
+    clients = aws_clients(spec)
+    caller = verify_account(clients.sts, spec)
+    terraform_dir = None
+    if not args.keep_base_infra:
+        # The reviewed root stays free of .terraform state: terraform runs in the same working copy `make plan` uses
+        # (the state itself is in the S3 backend that backend.hcl names).
+        source = args.terraform_dir or Path("terraform") / spec.environment
+        terraform_dir = working_copy(source, Path("build") / "terraform" / source.name) if source.is_dir() else source
+    stacks = ", ".join(naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER)
+    base = "keep the base infrastructure" if terraform_dir is None else f"terraform destroy {terraform_dir}"
+    plan = (
+        f"destroy {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}) as {caller}: "
+        f"stop the running executions of CodePipeline {naming.codepipeline_name(spec)}, "
+        f"delete the stacks {stacks} (in this order), then {base}"
+    )
+    if not args.yes and not _confirmed(spec, plan):
+        return EXIT_ERROR
+    print(f"destroying {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}):", flush=True)
+    width = max(len(naming.stack_name(spec, kind)) for kind in naming.DESTROY_ORDER)
+    report = cleanup.destroy_aws(
+        clients.cloudformation,
+        spec,
+        terraform_dir=terraform_dir,
+        codepipeline=clients.codepipeline,
+        timeout_s=args.timeout,
+        progress=lambda done: print(cleanup.format_stack_line(done, width), flush=True),
+    )
+    print(cleanup.format_base_line(report.base, width))
+    for execution_id in report.stopped:
+        print(f"  (stopped execution {execution_id} of {naming.codepipeline_name(spec)} first)")
+    if not report.ok:
+        print("\nsome resources remain (see above); fix what blocks them and run destroy again", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -192,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--auto-approve", action="store_true", help="answer the approval gate yes, explicitly (unattended runs)"
     )
+    _add_target(run)
     run.set_defaults(func=cmd_run)
 
     retry = sub.add_parser("retry", parents=[common], help="resume a failed execution from its failed stage")
@@ -204,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest waiting)")
         decide.add_argument("--comment", required=True, help="why (recorded with the decision and in the registry)")
         decide.add_argument("--by", default=getpass.getuser(), help="who decides (default: the current user)")
+        _add_target(decide)
         decide.set_defaults(func=cmd_decide)
 
     rollback = sub.add_parser("rollback", parents=[common], help="return production to the previous model")
@@ -217,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")
     status.add_argument("--json", action="store_true", help="print the full execution record")
     status.add_argument("--all", action="store_true", help="list every execution")
+    _add_target(status)
     status.set_defaults(func=cmd_status)
 
     registry = sub.add_parser("registry", parents=[common], help="model registry: list, describe, approve, reject")
@@ -238,9 +400,40 @@ def build_parser() -> argparse.ArgumentParser:
     runtime.add_argument("action", choices=["start", "stop", "status"])
     runtime.set_defaults(func=cmd_runtime)
 
+    destroy = sub.add_parser(
+        "destroy",
+        parents=[common],
+        help="delete everything the pipeline created (asks for the pipeline name): local runtime and state, "
+        "or the AWS stacks then the base infrastructure",
+    )
+    _add_target(destroy)
+    destroy.add_argument("--yes", action="store_true", help="do not ask (required when there is no terminal)")
+    destroy.add_argument(
+        "--keep-base-infra", action="store_true", help="aws: delete the per-model stacks only, keep the base infra"
+    )
+    destroy.add_argument(
+        "--terraform-dir", type=Path, help="aws: the base infrastructure's Terraform root (default terraform/<env>)"
+    )
+    destroy.add_argument(
+        "--timeout",
+        type=float,
+        default=cleanup.DEFAULT_STACK_TIMEOUT_S,
+        help="aws: seconds to wait for each stack's delete (default %(default).0f)",
+    )
+    destroy.set_defaults(func=cmd_destroy)
+
     spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")
     spec.set_defaults(func=cmd_spec)
     return parser
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        choices=["local", "aws"],
+        default="local",
+        help="local: this machine's pipeline (default); aws: the AWS CodePipeline and stacks",
+    )
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

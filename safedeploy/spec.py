@@ -241,6 +241,12 @@ class PipelineSpec(BaseSettings):
     approval: ApprovalSpec = ApprovalSpec()
     production: ProductionSpec = ProductionSpec()
 
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_as_text(cls, value: Any) -> Any:
+        """``--set account_id=123456789012`` parses as a number; an account id is 12 digits of text."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _split_leaves_training_data(self) -> PipelineSpec:
         if self.data.validation_fraction + self.data.test_fraction >= 0.6:

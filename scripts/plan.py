@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from safedeploy.atomic import atomic_write_text  # noqa: E402
-from safedeploy.infra.plan import plan_environment  # noqa: E402
+from safedeploy.infra.plan import apply_saved_plan, plan_environment  # noqa: E402
 from safedeploy.infra.terraform_cli import TerraformFailedError, TerraformUnavailableError  # noqa: E402
 
 
@@ -25,8 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="dev", help="environment directory under terraform/ (dev, prod)")
     parser.add_argument("--against", choices=("auto", "aws", "moto"), default="auto")
     parser.add_argument("--no-synth", action="store_true", help="plan the committed synthesized output as it is")
+    parser.add_argument("--apply", action="store_true", help="apply the plan saved by the last `make plan` instead")
+    parser.add_argument("--yes", action="store_true", help="with --apply: do not ask first")
     args = parser.parse_args(argv)
     source = ROOT / "terraform" / args.env
+    if args.apply:
+        return _apply(ROOT / "build" / "terraform" / args.env, args.yes)
     if not args.no_synth:
         env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
         done = subprocess.run([sys.executable, "-m", "cdktf_app", "synth", "--out", "terraform"], cwd=ROOT, env=env)
@@ -50,6 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(result.workdir / "plan-summary.md", text)
     print(text)
     print(f"saved plan: {result.plan_file.relative_to(ROOT)} (review: terraform show tfplan, in that directory)")
+    return 0
+
+
+def _apply(workdir: Path, yes: bool) -> int:
+    summary = workdir / "plan-summary.md"
+    if summary.is_file():
+        print(summary.read_text(encoding="utf-8"))
+    if not yes:
+        if not sys.stdin.isatty():
+            print("error: applying needs a confirmation: run in a terminal, or pass YES=1", file=sys.stderr)
+            return 2
+        if input("apply exactly this saved plan? type 'yes': ").strip() != "yes":
+            print("not applied", file=sys.stderr)
+            return 2
+    try:
+        print(apply_saved_plan(workdir))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TerraformUnavailableError, TerraformFailedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from safedeploy.infra.plan import MOTO_SERVICES, moto_overrides, plan_environment
+from safedeploy.infra.plan import MOTO_SERVICES, apply_saved_plan, moto_overrides, plan_environment
 from safedeploy.infra.plan_summary import PlanSummary
 from safedeploy.infra.terraform_cli import (
     MIRROR_ENV,
@@ -169,3 +169,12 @@ def test_make_plan_against_moto_produces_a_saved_plan(tmp_path: Path) -> None:
     # moto's account and region flow into the namespaced names, as a real account's would
     assert "customerchurn-dev-data-123456789012-us-east-1" in buckets
     assert not any(p.name.startswith(".terraform") for p in (REPO_ROOT / "terraform" / "dev").iterdir())
+    # a plan against moto describes no account: `make apply` refuses it
+    assert json.loads((result.workdir / "plan-summary.json").read_text())["against"] == "moto"
+    with pytest.raises(ValueError, match="made against moto, not an AWS account"):
+        apply_saved_plan(result.workdir)
+
+
+def test_apply_needs_a_saved_plan(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"no saved plan.*make plan"):
+        apply_saved_plan(tmp_path)

@@ -6,6 +6,10 @@ any old capture file); green's variant served at least ``MIN_REQUESTS`` requests
 
 Configuration: ``ENDPOINT_NAME``, ``VARIANT_NAME`` (default AllTraffic), ``CAPTURE_URI`` (the capture
 destination), ``DEPLOYMENT_STARTED`` (ISO 8601), ``MAX_ERROR_RATE`` (default 0.02), ``MIN_REQUESTS`` (default 1).
+
+On AWS, Lambda calls :data:`handler` (``lambdas.hooks.post_traffic.handler``), which builds boto3 clients
+on its first call (:mod:`lambdas.hooks.aws`); locally the deployment
+controller uses :func:`create_handler` with injected ones.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from lambdas.hooks.aws import LazyHookHandler
 from lambdas.hooks.common import Handler, HookCheckError, HookClients, hook_handler, require
 from safedeploy.store import S3Uri
 
@@ -44,3 +49,7 @@ def check_served(environ: Mapping[str, str], clients: HookClients, now: datetime
 def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
     """The hook for a function configuration and injected clients."""
     return hook_handler(check_served, environ, clients)
+
+
+handler = LazyHookHandler(check_served)
+"""Lambda's entry point: boto3 clients (S3 store, CloudWatch metrics) and configuration built on the first call."""

@@ -6,6 +6,10 @@ budget. The verdict goes to CodeDeploy exactly once (:func:`~lambdas.hooks.commo
 
 Configuration: ``ENDPOINT_NAME`` (green), ``CHECKS_URI`` (an object with ``rows`` - encoded CSV lines - and
 ``expected`` scores, and optionally ``tolerance``), ``LATENCY_BUDGET_MS`` (default 500).
+
+On AWS, Lambda calls :data:`handler` (``lambdas.hooks.pre_traffic.handler``), which builds boto3 clients
+on its first call (:mod:`lambdas.hooks.aws`); locally the deployment
+controller uses :func:`create_handler` with injected ones.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import time
 from collections.abc import Mapping
 
+from lambdas.hooks.aws import LazyHookHandler
 from lambdas.hooks.common import Handler, HookCheckError, HookClients, hook_handler, require
 from safedeploy.store import S3Uri
 
@@ -54,3 +59,7 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
 def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
     """The hook for a function configuration and injected clients."""
     return hook_handler(check_green, environ, clients)
+
+
+handler = LazyHookHandler(check_green)
+"""Lambda's entry point: boto3 clients (S3 store, CloudWatch metrics) and configuration built on the first call."""

@@ -91,7 +91,7 @@ def has_aws_credentials() -> bool:
     return boto3.Session().get_credentials() is not None
 
 
-def _plan(tf: Terraform, source: Path, backend_config: Path | None) -> tuple[Path, PlanSummary]:
+def _plan(tf: Terraform, source: Path, backend_config: Path | None, against: str) -> tuple[Path, PlanSummary]:
     init = ["init", "-input=false", "-no-color", "-reconfigure"]
     if backend_config is not None:
         init.append(f"-backend-config={backend_config}")
@@ -104,7 +104,8 @@ def _plan(tf: Terraform, source: Path, backend_config: Path | None) -> tuple[Pat
     shown = tf.run("show", "-json", "-no-color", "tfplan")
     atomic_write_bytes(tf.workdir / "plan.json", shown.encode("utf-8"))
     summary = PlanSummary.from_plan_json(json.loads(shown))
-    atomic_write_text(tf.workdir / "plan-summary.json", json.dumps(summary.as_dict(), indent=2) + "\n")
+    record = {**summary.as_dict(), "against": against}
+    atomic_write_text(tf.workdir / "plan-summary.json", json.dumps(record, indent=2) + "\n")
     return tf.workdir / "tfplan", summary
 
 
@@ -131,11 +132,31 @@ def plan_environment(source: Path, build_dir: Path, *, against: str = "auto") ->
         workdir = working_copy(source, build_dir)
         tf = Terraform(binary, workdir, terraform_env(workdir, mirror))
         backend = source / "backend.hcl"
-        plan_file, summary = _plan(tf, source, backend.resolve() if backend.is_file() else None)
+        plan_file, summary = _plan(tf, source, backend.resolve() if backend.is_file() else None, "aws")
         return PlanResult(workdir, plan_file, summary, "aws")
     with moto_server() as endpoint:
         workdir = working_copy(source, build_dir, moto_overrides(endpoint))
         tf = Terraform(binary, workdir, {**terraform_env(workdir, mirror), "AWS_EC2_METADATA_DISABLED": "true"})
         (workdir / "terraform.tfstate").unlink(missing_ok=True)  # each moto server starts empty
-        plan_file, summary = _plan(tf, source, None)
+        plan_file, summary = _plan(tf, source, None, "moto")
     return PlanResult(workdir, plan_file, summary, f"moto ({endpoint})")
+
+
+def apply_saved_plan(workdir: Path) -> str:
+    """``terraform apply`` the plan ``make plan`` saved in ``workdir``: exactly what was reviewed, nothing else.
+
+    Raises:
+        ValueError: there is no saved plan, or it was planned against moto (not an account).
+        TerraformUnavailableError, TerraformFailedError: as for planning.
+    """
+    record_file = workdir / "plan-summary.json"
+    if not (workdir / "tfplan").is_file() or not record_file.is_file():
+        raise ValueError(f"no saved plan in {workdir}: run `make plan` first and review it")
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    if record.get("against") != "aws":
+        raise ValueError(
+            f"the plan in {workdir} was made against {record.get('against')}, not an AWS account: with credentials "
+            "for the target account, run `make plan` again, review it, then apply"
+        )
+    tf = Terraform(find_terraform(), workdir, terraform_env(workdir, find_provider_mirror()))
+    return tf.run("apply", "-input=false", "-no-color", "tfplan", timeout_s=3600)
