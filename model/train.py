@@ -44,6 +44,9 @@ MODEL_FILE = "xgboost-model.json"
 FEATURE_SCHEMA_FILE = "feature-schema.json"
 METRICS_FILE = "metrics.json"
 THRESHOLD = 0.5
+PRE_TRAFFIC_CHECKS_FILE = "pre-traffic-checks.json"
+"""Known held-out rows and this model's scores for them, in the model archive: the pre-traffic hook's reference."""
+PRE_TRAFFIC_CHECK_ROWS = 20
 
 Matrix = npt.NDArray[np.float64]
 Labels = npt.NDArray[np.int64]
@@ -246,6 +249,14 @@ def train(paths: Paths, hyperparameters: Mapping[str, Any], env: Mapping[str, st
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     best.save_model(paths.model_dir / MODEL_FILE)
     shutil.copyfile(schema_file, paths.model_dir / FEATURE_SCHEMA_FILE)
+    held_out = splits["test" if "test" in splits else "validation"][0][:PRE_TRAFFIC_CHECK_ROWS]
+    expected = best.predict(xgb.DMatrix(held_out, feature_names=features)).astype(np.float64)
+    checks = {
+        "rows": [",".join(repr(float(v)) for v in row) for row in held_out],
+        "expected": [float(v) for v in expected],
+        "tolerance": 1e-6,
+    }
+    (paths.model_dir / PRE_TRAFFIC_CHECKS_FILE).write_text(json.dumps(checks), "utf-8")
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / METRICS_FILE).write_text(json.dumps(report, indent=2), "utf-8")
     for name, value in report["metrics"].items():

@@ -148,3 +148,10 @@ HEADER_VARIANT: Final = "x-Amzn-Invoked-Production-Variant"
 HEADER_MODEL_VERSION: Final = "X-Model-Version"
 MAX_LOCAL_INSTANCES: Final = 8
 """Most serving processes one local variant may start (``InitialInstanceCount``)."""
+
+# --- AWS backend (model/run.py, the per-model CloudFormation stacks) -----------------------------------
+STAGE_BUILD: Final = "Build"
+"""The CodePipeline stage whose CodeBuild action runs ``model/run.py`` (its execution id names the stacks' jobs)."""
+LAMBDA_ALIAS: Final = "live"
+"""The API function's alias: API Gateway invokes it, CodeDeploy shifts it between versions."""
+LAMBDA_RUNTIME: Final = "python3.11"

@@ -10,19 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from safedeploy import constants as C
-from safedeploy import naming
 from safedeploy.errors import DeploymentError
+from safedeploy.sagemaker_requests import deployment_names, endpoint_config_request, model_request
 from safedeploy.spec import PipelineSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
-    from mypy_boto3_sagemaker.literals import ProductionVariantInstanceTypeType
-    from mypy_boto3_sagemaker.type_defs import DescribeEndpointOutputTypeDef, ProductionVariantTypeDef
+    from mypy_boto3_sagemaker.type_defs import DescribeEndpointOutputTypeDef
 
 _POLL_S = 0.1
 
@@ -75,51 +73,39 @@ def deploy(
     instance_count: int | None = None,
     instance_type: str | None = None,
     extra_environment: Mapping[str, str] | None = None,
+    kms_key_id: str | None = None,
 ) -> DeployedEndpoint:
     """Create or update the stage's endpoint to serve ``source``; raise :class:`DeploymentError` on failure.
 
     ``endpoint_name`` overrides the stage's stable name (blue/green production gives each version its own).
+    The requests come from :mod:`safedeploy.sagemaker_requests`, which the CloudFormation templates render too;
+    ``kms_key_id`` encrypts the instances' volumes and the captured data (the local runtime has no KMS).
     """
     serving = spec.serving
-    suffix = naming.deployment_suffix(source.version, execution_id)
-    endpoint = endpoint_name or naming.endpoint_name(spec, stage)
-    model_name = f"{spec.model_name}-{stage}-{suffix}"
-    config_name = f"{endpoint}-{suffix}" if endpoint_name is None else endpoint
-    variant: ProductionVariantTypeDef = {
-        "VariantName": C.DEFAULT_VARIANT,
-        "ModelName": model_name,
-        "InitialInstanceCount": instance_count or serving.instance_count,
-        "InstanceType": cast("ProductionVariantInstanceTypeType", instance_type or serving.instance_type),
-        "InitialVariantWeight": 1.0,
-    }
+    names = deployment_names(
+        spec, stage=stage, version=source.version, execution_id=execution_id, endpoint_name=endpoint_name
+    )
+    endpoint, model_name, config_name = names.endpoint, names.model, names.endpoint_config
     try:
         sagemaker.create_model(
-            ModelName=model_name,
-            PrimaryContainer={
-                "Image": source.image,
-                "ModelDataUrl": source.model_data_url,
-                "Environment": {
-                    C.SM_PROGRAM_ENV: C.INFERENCE_PROGRAM,
-                    C.SM_SUBMIT_DIRECTORY_ENV: source.source_dir_uri,
-                    "SAGEMAKER_REGION": spec.region,
-                    **(extra_environment or {}),
-                },
-            },
-            ExecutionRoleArn=naming.execution_role_arn(spec),
+            **model_request(
+                spec,
+                model_name=model_name,
+                image=source.image,
+                model_data_url=source.model_data_url,
+                source_dir_uri=source.source_dir_uri,
+                extra_environment=extra_environment,
+            )
         )
         sagemaker.create_endpoint_config(
-            EndpointConfigName=config_name,
-            ProductionVariants=[variant],
-            DataCaptureConfig={
-                "EnableCapture": serving.capture_percentage > 0,
-                "InitialSamplingPercentage": serving.capture_percentage,
-                "DestinationS3Uri": str(naming.capture_uri(spec)),
-                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-                "CaptureContentTypeHeader": {
-                    "CsvContentTypes": ["text/csv"],
-                    "JsonContentTypes": ["application/json"],
-                },
-            },
+            **endpoint_config_request(
+                spec,
+                config_name=config_name,
+                model_name=model_name,
+                instance_count=instance_count or serving.instance_count,
+                instance_type=instance_type or serving.instance_type,
+                kms_key_id=kms_key_id,
+            )
         )
         if _settled_status(sagemaker, endpoint, serving.ready_timeout_seconds) is not None:
             sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)

@@ -163,3 +163,51 @@ def alarm_name(spec: PipelineSpec, purpose: str) -> str:
 def approval_topic(spec: PipelineSpec) -> str:
     """The SNS topic the manual approval action notifies."""
     return f"{spec.pipeline_name}-approval"
+
+
+def baseline_job_name(spec: PipelineSpec, execution_id: str, now: datetime) -> str:
+    """The suggest-baseline processing job of one execution (at most 63 characters)."""
+    return f"{spec.model_name}-baseline-{now:%Y%m%d-%H%M%S}-{execution_id[:8]}"
+
+
+def model_package_group(spec: PipelineSpec) -> str:
+    """The Model Registry group holding the model's versions (the seed's: the model name)."""
+    return spec.model_name
+
+
+def lambda_code_uri(spec: PipelineSpec, sha256: str) -> S3Uri:
+    """The Lambda functions' code bundle, content-addressed: ``<artifacts>/<model>/lambda/<sha256>.zip``."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/lambda/{sha256}.zip")
+
+
+def rest_api_name(spec: PipelineSpec) -> str:
+    """The production REST API (API Gateway) of this pipeline."""
+    return f"{spec.pipeline_name}-api"
+
+
+def notebook_instance_name(spec: PipelineSpec) -> str:
+    """The project's SageMaker notebook instance (and its lifecycle configuration)."""
+    return f"{spec.pipeline_name}-notebook"
+
+
+def dashboard_name(spec: PipelineSpec) -> str:
+    """The CloudWatch dashboard of this pipeline (API, Lambda, endpoints, pipeline triggers)."""
+    return spec.pipeline_name
+
+
+def alarm_topic(spec: PipelineSpec) -> str:
+    """The SNS topic the base infrastructure's alarms and failed-execution notices go to."""
+    return f"{spec.pipeline_name}-alarms"
+
+
+def event_rule_name(spec: PipelineSpec, purpose: str) -> str:
+    """An EventBridge rule of this pipeline: ``data-upload``, ``code-push``, ``drift-retrain``, ``retrain-schedule``."""
+    return f"{spec.pipeline_name}-{purpose}"
+
+
+def model_version_parameter(spec: PipelineSpec, execution_id: str) -> str:
+    """The SSM parameter where an execution's training state machine records the version it registered.
+
+    One per execution, so a later execution registering meanwhile cannot change what this one deploys.
+    """
+    return f"/safedeploy/{spec.pipeline_name}/executions/{execution_id}/model-version"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,35 @@ def test_pre_traffic_passes_a_healthy_green_and_reports_succeeded_once(tmp_path:
     _expect_report(stubs["codedeploy"], "Succeeded")
     result = _run(pre_traffic.create_handler(_pre_env(clients), clients), stubs)
     assert result["status"] == "Succeeded" and "2 known rows correct" in result["message"]
+
+
+def test_pre_traffic_reads_the_known_rows_from_the_model_archive(tmp_path: Path) -> None:
+    """On AWS, CHECKS_URI is the model.tar.gz; the training job put pre-traffic-checks.json in it."""
+    clients, stubs = _clients(tmp_path)
+    member = json.dumps({"rows": ["1,2", "3,4"], "expected": [0.25, 0.75]}).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("pre-traffic-checks.json")
+        info.size = len(member)
+        archive.addfile(info, io.BytesIO(member))
+    uri = S3Uri("b", "training-jobs/j/output/model.tar.gz")
+    clients.store.put_bytes(uri, buffer.getvalue())  # type: ignore[attr-defined]
+    env = {"ENDPOINT_NAME": ENDPOINT, "CHECKS_URI": str(uri), "LATENCY_BUDGET_MS": "5000"}
+    _describe(stubs["sagemaker"])
+    _answer(stubs["runtime"], "0.25\n0.75\n")
+    _expect_report(stubs["codedeploy"], "Succeeded")
+    assert _run(pre_traffic.create_handler(env, clients), stubs)["status"] == "Succeeded"
+
+    empty = S3Uri("b", "training-jobs/k/output/model.tar.gz")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz"):
+        pass
+    clients.store.put_bytes(empty, buffer.getvalue())  # type: ignore[attr-defined]
+    clients, stubs = _clients(tmp_path)
+    _describe(stubs["sagemaker"])
+    _expect_report(stubs["codedeploy"], "Failed")
+    result = _run(pre_traffic.create_handler({**env, "CHECKS_URI": str(empty)}, clients), stubs)
+    assert result["status"] == "Failed" and "has no pre-traffic-checks.json" in result["message"]
 
 
 @pytest.mark.parametrize(

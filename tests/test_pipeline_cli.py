@@ -57,7 +57,7 @@ def test_run_status_and_registry(tmp_path: Path, churn_csv: Path, capsys: pytest
     package = Pipeline(spec).model_packages()[0]
     archive = LocalArtifactStore(tmp_path / "state" / "s3").get_bytes(S3Uri.parse(package.ModelDataUrl))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        assert sorted(tar.getnames()) == ["feature-schema.json", "xgboost-model.json"]
+        assert sorted(tar.getnames()) == ["feature-schema.json", "pre-traffic-checks.json", "xgboost-model.json"]
     assert package.CustomerMetadataProperties["DataSha256"] != ""
 
 

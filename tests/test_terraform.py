@@ -142,7 +142,9 @@ def test_plan_of_an_unknown_environment_is_a_clear_error() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_terraform_validate_passes(env: str, tmp_path: Path) -> None:
     binary = _cli_or_skip()
-    workdir = working_copy(REPO_ROOT / "terraform" / env, tmp_path / env)
+    source = REPO_ROOT / "terraform" / env
+    assert (source / "cdk.tf.json").is_file(), f"{source} has no synthesized configuration: run `make synth`"
+    workdir = working_copy(source, tmp_path / env)
     tf = Terraform(binary, workdir, terraform_env(workdir, find_provider_mirror()))
     tf.run("init", "-backend=false", "-input=false", "-no-color")
     result = json.loads(tf.run("validate", "-json", "-no-color"))

@@ -59,7 +59,8 @@ def test_runs_from_sm_environment_variables_alone(tmp_path: Path, channels: dict
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     model_files = sorted(p.name for p in (tmp_path / "model").iterdir())
-    assert model_files == ["feature-schema.json", "xgboost-model.json"]  # JSON model, never pickle
+    # JSON model, never pickle; plus the known rows the pre-traffic hook checks a new endpoint against
+    assert model_files == ["feature-schema.json", "pre-traffic-checks.json", "xgboost-model.json"]
     booster = xgb.Booster()
     booster.load_model(tmp_path / "model" / "xgboost-model.json")
     assert json.loads(booster.save_config())["learner"]["objective"]["name"] == "binary:logistic"
@@ -77,6 +78,12 @@ def test_runs_from_sm_environment_variables_alone(tmp_path: Path, channels: dict
     scores = booster.predict(xgb.DMatrix(test[:, 1:], feature_names=features))
     assert roc_auc_score(test[:, 0], scores) == pytest.approx(report["metrics"]["test:auc"], abs=1e-9)
     assert f"#metric test:auc={report['metrics']['test:auc']:.6f}" in proc.stdout
+
+    # The known rows are test rows, scored by the saved model (what a correct endpoint answers).
+    checks = json.loads((tmp_path / "model" / "pre-traffic-checks.json").read_text())
+    rows = np.array([[float(v) for v in row.split(",")] for row in checks["rows"]])
+    assert rows.shape == (20, test.shape[1] - 1) and np.array_equal(rows, test[:20, 1:])
+    assert checks["expected"] == pytest.approx(scores[:20].tolist(), abs=1e-7)
 
 
 def test_runs_from_the_container_layout(tmp_path: Path, channels: dict[str, Path]) -> None:

@@ -5,7 +5,8 @@ a real inference on known held-out rows returns the expected scores (within the 
 budget. The verdict goes to CodeDeploy exactly once (:func:`~lambdas.hooks.common.report_once`).
 
 Configuration: ``ENDPOINT_NAME`` (green), ``CHECKS_URI`` (an object with ``rows`` - encoded CSV lines - and
-``expected`` scores, and optionally ``tolerance``), ``LATENCY_BUDGET_MS`` (default 500).
+``expected`` scores, and optionally ``tolerance``; or a ``model.tar.gz`` whose ``pre-traffic-checks.json`` member,
+written by the training job, holds them: what the AWS stack passes), ``LATENCY_BUDGET_MS`` (default 500).
 
 On AWS, Lambda calls :data:`handler` (``lambdas.hooks.pre_traffic.handler``), which builds boto3 clients
 on its first call (:mod:`lambdas.hooks.aws`); locally the deployment
@@ -14,13 +15,33 @@ controller uses :func:`create_handler` with injected ones.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from lambdas.hooks.aws import LazyHookHandler
 from lambdas.hooks.common import Handler, HookCheckError, HookClients, hook_handler, require
 from safedeploy.store import S3Uri
+
+CHECKS_MEMBER = "pre-traffic-checks.json"
+"""The member of a model archive holding the known rows and their scores (model/train.py writes it)."""
+
+
+def _read_checks(content: bytes, uri: str) -> dict[str, Any]:
+    """The checks document: the object itself, or the training job's member of a model archive."""
+    if not uri.endswith(".tar.gz"):
+        return dict(json.loads(content))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(content), mode="r:gz") as archive:
+            member = archive.extractfile(CHECKS_MEMBER)
+            if member is None:
+                raise KeyError(CHECKS_MEMBER)
+            return dict(json.loads(member.read()))
+    except (KeyError, tarfile.TarError) as exc:
+        raise HookCheckError(f"{uri} has no {CHECKS_MEMBER} the hook can read ({exc})") from None
 
 
 def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
@@ -33,7 +54,7 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
     capture = described.get("DataCaptureConfig")
     if capture is None or not capture.get("EnableCapture"):
         raise HookCheckError(f"{endpoint} has data capture disabled: its traffic could not be monitored")
-    checks = json.loads(clients.store.get_bytes(S3Uri.parse(require(environ, "CHECKS_URI"))))
+    checks = _read_checks(clients.store.get_bytes(S3Uri.parse(require(environ, "CHECKS_URI"))), environ["CHECKS_URI"])
     rows, expected = list(checks["rows"]), [float(v) for v in checks["expected"]]
     tolerance = float(checks.get("tolerance", 1e-6))
     if not rows or len(rows) != len(expected):

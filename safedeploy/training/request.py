@@ -16,10 +16,21 @@ from safedeploy.store import S3Uri
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.literals import TrainingInstanceTypeType
-    from mypy_boto3_sagemaker.type_defs import ChannelTypeDef, CreateTrainingJobRequestTypeDef, ResourceConfigTypeDef
+    from mypy_boto3_sagemaker.type_defs import (
+        ChannelTypeDef,
+        CreateTrainingJobRequestTypeDef,
+        OutputDataConfigTypeDef,
+        ResourceConfigTypeDef,
+    )
 
 _CHANNELS = {C.TRAIN_CHANNEL: "TrainingUri", C.VALIDATION_CHANNEL: "ValidationUri", C.TEST_CHANNEL: "TestUri"}
 _REPORTED = ("auc", "accuracy", "precision", "recall", "f1", "log_loss")
+_REPORTED_SPLITS = ("validation", "test")
+
+
+def reported_metrics() -> tuple[str, ...]:
+    """The metrics a training job reports (``MetricDefinitions``): what a quality gate can ask for."""
+    return tuple(f"{split}:{metric}" for split in _REPORTED_SPLITS for metric in _REPORTED)
 
 
 def source_archive_uri(output_prefix: S3Uri, job_name: str) -> S3Uri:
@@ -35,6 +46,7 @@ def training_job_request(
     hyperparameters: Mapping[str, str],
     output_prefix: S3Uri,
     image_uri: str,
+    kms_key_id: str | None = None,
 ) -> CreateTrainingJobRequestTypeDef:
     """Return the ``CreateTrainingJob`` request for one run of ``model/train.py`` in script mode.
 
@@ -45,6 +57,7 @@ def training_job_request(
         hyperparameters: ``hyperparameters.json`` of the data-source contract (string values).
         output_prefix: ``S3OutputPath``; artifacts land in ``<prefix>/<job>/output/``.
         image_uri: Training image (the AWS backend resolves the pinned XGBoost framework image).
+        kms_key_id: KMS key for the model artifacts and the instance's volume (AWS; the local backend has none).
     """
     channels: list[ChannelTypeDef] = []
     for channel, key in _CHANNELS.items():
@@ -67,6 +80,10 @@ def training_job_request(
         "InstanceCount": spec.training.instance_count,
         "VolumeSizeInGB": 10,
     }
+    output: OutputDataConfigTypeDef = {"S3OutputPath": str(output_prefix)}
+    if kms_key_id is not None:
+        resources["VolumeKmsKeyId"] = kms_key_id
+        output["KmsKeyId"] = kms_key_id
     return {
         "TrainingJobName": job_name,
         "RoleArn": naming.execution_role_arn(spec),
@@ -74,9 +91,7 @@ def training_job_request(
             "TrainingImage": image_uri,
             "TrainingInputMode": "File",
             "MetricDefinitions": [
-                {"Name": f"{split}:{metric}", "Regex": rf"#metric {split}:{metric}=([-+0-9.eE]+)"}
-                for split in ("validation", "test")
-                for metric in _REPORTED
+                {"Name": name, "Regex": rf"#metric {name}=([-+0-9.eE]+)"} for name in reported_metrics()
             ],
         },
         "HyperParameters": {
@@ -86,7 +101,7 @@ def training_job_request(
             "sagemaker_region": spec.region,
         },
         "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": str(output_prefix)},
+        "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
         "Tags": [

@@ -1,0 +1,660 @@
+"""The pipeline's IAM roles, one per service, each with only what that service does for this pipeline.
+
+Resources are named by :mod:`safedeploy.naming` (through :class:`~cdktf_app.names.TerraformNames`), so the
+policies name them directly instead of referencing the resources: a role does not depend on what it acts on, and
+the per-model stacks' resources (created later by CloudFormation) can be named before they exist. Everything the
+per-model stacks create is named ``<model>-...``, which is what the CloudFormation role is scoped to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from cdktf_app.iam import (
+    ServiceRole,
+    ServiceRoleConfig,
+    grant_key_to_services,
+    pass_role,
+    read_objects,
+    use_key,
+    write_logs,
+    write_objects,
+)
+from cdktf_app.names import (
+    API_LAMBDA,
+    CLOUDFORMATION,
+    CODEBUILD,
+    CODEDEPLOY,
+    CODEPIPELINE,
+    EVENTS,
+    HOOKS_LAMBDA,
+    LOG_DELIVERY_ACTIONS,
+    NOTEBOOK,
+    SAGEMAKER,
+    STEPFUNCTIONS,
+    TerraformNames,
+)
+from cdktf_app.policy import Statement, condition
+from safedeploy import naming
+
+SAGEMAKER_IMAGES = ("sagemaker-xgboost", "sagemaker-model-monitor-analyzer")
+"""The AWS-owned ECR repositories of the images the pipeline runs (XGBoost framework, Model Monitor)."""
+SAGEMAKER_METRIC_NAMESPACES = ("/aws/sagemaker/*", "aws/sagemaker/*")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineRolesConfig:
+    """What the roles act on.
+
+    Attributes:
+        names: The environment's names.
+        key_arn: The pipeline key.
+    """
+
+    names: TerraformNames
+    key_arn: str
+
+
+class PipelineRoles(Construct):
+    """Every service role of the pipeline; ``self.roles[service]`` by :data:`cdktf_app.names.ROLE_SERVICES` key."""
+
+    def __init__(self, scope: Construct, id_: str, *, config: PipelineRolesConfig) -> None:
+        super().__init__(scope, id_)
+        self.names = names = config.names
+        self.key_arn = config.key_arn
+        data, artifacts = names.name(naming.data_bucket), names.name(naming.artifact_bucket)
+        self.data_arn, self.artifacts_arn = names.s3_arn(data), names.s3_arn(artifacts)
+        self.model_prefix = f"{names.model}-*"
+        specs = {
+            CODEPIPELINE: ("codepipeline.amazonaws.com", "CodePipeline: runs the pipeline", self._codepipeline()),
+            CODEBUILD: ("codebuild.amazonaws.com", "CodeBuild: runs model/buildspec.yml", self._codebuild()),
+            CLOUDFORMATION: (
+                "cloudformation.amazonaws.com",
+                "CloudFormation: deploys the per-model stacks",
+                self._cloudformation(),
+            ),
+            SAGEMAKER: ("sagemaker.amazonaws.com", "SageMaker: training, processing, endpoints", self._sagemaker()),
+            EVENTS: ("events.amazonaws.com", "EventBridge: starts the pipeline", self._events()),
+            NOTEBOOK: ("sagemaker.amazonaws.com", "The project's notebook instance", self._notebook()),
+            STEPFUNCTIONS: ("states.amazonaws.com", "Step Functions: training and baseline", self._stepfunctions()),
+            API_LAMBDA: ("lambda.amazonaws.com", "The REST API's Lambda function", self._api_lambda()),
+            HOOKS_LAMBDA: ("lambda.amazonaws.com", "CodeDeploy's traffic hooks", self._hooks_lambda()),
+            CODEDEPLOY: ("codedeploy.amazonaws.com", "CodeDeploy: shifts the API alias", self._codedeploy()),
+        }
+        self.roles = {
+            key: ServiceRole(
+                self,
+                key.replace("-", "_"),
+                config=ServiceRoleConfig(
+                    names=names,
+                    service=key,
+                    principal=principal,
+                    description=f"{names.pipeline} {description}",
+                    statements=statements,
+                ),
+            )
+            for key, (principal, description, statements) in specs.items()
+        }
+
+    def __getitem__(self, service: str) -> ServiceRole:
+        """The role of ``service``."""
+        return self.roles[service]
+
+    # --- ARNs of what the roles act on ------------------------------------------------------------------------
+
+    def _arn(self, service: str, resource: str) -> str:
+        return self.names.arn(service, resource)
+
+    def _sagemaker_arns(self, *kinds: str) -> tuple[str, ...]:
+        return tuple(self._arn("sagemaker", f"{kind}/{self.model_prefix}") for kind in kinds)
+
+    @property
+    def _pipeline_arn(self) -> str:
+        return self._arn("codepipeline", self.names.name(naming.codepipeline_name))
+
+    @property
+    def _model_packages(self) -> tuple[str, ...]:
+        group = self.names.name(naming.model_package_group)
+        return (
+            self._arn("sagemaker", f"model-package-group/{group}"),
+            self._arn("sagemaker", f"model-package/{group}/*"),
+        )
+
+    @property
+    def _model_version_parameters(self) -> str:
+        pipeline = self.names.name(naming.codepipeline_name)
+        return self._arn("ssm", f"parameter/safedeploy/{pipeline}/executions/*")
+
+    def _state_machines(self) -> tuple[str, ...]:
+        return tuple(
+            self._arn("states", f"stateMachine:{self.names.name(naming.state_machine_name, kind)}")
+            for kind in ("training-job", "suggest-baseline")
+        )
+
+    def _functions(self) -> tuple[str, ...]:
+        return (
+            self._arn("lambda", f"function:{self.model_prefix}"),
+            self._arn("lambda", f"function:{self.model_prefix}:*"),
+        )
+
+    # --- One method per role -----------------------------------------------------------------------------------
+
+    def _codepipeline(self) -> list[Statement]:
+        names = self.names
+        stacks = tuple(
+            self._arn("cloudformation", f"stack/{names.name(naming.stack_name, kind)}/*") for kind in naming.STACK_KINDS
+        )
+        data_source = names.uri(naming.data_source_uri)
+        return [
+            read_objects("ReadArtifacts", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
+            write_objects("WriteArtifacts", [f"{self.artifacts_arn}/*"]),
+            Statement(
+                sid="ArtifactBucketVersioning",
+                actions=("s3:GetBucketVersioning",),
+                resources=(self.artifacts_arn, self.data_arn),
+            ),
+            read_objects("ReadDataSource", [self.data_arn], [names.s3_arn(data_source.bucket, data_source.key)]),
+            use_key(self.key_arn),
+            Statement(
+                sid="SourceRepository",
+                actions=(
+                    "codecommit:GetBranch",
+                    "codecommit:GetCommit",
+                    "codecommit:GetRepository",
+                    "codecommit:UploadArchive",
+                    "codecommit:GetUploadArchiveStatus",
+                    "codecommit:CancelUploadArchive",
+                ),
+                resources=(self._arn("codecommit", names.name(naming.codecommit_repository)),),
+            ),
+            Statement(
+                sid="BuildProject",
+                actions=("codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"),
+                resources=(self._arn("codebuild", f"project/{names.name(naming.codebuild_project)}"),),
+            ),
+            Statement(
+                sid="ModelStacks",
+                actions=(
+                    "cloudformation:CreateStack",
+                    "cloudformation:UpdateStack",
+                    "cloudformation:DeleteStack",
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackEvents",
+                    "cloudformation:CreateChangeSet",
+                    "cloudformation:DescribeChangeSet",
+                    "cloudformation:ExecuteChangeSet",
+                    "cloudformation:DeleteChangeSet",
+                ),
+                resources=stacks,
+            ),
+            Statement(
+                sid="ServerlessTransform",
+                actions=("cloudformation:CreateChangeSet",),
+                resources=(self.names.arn("cloudformation", "transform/Serverless-2016-10-31", in_account=False),),
+            ),
+            pass_role("PassCloudFormationRole", [names.role_arn(CLOUDFORMATION)], "cloudformation.amazonaws.com"),
+            Statement(
+                sid="StartStateMachines",
+                actions=("states:StartExecution", "states:DescribeStateMachine"),
+                resources=self._state_machines(),
+            ),
+            Statement(
+                sid="FollowStateMachineExecutions",
+                actions=("states:DescribeExecution", "states:StopExecution"),
+                resources=tuple(arn.replace(":stateMachine:", ":execution:") + ":*" for arn in self._state_machines()),
+            ),
+            Statement(
+                sid="NotifyApprovers",
+                actions=("sns:Publish",),
+                resources=(self._arn("sns", names.name(naming.approval_topic)),),
+            ),
+        ]
+
+    def _codebuild(self) -> list[Statement]:
+        names = self.names
+        project = names.name(naming.codebuild_project)
+        return [
+            write_logs("BuildLogs", names, f"/aws/codebuild/{project}", create=False),
+            read_objects("ReadArtifacts", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
+            write_objects("WriteArtifacts", [f"{self.artifacts_arn}/*"]),
+            read_objects("ReadData", [self.data_arn], [f"{self.data_arn}/{names.model}/*"]),
+            use_key(self.key_arn),
+            Statement(
+                sid="DescribeTrainedModels",
+                actions=(
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                ),
+                resources=(*self._sagemaker_arns("training-job"), *self._model_packages),
+            ),
+        ]
+
+    def _cloudformation(self) -> list[Statement]:
+        names = self.names
+        prefix = self.model_prefix
+        apigateway = tuple(
+            names.arn("apigateway", path, in_account=False)
+            for path in (
+                "/restapis",
+                "/restapis/*",
+                "/apikeys",
+                "/apikeys/*",
+                "/usageplans",
+                "/usageplans/*",
+                "/tags/*",
+            )
+        )
+        return [
+            Statement(
+                sid="SageMakerServing",
+                actions=(
+                    "sagemaker:CreateModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DeleteEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:ListTags",
+                ),
+                resources=self._sagemaker_arns("model", "endpoint-config", "endpoint"),
+            ),
+            Statement(
+                sid="SageMakerMonitoring",
+                actions=(
+                    "sagemaker:CreateMonitoringSchedule",
+                    "sagemaker:UpdateMonitoringSchedule",
+                    "sagemaker:DeleteMonitoringSchedule",
+                    "sagemaker:DescribeMonitoringSchedule",
+                    "sagemaker:StartMonitoringSchedule",
+                    "sagemaker:StopMonitoringSchedule",
+                    "sagemaker:CreateDataQualityJobDefinition",
+                    "sagemaker:DeleteDataQualityJobDefinition",
+                    "sagemaker:DescribeDataQualityJobDefinition",
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:ListTags",
+                ),
+                resources=self._sagemaker_arns("monitoring-schedule", "data-quality-job-definition"),
+            ),
+            Statement(
+                sid="ReadModelRegistry",  # the group is base infrastructure (cdktf_app/registry.py)
+                actions=("sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"),
+                resources=self._model_packages,
+            ),
+            Statement(
+                sid="ReadModelVersionParameters",  # the deploy stacks' ModelVersion parameter (training publishes it)
+                actions=("ssm:GetParameters", "ssm:GetParameter"),
+                resources=(self._model_version_parameters,),
+            ),
+            Statement(
+                sid="StateMachineLogDelivery",
+                actions=LOG_DELIVERY_ACTIONS,
+                resources=("*",),  # no resource-level permissions exist for these (see LOG_DELIVERY_ACTIONS)
+            ),
+            Statement(
+                sid="LambdaFunctions",
+                actions=(
+                    "lambda:CreateFunction",
+                    "lambda:DeleteFunction",
+                    "lambda:GetFunction",
+                    "lambda:GetFunctionConfiguration",
+                    "lambda:UpdateFunctionCode",
+                    "lambda:UpdateFunctionConfiguration",
+                    "lambda:PublishVersion",
+                    "lambda:ListVersionsByFunction",
+                    "lambda:CreateAlias",
+                    "lambda:UpdateAlias",
+                    "lambda:DeleteAlias",
+                    "lambda:GetAlias",
+                    "lambda:AddPermission",
+                    "lambda:RemovePermission",
+                    "lambda:GetPolicy",
+                    "lambda:PutFunctionConcurrency",
+                    "lambda:DeleteFunctionConcurrency",
+                    "lambda:TagResource",
+                    "lambda:UntagResource",
+                    "lambda:ListTags",
+                ),
+                resources=self._functions(),
+            ),
+            read_objects("ReadTemplatesAndCode", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
+            use_key(self.key_arn),
+            grant_key_to_services(self.key_arn),
+            Statement(
+                sid="RestApis",
+                actions=(
+                    "apigateway:GET",
+                    "apigateway:POST",
+                    "apigateway:PUT",
+                    "apigateway:PATCH",
+                    "apigateway:DELETE",
+                    "apigateway:UpdateRestApiPolicy",
+                ),
+                resources=apigateway,
+            ),
+            Statement(
+                sid="CodeDeployApplications",
+                actions=(
+                    "codedeploy:CreateApplication",
+                    "codedeploy:DeleteApplication",
+                    "codedeploy:GetApplication",
+                    "codedeploy:RegisterApplicationRevision",
+                    "codedeploy:GetApplicationRevision",
+                    "codedeploy:CreateDeploymentGroup",
+                    "codedeploy:UpdateDeploymentGroup",
+                    "codedeploy:DeleteDeploymentGroup",
+                    "codedeploy:GetDeploymentGroup",
+                    "codedeploy:CreateDeployment",
+                    "codedeploy:GetDeployment",
+                    "codedeploy:StopDeployment",
+                    "codedeploy:TagResource",
+                    "codedeploy:UntagResource",
+                    "codedeploy:ListTagsForResource",
+                ),
+                resources=(
+                    names.arn("codedeploy", f"application:{prefix}"),
+                    names.arn("codedeploy", f"deploymentgroup:{prefix}/*"),
+                ),
+            ),
+            Statement(
+                sid="CodeDeployConfigs",
+                actions=(
+                    "codedeploy:CreateDeploymentConfig",
+                    "codedeploy:DeleteDeploymentConfig",
+                    "codedeploy:GetDeploymentConfig",
+                ),
+                resources=(
+                    names.arn("codedeploy", f"deploymentconfig:{prefix}"),
+                    names.arn("codedeploy", "deploymentconfig:CodeDeployDefault.*"),
+                ),
+            ),
+            Statement(
+                sid="EndpointAutoScaling",
+                actions=(
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:TagResource",
+                    "application-autoscaling:UntagResource",
+                    "application-autoscaling:ListTagsForResource",
+                ),
+                resources=(names.arn("application-autoscaling", "scalable-target/*"),),
+            ),
+            Statement(
+                sid="AutoScalingServiceLinkedRole",
+                actions=("iam:CreateServiceLinkedRole",),
+                resources=(
+                    names.arn(
+                        "iam",
+                        "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                        regional=False,
+                    ),
+                ),
+                conditions=(
+                    condition("StringEquals", "iam:AWSServiceName", "sagemaker.application-autoscaling.amazonaws.com"),
+                ),
+            ),
+            Statement(
+                sid="Alarms",
+                actions=(
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:PutCompositeAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                    "cloudwatch:ListTagsForResource",
+                ),
+                resources=(
+                    names.arn("cloudwatch", f"alarm:{prefix}"),
+                    names.arn("cloudwatch", f"alarm:TargetTracking-endpoint/{prefix}"),
+                ),
+            ),
+            Statement(
+                sid="StateMachines",
+                actions=(
+                    "states:CreateStateMachine",
+                    "states:UpdateStateMachine",
+                    "states:DeleteStateMachine",
+                    "states:DescribeStateMachine",
+                    "states:TagResource",
+                    "states:UntagResource",
+                    "states:ListTagsForResource",
+                ),
+                resources=(names.arn("states", f"stateMachine:{prefix}"),),
+            ),
+            Statement(
+                sid="FunctionLogGroups",
+                actions=(
+                    "logs:CreateLogGroup",
+                    "logs:DeleteLogGroup",
+                    "logs:PutRetentionPolicy",
+                    "logs:DeleteRetentionPolicy",
+                    "logs:AssociateKmsKey",
+                    "logs:DisassociateKmsKey",
+                    "logs:TagResource",
+                    "logs:UntagResource",
+                    "logs:ListTagsForResource",
+                ),
+                resources=(
+                    names.arn("logs", f"log-group:/aws/lambda/{prefix}"),
+                    names.arn("logs", f"log-group:/aws/vendedlogs/states/{prefix}"),
+                    names.arn("logs", f"log-group:/aws/apigateway/{prefix}"),
+                ),
+            ),
+            Statement(
+                sid="DescribeLogGroups",
+                actions=("logs:DescribeLogGroups",),
+                resources=(names.arn("logs", "log-group:*"),),
+            ),
+            pass_role("PassSageMakerRole", [names.role_arn(SAGEMAKER)], "sagemaker.amazonaws.com"),
+            pass_role("PassStepFunctionsRole", [names.role_arn(STEPFUNCTIONS)], "states.amazonaws.com"),
+            pass_role(
+                "PassLambdaRoles", [names.role_arn(API_LAMBDA), names.role_arn(HOOKS_LAMBDA)], "lambda.amazonaws.com"
+            ),
+            pass_role("PassCodeDeployRole", [names.role_arn(CODEDEPLOY)], "codedeploy.amazonaws.com"),
+        ]
+
+    def _sagemaker(self) -> list[Statement]:
+        names = self.names
+        buckets = [self.data_arn, self.artifacts_arn]
+        objects = [f"{self.data_arn}/*", f"{self.artifacts_arn}/*"]
+        return [
+            read_objects("ReadPipelineData", buckets, objects),
+            write_objects("WritePipelineData", objects),
+            use_key(self.key_arn),
+            grant_key_to_services(self.key_arn),
+            write_logs("JobAndEndpointLogs", names, "/aws/sagemaker/*"),
+            Statement(
+                sid="PublishSageMakerMetrics",
+                actions=("cloudwatch:PutMetricData",),
+                # PutMetricData supports no resource but "*": the namespace condition limits it to SageMaker's.
+                resources=("*",),
+                conditions=(condition("StringLike", "cloudwatch:namespace", *SAGEMAKER_METRIC_NAMESPACES),),
+            ),
+            Statement(
+                sid="RegistryLogin",
+                actions=("ecr:GetAuthorizationToken",),
+                # GetAuthorizationToken supports no resource but "*" and only returns a registry login token;
+                # image pulls (below) are limited to the SageMaker image repositories.
+                resources=("*",),
+            ),
+            Statement(
+                sid="PullSageMakerImages",
+                actions=("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
+                resources=tuple(f"arn:aws:ecr:{names.region}:*:repository/{image}" for image in SAGEMAKER_IMAGES),
+            ),
+        ]
+
+    def _events(self) -> list[Statement]:
+        return [
+            Statement(
+                sid="StartPipeline", actions=("codepipeline:StartPipelineExecution",), resources=(self._pipeline_arn,)
+            )
+        ]
+
+    def _notebook(self) -> list[Statement]:
+        names = self.names
+        buckets = [self.data_arn, self.artifacts_arn]
+        return [
+            Statement(
+                sid="ProjectRepository",
+                actions=(
+                    "codecommit:GitPull",
+                    "codecommit:GitPush",
+                    "codecommit:GetBranch",
+                    "codecommit:GetCommit",
+                    "codecommit:GetRepository",
+                    "codecommit:ListBranches",
+                ),
+                resources=(self._arn("codecommit", names.name(naming.codecommit_repository)),),
+            ),
+            read_objects("ReadPipelineData", buckets, [f"{arn}/*" for arn in buckets]),
+            write_objects("UploadData", [f"{self.data_arn}/{names.model}/*"]),
+            use_key(self.key_arn),
+            write_logs("NotebookLogs", names, "/aws/sagemaker/NotebookInstances"),
+            Statement(
+                sid="FollowPipeline",
+                actions=(
+                    "codepipeline:GetPipeline",
+                    "codepipeline:GetPipelineState",
+                    "codepipeline:GetPipelineExecution",
+                    "codepipeline:ListPipelineExecutions",
+                ),
+                resources=(self._pipeline_arn,),
+            ),
+            Statement(
+                sid="InspectModels",
+                actions=(
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                ),
+                resources=(*self._sagemaker_arns("training-job", "processing-job", "endpoint"), *self._model_packages),
+            ),
+            Statement(
+                sid="InvokeEndpoints", actions=("sagemaker:InvokeEndpoint",), resources=self._sagemaker_arns("endpoint")
+            ),
+        ]
+
+    def _stepfunctions(self) -> list[Statement]:
+        names = self.names
+        return [
+            Statement(
+                sid="TrainingAndProcessingJobs",
+                actions=(
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ),
+                resources=self._sagemaker_arns("training-job", "processing-job"),
+            ),
+            Statement(
+                sid="RegisterModels",
+                actions=(
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:AddTags",
+                ),
+                resources=self._model_packages,
+            ),
+            pass_role("PassSageMakerRole", [names.role_arn(SAGEMAKER)], "sagemaker.amazonaws.com"),
+            Statement(
+                sid="SyncJobEvents",
+                actions=("events:PutTargets", "events:PutRule", "events:DescribeRule"),
+                resources=tuple(
+                    names.arn("events", f"rule/StepFunctionsGetEventsForSageMaker{kind}JobsRule")
+                    for kind in ("Training", "Processing")
+                ),
+            ),
+            read_objects("ReadJobOutputs", [self.artifacts_arn], [f"{self.artifacts_arn}/{names.model}/*"]),
+            use_key(self.key_arn, decrypt_only=True),
+            Statement(sid="InvokeGateFunctions", actions=("lambda:InvokeFunction",), resources=self._functions()),
+            Statement(
+                sid="PublishModelVersion",  # the registered version, read by the deploy stacks
+                actions=("ssm:PutParameter",),
+                resources=(self._model_version_parameters,),
+            ),
+            Statement(sid="ExecutionLogDelivery", actions=LOG_DELIVERY_ACTIONS, resources=("*",)),
+        ]
+
+    def _api_lambda(self) -> list[Statement]:
+        names = self.names
+        return [
+            write_logs("FunctionLogs", names, f"/aws/lambda/{names.name(naming.function_name, 'api')}"),
+            Statement(
+                sid="InvokeEndpoints", actions=("sagemaker:InvokeEndpoint",), resources=self._sagemaker_arns("endpoint")
+            ),
+            use_key(self.key_arn, decrypt_only=True),
+        ]
+
+    def _hooks_lambda(self) -> list[Statement]:
+        names = self.names
+        hooks = [names.name(naming.function_name, hook) for hook in ("pre-traffic-hook", "post-traffic-hook")]
+        return [
+            write_logs("FunctionLogs", names, *(f"/aws/lambda/{hook}" for hook in hooks)),
+            Statement(
+                sid="ReportHookStatus",
+                actions=("codedeploy:PutLifecycleEventHookExecutionStatus",),
+                resources=(names.arn("codedeploy", f"deploymentgroup:{self.model_prefix}/*"),),
+            ),
+            Statement(
+                sid="CheckGreenEndpoint",
+                actions=("sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:InvokeEndpoint"),
+                resources=self._sagemaker_arns("endpoint", "endpoint-config"),
+            ),
+            read_objects("ReadCaptureAndChecks", [self.artifacts_arn], [f"{self.artifacts_arn}/{names.model}/*"]),
+            use_key(self.key_arn, decrypt_only=True),
+            Statement(
+                sid="ReadEndpointMetrics",
+                actions=("cloudwatch:GetMetricData",),
+                # GetMetricData supports no resource but "*"; it only reads metrics (green's error rate).
+                resources=("*",),
+            ),
+        ]
+
+    def _codedeploy(self) -> list[Statement]:
+        names = self.names
+        hooks = tuple(
+            self._arn("lambda", f"function:{names.name(naming.function_name, hook)}")
+            for hook in ("pre-traffic-hook", "post-traffic-hook")
+        )
+        return [
+            Statement(
+                sid="ShiftAlias",
+                actions=(
+                    "lambda:GetAlias",
+                    "lambda:UpdateAlias",
+                    "lambda:GetFunction",
+                    "lambda:GetProvisionedConcurrencyConfig",
+                ),
+                resources=self._functions(),
+            ),
+            Statement(
+                sid="RunHooks", actions=("lambda:InvokeFunction",), resources=(*hooks, *(f"{h}:*" for h in hooks))
+            ),
+            Statement(
+                sid="WatchAlarms",
+                actions=("cloudwatch:DescribeAlarms",),
+                resources=(names.arn("cloudwatch", f"alarm:{self.model_prefix}"),),
+            ),
+        ]

@@ -1,0 +1,92 @@
+"""What one build renders the stacks from: the spec, the contract, the execution and the images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from safedeploy import constants as C
+from safedeploy import naming
+from safedeploy.cloudformation.contract import DataSourceContract
+from safedeploy.errors import ConfigError
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import S3Uri
+from safedeploy.training.request import source_archive_uri
+
+
+@dataclass(frozen=True)
+class Images:
+    """The container images of the stacks' jobs and endpoints."""
+
+    training: str
+    serving: str
+    model_monitor: str
+
+
+def resolve_images(spec: PipelineSpec) -> Images:
+    """SageMaker's images for the spec's region: the pinned XGBoost framework version, never ``latest``.
+
+    Resolved offline by sagemaker-core's bundled image-URI tables (the ``aws`` extra). Model Monitor's
+    analyzer image is published without a version tag; it is what SageMaker's own SDK uses.
+    """
+    version = spec.training.framework_version
+    if version == "latest" or not version:
+        raise ConfigError("training.framework_version must pin a version (e.g. 1.7-1), not 'latest'")
+    try:
+        from sagemaker.core import image_uris  # type: ignore[import-untyped]  # no stubs (the aws extra)
+    except ImportError:  # pragma: no cover - the aws extra is part of every install make creates
+        raise ConfigError("sagemaker-core is not installed: install the project with its aws extra") from None
+    try:
+        xgboost = str(image_uris.retrieve("xgboost", region=spec.region, version=version))
+        monitor = str(image_uris.retrieve("model-monitor", region=spec.region))
+    except ValueError as exc:
+        raise ConfigError(f"no SageMaker image for XGBoost {version} in {spec.region}: {exc}") from None
+    if not xgboost.endswith(f":{version}"):
+        raise ConfigError(f"the XGBoost image {xgboost} is not tagged with the pinned version {version}")
+    return Images(training=xgboost, serving=xgboost, model_monitor=monitor)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """One build of the stacks (one CodePipeline execution)."""
+
+    spec: PipelineSpec
+    execution_id: str
+    started: datetime
+    """When the build ran: names this execution's jobs; the post-traffic hook counts capture since then."""
+    contract: DataSourceContract
+    images: Images
+    code_revision: str
+    lambda_code: S3Uri
+    """The content-addressed Lambda bundle (``naming.lambda_code_uri``)."""
+
+    def __post_init__(self) -> None:
+        if self.started.tzinfo is None:
+            raise ValueError("BuildContext.started must be timezone-aware")
+        if len(self.execution_id) < 8:
+            raise ConfigError(f"pipeline execution id {self.execution_id!r} is too short (need at least 8 chars)")
+
+    @property
+    def training_job_name(self) -> str:
+        """This execution's training job."""
+        return naming.training_job_name(self.spec, self.execution_id, self.started)
+
+    @property
+    def output_prefix(self) -> S3Uri:
+        """``S3OutputPath`` of the training job."""
+        return naming.training_output_prefix(self.spec)
+
+    @property
+    def source_archive(self) -> S3Uri:
+        """The ``sourcedir.tar.gz`` (``model/`` + ``features.py``) run.py uploads for training and serving."""
+        return source_archive_uri(self.output_prefix, self.training_job_name)
+
+    @property
+    def model_data_url(self) -> str:
+        """Where SageMaker puts the trained model: ``<S3OutputPath>/<job>/output/model.tar.gz``."""
+        return str(self.output_prefix.join(self.training_job_name, "output", C.MODEL_ARCHIVE))
+
+    @property
+    def baseline_job_name(self) -> str:
+        """This execution's suggest-baseline processing job."""
+        return naming.baseline_job_name(self.spec, self.execution_id, self.started)

@@ -1,0 +1,38 @@
+"""``<model>-deploy-dev``: the registered version on the stable ``<model>-dev`` endpoint, data capture on.
+
+The same CreateModel / CreateEndpointConfig requests the local backend's DeployDev stage sends, rendered as
+resources; a new version changes the endpoint's config, which CloudFormation applies as ``UpdateEndpoint``.
+"""
+
+from __future__ import annotations
+
+from safedeploy import constants as C
+from safedeploy import naming
+from safedeploy.cloudformation.context import BuildContext
+from safedeploy.cloudformation.endpoints import add_serving
+from safedeploy.cloudformation.template import MODEL_VERSION_PARAMETER, Json, Template, token
+from safedeploy.sagemaker_requests import DeploymentNames, deployment_names
+
+
+def dev_names(ctx: BuildContext) -> DeploymentNames:
+    """The dev deployment's names, with the registry version left to the ``ModelVersion`` parameter."""
+    return deployment_names(
+        ctx.spec, stage=C.DEV_STAGE, version=token(MODEL_VERSION_PARAMETER), execution_id=ctx.execution_id
+    )
+
+
+def deploy_dev_template(ctx: BuildContext) -> Json:
+    """The ``<model>-deploy-dev`` stack."""
+    spec = ctx.spec
+    template = Template(f"{spec.pipeline_name}: the dev endpoint {naming.endpoint_name(spec, C.DEV_STAGE)}")
+    template.kms_key_parameter(naming.kms_alias(spec))
+    version = template.model_version_parameter()
+    add_serving(
+        template,
+        ctx,
+        dev_names(ctx),
+        instance_count=spec.serving.instance_count,
+        instance_type=spec.serving.instance_type,
+    )
+    template.output("ModelVersion", version, "The registry version served")
+    return template.to_dict()

@@ -1,0 +1,105 @@
+"""``<model>-deploy-prd``: blue/green production, monitored, behind the REST API.
+
+Two shapes, chosen by ``production.strategy`` (see :mod:`.traffic_shifting`):
+
+* **CodeDeploy** (its configs, or ``Custom``): every version gets its own endpoint (green) beside the
+  previous one (blue, kept by the previous stack state until CloudFormation's cleanup); the API function's
+  new version points at green and CodeDeploy shifts the ``live`` alias from blue's version to green's per the
+  schedule, watching the alarms, with the pre/post-traffic hooks. An alarm or a failed hook rolls the alias
+  and the stack back, which deletes green.
+* **Guardrails** (``CANARY``/``LINEAR``/``ALL_AT_ONCE``): one stable endpoint whose config changes; SageMaker
+  shifts capacity per the endpoint's ``DeploymentConfig`` and rolls back on the alarms.
+
+Either way: data capture (KMS), the hourly data-quality schedule with the drift alarm, autoscaling, the API.
+"""
+
+from __future__ import annotations
+
+from safedeploy import constants as C
+from safedeploy import naming
+from safedeploy.cloudformation.alarms import alarm_refs, deployment_alarms, drift_alarm, endpoint_dimensions
+from safedeploy.cloudformation.autoscaling import add_autoscaling, variant_resource_id
+from safedeploy.cloudformation.context import BuildContext
+from safedeploy.cloudformation.endpoints import ENDPOINT, add_serving
+from safedeploy.cloudformation.functions import add_api_function, add_hook_functions
+from safedeploy.cloudformation.monitoring import add_data_quality_monitoring
+from safedeploy.cloudformation.rest_api import add_rest_api
+from safedeploy.cloudformation.state_machine import role_arn
+from safedeploy.cloudformation.template import (
+    MODEL_VERSION_PARAMETER,
+    Json,
+    Template,
+    get_att,
+    parameterize,
+    ref,
+    token,
+)
+from safedeploy.cloudformation.traffic_shifting import codedeploy_type, guardrails_deployment_config, uses_guardrails
+from safedeploy.sagemaker_requests import DeploymentNames, deployment_names, green_endpoint_name
+
+
+def prd_names(ctx: BuildContext) -> DeploymentNames:
+    """Production's names: a green endpoint per version (CodeDeploy), or the stable endpoint (guardrails)."""
+    version = token(MODEL_VERSION_PARAMETER)
+    green = None
+    if not uses_guardrails(ctx.spec.production):
+        green = green_endpoint_name(ctx.spec, version, ctx.execution_id)
+    return deployment_names(
+        ctx.spec, stage=C.PRD_STAGE, version=version, execution_id=ctx.execution_id, endpoint_name=green
+    )
+
+
+def deploy_prd_template(ctx: BuildContext) -> Json:
+    """The ``<model>-deploy-prd`` stack."""
+    spec = ctx.spec
+    production = spec.production
+    guardrails = uses_guardrails(production)
+    mode = "SageMaker deployment guardrails" if guardrails else "CodeDeploy"
+    template = Template(
+        f"{spec.pipeline_name}: production, blue/green by {mode} ({production.strategy}), monitored, REST API",
+        serverless=True,
+    )
+    kms = template.kms_key_parameter(naming.kms_alias(spec))
+    version = template.model_version_parameter()
+    names = prd_names(ctx)
+    endpoint = get_att(ENDPOINT, "EndpointName")
+
+    preference: Json | None = None
+    if guardrails:
+        # Literal names, not GetAtt: the endpoint's rollback configuration refers to these alarms.
+        alarms = deployment_alarms(
+            template, spec, endpoint_dimensions(names.endpoint, parameterize(names.endpoint_config))
+        )
+        add_serving(
+            template,
+            ctx,
+            names,
+            instance_count=production.instance_count,
+            instance_type=production.instance_type,
+            endpoint_properties={"DeploymentConfig": guardrails_deployment_config(production, alarm_refs(alarms))},
+        )
+    else:
+        add_serving(
+            template, ctx, names, instance_count=production.instance_count, instance_type=production.instance_type
+        )
+        alarms = deployment_alarms(template, spec, endpoint_dimensions(endpoint))
+        pre, post = add_hook_functions(template, ctx, endpoint=endpoint, kms_key=kms)
+        preference = {
+            "Type": codedeploy_type(template, production),
+            "Alarms": [ref(alarm) for alarm in alarms],
+            "Hooks": {"PreTraffic": ref(pre), "PostTraffic": ref(post)},
+            "Role": role_arn(spec, "codedeploy"),
+        }
+
+    add_data_quality_monitoring(template, ctx, endpoint, kms)
+    drift_alarm(template, spec, endpoint, naming.monitoring_schedule_name(spec))
+    function = add_api_function(
+        template, ctx, endpoint=endpoint, model_version=version, kms_key=kms, deployment_preference=preference
+    )
+    add_rest_api(template, ctx, function, kms)
+    add_autoscaling(template, spec, variant_resource_id("${Endpoint.EndpointName}"))
+    template.output("ModelVersion", version, "The registry version in production")
+    template.output("Strategy", production.strategy, f"Traffic shifting ({mode})")
+    template.output("MonitoringScheduleName", naming.monitoring_schedule_name(spec), "Data-quality schedule")
+    template.output("DriftAlarmName", naming.alarm_name(spec, "drift"), "Retrains the model when in ALARM")
+    return template.to_dict()

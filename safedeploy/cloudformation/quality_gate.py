@@ -1,0 +1,121 @@
+"""The quality gate as Step Functions states (JSONata), with the local gate's conditions and messages.
+
+The training task's output carries ``Metrics``: the job's ``FinalMetricDataList`` (what ``MetricDefinitions``
+parsed from ``#metric test:auc=...`` lines) as a name -> value object. Then:
+
+* ``CheckMetricsReported`` (Choice): every gated metric present, else ``MetricsNotReported`` (Fail) listing the
+  missing ones and what was reported, as :func:`safedeploy.training.gate.check_gate` says it;
+* ``Gate1`` ... ``GateN`` (Choice), one per condition in the spec's order: met goes on, else ``GateNFailed``
+  (Fail) naming the metric, its value, the threshold and the condition;
+* then the ``next_state`` (registration).
+
+JSONata (not JSONPath) because a JSONPath filter on a metric the job did not report is a ``States.Runtime``
+error that no ``Catch`` can turn into a named gate failure; JSONata's ``$lookup``/``$exists`` can.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from safedeploy.errors import ConfigError
+from safedeploy.spec import GateCondition, GateSpec
+from safedeploy.training.request import reported_metrics
+
+Json = dict[str, Any]
+GATE_ERROR = "QualityGateFailed"
+CHECK_REPORTED = "CheckMetricsReported"
+NOT_REPORTED = "MetricsNotReported"
+NOT_REGISTERED = "; the model was not registered"
+
+
+def _expr(body: str) -> str:
+    return "{% " + body + " %}"
+
+
+def _text(value: str) -> str:
+    """A JSONata string literal."""
+    return json.dumps(value)
+
+
+def _metric(name: str) -> str:
+    return f"$lookup($states.input.Metrics, {_text(name)})"
+
+
+def metrics_output() -> str:
+    """The training task's ``Output``: job name, model artifact and the metrics as ``{name: value}``."""
+    return _expr(
+        '{"TrainingJobName": $states.result.TrainingJobName, '
+        '"ModelDataUrl": $states.result.ModelArtifacts.S3ModelArtifacts, '
+        '"Metrics": $merge($append([{}], $states.result.FinalMetricDataList.{MetricName: Value}))}'
+    )
+
+
+def gate_state_name(index: int) -> str:
+    """The Choice state of the ``index``-th condition (1-based)."""
+    return f"Gate{index}"
+
+
+def failed_state_name(index: int) -> str:
+    """The Fail state of the ``index``-th condition."""
+    return f"Gate{index}Failed"
+
+
+def _failure_cause(condition: GateCondition) -> str:
+    side = "below" if condition.op == ">=" else "above"
+    return _expr(
+        f"{_text(f'quality gate failed: {condition.metric} = ')} & "
+        f"$formatNumber({_metric(condition.metric)}, '0.0000') & "
+        f"{_text(f' is {side} the threshold {condition.threshold:g} (required {condition})' + NOT_REGISTERED)}"
+    )
+
+
+def _not_reported_cause(metrics: list[str]) -> str:
+    names = "[" + ", ".join(_text(m) for m in metrics) + "]"
+    missing = f"$join($filter({names}, function($m) {{ $not($exists($lookup($states.input.Metrics, $m))) }}), ', ')"
+    reported = "($k := $keys($states.input.Metrics); $count($k) > 0 ? $join($sort($k), ', ') : 'none')"
+    return _expr(
+        f"'quality gate failed: metric(s) ' & {missing} & ' not reported by training (reported: ' & {reported} & "
+        f"{_text(')' + NOT_REGISTERED)}"
+    )
+
+
+def gate_states(gate: GateSpec, next_state: str) -> tuple[str, Json]:
+    """The gate's states and the name of the first; a met gate continues to ``next_state``.
+
+    Raises:
+        ConfigError: a condition asks for a metric the training job does not report.
+    """
+    reported = set(reported_metrics())
+    unknown = sorted({c.metric for c in gate.conditions} - reported)
+    if unknown:
+        raise ConfigError(
+            f"gate.conditions: the training job does not report {', '.join(unknown)} "
+            f"(it reports {', '.join(reported_metrics())})"
+        )
+    metrics = list(dict.fromkeys(c.metric for c in gate.conditions))
+    present = " and ".join(f"$exists({_metric(m)})" for m in metrics)
+    states: Json = {
+        CHECK_REPORTED: {
+            "Type": "Choice",
+            "Comment": "Every metric the gate needs was reported by the training job",
+            "Choices": [{"Condition": _expr(present), "Next": gate_state_name(1)}],
+            "Default": NOT_REPORTED,
+        },
+        NOT_REPORTED: {"Type": "Fail", "Error": GATE_ERROR, "Cause": _not_reported_cause(metrics)},
+    }
+    count = len(gate.conditions)
+    for index, condition in enumerate(gate.conditions, start=1):
+        states[gate_state_name(index)] = {
+            "Type": "Choice",
+            "Comment": f"Quality gate: {condition}",
+            "Choices": [
+                {
+                    "Condition": _expr(f"{_metric(condition.metric)} {condition.op} {condition.threshold!r}"),
+                    "Next": gate_state_name(index + 1) if index < count else next_state,
+                }
+            ],
+            "Default": failed_state_name(index),
+        }
+        states[failed_state_name(index)] = {"Type": "Fail", "Error": GATE_ERROR, "Cause": _failure_cause(condition)}
+    return CHECK_REPORTED, states

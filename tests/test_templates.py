@@ -1,0 +1,752 @@
+"""The per-model CloudFormation stacks: snapshots, strategy variations, cfn-lint, checkov, and the proof that
+they come from the same request builders the local backend executes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import StubAssertionError
+from botocore.stub import Stubber
+
+from safedeploy import naming
+from safedeploy.cloudformation import quality_gate
+from safedeploy.cloudformation.context import BuildContext, resolve_images
+from safedeploy.cloudformation.contract import ContractError, read_contract
+from safedeploy.cloudformation.functions import HANDLERS
+from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
+from safedeploy.cloudformation.stacks import StackDocuments, render_stacks
+from safedeploy.cloudformation.template import parameterize, token
+from safedeploy.cloudformation.traffic_shifting import codedeploy_routing
+from safedeploy.deployment import ModelSource, deploy
+from safedeploy.errors import ConfigError, GateFailedError
+from safedeploy.infra.policy import DEFAULT_CHECKOV, PolicyToolMissingError, run_cfn_lint, run_checkov
+from safedeploy.sagemaker_requests import deployment_names, green_endpoint_name
+from safedeploy.spec import PipelineSpec, load_spec
+from safedeploy.traffic import build_schedule
+from safedeploy.training.gate import check_gate
+from safedeploy.training.request import training_job_request
+from tests.conftest import REPO_ROOT
+from tests.snapshots import Snapshot
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "templates"
+CHECKOV = DEFAULT_CHECKOV
+ACCOUNT = "123456789012"
+EXECUTION_ID = "3f2c1d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+KMS_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+CODE_REVISION = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+LAMBDA_SHA256 = "ab" * 32
+DATASET_ID = "0123456789abcdef"
+VERSION = 7
+KINDS = naming.STACK_KINDS
+
+
+def fixture_spec(**overrides: Any) -> PipelineSpec:
+    """The fixed spec the snapshots are rendered from (a real account id, defaults otherwise)."""
+    return load_spec(overrides={"account_id": ACCOUNT, **overrides})
+
+
+def write_contract(directory: Path, spec: PipelineSpec) -> Path:
+    """The unpacked data-source contract the Data stage would write for ``spec`` (fixed dataset id)."""
+    prefix = naming.dataset_prefix(spec, DATASET_ID)
+    input_data = {
+        "TrainingUri": f"{prefix.join('train')}/",
+        "ValidationUri": f"{prefix.join('validation')}/",
+        "TestUri": f"{prefix.join('test')}/",
+        "BaselineUri": str(prefix.join("baseline", "baseline.csv")),
+        "FeatureSchemaUri": str(prefix.join("feature-schema.json")),
+        "DataSha256": "c0ffee" + "0" * 58,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "inputData.json").write_text(json.dumps(input_data, indent=2))
+    (directory / "hyperparameters.json").write_text(json.dumps(spec.hyperparameters.as_sagemaker(), indent=2))
+    return directory
+
+
+def build_context(tmp_path: Path, spec: PipelineSpec) -> BuildContext:
+    contract = read_contract(write_contract(tmp_path / "contract", spec), spec)
+    return BuildContext(
+        spec=spec,
+        execution_id=EXECUTION_ID,
+        started=STARTED,
+        contract=contract,
+        images=resolve_images(spec),
+        code_revision=CODE_REVISION,
+        lambda_code=naming.lambda_code_uri(spec, LAMBDA_SHA256),
+    )
+
+
+def render(tmp_path: Path, **overrides: Any) -> dict[str, StackDocuments]:
+    return render_stacks(build_context(tmp_path, fixture_spec(**overrides)), KMS_ARN)
+
+
+@pytest.fixture
+def stacks(tmp_path: Path) -> dict[str, StackDocuments]:
+    return render(tmp_path)
+
+
+def resolve(value: Any, parameters: dict[str, str], *, strict: bool = True) -> Any:
+    """Substitute template parameters (``Ref``, ``Fn::Sub`` of ``${Name}``); ``strict``: refuse other intrinsics."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        if (
+            set(value) == {"Fn::Sub"}
+            and isinstance(value["Fn::Sub"], str)
+            and (strict or "${Model" in value["Fn::Sub"])
+        ):
+            text = re.sub(r"\$\{(\w+)\}", lambda m: parameters[m[1]], value["Fn::Sub"])
+            assert "${" not in text, text
+            return text
+        intrinsic = any(key.startswith("Fn::") or key == "Ref" for key in value)
+        if intrinsic and not strict:
+            return value
+        assert not intrinsic, f"unresolvable {value}"
+        return {key: resolve(item, parameters, strict=strict) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, parameters, strict=strict) for item in value]
+    return value
+
+
+PARAMETERS = {"KmsKeyArn": KMS_ARN, "ModelVersion": str(VERSION)}
+
+
+def properties(stack: StackDocuments, logical_id: str, *, strict: bool = False) -> dict[str, Any]:
+    """A resource's properties with the template parameters substituted."""
+    resolved: dict[str, Any] = resolve(stack.template["Resources"][logical_id]["Properties"], PARAMETERS, strict=strict)
+    return resolved
+
+
+# --- Snapshots --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_templates_and_configurations_match_their_snapshots(
+    kind: str, stacks: dict[str, StackDocuments], snapshot: Snapshot
+) -> None:
+    snapshot.assert_json(stacks[kind].template, SNAPSHOTS / f"{kind}.template.json")
+    snapshot.assert_json(stacks[kind].configuration, SNAPSHOTS / f"{kind}.config.json")
+
+
+@pytest.mark.parametrize(
+    ("variant", "overrides"),
+    [
+        ("guardrails-canary", {"production.strategy": "CANARY"}),
+        ("custom", {"production.strategy": "Custom", "production.custom_steps": [[20, 120], [100, 0]]}),
+    ],
+)
+def test_production_variants_match_their_snapshots(
+    variant: str, overrides: dict[str, Any], tmp_path: Path, snapshot: Snapshot
+) -> None:
+    snapshot.assert_json(render(tmp_path, **overrides)["deploy-prd"].template, SNAPSHOTS / f"deploy-prd.{variant}.json")
+
+
+def test_configuration_gives_every_parameter_and_tags_the_execution(stacks: dict[str, StackDocuments]) -> None:
+    for stack in stacks.values():
+        config = stack.configuration
+        assert set(config) == {"Parameters", "Tags"}
+        assert set(config["Parameters"]) == set(stack.template.get("Parameters", {}))
+        assert config["Parameters"]["KmsKeyArn"] == KMS_ARN
+        assert config["Tags"]["safedeploy:pipeline-execution"] == EXECUTION_ID
+    spec = fixture_spec()
+    for kind in ("deploy-dev", "deploy-prd"):
+        assert stacks[kind].configuration["Parameters"]["ModelVersion"] == naming.model_version_parameter(
+            spec, EXECUTION_ID
+        )
+        assert stacks[kind].template["Parameters"]["ModelVersion"]["Type"] == "AWS::SSM::Parameter::Value<String>"
+
+
+def test_images_are_the_pinned_framework_version_never_latest(stacks: dict[str, StackDocuments]) -> None:
+    text = json.dumps({kind: stack.template for kind, stack in stacks.items()})
+    assert "latest" not in text
+    images = resolve_images(fixture_spec())
+    assert images.training.endswith(":1.7-1") and images.serving == images.training
+    assert "sagemaker-xgboost" in images.training and "model-monitor" in images.model_monitor
+    with pytest.raises(ConfigError, match="not 'latest'"):
+        resolve_images(fixture_spec(**{"training.framework_version": "latest"}))
+
+
+# --- The same requests the local backend executes ----------------------------------------------------------
+
+
+def test_training_state_machine_runs_exactly_the_local_training_request(
+    tmp_path: Path, stacks: dict[str, StackDocuments]
+) -> None:
+    """TrainModel's arguments are ``training_job_request`` for the same inputs, as the local Train stage builds it."""
+    spec = fixture_spec()
+    contract = read_contract(write_contract(tmp_path / "again", spec), spec)
+    definition = stacks["training-job"].template["Resources"]["StateMachine"]["Properties"]["Definition"]
+    task = definition["States"]["TrainModel"]
+    assert task["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    expected = training_job_request(
+        spec,
+        job_name=naming.training_job_name(spec, EXECUTION_ID, STARTED),
+        input_data=contract.input_data,
+        hyperparameters=contract.hyperparameters,
+        output_prefix=naming.training_output_prefix(spec),
+        image_uri=resolve_images(spec).training,
+        kms_key_id=KMS_ARN,
+    )
+    assert resolve(task["Arguments"], PARAMETERS) == expected
+    # Without the key (the local backend has no KMS) the request is the local one, key for key.
+    local = training_job_request(
+        spec,
+        job_name=expected["TrainingJobName"],
+        input_data=contract.input_data,
+        hyperparameters=contract.hyperparameters,
+        output_prefix=naming.training_output_prefix(spec),
+        image_uri=resolve_images(spec).training,
+    )
+    without_kms = resolve(task["Arguments"], PARAMETERS)
+    del without_kms["OutputDataConfig"]["KmsKeyId"], without_kms["ResourceConfig"]["VolumeKmsKeyId"]
+    assert without_kms == local
+
+
+def _stub_deploy(client: Any, stack: StackDocuments, *, endpoint_extra: bool = False) -> Stubber:
+    """Stub the calls ``deploy()`` makes, expecting exactly the template's (resolved) properties."""
+    stubber = Stubber(client)
+    endpoint = stack.template["Resources"]["Endpoint"]["Properties"]
+    endpoint = {key: resolve(value, PARAMETERS) for key, value in endpoint.items() if key != "DeploymentConfig"}
+    stubber.add_response(
+        "create_model",
+        {"ModelArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model/m"},
+        expected_params=properties(stack, "Model", strict=True),
+    )
+    stubber.add_response(
+        "create_endpoint_config",
+        {"EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint-config/c"},
+        expected_params=properties(stack, "EndpointConfig", strict=True),
+    )
+    stubber.add_client_error(  # not there yet: deploy() creates it
+        "describe_endpoint", service_error_code="ValidationException", service_message="Could not find endpoint"
+    )
+    expected_endpoint = {key: endpoint[key] for key in ("EndpointName", "EndpointConfigName")}
+    assert endpoint == expected_endpoint  # and, with guardrails, the DeploymentConfig deploy() has no part in
+    if not endpoint_extra:
+        assert "DeploymentConfig" not in stack.template["Resources"]["Endpoint"]["Properties"]
+    stubber.add_response(
+        "create_endpoint",
+        {"EndpointArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/e"},
+        expected_params=expected_endpoint,
+    )
+    stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": endpoint["EndpointName"],
+            "EndpointArn": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/e",
+            "EndpointConfigName": endpoint["EndpointConfigName"],
+            "EndpointStatus": "InService",
+            "CreationTime": STARTED,
+            "LastModifiedTime": STARTED,
+        },
+    )
+    return stubber
+
+
+@pytest.fixture
+def sagemaker() -> Any:
+    return boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def _source(stack_ctx: BuildContext) -> ModelSource:
+    return ModelSource(
+        model_data_url=stack_ctx.model_data_url,
+        source_dir_uri=str(stack_ctx.source_archive),
+        image=stack_ctx.images.serving,
+        version=VERSION,
+    )
+
+
+def test_deploy_dev_template_is_what_the_local_deploy_sends(tmp_path: Path, sagemaker: Any) -> None:
+    """``deploy()`` (the local DeployDev stage's call) sends CreateModel/CreateEndpointConfig/CreateEndpoint
+    requests equal to the deploy-dev resources' properties; botocore validates them against SageMaker's API."""
+    ctx = build_context(tmp_path, fixture_spec())
+    stack = render_stacks(ctx, KMS_ARN)["deploy-dev"]
+    with _stub_deploy(sagemaker, stack) as stubber:
+        deployed = deploy(sagemaker, ctx.spec, _source(ctx), stage="dev", execution_id=EXECUTION_ID, kms_key_id=KMS_ARN)
+        stubber.assert_no_pending_responses()
+    assert deployed.endpoint_name == "customerchurn-dev"
+    assert deployed.model_name == f"customerchurn-dev-v{VERSION}-{EXECUTION_ID[:8]}"
+
+
+def test_the_comparison_catches_a_template_that_drifted_from_the_request(tmp_path: Path, sagemaker: Any) -> None:
+    ctx = build_context(tmp_path, fixture_spec())
+    stack = render_stacks(ctx, KMS_ARN)["deploy-dev"]
+    capture = stack.template["Resources"]["EndpointConfig"]["Properties"]["DataCaptureConfig"]
+    capture["InitialSamplingPercentage"] = 50  # the template says 50 %, deploy() sends the spec's 100 %
+    with _stub_deploy(sagemaker, stack), pytest.raises(StubAssertionError, match="InitialSamplingPercentage"):
+        deploy(sagemaker, ctx.spec, _source(ctx), stage="dev", execution_id=EXECUTION_ID, kms_key_id=KMS_ARN)
+
+
+def test_deploy_prd_templates_are_what_the_local_production_deploy_sends(tmp_path: Path, sagemaker: Any) -> None:
+    """Production: CodeDeploy's green endpoint per version (as ``LocalProdHost.start_green`` deploys it), and the
+    guardrails' stable endpoint."""
+    ctx = build_context(tmp_path / "codedeploy", fixture_spec())
+    production = ctx.spec.production
+    stack = render_stacks(ctx, KMS_ARN)["deploy-prd"]
+    green = naming.green_endpoint_name(ctx.spec, VERSION, EXECUTION_ID)
+    with _stub_deploy(sagemaker, stack) as stubber:
+        deploy(
+            sagemaker, ctx.spec, _source(ctx), stage="prd", execution_id=EXECUTION_ID, endpoint_name=green,
+            instance_count=production.instance_count, instance_type=production.instance_type, kms_key_id=KMS_ARN,
+        )  # fmt: skip
+        stubber.assert_no_pending_responses()
+
+    ctx = build_context(tmp_path / "guardrails", fixture_spec(**{"production.strategy": "LINEAR"}))
+    stack = render_stacks(ctx, KMS_ARN)["deploy-prd"]
+    with _stub_deploy(sagemaker, stack, endpoint_extra=True) as stubber:
+        deploy(
+            sagemaker, ctx.spec, _source(ctx), stage="prd", execution_id=EXECUTION_ID,
+            instance_count=production.instance_count, instance_type=production.instance_type, kms_key_id=KMS_ARN,
+        )  # fmt: skip
+        stubber.assert_no_pending_responses()
+
+
+def test_names_with_a_version_token_are_the_naming_functions_names() -> None:
+    spec = fixture_spec()
+    names = deployment_names(spec, stage="dev", version=VERSION, execution_id=EXECUTION_ID)
+    assert names.model == f"customerchurn-dev-{naming.deployment_suffix(VERSION, EXECUTION_ID)}"
+    assert names.endpoint_config == f"customerchurn-dev-{naming.deployment_suffix(VERSION, EXECUTION_ID)}"
+    assert green_endpoint_name(spec, VERSION, EXECUTION_ID) == naming.green_endpoint_name(spec, VERSION, EXECUTION_ID)
+    templated = deployment_names(spec, stage="dev", version=token("ModelVersion"), execution_id=EXECUTION_ID)
+    assert parameterize(templated.model) == {"Fn::Sub": "customerchurn-dev-v${ModelVersion}-3f2c1d4e"}
+    assert templated.model.replace("${ModelVersion}", str(VERSION)) == names.model  # the two forms agree
+    green = green_endpoint_name(spec, token("ModelVersion"), EXECUTION_ID).replace("${ModelVersion}", str(VERSION))
+    assert green == naming.green_endpoint_name(spec, VERSION, EXECUTION_ID)
+    assert parameterize(token("KmsKeyArn")) == {"Ref": "KmsKeyArn"}
+    assert parameterize("no tokens ${AWS::Region}") == "no tokens ${AWS::Region}"
+
+
+# --- Production strategies ---------------------------------------------------------------------------------
+
+
+def _resources(stack: StackDocuments, resource_type: str) -> dict[str, Any]:
+    return {k: v for k, v in stack.template["Resources"].items() if v["Type"] == resource_type}
+
+
+def test_codedeploy_strategy_shifts_the_api_alias_with_alarms_and_hooks(stacks: dict[str, StackDocuments]) -> None:
+    prd = stacks["deploy-prd"]
+    function = prd.template["Resources"]["ApiFunction"]["Properties"]
+    preference = function["DeploymentPreference"]
+    assert function["AutoPublishAlias"] == "live"
+    assert preference["Type"] == "Canary10Percent5Minutes"
+    assert preference["Alarms"] == [{"Ref": "ErrorRateAlarm"}, {"Ref": "LatencyAlarm"}]
+    assert preference["Hooks"] == {"PreTraffic": {"Ref": "PreTrafficHook"}, "PostTraffic": {"Ref": "PostTrafficHook"}}
+    assert preference["Role"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-codedeploy"
+    assert not _resources(prd, "AWS::CodeDeploy::DeploymentConfig")
+    assert "DeploymentConfig" not in prd.template["Resources"]["Endpoint"]["Properties"]
+    endpoint = properties(prd, "Endpoint")["EndpointName"]
+    assert endpoint == f"customerchurn-prd-v{VERSION}-{EXECUTION_ID[:8]}"  # green: one endpoint per version
+    errors = properties(prd, "ErrorRateAlarm")
+    assert errors["AlarmName"] == "customerchurn-dev-prd-5xx-rate"
+    assert errors["Threshold"] == 0.02 and errors["EvaluationPeriods"] == 2 and errors["DatapointsToAlarm"] == 1
+    assert errors["Metrics"][-1]["Expression"] == "IF(invocations >= 10, value / invocations)"
+    hooks = {k: v["Properties"] for k, v in _resources(prd, "AWS::Serverless::Function").items() if k != "ApiFunction"}
+    assert {h["FunctionName"] for h in hooks.values()} == {
+        "customerchurn-dev-pre-traffic-hook",
+        "customerchurn-dev-post-traffic-hook",
+    }
+    post = hooks["PostTrafficHook"]["Environment"]["Variables"]
+    assert post["MIN_REQUESTS"] == "10" and post["DEPLOYMENT_STARTED"] == STARTED.isoformat()
+    assert set(hooks["PreTrafficHook"]["Environment"]["Variables"]) == {
+        "ENDPOINT_NAME",
+        "CHECKS_URI",
+        "LATENCY_BUDGET_MS",
+    }
+
+
+@pytest.mark.parametrize(
+    ("strategy", "routing"),
+    [
+        (
+            "CANARY",
+            {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 15}, "WaitIntervalInSeconds": 240},
+        ),
+        (
+            "LINEAR",
+            {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                "WaitIntervalInSeconds": 240,
+            },
+        ),
+        ("ALL_AT_ONCE", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}),
+    ],
+)
+def test_guardrails_modes_configure_the_endpoint_and_no_codedeploy(
+    strategy: str, routing: dict[str, Any], tmp_path: Path
+) -> None:
+    prd = render(
+        tmp_path,
+        **{
+            "production.strategy": strategy,
+            "production.canary_percent": 15,
+            "production.linear_step_percent": 25,
+            "production.wait_interval_seconds": 240,
+            "production.bake_seconds": 600,
+        },
+    )["deploy-prd"]
+    endpoint = prd.template["Resources"]["Endpoint"]["Properties"]
+    config = endpoint["DeploymentConfig"]
+    policy = config["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == routing
+    assert policy["TerminationWaitInSeconds"] == 600
+    assert 600 <= policy["MaximumExecutionTimeoutInSeconds"] <= 14_400
+    assert config["AutoRollbackConfiguration"] == {
+        "Alarms": [{"AlarmName": {"Ref": "ErrorRateAlarm"}}, {"AlarmName": {"Ref": "LatencyAlarm"}}]
+    }
+    assert endpoint["EndpointName"] == "customerchurn-prd"  # one stable endpoint; SageMaker shifts its capacity
+    function = prd.template["Resources"]["ApiFunction"]["Properties"]
+    assert "DeploymentPreference" not in function
+    assert not _resources(prd, "AWS::CodeDeploy::DeploymentConfig")
+    assert set(_resources(prd, "AWS::Serverless::Function")) == {"ApiFunction"}
+    # The alarms watch the new fleet only (its endpoint config), by literal names: no cycle with the endpoint.
+    dimensions = properties(prd, "ErrorRateAlarm")["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"]
+    assert {"Name": "EndpointConfigName", "Value": f"customerchurn-prd-v{VERSION}-{EXECUTION_ID[:8]}"} in dimensions
+
+
+def test_custom_and_non_predefined_strategies_get_a_codedeploy_config(tmp_path: Path) -> None:
+    custom = render(
+        tmp_path / "a", **{"production.strategy": "Custom", "production.custom_steps": [[20, 120], [100, 0]]}
+    )["deploy-prd"]
+    config = custom.template["Resources"]["DeploymentConfig"]
+    assert config["Type"] == "AWS::CodeDeploy::DeploymentConfig"
+    assert config["Properties"] == {
+        "ComputePlatform": "Lambda",
+        "TrafficRoutingConfig": {
+            "Type": "TimeBasedCanary",
+            "TimeBasedCanary": {"CanaryPercentage": 20, "CanaryInterval": 2},
+        },
+    }
+    preference = custom.template["Resources"]["ApiFunction"]["Properties"]["DeploymentPreference"]
+    assert preference["Type"] == {"Ref": "DeploymentConfig"}
+
+    linear = render(tmp_path / "b", **{"production.strategy": "Linear25PercentEvery3Minutes"})["deploy-prd"]
+    routing = linear.template["Resources"]["DeploymentConfig"]["Properties"]["TrafficRoutingConfig"]
+    assert routing == {"Type": "TimeBasedLinear", "TimeBasedLinear": {"LinearPercentage": 25, "LinearInterval": 3}}
+
+
+def test_schedules_codedeploy_cannot_run_are_refused_naming_why(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="one canary step or equal linear steps"):
+        render(
+            tmp_path / "a",
+            **{"production.strategy": "Custom", "production.custom_steps": [[10, 60], [50, 120], [100, 0]]},
+        )
+    with pytest.raises(ConfigError, match="whole minutes"):
+        codedeploy_routing(build_schedule("Custom", bake_seconds=0, custom_steps=((10, 90.0), (100, 0.0))))
+    with pytest.raises(ConfigError, match="bake_seconds"):
+        codedeploy_routing(build_schedule("Custom", bake_seconds=0, custom_steps=((10, 60.0), (100, 60.0))))
+    with pytest.raises(ConfigError, match="at most 3600"):
+        render(tmp_path / "b", **{"production.strategy": "CANARY", "production.bake_seconds": 7200})
+    with pytest.raises(ConfigError, match="alarm_period_seconds"):
+        render(tmp_path / "c", **{"production.alarm_period_seconds": 90})
+    assert codedeploy_routing(build_schedule("AllAtOnce", bake_seconds=0)) == {"Type": "AllAtOnce"}
+
+
+def test_production_monitoring_autoscaling_and_api(stacks: dict[str, StackDocuments]) -> None:
+    prd = stacks["deploy-prd"]
+    schedule = properties(prd, "MonitoringSchedule")
+    assert schedule["MonitoringScheduleName"] == "customerchurn-dev-data-quality"
+    assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 * ? * * *)"
+    job = properties(prd, "DataQualityJobDefinition")
+    baseline = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline"
+    assert job["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == f"{baseline}/constraints.json"
+    assert job["DataQualityJobOutputConfig"]["KmsKeyId"] == KMS_ARN
+    drift = prd.template["Resources"]["DriftAlarm"]
+    assert drift["Properties"]["AlarmName"] == naming.alarm_name(fixture_spec(), "drift")
+    parts = [v["Properties"] for k, v in prd.template["Resources"].items() if re.fullmatch(r"DriftAlarm\d+", k)]
+    metrics = [m["MetricStat"]["Metric"]["MetricName"] for p in parts for m in p["Metrics"] if "MetricStat" in m]
+    assert "feature_baseline_drift_CustServ Calls" in metrics and all(len(p["Metrics"]) <= 11 for p in parts)
+    target = prd.template["Resources"]["ScalableTarget"]["Properties"]
+    assert "RoleARN" not in target  # the service-linked role
+    assert target["ResourceId"] == {"Fn::Sub": "endpoint/${Endpoint.EndpointName}/variant/AllTraffic"}
+    policy = properties(prd, "ScalingPolicy")["TargetTrackingScalingPolicyConfiguration"]
+    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    api = properties(prd, "RestApi")
+    assert api["Name"] == "customerchurn-dev-api"
+    assert prd.template["Resources"]["PostMethod"]["Properties"]["ApiKeyRequired"] is True
+    assert prd.template["Resources"]["UsagePlan"]["Properties"]["Throttle"]["RateLimit"] > 0
+    uri = json.dumps(prd.template["Resources"]["PostMethod"]["Properties"]["Integration"]["Uri"])
+    assert '"Ref": "ApiFunction.Alias"' in uri  # the alias CodeDeploy shifts, not $LATEST
+    code = prd.template["Resources"]["ApiFunction"]["Properties"]["CodeUri"]
+    assert code == {
+        "Bucket": f"customerchurn-dev-artifacts-{ACCOUNT}-us-east-1",
+        "Key": f"customerchurn/lambda/{LAMBDA_SHA256}.zip",
+    }
+
+
+def test_every_template_encrypts_with_the_pipeline_key(stacks: dict[str, StackDocuments]) -> None:
+    for kind, stack in stacks.items():
+        for logical_id, resource in stack.template["Resources"].items():
+            if resource["Type"] == "AWS::Logs::LogGroup":
+                assert resource["Properties"]["KmsKeyId"] == {"Ref": "KmsKeyArn"}, (kind, logical_id)
+    for kind in ("deploy-dev", "deploy-prd"):
+        config = properties(stacks[kind], "EndpointConfig")
+        assert config["KmsKeyId"] == KMS_ARN and config["DataCaptureConfig"]["KmsKeyId"] == KMS_ARN
+
+
+# --- The quality gate and registration in Step Functions ---------------------------------------------------
+
+
+def _definition(stacks: dict[str, StackDocuments]) -> dict[str, Any]:
+    definition: dict[str, Any] = stacks["training-job"].template["Resources"]["StateMachine"]["Properties"][
+        "Definition"
+    ]
+    return definition
+
+
+def test_gate_states_follow_the_spec_conditions(tmp_path: Path) -> None:
+    conditions = [
+        {"metric": "test:auc", "op": ">=", "threshold": 0.8},
+        {"metric": "validation:log_loss", "op": "<=", "threshold": 0.45},
+    ]
+    definition = _definition(render(tmp_path, **{"gate.conditions": conditions}))
+    assert definition["QueryLanguage"] == "JSONata"
+    states = definition["States"]
+    assert states["TrainModel"]["Next"] == quality_gate.CHECK_REPORTED
+    assert states["Gate1"]["Choices"][0] == {
+        "Condition": '{% $lookup($states.input.Metrics, "test:auc") >= 0.8 %}',
+        "Next": "Gate2",
+    }
+    assert states["Gate2"]["Choices"][0]["Next"] == "RegisterModel"
+    assert states["Gate2"]["Comment"] == "Quality gate: validation:log_loss <= 0.45"
+    assert states["Gate1Failed"]["Type"] == states["Gate2Failed"]["Type"] == "Fail"
+    register = states["RegisterModel"]
+    assert register["Resource"] == "arn:aws:states:::aws-sdk:sagemaker:createModelPackage"
+    assert register["Arguments"]["ModelApprovalStatus"] == "PendingManualApproval"
+    assert register["Arguments"]["ModelPackageGroupName"] == "customerchurn"
+    assert register["Next"] == "PublishModelVersion"
+    publish = states["PublishModelVersion"]["Arguments"]
+    assert publish["Name"] == naming.model_version_parameter(fixture_spec(), EXECUTION_ID)
+
+
+def test_gate_refuses_a_metric_the_job_does_not_report(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not report train:auc"):
+        render(tmp_path, **{"gate.conditions": [{"metric": "train:auc", "op": ">=", "threshold": 0.5}]})
+
+
+@pytest.fixture
+def jsonata() -> Callable[[str, dict[str, Any]], Any]:
+    module = pytest.importorskip(
+        "jsonata", reason="jsonata-python is not in the dev group: the gate's JSONata is only checked structurally"
+    )
+
+    def evaluate(expression: str, states: dict[str, Any]) -> Any:
+        assert expression.startswith("{%") and expression.endswith("%}"), expression
+        return module.Jsonata(expression[2:-2].strip()).evaluate(None, {"states": states})
+
+    return evaluate
+
+
+def _run_gate(definition: dict[str, Any], described_job: dict[str, Any], evaluate: Any) -> tuple[str, Any]:
+    """Walk the definition from the training task's output to Register or a Fail state (Choice semantics)."""
+    states = definition["States"]
+    data = evaluate(states["TrainModel"]["Output"], {"result": described_job, "input": {}})
+    name = states["TrainModel"]["Next"]
+    while states[name]["Type"] == "Choice":
+        state = states[name]
+        name = next(
+            (c["Next"] for c in state["Choices"] if evaluate(c["Condition"], {"input": data}) is True), state["Default"]
+        )
+    if states[name]["Type"] == "Fail":
+        return name, evaluate(states[name]["Cause"], {"input": data})
+    return name, data
+
+
+def _described(**metrics: float) -> dict[str, Any]:
+    return {
+        "TrainingJobName": "job",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/job/output/model.tar.gz"},
+        "FinalMetricDataList": [
+            {"MetricName": k, "Value": v, "Timestamp": "2025-01-02T03:04:05Z"} for k, v in metrics.items()
+        ],
+    }
+
+
+def _local_gate_message(stacks_spec: PipelineSpec, metrics: dict[str, float]) -> str:
+    with pytest.raises(GateFailedError) as failure:
+        check_gate(stacks_spec.gate, metrics)
+    return str(failure.value)
+
+
+def test_gate_decides_and_words_its_failures_as_the_local_gate(
+    stacks: dict[str, StackDocuments], jsonata: Callable[[str, dict[str, Any]], Any]
+) -> None:
+    definition, spec = _definition(stacks), fixture_spec()
+    state, data = _run_gate(definition, _described(**{"test:auc": 0.93, "validation:auc": 0.95}), jsonata)
+    assert state == "RegisterModel"
+    assert data["Metrics"] == {"test:auc": 0.93, "validation:auc": 0.95}
+
+    state, cause = _run_gate(definition, _described(**{"test:auc": 0.8512}), jsonata)
+    assert state == "Gate1Failed"
+    assert cause == _local_gate_message(spec, {"test:auc": 0.8512})
+
+    state, cause = _run_gate(definition, _described(**{"validation:auc": 0.99}), jsonata)
+    assert state == quality_gate.NOT_REPORTED
+    assert cause == _local_gate_message(spec, {"validation:auc": 0.99})
+    no_metrics = {"TrainingJobName": "job", "ModelArtifacts": {"S3ModelArtifacts": "s3://b/k"}}
+    state, cause = _run_gate(definition, no_metrics, jsonata)
+    assert cause == _local_gate_message(spec, {})
+
+    register = definition["States"]["RegisterModel"]
+    arguments = jsonata(register["Arguments"]["CustomerMetadataProperties"], {"input": data})
+    assert arguments["metric:test:auc"] == "0.93" and arguments["PipelineExecutionId"] == EXECUTION_ID
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/customerchurn/12"
+    output = jsonata(register["Output"], {"input": data, "result": {"ModelPackageArn": arn}})
+    assert output["ModelPackageVersion"] == "12"
+
+
+# --- Lint and policy checks ---------------------------------------------------------------------------------
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "canary": {"production.strategy": "CANARY"},
+    "linear": {"production.strategy": "LINEAR"},
+    "all-at-once": {"production.strategy": "ALL_AT_ONCE"},
+    "custom": {"production.strategy": "Custom", "production.custom_steps": [[20, 120], [100, 0]]},
+    "open-api": {"serving.api_key_required": False, "production.strategy": "Linear10PercentEvery1Minute"},
+}
+
+
+@pytest.fixture(scope="module")
+def all_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every template of every variant, one file each."""
+    root = tmp_path_factory.mktemp("templates")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)  # no pipeline.toml of the checkout
+        for name in list(os.environ):
+            if name.startswith("SAFEDEPLOY_"):
+                patch.delenv(name)
+        for variant, overrides in VARIANTS.items():
+            for kind, stack in render(root / variant, **overrides).items():
+                if variant == "default" or kind == "deploy-prd":
+                    (root / f"{variant}.{kind}.json").write_text(json.dumps(stack.template, indent=2))
+        yield root
+
+
+def test_cfn_lint_finds_no_errors_or_warnings(all_templates: Path) -> None:
+    files = sorted(all_templates.glob("*.json"))
+    assert len(files) == 4 + len(VARIANTS) - 1
+    report = run_cfn_lint(files)
+    assert not report.errors, "\n".join(report.errors)
+    assert not report.warnings, "\n".join(report.warnings)
+
+
+def test_cfn_lint_catches_a_broken_template(stacks: dict[str, StackDocuments], tmp_path: Path) -> None:
+    """The lint gate can fail: cfn-lint validates the state machine definition too."""
+    template = json.loads(json.dumps(stacks["training-job"].template))
+    template["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]["Gate1"]["Type"] = "Choise"
+    broken = tmp_path / "broken.template.json"
+    broken.write_text(json.dumps(template, indent=2))
+    assert any(error.startswith("E3601") for error in run_cfn_lint([broken]).errors)
+
+
+def test_checkov_passes_every_template_with_justified_skips(all_templates: Path) -> None:
+    try:
+        report = run_checkov(all_templates, "cloudformation", CHECKOV)
+    except PolicyToolMissingError as exc:
+        pytest.fail(str(exc))  # `make test` installs it: a missing checkov must not pass silently
+    assert not report.parsing_errors, report.parsing_errors
+    assert report.resources > 50 and report.passed > 0
+    assert not report.failed, "\n".join(map(str, report.failed))
+    assert not report.unjustified_skips, "\n".join(map(str, report.unjustified_skips))
+    assert report.ok
+    assert all(len(skip.detail) > 40 for skip in report.skipped)
+    assert "CKV_AWS_59" in {s.check_id for s in report.skipped if "open-api" in s.file}
+    assert "CKV_AWS_370" in {s.check_id for s in report.skipped}
+
+
+def test_every_checkov_skip_in_the_templates_has_a_reason(stacks: dict[str, StackDocuments]) -> None:
+    skips = [
+        skip
+        for stack in stacks.values()
+        for resource in stack.template["Resources"].values()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert {s["id"] for s in skips} == {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_120", "CKV_AWS_370"}
+    assert all(s["comment"].strip() for s in skips)
+
+
+# --- Lambda code, contract ----------------------------------------------------------------------------------
+
+
+def test_function_handlers_exist() -> None:
+    for handler in HANDLERS:
+        module, _, attribute = handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attribute)), handler
+
+
+def test_lambda_bundle_is_the_lambdas_and_what_they_import_reproducibly() -> None:
+    bundle = build_lambda_bundle(REPO_ROOT)
+    assert {"lambdas/api/app.py", "lambdas/hooks/common.py", "lambdas/hooks/pre_traffic.py"} <= set(bundle.files)
+    assert {"safedeploy/__init__.py", "safedeploy/store.py", "safedeploy/errors.py"} <= set(bundle.files)
+    assert not any(f.startswith(("tests/", "model/", "safedeploy/serving/")) for f in bundle.files)
+    assert "aws_lambda_powertools" in bundle.third_party and "boto3" not in bundle.third_party
+    assert build_lambda_bundle(REPO_ROOT).sha256 == bundle.sha256
+
+
+def test_lambda_bundle_follows_imports(tmp_path: Path) -> None:
+    (tmp_path / "lambdas" / "fn").mkdir(parents=True)
+    (tmp_path / "safedeploy" / "pkg").mkdir(parents=True)
+    (tmp_path / "lambdas" / "fn" / "app.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom safedeploy.pkg import mod\nimport requests\n"
+        "if TYPE_CHECKING:\n    import mypy_boto3_s3\n"
+    )
+    (tmp_path / "safedeploy" / "__init__.py").write_text("")
+    (tmp_path / "safedeploy" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "safedeploy" / "pkg" / "mod.py").write_text("from . import other\n")
+    (tmp_path / "safedeploy" / "pkg" / "other.py").write_text("import json\n")
+    (tmp_path / "safedeploy" / "unused.py").write_text("")
+    bundle = build_lambda_bundle(tmp_path)
+    assert bundle.files == (
+        "lambdas/fn/app.py",
+        "safedeploy/__init__.py",
+        "safedeploy/pkg/__init__.py",
+        "safedeploy/pkg/mod.py",
+        "safedeploy/pkg/other.py",
+    )
+    assert bundle.third_party == ("requests",)
+
+
+def test_contract_problems_name_the_file_and_key(tmp_path: Path) -> None:
+    spec = fixture_spec()
+    with pytest.raises(ContractError, match="no such file or directory"):
+        read_contract(tmp_path / "absent", spec)
+    directory = write_contract(tmp_path / "c", spec)
+    (directory / "hyperparameters.json").unlink()
+    with pytest.raises(ContractError, match=r"missing hyperparameters\.json"):
+        read_contract(directory, spec)
+    directory = write_contract(tmp_path / "d", spec)
+    (directory / "inputData.json").write_text("{not json")
+    with pytest.raises(ContractError, match=r"inputData\.json: not valid JSON"):
+        read_contract(directory, spec)
+    directory = write_contract(tmp_path / "e", spec)
+    document = json.loads((directory / "inputData.json").read_text())
+    del document["BaselineUri"]
+    document["TestUri"] = "s3://someone-elses-bucket/test/"
+    (directory / "inputData.json").write_text(json.dumps(document))
+    with pytest.raises(
+        ContractError,
+        match=r"TestUri s3://someone-elses-bucket/test/ is not in this pipeline.s data bucket .*; BaselineUri is missing",
+    ):
+        read_contract(directory, spec)
+    directory = write_contract(tmp_path / "f", spec)
+    (directory / "hyperparameters.json").write_text(json.dumps({"max_depth": 6}))
+    with pytest.raises(ContractError, match="not strings: max_depth"):
+        read_contract(directory, spec)
+    archive = tmp_path / "data-source.zip"
+    shutil.make_archive(str(archive.with_suffix("")), "zip", write_contract(tmp_path / "g", spec))
+    assert read_contract(archive, spec).uri("BaselineUri").endswith("baseline/baseline.csv")
+    (tmp_path / "bad.zip").write_text("not a zip")
+    with pytest.raises(ContractError, match="not a zip archive"):
+        read_contract(tmp_path / "bad.zip", spec)
