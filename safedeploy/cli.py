@@ -234,7 +234,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     if not args.yes and not sys.stdin.isatty():
         print(
             "error: destroy asks you to type the pipeline name on a terminal, and there is none: "
-            "pass --yes to destroy without asking",
+            "pass --yes to destroy without asking (make destroy YES=1)",
             file=sys.stderr,
         )
         return EXIT_ERROR

@@ -15,7 +15,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from lambdas.hooks import post_traffic, pre_traffic
-from lambdas.hooks.common import HookClients, report_once
+from lambdas.hooks.common import HookCheckError, HookClients, report_once
 from safedeploy.store import LocalArtifactStore, S3Uri
 
 EVENT = {"DeploymentId": "d-ABC", "LifecycleEventHookExecutionId": "hook-1"}
@@ -204,6 +204,29 @@ def test_post_traffic_needs_capture_from_this_deployment_and_a_low_error_rate(tm
     started = datetime.now(UTC) - timedelta(minutes=5)
     result = _run(post_traffic.create_handler(_post_env(started), clients), stubs)
     assert result["status"] == "Succeeded" and "200 requests" in result["message"]
+
+
+def test_post_traffic_bakes_first_then_checks_the_whole_bake(tmp_path: Path) -> None:
+    """On AWS the hook is the bake: it waits BAKE_SECONDS, then its checks cover traffic up to that moment."""
+    clients, _ = _clients(tmp_path, _Metrics(200, 1))
+    _capture(clients, 0)
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    events: list[str] = []
+
+    class _Recording(_Metrics):
+        def totals(self, endpoint: str, variant: str, start: datetime, end: datetime) -> tuple[float, float]:
+            events.append("metrics")
+            return super().totals(endpoint, variant, start, end)
+
+    clients = HookClients(clients.codedeploy, clients.sagemaker, clients.runtime, clients.store, _Recording(200, 1))
+    summary = post_traffic.check_served(
+        {**_post_env(started), "BAKE_SECONDS": "300"}, clients, sleep=lambda s: events.append(f"sleep {s:g}")
+    )
+    assert events == ["sleep 300", "metrics"] and "200 requests" in summary
+    with pytest.raises(HookCheckError, match=r"BAKE_SECONDS=900 is outside 0\.\.840"):
+        post_traffic.check_served({**_post_env(started), "BAKE_SECONDS": "900"}, clients, sleep=lambda s: None)
+    assert post_traffic.check_served(_post_env(started), clients, sleep=lambda s: events.append("never"))
+    assert "never" not in events
 
 
 @pytest.mark.parametrize(

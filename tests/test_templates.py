@@ -358,11 +358,22 @@ def test_codedeploy_strategy_shifts_the_api_alias_with_alarms_and_hooks(stacks: 
     }
     post = hooks["PostTrafficHook"]["Environment"]["Variables"]
     assert post["MIN_REQUESTS"] == "10" and post["DEPLOYMENT_STARTED"] == STARTED.isoformat()
+    # CodeDeploy has no bake at 100 %: the post-traffic hook waits it out, with time left for its checks
+    assert post["BAKE_SECONDS"] == "300" and hooks["PostTrafficHook"]["Timeout"] == 360
+    assert hooks["PreTrafficHook"]["Environment"]["Variables"]["CHECKS_URI"].endswith("/output/model.tar.gz")
     assert set(hooks["PreTrafficHook"]["Environment"]["Variables"]) == {
         "ENDPOINT_NAME",
         "CHECKS_URI",
         "LATENCY_BUDGET_MS",
     }
+
+
+def test_a_bake_longer_than_a_lambda_can_wait_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"bake_seconds=900.*at most 840 s.*guardrails mode"):
+        render(tmp_path, **{"production.bake_seconds": 900})
+    guardrails = render(tmp_path / "g", **{"production.strategy": "LINEAR", "production.bake_seconds": 900})
+    endpoint = properties(guardrails["deploy-prd"], "Endpoint")
+    assert endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 900
 
 
 @pytest.mark.parametrize(

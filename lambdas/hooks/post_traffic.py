@@ -5,7 +5,9 @@ any old capture file); green's variant served at least ``MIN_REQUESTS`` requests
 (model errors included) at most ``MAX_ERROR_RATE``. The verdict goes to CodeDeploy exactly once.
 
 Configuration: ``ENDPOINT_NAME``, ``VARIANT_NAME`` (default AllTraffic), ``CAPTURE_URI`` (the capture
-destination), ``DEPLOYMENT_STARTED`` (ISO 8601), ``MAX_ERROR_RATE`` (default 0.02), ``MIN_REQUESTS`` (default 1).
+destination), ``DEPLOYMENT_STARTED`` (ISO 8601), ``MAX_ERROR_RATE`` (default 0.02), ``MIN_REQUESTS`` (default 1),
+``BAKE_SECONDS`` (default 0: on AWS, CodeDeploy has no bake step after traffic reaches 100 %, so the hook waits
+this long first; its checks then cover the bake, and the deployment rolls back if they fail).
 
 On AWS, Lambda calls :data:`handler` (``lambdas.hooks.post_traffic.handler``), which builds boto3 clients
 on its first call (:mod:`lambdas.hooks.aws`); locally the deployment
@@ -14,17 +16,31 @@ controller uses :func:`create_handler` with injected ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from lambdas.hooks.aws import LazyHookHandler
 from lambdas.hooks.common import Handler, HookCheckError, HookClients, hook_handler, require
 from safedeploy.store import S3Uri
 
+MAX_BAKE_SECONDS = 840
+"""A Lambda runs at most 15 minutes: the bake plus the checks must fit in it."""
 
-def check_served(environ: Mapping[str, str], clients: HookClients, now: datetime | None = None) -> str:
-    """Run the checks; return a summary or raise :class:`HookCheckError`."""
+
+def check_served(
+    environ: Mapping[str, str],
+    clients: HookClients,
+    now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Bake (``BAKE_SECONDS``), then run the checks; return a summary or raise :class:`HookCheckError`."""
     endpoint = require(environ, "ENDPOINT_NAME")
+    bake = float(environ.get("BAKE_SECONDS", "0"))
+    if not 0 <= bake <= MAX_BAKE_SECONDS:
+        raise HookCheckError(f"BAKE_SECONDS={bake:g} is outside 0..{MAX_BAKE_SECONDS} (a Lambda runs 15 minutes)")
+    if bake:
+        sleep(bake)
     variant = environ.get("VARIANT_NAME", "AllTraffic")
     started = datetime.fromisoformat(require(environ, "DEPLOYMENT_STARTED"))
     max_error_rate = float(environ.get("MAX_ERROR_RATE", "0.02"))

@@ -7,6 +7,7 @@ variables encrypted with the pipeline's KMS key, and a KMS-encrypted log group e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.state_machine import LOG_RETENTION_DAYS, role_arn
 from safedeploy.cloudformation.template import Json, Template, checkov_skips, log_group
+from safedeploy.errors import ConfigError
 
 API_HANDLER = "lambdas.api.app.lambda_handler"
 PRE_TRAFFIC_HANDLER = "lambdas.hooks.pre_traffic.handler"
@@ -25,6 +27,9 @@ API_FUNCTION, PRE_TRAFFIC_FUNCTION, POST_TRAFFIC_FUNCTION = "ApiFunction", "PreT
 API_TIMEOUT_SECONDS = 29
 """API Gateway's integration timeout."""
 HOOK_TIMEOUT_SECONDS = 300
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+MAX_BAKE_SECONDS = 840
+"""The longest bake the post-traffic hook can wait out and still check within Lambda's 15 minutes."""
 LATENCY_BUDGET_MS = 500
 """The pre-traffic hook's budget for the known rows (the local controller's value)."""
 
@@ -111,6 +116,16 @@ def add_api_function(
     )
 
 
+def post_traffic_timeout(bake_seconds: float) -> int:
+    """The post-traffic hook's Lambda timeout: the bake plus time for the checks; refuse a bake that cannot fit."""
+    if bake_seconds > MAX_BAKE_SECONDS:
+        raise ConfigError(
+            f"production.bake_seconds={bake_seconds:g}: with CodeDeploy the post-traffic hook bakes inside a Lambda, "
+            f"which allows at most {MAX_BAKE_SECONDS} s; use a guardrails mode (CANARY, LINEAR, ALL_AT_ONCE) for longer"
+        )
+    return min(LAMBDA_MAX_TIMEOUT_SECONDS, max(HOOK_TIMEOUT_SECONDS, math.ceil(bake_seconds) + 60))
+
+
 def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, kms_key: Json) -> tuple[str, str]:
     """The pre- and post-traffic hooks (CodeDeploy ``BeforeAllowTraffic``/``AfterAllowTraffic``) for green."""
     spec = ctx.spec
@@ -133,7 +148,7 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
         purpose="post-traffic-hook",
         handler=POST_TRAFFIC_HANDLER,
         role="hooks-lambda",
-        timeout=HOOK_TIMEOUT_SECONDS,
+        timeout=post_traffic_timeout(spec.production.bake_seconds),
         environment={
             "ENDPOINT_NAME": endpoint,
             "VARIANT_NAME": C.DEFAULT_VARIANT,
@@ -142,6 +157,8 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
             "DEPLOYMENT_STARTED": ctx.started.isoformat(),
             "MAX_ERROR_RATE": str(spec.production.max_error_rate),
             "MIN_REQUESTS": str(spec.production.alarm_min_requests),
+            # CodeDeploy has no bake at 100 %: the hook waits it out, then checks (a failure rolls back).
+            "BAKE_SECONDS": f"{spec.production.bake_seconds:g}",
         },
         kms_key=kms_key,
     )
