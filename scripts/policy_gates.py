@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import importlib.util
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from safedeploy import naming  # noqa: E402
+from safedeploy.cloudformation.contract import write_example_contract  # noqa: E402
 from safedeploy.infra.policy import CheckovReport, run_cfn_lint, run_checkov  # noqa: E402
 from safedeploy.spec import load_spec  # noqa: E402
 
@@ -36,19 +35,7 @@ RENDERED_AT = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 def _contract(directory: Path) -> Path:
     spec = load_spec(overrides={"account_id": ACCOUNT_ID})
-    prefix = naming.dataset_prefix(spec, "0" * 16)
-    input_data = {
-        "TrainingUri": f"{prefix.join('train')}/",
-        "ValidationUri": f"{prefix.join('validation')}/",
-        "TestUri": f"{prefix.join('test')}/",
-        "BaselineUri": str(prefix.join("baseline", "baseline.csv")),
-        "FeatureSchemaUri": str(prefix.join("feature-schema.json")),
-        "DataSha256": "0" * 64,
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "inputData.json").write_text(json.dumps(input_data, indent=2))
-    (directory / "hyperparameters.json").write_text(json.dumps(spec.hyperparameters.as_sagemaker(), indent=2))
-    return directory
+    return write_example_contract(directory, spec, dataset_id="0" * 16, data_sha256="0" * 64)
 
 
 def _render_templates(out: Path) -> list[Path]:

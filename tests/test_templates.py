@@ -21,7 +21,7 @@ from botocore.stub import Stubber
 from safedeploy import naming
 from safedeploy.cloudformation import quality_gate
 from safedeploy.cloudformation.context import BuildContext, resolve_images
-from safedeploy.cloudformation.contract import ContractError, read_contract
+from safedeploy.cloudformation.contract import ContractError, read_contract, write_example_contract
 from safedeploy.cloudformation.functions import HANDLERS
 from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
 from safedeploy.cloudformation.stacks import StackDocuments, render_stacks
@@ -58,19 +58,7 @@ def fixture_spec(**overrides: Any) -> PipelineSpec:
 
 def write_contract(directory: Path, spec: PipelineSpec) -> Path:
     """The unpacked data-source contract the Data stage would write for ``spec`` (fixed dataset id)."""
-    prefix = naming.dataset_prefix(spec, DATASET_ID)
-    input_data = {
-        "TrainingUri": f"{prefix.join('train')}/",
-        "ValidationUri": f"{prefix.join('validation')}/",
-        "TestUri": f"{prefix.join('test')}/",
-        "BaselineUri": str(prefix.join("baseline", "baseline.csv")),
-        "FeatureSchemaUri": str(prefix.join("feature-schema.json")),
-        "DataSha256": "c0ffee" + "0" * 58,
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "inputData.json").write_text(json.dumps(input_data, indent=2))
-    (directory / "hyperparameters.json").write_text(json.dumps(spec.hyperparameters.as_sagemaker(), indent=2))
-    return directory
+    return write_example_contract(directory, spec, dataset_id=DATASET_ID, data_sha256="c0ffee" + "0" * 58)
 
 
 def build_context(tmp_path: Path, spec: PipelineSpec) -> BuildContext:

@@ -129,3 +129,20 @@ def read_contract(path: Path, spec: PipelineSpec) -> DataSourceContract:
         hyperparameters=dict(hyperparameters),
         origin=origin,
     )
+
+
+def write_example_contract(directory: Path, spec: PipelineSpec, *, dataset_id: str, data_sha256: str) -> Path:
+    """Write an unpacked contract shaped as the Data stage writes it, for a given dataset id (offline renders)."""
+    prefix = naming.dataset_prefix(spec, dataset_id)
+    input_data = {
+        "TrainingUri": f"{prefix.join('train')}/",
+        "ValidationUri": f"{prefix.join('validation')}/",
+        "TestUri": f"{prefix.join('test')}/",
+        "BaselineUri": str(prefix.join("baseline", "baseline.csv")),
+        "FeatureSchemaUri": str(prefix.join(C.FEATURE_SCHEMA_FILE)),
+        "DataSha256": data_sha256,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / C.INPUT_DATA_FILE).write_text(json.dumps(input_data, indent=2))
+    (directory / C.HYPERPARAMETERS_FILE).write_text(json.dumps(spec.hyperparameters.as_sagemaker(), indent=2))
+    return directory
