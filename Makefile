@@ -18,6 +18,7 @@ COMMENT ?=
 ENV ?= dev
 TARGET ?= local
 YES ?=
+TEST_WORKERS ?= auto
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
@@ -92,8 +93,8 @@ outputs: $(STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointNa
 stop: $(STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop
 
-test: $(STAMP) $(CHECKOV) ## Run the test suite (includes ruff, mypy, cfn-lint, checkov, terraform validate/plan)
-	$(BIN)/pytest
+test: $(STAMP) $(CHECKOV) ## Run the test suite (includes ruff, mypy, cfn-lint, checkov, terraform validate/plan); TEST_WORKERS=0 runs it in this process
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 $(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
 	rm -rf $(BENCH_VENV)

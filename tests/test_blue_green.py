@@ -94,15 +94,16 @@ class SimulatedHost:
 
 
 def _deployment(host: SimulatedHost, tmp_path: Path, strategy: str = "Canary10Percent5Minutes") -> BlueGreenDeployment:
-    # Model time: 5-minute canary, 2-minute bake, 60 s alarm periods; at scale 300 a period is 0.2 s on the wall.
+    # Model time: 5-minute canary, 2-minute bake, 60 s alarm periods; at scale 120 a period is 0.5 s on the wall,
+    # long enough for the synthetic feeder to fill a 10 % window even when a parallel test worker loads the CPU.
     schedule = build_schedule(strategy, bake_seconds=120)
     return BlueGreenDeployment(
         host=host,
         ledger=DeploymentLedger(tmp_path / "ledger", "churn"),
         schedule=schedule,
         alarms=AlarmSettings(min_requests=10),
-        clock=ScaledClock(scale=300),
-        min_real_period=0.2,
+        clock=ScaledClock(scale=120),
+        min_real_period=0.5,
         max_synthetic_rate=2000,
     )
 
