@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
 from botocore.exceptions import BotoCoreError, ClientError
 
 from safedeploy.errors import DeploymentError
@@ -55,6 +54,8 @@ def held_out_rows(store: ArtifactStore, test_prefix: str, limit: int) -> npt.NDA
 
 def offline_predictions(model_archive: bytes, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """What the model in ``model.tar.gz`` predicts for ``rows``, computed here with XGBoost."""
+    import xgboost as xgb  # here, not at the top: every CLI command imports this module, only DeployDev predicts
+
     with tarfile.open(fileobj=io.BytesIO(model_archive)) as archive:
         member = archive.extractfile(MODEL_FILE)
         if member is None:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import train_test_split
 
 from safedeploy import constants as C
 from safedeploy import naming
@@ -78,6 +77,10 @@ def read_data_source(store: ArtifactStore, uri: S3Uri) -> tuple[dict[str, str], 
 def _split(
     labels: npt.NDArray[np.int64], spec: PipelineSpec
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    # Imported here: scikit-learn (with scipy) takes about 2 s to import, and every CLI command imports this
+    # module; only the Data stage splits.
+    from sklearn.model_selection import train_test_split
+
     indices = np.arange(len(labels))
     holdout = spec.data.validation_fraction + spec.data.test_fraction
     train, rest = train_test_split(indices, test_size=holdout, stratify=labels, random_state=spec.data.seed)
