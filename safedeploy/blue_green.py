@@ -55,6 +55,11 @@ PRE_TRAFFIC = "BeforeAllowTraffic"
 POST_TRAFFIC = "AfterAllowTraffic"
 ERROR_RATE_ALARM = "green-error-rate"
 LATENCY_ALARM = "green-p99-latency"
+SYNTHETIC_HEADROOM = 3.0
+"""Green's expected synthetic requests per alarm period, as a multiple of the alarms' minimum. Which requests
+reach green is random (binomial in its share), and a one-period step (Linear...Every1Minute) has one window to
+show healthy: at 1.5x the minimum (15 expected for 10) a window falls short 4-7 % of the time, at 3x (30) once
+in 10^5-10^6 windows."""
 PREDICTION_ALARM = "green-prediction-shift"
 
 
@@ -319,8 +324,8 @@ class BlueGreenDeployment:
             self.host.route(blue, green, weight)
             weights = {blue.endpoint: round(1.0 - weight, 4), green.endpoint: weight}
         real_period = self._real_period()
-        # Enough requests that green alone gets 1.5x the minimum per period, whatever its share.
-        needed = 1.5 * self.alarms.min_requests / (max(weight, 0.01) * real_period)
+        # Enough requests that green alone expects SYNTHETIC_HEADROOM x the minimum per period, whatever its share.
+        needed = SYNTHETIC_HEADROOM * self.alarms.min_requests / (max(weight, 0.01) * real_period)
         feeder.rate = min(math.ceil(needed), self.max_synthetic_rate)
         self.ledger.append(
             self.deployment_id,

@@ -7,6 +7,7 @@ and feeder run unchanged; only the serving is simulated.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -28,7 +29,7 @@ from safedeploy.blue_green import (
 )
 from safedeploy.clock import ScaledClock
 from safedeploy.errors import DeploymentError
-from safedeploy.ledger import DeploymentLedger, ServedModel
+from safedeploy.ledger import EVENT_SHIFTED, DeploymentLedger, ServedModel
 from safedeploy.traffic import build_schedule
 
 BLUE = ServedModel("churn-prd-v1", 1)
@@ -197,9 +198,29 @@ def test_the_first_deployment_goes_all_at_once_and_still_bakes_with_alarms(tmp_p
 )
 def test_strategies_drive_the_alias_weights(tmp_path: Path, strategy: str, weights: list[float]) -> None:
     host = SimulatedHost()
-    _deployment(host, tmp_path, strategy).run(BLUE, "churn-prd-v2", version=2)
+    deployment = _deployment(host, tmp_path, strategy)
+    deployment.run(BLUE, "churn-prd-v2", version=2)
     assert [round(w, 1) for _, canary, w in host.routes if canary] == weights
     assert host.routes[-1] == ("churn-prd-v2", None, 0.0)
+    # Each one-period step has a single window to show healthy: the feeder sends enough that green falls short
+    # of the minimum in a window (binomial in its share) less than once in 10,000 windows, whatever its share.
+    shifts = [e for e in deployment.ledger.events() if e["event"] == EVENT_SHIFTED and len(e["weights"]) == 2]
+    assert len(shifts) == len(weights)
+    for shift in shifts:
+        share = shift["weights"]["churn-prd-v2"]
+        sent = math.floor(shift["synthetic_rate"] * deployment._real_period())
+        assert binomial_below(deployment.alarms.min_requests, sent, share) < 1e-4, shift
+
+
+def binomial_below(k: int, n: int, p: float) -> float:
+    """P(X < k) for X ~ Binomial(n, p)."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(min(k, n + 1)))
+
+
+def test_binomial_below() -> None:
+    assert binomial_below(1, 10, 0.5) == pytest.approx(0.5**10)
+    assert binomial_below(11, 10, 0.3) == pytest.approx(1.0)
+    assert binomial_below(10, 50, 0.3) == pytest.approx(0.0402, abs=1e-4)  # the old 1.5x headroom at 30 %
 
 
 @pytest.mark.parametrize("hook", ["BeforeAllowTraffic", "AfterAllowTraffic"])
