@@ -108,6 +108,11 @@ class TerraformNames:
         return self.spec.model_name
 
     @property
+    def environment(self) -> str:
+        """The environment: ``dev`` or ``prod``."""
+        return self.spec.environment
+
+    @property
     def pipeline(self) -> str:
         """``<model>-<environment>``: the prefix of this environment's resources."""
         return self.spec.pipeline_name

@@ -85,7 +85,7 @@ class BaseInfrastructureStack(TerraformStack):
             ),
         )
         roles = PipelineRoles(self, "roles", config=PipelineRolesConfig(names=names, key_arn=key.arn))
-        ModelRegistry(self, "registry", config=ModelRegistryConfig(names=names))
+        ModelRegistry(self, "registry", config=ModelRegistryConfig(names=names, key_arn=key.arn))
         repository = SourceRepository(
             self, "source", config=SourceRepositoryConfig(names=names, key_arn=key.arn, branch=config.source_branch)
         )

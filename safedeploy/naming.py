@@ -175,6 +175,21 @@ def model_package_group(spec: PipelineSpec) -> str:
     return spec.model_name
 
 
+def environment_claims_path(spec: PipelineSpec) -> str:
+    """The SSM path under which each environment's base infrastructure claims the model in an account and region.
+
+    The per-model stacks (``<model>-training-job``, ...), the registry group and the endpoints are named by model, not
+    environment, so two environments of one model cannot share an account and region: the second one's plan fails
+    on the first one's claim instead of its pipeline overwriting the other's stacks.
+    """
+    return f"/safedeploy/{spec.model_name}/environments"
+
+
+def environment_claim(spec: PipelineSpec) -> str:
+    """This environment's claim parameter under :func:`environment_claims_path`."""
+    return f"{environment_claims_path(spec)}/{spec.environment}"
+
+
 def lambda_code_uri(spec: PipelineSpec, sha256: str) -> S3Uri:
     """The Lambda functions' code bundle, content-addressed: ``<artifacts>/<model>/lambda/<sha256>.zip``."""
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/lambda/{sha256}.zip")

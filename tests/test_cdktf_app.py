@@ -864,3 +864,20 @@ def test_the_model_registry_group_is_base_infrastructure(synth: Synth, env: str)
     documents = doc["data"]["aws_iam_policy_document"]
     granted = {a for d in documents.values() for s in d.get("statement", []) for a in s.get("actions", [])}
     assert "sagemaker:CreateModelPackageGroup" not in granted and "sagemaker:DeleteModelPackageGroup" not in granted
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_environment_claims_its_account_and_region(synth: Synth, env: str) -> None:
+    """Per-model stacks and the registry group are named by model: the claim's precondition refuses a second
+    environment of the model in the same account and region at plan time."""
+    doc = synth.doc(env)
+    (claim,) = resources(doc, "aws_ssm_parameter").values()
+    assert claim["name"] == f"/safedeploy/customerchurn/environments/{env}" and claim["value"] == env
+    assert claim["type"] == "SecureString" and claim["key_id"] == ref("aws_kms_key", "kms_key", "arn")
+    (claims,) = doc["data"]["aws_ssm_parameters_by_path"].values()
+    assert claims["path"] == "/safedeploy/customerchurn/environments"
+    (precondition,) = claim["lifecycle"]["precondition"]
+    names = "data.aws_ssm_parameters_by_path.registry_claims.names"
+    expected = "${(length(setsubtract(" + names + ', ["' + claim["name"] + '"])) < 1)}'
+    assert precondition["condition"] == expected
+    assert f"the {env} environment needs its own account or region" in precondition["error_message"]

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from safedeploy.infra.plan import MOTO_SERVICES, apply_saved_plan, moto_overrides, plan_environment
+from safedeploy.infra.plan import MOTO_SERVICES, apply_saved_plan, moto_overrides, moto_server, plan_environment
 from safedeploy.infra.plan_summary import PlanSummary
 from safedeploy.infra.terraform_cli import (
     MIRROR_ENV,
     Terraform,
+    TerraformFailedError,
     TerraformUnavailableError,
     find_provider_mirror,
     find_terraform,
@@ -175,6 +176,33 @@ def test_make_plan_against_moto_produces_a_saved_plan(tmp_path: Path) -> None:
     assert json.loads((result.workdir / "plan-summary.json").read_text())["against"] == "moto"
     with pytest.raises(ValueError, match="made against moto, not an AWS account"):
         apply_saved_plan(result.workdir)
+
+
+@pytest.mark.slow
+def test_a_second_environment_in_the_same_account_and_region_fails_at_plan(tmp_path: Path) -> None:
+    """prod's per-model stacks would be dev's (both ``customerchurn-training-job``...): dev's claim stops prod's plan."""
+    import boto3
+
+    binary = _cli_or_skip()
+    with moto_server() as endpoint:
+        ssm = boto3.client(
+            "ssm", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )  # fmt: skip
+        ssm.put_parameter(Name="/safedeploy/customerchurn/environments/prod", Value="prod", Type="String")
+        workdir = working_copy(REPO_ROOT / "terraform" / "prod", tmp_path / "prod", moto_overrides(endpoint))
+        tf = Terraform(
+            binary, workdir, {**terraform_env(workdir, find_provider_mirror()), "AWS_EC2_METADATA_DISABLED": "true"}
+        )
+        tf.run("init", "-input=false", "-no-color")
+        plan = ("plan", "-input=false", "-no-color", "-var-file=terraform.tfvars.json", "-out=tfplan")
+        tf.run(*plan)  # its own claim (a re-plan of prod) is no obstacle
+        ssm.put_parameter(Name="/safedeploy/customerchurn/environments/dev", Value="dev", Type="String")
+        with pytest.raises(TerraformFailedError) as failed:
+            tf.run(*plan)
+    message = " ".join(str(failed.value).split())
+    assert "another environment of customerchurn already lives in this account and region" in message
+    assert "the prod environment needs its own account or region" in message
 
 
 def test_apply_needs_a_saved_plan(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ MOTO_SERVICES = (
     "sfn",
     "sns",
     "sqs",
+    "ssm",
     "sts",
 )
 """Provider endpoints redirected to the moto server (every service the base infrastructure uses)."""
