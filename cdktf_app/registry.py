@@ -62,7 +62,7 @@ class ModelRegistry(Construct):
                         condition=Op.lt(Fn.length_of(others), 1),  # (a literal 0 is lost in jsii: "== undefined")
                         error_message=(
                             f"another environment of {names.model} already lives in this account and region "
-                            f"(SSM {names.name(naming.environment_claims_path)}/): its per-model stacks, registry "
+                            f"(SSM {Fn.join(', ', others)}): its per-model stacks, registry "
                             f"group and endpoints are named by model, so the {names.environment} environment "
                             "needs its own account or region (set aws_region in terraform.tfvars.json)"
                         ),

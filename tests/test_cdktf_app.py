@@ -881,3 +881,4 @@ def test_the_environment_claims_its_account_and_region(synth: Synth, env: str) -
     expected = "${(length(setsubtract(" + names + ', ["' + claim["name"] + '"])) < 1)}'
     assert precondition["condition"] == expected
     assert f"the {env} environment needs its own account or region" in precondition["error_message"]
+    assert '${join(", ", setsubtract(' + names in precondition["error_message"]  # names the claims found

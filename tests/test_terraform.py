@@ -202,6 +202,7 @@ def test_a_second_environment_in_the_same_account_and_region_fails_at_plan(tmp_p
             tf.run(*plan)
     message = " ".join(str(failed.value).split())
     assert "another environment of customerchurn already lives in this account and region" in message
+    assert "(SSM /safedeploy/customerchurn/environments/dev)" in message
     assert "the prod environment needs its own account or region" in message
 
 
