@@ -31,7 +31,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 BENCH_VENV := .bench/mlflow
 
-.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs stop test bench lint fmt pr clean
+.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,9 @@ registry: $(STAMP) ## List the registered model versions and their approval stat
 
 outputs: $(STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...
 	@$(BIN)/safedeploy outputs
+
+monitor: $(STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
+	$(BIN)/safedeploy monitor run --trigger "make monitor"
 
 stop: $(STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from safedeploy.ledger import DeploymentLedger
+from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
 from safedeploy.runner import ExecutionStore
 from safedeploy.serving.host import LocalServingHost, ServingHost
@@ -23,13 +24,21 @@ from safedeploy.store import ArtifactRef, ArtifactStore, LocalArtifactStore
 from safedeploy.training.local_job import LocalTrainingJobs, TrainingJobDescription
 
 if TYPE_CHECKING:
-    from mypy_boto3_sagemaker.type_defs import CreateTrainingJobRequestTypeDef
+    from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, CreateTrainingJobRequestTypeDef
 
 
 class TrainingJobs(Protocol):
     """Runs ``CreateTrainingJob`` requests to completion."""
 
     def run(self, request: CreateTrainingJobRequestTypeDef) -> TrainingJobDescription:
+        """Run one job and describe the outcome."""
+        ...
+
+
+class ProcessingJobs(Protocol):
+    """Runs ``CreateProcessingJob`` requests to completion (the baseline and monitoring jobs)."""
+
+    def run(self, request: CreateProcessingJobRequestTypeDef, keep: bool = False) -> ProcessingJobDescription:
         """Run one job and describe the outcome."""
         ...
 
@@ -51,6 +60,9 @@ class Backend:
     registry: ModelRegistry
     training: TrainingJobs
     training_image: str
+    processing: ProcessingJobs
+    processing_image: str
+    """The framework image the monitor's code runs on (the training image: a framework the project pins)."""
     executions: ExecutionStore
     lock_path: Path
     serving: ServingHost
@@ -96,6 +108,8 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         registry=LocalModelRegistry(root / "registry", spec.region, spec.account_id),
         training=LocalTrainingJobs(store, root / "jobs", python=sys.executable),
         training_image=local_training_image(),
+        processing=LocalProcessingJobs(store, root / "processing-jobs", python=sys.executable),
+        processing_image=local_training_image(),
         executions=ExecutionStore(root / "executions", spec.pipeline_name),
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
         serving=LocalServingHost(root, spec.region, spec.account_id, spec.model_name),

@@ -1,4 +1,4 @@
-"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | runtime | destroy | spec``.
+"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | monitor | runtime | ...``.
 
 Every command accepts ``--config FILE`` and repeated ``--set key=value`` (dotted spec keys; values parsed as
 JSON when they parse), which take precedence over ``SAFEDEPLOY_*`` variables and the config file.
@@ -182,7 +182,35 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"pipeline {pipeline.spec.pipeline_name} has not run yet (start it with `make deploy`)")
         return 0
     print(execution.model_dump_json(indent=2) if args.json else format_execution(execution))
+    if not args.json:
+        _print_monitoring(args)
     return 0
+
+
+def _print_monitoring(args: argparse.Namespace) -> None:
+    """The production schedule, its latest execution and the drift alarms, under ``make status``."""
+    from safedeploy.monitoring import summary
+    from safedeploy.monitoring.records import MonitoringError
+
+    monitor = _monitor(args)
+    try:
+        schedule = monitor.schedule()
+    except MonitoringError:
+        return
+    executions = monitor.executions()
+    print(
+        f"\nMonitoring: {schedule.MonitoringScheduleName} {schedule.ScheduleExpression} on {schedule.EndpointName} "
+        f"(v{schedule.ModelPackageVersion}'s baseline)"
+    )
+    if executions:
+        last = executions[-1]
+        print(
+            f"  last execution {last.ScheduledTime:%Y-%m-%d %H:%M:%S}: {last.MonitoringExecutionStatus}, "
+            f"{len(last.Violations)} violations ({last.Trigger}); report {last.ReportUri or '-'}"
+        )
+    else:
+        print("  no executions yet (`make monitor` runs one now)")
+    print(summary.format_alarms(monitor.alarm_states()))
 
 
 def _status_aws(args: argparse.Namespace) -> int:
@@ -302,7 +330,22 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_outputs(args: argparse.Namespace) -> int:
     """Print the stack outputs (ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...) as JSON."""
-    print(format_outputs(_pipeline(args).backend.serving.outputs()))
+    outputs: dict[str, Any] = dict(_pipeline(args).backend.serving.outputs())
+    from safedeploy.monitoring.records import MonitoringError
+
+    monitor = _monitor(args)
+    try:
+        schedule = monitor.schedule()
+    except MonitoringError:
+        schedule = None
+    if schedule is not None:
+        alarms = monitor.alarm_states()
+        combined = next(iter(alarms))
+        outputs["MonitoringSchedule"] = schedule.MonitoringScheduleName
+        outputs["DriftAlarm"] = combined
+        outputs["DriftAlarmState"] = alarms[combined]["StateValue"]
+        outputs["DriftAlarms"] = {name: alarm["StateValue"] for name, alarm in alarms.items()}
+    print(format_outputs(outputs))
     return 0
 
 
@@ -323,6 +366,66 @@ def cmd_runtime(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(f"runtime pid {running.pid}: API {running.runtime_url}, gateway {running.gateway_url}; log {paths.log}")
     return 0
+
+
+def _monitor(args: argparse.Namespace) -> Any:
+    from safedeploy.monitoring.monitor import Monitor  # numpy and the analyzer, for this command only
+
+    pipeline = _pipeline(args)
+    backend = pipeline.backend
+    return Monitor(pipeline.spec, backend.store, backend.processing, backend.processing_image)
+
+
+def _time(text: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an ISO-8601 time such as 2026-12-03T10:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Data-quality monitoring: suggest a baseline, run the monitor, list executions and alarms."""
+    from safedeploy.monitoring import summary
+
+    if args.action == "suggest-baseline":
+        from safedeploy.monitoring.analyzer.job import JobError, suggest_baseline
+        from safedeploy.monitoring.analyzer.statistics import BaselineError
+        from safedeploy.monitoring.analyzer.table import DatasetError
+
+        try:
+            done = suggest_baseline(args.dataset, args.output)
+        except (JobError, DatasetError, BaselineError) as exc:
+            raise ConfigError(str(exc)) from None
+        print(
+            f"baseline of {done['item_count']} rows x {done['features']} columns: "
+            f"{args.output / 'statistics.json'}, {args.output / 'constraints.json'}"
+        )
+        return 0
+    monitor = _monitor(args)
+    if args.action == "executions":
+        executions = monitor.executions()
+        if args.json:
+            print(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
+        else:
+            print(summary.format_executions(executions))
+        return 0
+    if args.action == "alarms":
+        print(summary.format_alarms(monitor.alarm_states()))
+        return 0
+    if args.action in ("start", "stop"):
+        schedule = monitor.set_status("Scheduled" if args.action == "start" else "Stopped")
+        print(f"{schedule.MonitoringScheduleName}: {schedule.MonitoringScheduleStatus}")
+        return 0
+    execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
+    print(summary.format_execution(execution))
+    print("alarms:")
+    print(summary.format_alarms(monitor.alarm_states()))
+    return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -421,6 +524,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="aws: seconds to wait for each stack's delete (default %(default).0f)",
     )
     destroy.set_defaults(func=cmd_destroy)
+
+    monitor = sub.add_parser("monitor", parents=[common], help="data-quality monitoring of production")
+    monitor_actions = monitor.add_subparsers(dest="action", required=True)
+    suggest = monitor_actions.add_parser(
+        "suggest-baseline", parents=[common], help="statistics.json and constraints.json for a CSV with a header row"
+    )
+    suggest.add_argument("--dataset", type=Path, required=True, help="CSV with a header row (or a folder of them)")
+    suggest.add_argument("--output", type=Path, required=True, help="folder for statistics.json, constraints.json")
+    run_monitor = monitor_actions.add_parser(
+        "run", parents=[common], help="analyse production's capture now (default: since the previous execution)"
+    )
+    run_monitor.add_argument("--start", help="window start, ISO-8601 UTC (default: the previous execution's end)")
+    run_monitor.add_argument("--end", help="window end, ISO-8601 UTC (default: now)")
+    run_monitor.add_argument("--trigger", default="safedeploy monitor run", help="what started it (recorded)")
+    executions = monitor_actions.add_parser("executions", parents=[common], help="the schedule's executions")
+    executions.add_argument("--json", action="store_true", help="full records (ListMonitoringExecutions + reports)")
+    monitor_actions.add_parser("alarms", parents=[common], help="the drift alarms' states")
+    monitor_actions.add_parser("start", parents=[common], help="start the schedule (StartMonitoringSchedule)")
+    monitor_actions.add_parser("stop", parents=[common], help="stop the schedule; `monitor run` still works")
+    monitor.set_defaults(func=cmd_monitor)
 
     spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")
     spec.set_defaults(func=cmd_spec)

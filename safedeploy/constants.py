@@ -101,6 +101,7 @@ HYPERPARAMETERS_FILE: Final = "hyperparameters.json"
 # --- Pipeline ---------------------------------------------------------------------------------------
 STAGE_DATA: Final = "Data"
 STAGE_TRAIN: Final = "Train"
+STAGE_BASELINE: Final = "Baseline"
 STAGE_REGISTER: Final = "Register"
 STAGE_DEPLOY_DEV: Final = "DeployDev"
 STAGE_APPROVAL: Final = "ApproveDeployment"

@@ -226,3 +226,31 @@ def model_version_parameter(spec: PipelineSpec, execution_id: str) -> str:
     One per execution, so a later execution registering meanwhile cannot change what this one deploys.
     """
     return f"/safedeploy/{spec.pipeline_name}/executions/{execution_id}/model-version"
+
+
+def version_baseline_prefix(spec: PipelineSpec, version: int) -> S3Uri:
+    """Where a registered version's baselines live (``data/`` features, ``output/`` scores): its own, never shared."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/model-versions/{version}/baseline")
+
+
+def execution_baseline_prefix(spec: PipelineSpec, execution_id: str) -> S3Uri:
+    """Where an execution's baseline jobs write, before Register gives the baselines to the version."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/baseline-jobs/{execution_id}")
+
+
+def monitoring_job_name(spec: PipelineSpec, kind: str, now: datetime, unique: str) -> str:
+    """A baseline (``baseline``) or monitoring (``monitor``) processing job (at most 63 characters)."""
+    return f"{spec.model_name}-{kind}-{now:%Y%m%d-%H%M%S}-{unique[:8]}"[:63]
+
+
+def analyzer_code_prefix(spec: PipelineSpec, sha256: str) -> S3Uri:
+    """The monitor's code, content-addressed: a Processing job's code input."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/monitor-code/{sha256[:16]}")
+
+
+def drift_alarm_name(spec: PipelineSpec, feature: str | None = None) -> str:
+    """The drift alarm (``None``: the one that combines every feature's, which retraining subscribes to)."""
+    if feature is None:
+        return alarm_name(spec, "drift")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in feature.lower()).strip("-")
+    return alarm_name(spec, f"drift-{slug}")

@@ -9,7 +9,7 @@ Field names follow ``DescribeModelPackage`` so code and knowledge carry over to 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -35,6 +35,14 @@ class ApprovalChange(BaseModel):
     time: datetime
 
 
+class MetricsSource(BaseModel):
+    """SageMaker's ``MetricsSource``: a file in S3 with its content type and digest (``sha256:<hex>``)."""
+
+    ContentType: str = "application/json"
+    S3Uri: str
+    ContentDigest: str
+
+
 class ModelPackage(BaseModel):
     """One registered model version (``DescribeModelPackage`` names, plus the local approval history)."""
 
@@ -54,7 +62,10 @@ class ModelPackage(BaseModel):
     Metrics: dict[str, float]
     Hyperparameters: dict[str, str]
     CustomerMetadataProperties: dict[str, str] = Field(default_factory=dict)
-    """``DataSha256``, ``CodeRevision``, ``TrainingJobName``, ``PipelineExecutionId``, ``FeatureSchemaUri``."""
+    """``DataSha256``, ``CodeRevision``, ``TrainingJobName``, ``PipelineExecutionId``, ``FeatureSchemaUri``, and
+    the scores' baseline (``OutputStatisticsUri``/``OutputConstraintsUri`` with their ``...Sha256``)."""
+    DriftCheckBaselines: dict[str, dict[str, MetricsSource]] = Field(default_factory=dict)
+    """SageMaker's ``DriftCheckBaselines``: ``ModelDataQuality`` ``Statistics``/``Constraints`` of this version."""
     ApprovalHistory: list[ApprovalChange]
 
 
@@ -73,10 +84,18 @@ class ModelRegistration(BaseModel):
     registered_by: str
 
 
+VersionAttachments = Callable[[int], tuple[dict[str, dict[str, MetricsSource]], dict[str, str]]]
+"""Called with the new version's number under the registry lock, before the version is written: returns its
+``DriftCheckBaselines`` and extra ``CustomerMetadataProperties`` (e.g. after copying its baseline under the
+version's own prefix). If it raises, nothing is registered."""
+
+
 class ModelRegistry(Protocol):
     """What the pipeline needs from a model registry."""
 
-    def register(self, group: str, registration: ModelRegistration) -> ModelPackage:
+    def register(
+        self, group: str, registration: ModelRegistration, attach: VersionAttachments | None = None
+    ) -> ModelPackage:
         """Create the next version of ``group`` in ``PendingManualApproval``."""
         ...
 
@@ -121,11 +140,14 @@ class LocalModelRegistry:
         """The version's ARN, as SageMaker would name it."""
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:model-package/{group}/{version}"
 
-    def register(self, group: str, registration: ModelRegistration) -> ModelPackage:
+    def register(
+        self, group: str, registration: ModelRegistration, attach: VersionAttachments | None = None
+    ) -> ModelPackage:
         """Create the next version of ``group`` (status ``PendingManualApproval``)."""
         now = datetime.now(UTC)
         with exclusive_lock(self._group_dir(group) / ".lock", wait=True):
             version = max((int(p.stem) for p in self._versions(group)), default=0) + 1
+            baselines, metadata = attach(version) if attach is not None else ({}, {})
             package = ModelPackage(
                 ModelPackageGroupName=group,
                 ModelPackageVersion=version,
@@ -143,7 +165,9 @@ class LocalModelRegistry:
                     "TrainingJobName": registration.training_job_name,
                     "PipelineExecutionId": registration.pipeline_execution_id,
                     "FeatureSchemaUri": registration.feature_schema_uri,
+                    **metadata,
                 },
+                DriftCheckBaselines=baselines,
                 ApprovalHistory=[
                     ApprovalChange(
                         from_status=None,

@@ -208,6 +208,65 @@ class ProductionSpec(BaseModel):
         )
 
 
+class MonitoringSpec(BaseModel):
+    """Data-quality monitoring of production: the baseline job, the schedule, drift verdicts and alarms."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(default=True, description="Baseline every version and monitor production's capture.")
+    schedule_expression: str = Field(
+        default="cron(0 * ? * * *)",
+        description="When monitoring runs, as SageMaker accepts it: cron(0 * ? * * *) hourly, cron(0 H ? * * *) "
+        "daily, cron(0 H/N ? * * *) every N hours (UTC).",
+    )
+    time_scale: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="How much faster than real time the local schedule runs (60: an hourly schedule fires every "
+        "minute and analyses that minute's capture).",
+    )
+    comparison_threshold: float = Field(
+        default=0.1, gt=0, le=1, description="baseline_drift_check: the largest distribution distance allowed."
+    )
+    comparison_method: Literal["Simple", "Robust"] = Field(
+        default="Robust", description="Simple: the L-infinity distance; Robust: minus its sampling noise (deequ)."
+    )
+    significance: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate of the power-aware drift verdicts (spread over the features).",
+    )
+    drift_alarms: dict[str, float] = Field(
+        default_factory=lambda: {"CustServ Calls": 0.2},
+        description="Feature -> drift distance above which its alarm goes to ALARM (feature_baseline_drift_<name>).",
+    )
+    alarm_evaluation_periods: int = Field(default=1, ge=1, description="Schedule periods the drift alarm looks at.")
+    alarm_datapoints_to_alarm: int = Field(default=1, ge=1)
+    instance_type: str = "ml.m5.xlarge"
+    max_runtime_seconds: int = Field(default=1800, ge=60, le=86_400)
+    use_model_monitor: bool = Field(
+        default=False,
+        description="AWS only: run SageMaker Model Monitor's analyzer (accounts that still have it) instead of this "
+        "project's monitor as a Processing job.",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> MonitoringSpec:
+        from safedeploy.monitoring.schedule import parse_schedule  # the spec is imported first
+
+        try:
+            parse_schedule(self.schedule_expression)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.alarm_datapoints_to_alarm > self.alarm_evaluation_periods:
+            raise ValueError("alarm_datapoints_to_alarm must not exceed alarm_evaluation_periods")
+        for feature, threshold in self.drift_alarms.items():
+            if not feature.strip() or not 0 < threshold <= 1:
+                raise ValueError(f"drift_alarms[{feature!r}]: the threshold must be in (0, 1], got {threshold}")
+        return self
+
+
 class PipelineSpec(BaseSettings):
     """Everything that defines one pipeline: model, environment, data, training, gate."""
 
@@ -240,6 +299,7 @@ class PipelineSpec(BaseSettings):
     serving: ServingSpec = ServingSpec()
     approval: ApprovalSpec = ApprovalSpec()
     production: ProductionSpec = ProductionSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
     @field_validator("account_id", mode="before")
     @classmethod

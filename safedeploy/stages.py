@@ -131,6 +131,40 @@ class TrainStage:
 
 
 @dataclass(frozen=True)
+class BaselineStage:
+    """Suggest the version's baselines: its training features, and its scores on the validation set.
+
+    Model Monitor's suggest-baseline job beside Train (the workshop's Train stage runs both), here after it
+    because the scores' baseline needs the trained model. Both are Processing jobs on the backend; the files
+    stay under this execution's prefix until Register gives them to the new version.
+    """
+
+    spec: PipelineSpec
+    backend: Backend
+    name: str = C.STAGE_BASELINE
+
+    def run(self, context: StageContext) -> StageResult:
+        """Run both baseline jobs."""
+        from safedeploy.monitoring.baseline import run_baseline_jobs  # numpy-heavy, one stage needs it
+
+        train = context.outputs(C.STAGE_TRAIN)
+        jobs = run_baseline_jobs(
+            self.spec,
+            self.backend.store,
+            self.backend.processing,
+            self.backend.processing_image,
+            execution_id=context.execution_id,
+            input_data=context.outputs(C.STAGE_DATA)["input_data"],
+            model_data_url=train["model_data_url"],
+        )
+        return StageResult(
+            summary=f"jobs {', '.join(jobs.jobs)}: training features and {jobs.rows['validation_scores']} "
+            "validation scores baselined",
+            outputs={"files": jobs.files, "sha256": jobs.sha256, "jobs": jobs.jobs},
+        )
+
+
+@dataclass(frozen=True)
 class RegisterStage:
     """Register the gated model as a new version, pending manual approval."""
 
@@ -142,6 +176,12 @@ class RegisterStage:
     def run(self, context: StageContext) -> StageResult:
         """Create the model package version."""
         data, train = context.outputs(C.STAGE_DATA), context.outputs(C.STAGE_TRAIN)
+        attach = None
+        if self.spec.monitoring.enabled:
+            from safedeploy.monitoring.baseline import attach_baseline  # see BaselineStage
+
+            baseline = context.outputs(C.STAGE_BASELINE)
+            attach = attach_baseline(self.spec, self.backend.store, baseline["files"], baseline["sha256"])
         package = self.backend.registry.register(
             self.spec.model_name,
             ModelRegistration(
@@ -156,6 +196,7 @@ class RegisterStage:
                 feature_schema_uri=train["feature_schema_uri"],
                 registered_by=f"pipeline {self.spec.pipeline_name} ({getpass.getuser()})",
             ),
+            attach,
         )
         return StageResult(
             summary=f"{package.ModelPackageGroupName} v{package.ModelPackageVersion} {package.ModelApprovalStatus}",
@@ -351,7 +392,23 @@ def deploy_to_production(
     green_name = naming.green_endpoint_name(spec, release.source.version, execution_id)
     details = {"execution_id": release.execution_id, "model_package_arn": release.model_package_arn, **details}
     green = controller.run(blue, green_name, version=release.source.version, details=details)
+    if spec.monitoring.enabled:
+        monitor_production(spec, backend, green)
     return controller, blue, green
+
+
+def monitor_production(spec: PipelineSpec, backend: Backend, served: ServedModel) -> None:
+    """Point the data-quality schedule at what production now serves, with that version's own baseline."""
+    from safedeploy.monitoring.baseline import version_baseline  # see BaselineStage
+    from safedeploy.monitoring.monitor import Monitor
+
+    package = backend.registry.describe(spec.model_name, served.version)
+    baseline = version_baseline(package)
+    if baseline is None:
+        LOG.warning("v%s has no baseline (registered before monitoring): production is not monitored", served.version)
+        return
+    monitor = Monitor(spec, backend.store, backend.processing, backend.processing_image)
+    monitor.ensure_schedule(served.endpoint, C.DEFAULT_VARIANT, served.version, baseline)
 
 
 @dataclass(frozen=True)
@@ -434,8 +491,10 @@ def pipeline_stages(
     stages: list[Stage] = [
         DataStage(spec, backend),
         TrainStage(spec, backend),
-        RegisterStage(spec, backend, project_root),
     ]
+    if spec.monitoring.enabled:
+        stages.append(BaselineStage(spec, backend))
+    stages.append(RegisterStage(spec, backend, project_root))
     if spec.serving.enabled:
         stages.append(DeployDevStage(spec, backend))
         stages.append(ApprovalStage(spec, backend, approver or Deferred()))

@@ -74,12 +74,35 @@ def _expect_describe(stub: Stubber, status: str = "InService") -> None:
     )
 
 
+class _KnownRowsId(str):
+    """Equal to any inference id the pre-traffic hook's known-row check sends."""
+
+    def __eq__(self, other: object) -> bool:
+        prefix = pre_traffic.KNOWN_ROWS_PREFIX
+        return isinstance(other, str) and other.startswith(prefix) and len(other) > len(prefix)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+ANY_KNOWN_ROWS_ID = _KnownRowsId("known-rows-*")
+
+
 def _expect_invoke(stub: Stubber, scores: str) -> None:
     body = scores.encode()
     stub.add_response(
         "invoke_endpoint",
         {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "text/csv"},
-        {"EndpointName": ENDPOINT, "ContentType": "text/csv", "Accept": "text/csv", "Body": "1,2\n3,4"},
+        {
+            "EndpointName": ENDPOINT,
+            "ContentType": "text/csv",
+            "Accept": "text/csv",
+            "Body": "1,2\n3,4",
+            # the known rows carry their own inference-id prefix: monitoring keeps them out of its windows
+            "InferenceId": ANY_KNOWN_ROWS_ID,
+        },
     )
 
 

@@ -21,7 +21,7 @@ from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.serving.state import RuntimeState
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
@@ -192,6 +192,6 @@ class LocalServingHost:
         return outputs
 
 
-def format_outputs(outputs: dict[str, str]) -> str:
+def format_outputs(outputs: Mapping[str, object]) -> str:
     """Outputs as JSON, keys sorted."""
     return json.dumps(outputs, indent=2, sort_keys=True)

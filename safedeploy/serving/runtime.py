@@ -38,6 +38,8 @@ from safedeploy.store import LocalArtifactStore
 
 LOG = logging.getLogger("safedeploy.runtime")
 CAPTURE_FLUSH_INTERVAL_S = 1.0
+MONITOR_TICK_S = 1.0
+"""How often the runtime looks for a due monitoring schedule (the schedule's own clock may run scaled)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,60 @@ async def _flush_capture(writer: CaptureWriter, wake: asyncio.Event) -> None:
             LOG.exception("writing capture data failed; the records stay buffered and are retried")
 
 
+async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None:
+    """Start each data-quality schedule's due execution as a child process (one at a time per schedule)."""
+    from datetime import UTC, datetime
+
+    from safedeploy.monitoring.records import MonitoringRecords
+    from safedeploy.monitoring.scheduler import due, last_fire, records_root
+
+    records = MonitoringRecords(records_root(paths.state_dir))
+    running: dict[str, asyncio.subprocess.Process] = {}
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), MONITOR_TICK_S)
+        for name, process in list(running.items()):
+            if process.returncode is not None:
+                del running[name]
+        try:
+            schedules = records.schedules()
+        except (OSError, ValueError) as exc:
+            LOG.warning("cannot read monitoring schedules: %s", exc)
+            continue
+        for schedule in schedules:
+            name = schedule.MonitoringScheduleName
+            if name in running:
+                continue
+            try:
+                fire = due(schedule, last_fire(records, name), datetime.now(UTC))
+            except (OSError, ValueError) as exc:
+                LOG.warning("schedule %s: %s", name, exc)
+                continue
+            if fire is None:
+                continue
+            log = (paths.root / "logs" / "monitoring").resolve()
+            log.mkdir(parents=True, exist_ok=True)
+            with (log / f"{name}.log").open("ab") as out:
+                running[name] = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "safedeploy.monitoring.scheduler",
+                    "--state-dir",
+                    str(paths.state_dir),
+                    "--schedule",
+                    name,
+                    "--fire",
+                    fire.isoformat(),
+                    stdout=out,
+                    stderr=out,
+                )
+            LOG.info("monitoring schedule %s: execution for %s started (pid %s)", name, fire, running[name].pid)
+    for process in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        await process.wait()
+
+
 async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port: int, gateway_port: int) -> None:
     """Run the runtime until SIGTERM/SIGINT."""
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -124,6 +180,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        scheduler = asyncio.create_task(_run_monitoring_schedules(paths, stop))
         info = {
             "pid": os.getpid(),
             "runtime_url": f"http://127.0.0.1:{ports[0]}",
@@ -142,6 +199,8 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(scheduler, 15)
             await asyncio.to_thread(capture.flush)
             instances.close()
             await control.close()

@@ -1,0 +1,443 @@
+"""The Processing job's entry point: ``python -m safedeploy.monitoring.analyzer.job``.
+
+Two analyses, chosen by ``analysis_type`` (as Model Monitor's analyzer image is driven):
+
+* ``SUGGEST_BASELINE``: ``dataset_source`` is a CSV with a header row (a file, or a folder of them); writes
+  ``statistics.json`` and ``constraints.json`` to ``output_path``.
+* ``MODEL_MONITOR`` (the default): the bring-your-own-container contract. ``dataset_source`` holds the
+  window's data-capture JSONL (``<endpoint>/<variant>/yyyy/mm/dd/hh``), ``start_time``/``end_time`` bound it,
+  ``baseline_statistics``/``baseline_constraints`` name the baseline. Writes ``statistics.json``,
+  ``constraints.json`` and ``constraint_violations.json`` (plus ``output_statistics.json`` and
+  ``execution_summary.json``) to ``output_path``, CloudWatch metric lines under
+  ``<base>/output/metrics/cloudwatch`` when ``publish_cloudwatch_metrics`` is ``Enabled``, and
+  ``<base>/output/message`` (``CompletedWithViolations: Job completed successfully with N violations.``).
+
+``<base>`` is ``/opt/ml``, or ``$SAGEMAKER_BASE_DIR`` locally. A missing or corrupt baseline fails the job
+(exit 1, ``<base>/output/failure`` and the message name the file); an empty window ends ``InsufficientData``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from safedeploy.features import FeatureSchema
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.monitoring.analyzer.capture import CaptureDecoder, WindowData, capture_files, iso_millis, parse_time
+from safedeploy.monitoring.analyzer.checks import CheckResult, WindowFeature, evaluate
+from safedeploy.monitoring.analyzer.constraints import Constraints, read_constraints, suggest_constraints
+from safedeploy.monitoring.analyzer.parallel import read_window
+from safedeploy.monitoring.analyzer.preflight import preflight, raw_field_violations
+from safedeploy.monitoring.analyzer.statistics import (
+    BaselineError,
+    BaselineFeature,
+    dataset_statistics,
+    read_baseline_statistics,
+    write_json,
+)
+from safedeploy.monitoring.analyzer.table import Column, DatasetError, Table, TypeCounts, read_csv_with_header
+
+Json = dict[str, Any]
+
+
+class JobError(Exception):
+    """The job cannot run (bad configuration or baseline); the message names the problem."""
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Where the container contract puts things."""
+
+    base: Path
+
+    @property
+    def message(self) -> Path:
+        """``/opt/ml/output/message``: the job's one-line outcome (DescribeProcessingJob's ExitMessage)."""
+        return self.base / "output" / F.MESSAGE_FILE
+
+    @property
+    def failure(self) -> Path:
+        """``/opt/ml/output/failure``: why the job failed (its FailureReason)."""
+        return self.base / "output" / "failure"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """``/opt/ml/output/metrics/cloudwatch``."""
+        return self.base / "output" / "metrics" / "cloudwatch"
+
+
+def _require(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise JobError(f"the environment variable {name} is not set (SageMaker's Model Monitor container contract)")
+    return value
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, "utf-8")
+    temporary.replace(path)
+
+
+# --- suggest-baseline ---------------------------------------------------------------------------------------
+def suggest_baseline(dataset: Path, output: Path, distribution: Mapping[str, Any] | None = None) -> Json:
+    """Baseline a CSV with a header (a file or a folder of ``*.csv``); write statistics and constraints.
+
+    ``distribution`` overrides ``monitoring_config.distribution_constraints`` in the suggested constraints.
+    """
+    files = sorted(dataset.rglob("*.csv")) if dataset.is_dir() else [dataset]
+    if not files:
+        raise JobError(f"no CSV files under {dataset}")
+    texts = []
+    for path in files:
+        try:
+            texts.append((path, path.read_text("utf-8")))
+        except FileNotFoundError:
+            raise JobError(f"dataset {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JobError(f"dataset {path} cannot be read as UTF-8 text: {exc}") from None
+    tables = [read_csv_with_header(str(path), text) for path, text in texts]
+    table = tables[0] if len(tables) == 1 else _concatenate(tables, [str(p) for p, _ in texts])
+    statistics = dataset_statistics(table).document
+    constraints = suggest_constraints(statistics)
+    constraints["monitoring_config"]["distribution_constraints"].update(distribution or {})
+    write_json(output / F.STATISTICS_FILE, statistics)
+    write_json(output / F.CONSTRAINTS_FILE, constraints)
+    return {"item_count": table.item_count, "features": len(table.columns)}
+
+
+def _concatenate(tables: list[Table], names: list[str]) -> Table:
+    header = tables[0].names()
+    for table, name in zip(tables[1:], names[1:], strict=True):
+        if table.names() != header:
+            raise JobError(f"{name}: its header differs from {names[0]}'s; every part must have the same columns")
+    columns = []
+    for index, first in enumerate(tables[0].columns):
+        parts = [t.columns[index] for t in tables]
+        types = TypeCounts()
+        for part in parts:
+            types.add(part.types)
+        strings = None
+        if all(p.strings is not None for p in parts):
+            strings = [s for p in parts for s in (p.strings or [])]
+        columns.append(Column(first.name, np.concatenate([p.values for p in parts]), types, strings))
+    return Table(columns, sum(t.item_count for t in tables))
+
+
+# --- monitoring --------------------------------------------------------------------------------------------------
+def window_column(name: str, index: int, data: WindowData) -> Column:
+    """One column of the window, typed by how each value arrived."""
+    values, fractional_mask, text = data.column(index)
+    values = values.copy()
+    values[~np.isfinite(values)] = np.nan
+    numeric = ~np.isnan(values)
+    rows = int(values.shape[0])
+    fractional = int(np.count_nonzero(fractional_mask & numeric))
+    present_numeric = int(np.count_nonzero(numeric))
+    strings = int(np.count_nonzero(text))
+    types = TypeCounts(
+        null=rows - present_numeric - strings,
+        integral=present_numeric - fractional,
+        fractional=fractional,
+        string=strings,
+    )
+    return Column(name, values, types)
+
+
+def _score_table(scores: np.ndarray) -> Table:
+    values = scores.astype(np.float64)
+    present = int(np.count_nonzero(~np.isnan(values)))
+    fractional = int(np.count_nonzero((values != np.trunc(values)) & ~np.isnan(values)))
+    types = TypeCounts(null=values.size - present, integral=present - fractional, fractional=fractional)
+    return Table([Column(F.OUTPUT_FEATURE, values, types)], int(values.size))
+
+
+def _check_columns(
+    columns: Iterable[Column],
+    rows: int,
+    baseline: list[BaselineFeature],
+    constraints: Constraints,
+    significance: float,
+) -> tuple[Json, CheckResult]:
+    """Statistics of each column (one in memory at a time), then every check against the baseline."""
+    types = {f.name: f.inferred_type for f in baseline}
+    features: list[Json] = []
+    window: dict[str, WindowFeature] = {}
+    for column in columns:
+        statistics = dataset_statistics(Table([column], rows), types)
+        features.extend(statistics.document["features"])
+        window[column.name] = WindowFeature(column.name, column.types, rows, statistics.sketches.get(column.name))
+    document: Json = {"version": 0.0, "dataset": {"item_count": rows}, "features": features}
+    return document, evaluate(constraints, baseline, window, significance=significance)
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """The job's inputs, read from the environment (the container contract, plus this analyzer's extras)."""
+
+    dataset_source: Path
+    output_path: Path
+    start: datetime | None
+    end: datetime | None
+    baseline_statistics: Path
+    baseline_constraints: Path
+    publish_metrics: bool
+    endpoint: str
+    schedule: str
+    feature_schema: Path | None
+    output_statistics: Path | None
+    output_constraints: Path | None
+    exclude_prefixes: tuple[str, ...]
+    significance: float
+    workers: int | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> MonitoringSettings:
+        """Read and validate the settings."""
+
+        def path(name: str) -> Path | None:
+            value = environ.get(name, "").strip()
+            return Path(value) if value else None
+
+        def moment(name: str) -> datetime | None:
+            value = environ.get(name, "").strip()
+            if not value:
+                return None
+            try:
+                return parse_time(value)
+            except ValueError:
+                raise JobError(f"{name}={value!r} is not an ISO-8601 time such as 2026-12-03T10:00:00Z") from None
+
+        fmt = environ.get(F.ENV_DATASET_FORMAT, "").strip()
+        if fmt:
+            try:
+                parsed = json.loads(fmt)
+            except json.JSONDecodeError:
+                raise JobError(f"{F.ENV_DATASET_FORMAT} is not JSON: {fmt!r}") from None
+            if not isinstance(parsed, dict) or "sagemakerCaptureJson" not in parsed:
+                raise JobError(
+                    f"{F.ENV_DATASET_FORMAT}={fmt}: this monitor reads an endpoint's data capture "
+                    '({"sagemakerCaptureJson": {...}}); batch-transform formats are not supported'
+                )
+        try:
+            significance = float(environ.get(F.ENV_SIGNIFICANCE, "0.05"))
+        except ValueError:
+            raise JobError(f"{F.ENV_SIGNIFICANCE} must be a number between 0 and 1") from None
+        if not 0 < significance < 1:
+            raise JobError(f"{F.ENV_SIGNIFICANCE} must be between 0 and 1, got {significance}")
+        prefixes = environ.get(
+            F.ENV_EXCLUDE_INFERENCE_ID_PREFIXES, f"{F.SYNTHETIC_INFERENCE_PREFIX},{F.KNOWN_ROWS_INFERENCE_PREFIX}"
+        )
+        settings = cls(
+            dataset_source=Path(_require(environ, F.ENV_DATASET_SOURCE)),
+            output_path=Path(_require(environ, F.ENV_OUTPUT_PATH)),
+            start=moment(F.ENV_START_TIME),
+            end=moment(F.ENV_END_TIME),
+            baseline_statistics=Path(_require(environ, F.ENV_BASELINE_STATISTICS)),
+            baseline_constraints=Path(_require(environ, F.ENV_BASELINE_CONSTRAINTS)),
+            publish_metrics=environ.get(F.ENV_PUBLISH_METRICS, "Disabled").strip() == "Enabled",
+            endpoint=environ.get(F.ENV_ENDPOINT_NAME, ""),
+            schedule=environ.get(F.ENV_SCHEDULE_NAME, ""),
+            feature_schema=path(F.ENV_FEATURE_SCHEMA),
+            output_statistics=path(F.ENV_OUTPUT_BASELINE_STATISTICS),
+            output_constraints=path(F.ENV_OUTPUT_BASELINE_CONSTRAINTS),
+            exclude_prefixes=tuple(p.strip() for p in prefixes.split(",") if p.strip()),
+            significance=significance,
+            workers=_workers(environ.get(F.ENV_WORKERS, "")),
+        )
+        if settings.start and settings.end and settings.start >= settings.end:
+            raise JobError(f"start_time {iso_millis(settings.start)} is not before end_time {iso_millis(settings.end)}")
+        return settings
+
+
+def _workers(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= 64:
+        raise JobError(f"{F.ENV_WORKERS}={text!r} must be a whole number of processes from 1 to 64")
+    return workers
+
+
+def run_monitoring(settings: MonitoringSettings, paths: JobPaths) -> Json:
+    """Analyse one window; write the reports; return the execution summary."""
+    started = time.perf_counter()
+    baseline_n, baseline = read_baseline_statistics(settings.baseline_statistics)
+    constraints = read_constraints(settings.baseline_constraints)
+    schema = None
+    if settings.feature_schema is not None:
+        try:
+            schema = FeatureSchema.from_json(settings.feature_schema.read_bytes())
+        except FileNotFoundError:
+            raise BaselineError(f"feature schema {settings.feature_schema} does not exist") from None
+        except ValueError as exc:
+            raise BaselineError(f"feature schema {settings.feature_schema}: {exc}") from None
+    output_baseline = None
+    if settings.output_statistics is not None and settings.output_constraints is not None:
+        output_baseline = (
+            read_baseline_statistics(settings.output_statistics)[1],
+            read_constraints(settings.output_constraints),
+        )
+    names = [f.name for f in baseline]
+    if not settings.dataset_source.is_dir():
+        raise JobError(f"dataset_source {settings.dataset_source} is not a directory")
+    files = capture_files(settings.dataset_source, settings.start, settings.end)
+    decoder = CaptureDecoder(
+        names, schema, start=settings.start, end=settings.end, exclude_prefixes=settings.exclude_prefixes
+    )
+    data = read_window(decoder, files, paths.base / "work" / "decode", settings.workers)
+    read_seconds = time.perf_counter() - started
+
+    rows = data.rows
+    summary: Json = {
+        "window": {
+            "start_time": iso_millis(settings.start) if settings.start else None,
+            "end_time": iso_millis(settings.end) if settings.end else None,
+        },
+        "files": len(files),
+        "records": data.records,
+        "rows": rows,
+        "excluded": dict(data.excluded),
+        "outside_window": data.outside_window,
+        "malformed": dict(data.problems.counts),
+        "malformed_examples": data.problems.examples,
+        "content_types": dict(data.content_types),
+        "baseline_item_count": baseline_n,
+    }
+    result = CheckResult()
+    blocking = preflight(names, schema, data, result)
+    statistics_doc: Json = {"version": 0.0, "dataset": {"item_count": rows}, "features": []}
+    if rows and not blocking:
+        columns = (window_column(name, index, data) for index, name in enumerate(names))
+        statistics_doc, checks = _check_columns(columns, rows, baseline, constraints, settings.significance)
+        result.violations.extend(checks.violations)
+        result.verdicts.update(checks.verdicts)
+        result.metrics.update(checks.metrics)
+        raw_field_violations(data, schema, result)
+        scores = data.scores()
+        if output_baseline is not None and np.count_nonzero(~np.isnan(scores)):
+            score_table = _score_table(scores)
+            output_doc, output_checks = _check_columns(
+                score_table.columns,
+                score_table.item_count,
+                output_baseline[0],
+                output_baseline[1],
+                settings.significance,
+            )
+            write_json(settings.output_path / F.OUTPUT_STATISTICS_FILE, output_doc)
+            for violation in output_checks.violations:
+                violation["source"] = "endpointOutput"
+            result.violations.extend(output_checks.violations)
+            result.verdicts.update({f"{F.OUTPUT_FEATURE} (output)": v for v in output_checks.verdicts.values()})
+            result.metrics.update(output_checks.metrics)
+    summary["verdicts"] = result.verdicts
+    summary["violations"] = len(result.violations)
+    summary["violations_by_check"] = dict(Counter(v["constraint_check_type"] for v in result.violations))
+    summary["insufficient_data"] = sorted(
+        n for n, v in result.verdicts.items() if v.get("verdict") == "insufficient_data"
+    )
+    if result.violations:
+        status = F.COMPLETED_WITH_VIOLATIONS
+        message = f"{status}: Job completed successfully with {len(result.violations)} violations."
+    elif rows == 0:
+        status = F.INSUFFICIENT_DATA
+        message = (
+            f"{F.INSUFFICIENT_DATA}: no captured records in the window "
+            f"({data.outside_window} outside it, {sum(data.excluded.values())} synthetic or hook records excluded, "
+            f"{data.problems.total} malformed)."
+        )
+    else:
+        status = F.COMPLETED
+        message = f"{status}: Job completed successfully with no violations."
+    summary["status"] = status
+    summary["message"] = message
+    statistics_out = statistics_doc
+    write_json(settings.output_path / F.STATISTICS_FILE, statistics_out)
+    write_json(settings.output_path / F.CONSTRAINTS_FILE, suggest_constraints(statistics_out))
+    write_json(settings.output_path / F.VIOLATIONS_FILE, {"violations": result.violations})
+    summary["seconds"] = {"read": round(read_seconds, 3), "total": round(time.perf_counter() - started, 3)}
+    summary["metrics"] = result.metrics
+    write_json(settings.output_path / F.EXECUTION_SUMMARY_FILE, summary)
+    if settings.publish_metrics and rows:
+        _write_metrics(paths, settings, result.metrics)
+    _write_text(paths.message, message)
+    return summary
+
+
+def _write_metrics(paths: JobPaths, settings: MonitoringSettings, metrics: Mapping[str, float]) -> None:
+    """CloudWatch metric lines in the container contract's format (one JSON object per line)."""
+    stamp = (settings.end or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dimensions = [
+        {"Name": F.DIMENSION_ENDPOINT, "Value": settings.endpoint},
+        {"Name": F.DIMENSION_SCHEDULE, "Value": settings.schedule},
+    ]
+    lines = [
+        json.dumps({"MetricName": name, "Timestamp": stamp, "Dimensions": dimensions, "Value": value, "Unit": "None"})
+        for name, value in sorted(metrics.items())
+    ]
+    _write_text(paths.metrics_dir / F.CLOUDWATCH_METRICS_FILE, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def _distribution_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if threshold := env.get(F.ENV_COMPARISON_THRESHOLD, "").strip():
+        try:
+            value = float(threshold)
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= 1:
+            raise JobError(f"{F.ENV_COMPARISON_THRESHOLD}={threshold!r} must be a number in (0, 1]")
+        overrides["comparison_threshold"] = value
+    if method := env.get(F.ENV_COMPARISON_METHOD, "").strip():
+        if method not in F.COMPARISON_METHODS:
+            raise JobError(f"{F.ENV_COMPARISON_METHOD}={method!r} must be one of {', '.join(F.COMPARISON_METHODS)}")
+        overrides["comparison_method"] = method
+    return overrides
+
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """Run the analysis the environment asks for; 0 on success (violations included), 1 on failure."""
+    env = dict(os.environ if environ is None else environ)
+    paths = JobPaths(Path(env.get(F.ENV_BASE_DIR) or F.OPT_ML))
+    try:
+        analysis = env.get(F.ENV_ANALYSIS_TYPE, "MODEL_MONITOR").strip()
+        if analysis == "SUGGEST_BASELINE":
+            done = suggest_baseline(
+                Path(_require(env, F.ENV_DATASET_SOURCE)),
+                Path(_require(env, F.ENV_OUTPUT_PATH)),
+                _distribution_overrides(env),
+            )
+            _write_text(
+                paths.message, f"Completed: baseline of {done['item_count']} rows, {done['features']} features."
+            )
+            print(json.dumps(done))
+            return 0
+        if analysis != "MODEL_MONITOR":
+            raise JobError(f"{F.ENV_ANALYSIS_TYPE}={analysis!r}: expected MODEL_MONITOR or SUGGEST_BASELINE")
+        summary = run_monitoring(MonitoringSettings.from_environ(env), paths)
+        print(summary["message"])
+        return 0
+    except (JobError, BaselineError, DatasetError) as exc:
+        reason = f"ClientError: {exc}"
+        _write_text(paths.failure, reason)
+        _write_text(paths.message, f"{F.FAILED}: {exc}"[:1024])
+        print(reason, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

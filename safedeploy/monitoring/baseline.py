@@ -1,0 +1,175 @@
+"""The Baseline stage's work: suggest-baseline jobs for a trained model, and handing the baseline to its version.
+
+Two Processing jobs (the analyzer's ``SUGGEST_BASELINE``): the Data stage's baseline dataset (the training
+features with a header), and the model's scores on the validation set (scored here, offline, from the
+archive the Train stage produced), so production's score distribution can be watched too. They write under
+the execution's own prefix; Register copies the files under the version's prefix
+(``naming.version_baseline_prefix``) and records their URIs and sha256 in the registry, so every version keeps
+its own baseline and production is always monitored against the baseline of the version it serves.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from safedeploy import naming
+from safedeploy.errors import ArtifactError
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.monitoring.monitor import ProcessingJobs
+from safedeploy.monitoring.records import BaselineFiles, MonitoringError
+from safedeploy.monitoring.requests import baseline_job_request, upload_analyzer
+from safedeploy.registry import MetricsSource, VersionAttachments
+from safedeploy.serving.ids import random_uuid
+from safedeploy.smoke import offline_predictions
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import ArtifactStore, S3Uri
+
+FILES = ("statistics", "constraints", "output_statistics", "output_constraints")
+
+
+@dataclass(frozen=True)
+class BaselineJobs:
+    """What the Baseline stage produced: file URIs with their sha256, and the jobs that wrote them."""
+
+    files: dict[str, str]
+    sha256: dict[str, str]
+    jobs: list[str]
+    rows: dict[str, int]
+
+
+def _run(processing: ProcessingJobs, request: object, what: str) -> str:
+    job = processing.run(request)
+    if job.processing_job_status != "Completed":
+        raise MonitoringError(
+            f"the {what} baseline job {job.processing_job_name} {job.processing_job_status}: "
+            f"{job.failure_reason} (log: {job.log_file})"
+        )
+    return job.processing_job_name
+
+
+def run_baseline_jobs(
+    spec: PipelineSpec,
+    store: ArtifactStore,
+    processing: ProcessingJobs,
+    image_uri: str,
+    *,
+    execution_id: str,
+    input_data: Mapping[str, str],
+    model_data_url: str,
+) -> BaselineJobs:
+    """Baseline the training features and the validation scores; raise :class:`MonitoringError` if a job fails."""
+    prefix = naming.execution_baseline_prefix(spec, execution_id)
+    code = upload_analyzer(store, spec)
+    now = datetime.now(UTC)
+
+    def name() -> str:
+        return naming.monitoring_job_name(spec, "baseline", now, random_uuid().replace("-", ""))
+
+    data_job = _run(
+        processing,
+        baseline_job_request(
+            spec,
+            job_name=name(),
+            dataset=input_data["BaselineUri"],
+            output=prefix.join("data"),
+            code=code,
+            image_uri=image_uri,
+        ),
+        "training-feature",
+    )
+    validation = S3Uri.parse(input_data["ValidationUri"]).join("validation.csv")
+    rows = np.loadtxt(io.StringIO(store.get_bytes(validation).decode("utf-8")), delimiter=",", ndmin=2)
+    scores = offline_predictions(store.get_bytes(S3Uri.parse(model_data_url)), rows[:, 1:].astype(np.float32))
+    body = F.OUTPUT_FEATURE + "\n" + "".join(f"{float(s):.9g}\n" for s in scores)
+    scores_uri = prefix.join("scores", "validation-scores.csv")
+    store.put_bytes(scores_uri, body.encode(), "text/csv")
+    output_job = _run(
+        processing,
+        baseline_job_request(
+            spec,
+            job_name=name(),
+            dataset=scores_uri,
+            output=prefix.join("output"),
+            code=code,
+            image_uri=image_uri,
+        ),
+        "model-output",
+    )
+    files = {
+        "statistics": prefix.join("data", F.STATISTICS_FILE),
+        "constraints": prefix.join("data", F.CONSTRAINTS_FILE),
+        "output_statistics": prefix.join("output", F.STATISTICS_FILE),
+        "output_constraints": prefix.join("output", F.CONSTRAINTS_FILE),
+    }
+    digests = {}
+    for key, uri in files.items():
+        head = store.head(uri)
+        if head is None:
+            raise MonitoringError(f"the baseline job did not write {uri}")
+        digests[key] = head.sha256
+    return BaselineJobs(
+        files={k: str(v) for k, v in files.items()},
+        sha256=digests,
+        jobs=[data_job, output_job],
+        rows={"validation_scores": int(scores.size)},
+    )
+
+
+def attach_baseline(
+    spec: PipelineSpec, store: ArtifactStore, files: Mapping[str, str], sha256: Mapping[str, str]
+) -> VersionAttachments:
+    """Register's attachment: copy the execution's baseline under the version's prefix, verified, and describe it."""
+
+    def attach(version: int) -> tuple[dict[str, dict[str, MetricsSource]], dict[str, str]]:
+        target = naming.version_baseline_prefix(spec, version)
+        copied: dict[str, MetricsSource] = {}
+        for key in FILES:
+            source = S3Uri.parse(files[key])
+            data = store.get_bytes(source)  # verified against the store's recorded checksum
+            folder = "output" if key.startswith("output_") else "data"
+            ref = store.put_bytes(target.join(folder, source.key.rsplit("/", 1)[-1]), data, "application/json")
+            if ref.sha256 != sha256[key]:
+                raise ArtifactError(f"{source} changed since the Baseline stage wrote it")
+            copied[key] = MetricsSource(S3Uri=ref.uri, ContentDigest=f"sha256:{ref.sha256}")
+        baselines = {"ModelDataQuality": {"Statistics": copied["statistics"], "Constraints": copied["constraints"]}}
+        metadata = {
+            "OutputStatisticsUri": copied["output_statistics"].S3Uri,
+            "OutputStatisticsSha256": copied["output_statistics"].ContentDigest,
+            "OutputConstraintsUri": copied["output_constraints"].S3Uri,
+            "OutputConstraintsSha256": copied["output_constraints"].ContentDigest,
+        }
+        return baselines, metadata
+
+    return attach
+
+
+def version_baseline(package: object) -> BaselineFiles | None:
+    """The baseline a registered version carries (None for versions registered before monitoring existed)."""
+    baselines = getattr(package, "DriftCheckBaselines", {}).get("ModelDataQuality")
+    metadata: Mapping[str, str] = getattr(package, "CustomerMetadataProperties", {})
+    if not baselines or "FeatureSchemaUri" not in metadata:
+        return None
+
+    def digest(source: MetricsSource | str | None) -> str | None:
+        text = source.ContentDigest if isinstance(source, MetricsSource) else source
+        return text.split(":", 1)[1] if text else None
+
+    sha = {
+        "statistics": digest(baselines["Statistics"]),
+        "constraints": digest(baselines["Constraints"]),
+        "output_statistics": digest(metadata.get("OutputStatisticsSha256")),
+        "output_constraints": digest(metadata.get("OutputConstraintsSha256")),
+    }
+    return BaselineFiles(
+        statistics=baselines["Statistics"].S3Uri,
+        constraints=baselines["Constraints"].S3Uri,
+        feature_schema=metadata["FeatureSchemaUri"],
+        output_statistics=metadata.get("OutputStatisticsUri"),
+        output_constraints=metadata.get("OutputConstraintsUri"),
+        sha256={k: v for k, v in sha.items() if v},
+    )

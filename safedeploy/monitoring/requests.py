@@ -1,0 +1,228 @@
+"""The monitor's Processing jobs as ``CreateProcessingJob`` requests: one builder for both backends.
+
+The analyzer (``safedeploy/monitoring/analyzer/`` with ``safedeploy/features.py``) ships as the job's code
+input: its files, content-addressed under ``naming.analyzer_code_prefix``, land in
+``/opt/ml/processing/input/code`` and run on a framework image the project already pins, with
+``PYTHONPATH`` pointing there: ``python3 -m safedeploy.monitoring.analyzer.job``. Locally the same request runs
+as a child process (``safedeploy/processing/local_job.py``), so the bundle is proven self-contained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from safedeploy import naming
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import ArtifactStore, S3Uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType
+    from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, ProcessingInputTypeDef
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+CODE_PATH = "/opt/ml/processing/input/code"
+OUTPUT_PATH = "/opt/ml/processing/output"
+DATASET_PATH = "/opt/ml/processing/input/dataset"
+ENDPOINT_PATH = "/opt/ml/processing/input/endpoint"
+BASELINE_PATH = "/opt/ml/processing/input/baseline"
+ENTRYPOINT = ["python3", "-m", "safedeploy.monitoring.analyzer.job"]
+
+
+def analyzer_files(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
+    """The files of the analyzer bundle, by their path in the code input (``safedeploy/...``)."""
+    package = root / "safedeploy"
+    files = {
+        "safedeploy/__init__.py": package / "__init__.py",
+        "safedeploy/features.py": package / "features.py",
+        "safedeploy/monitoring/__init__.py": package / "monitoring" / "__init__.py",
+    }
+    for path in sorted((package / "monitoring" / "analyzer").glob("*.py")):
+        files[f"safedeploy/monitoring/analyzer/{path.name}"] = path
+    return files
+
+
+def upload_analyzer(store: ArtifactStore, spec: PipelineSpec, root: Path = PACKAGE_ROOT) -> S3Uri:
+    """Upload the bundle once per content (its sha256 names the prefix); return the prefix."""
+    files = analyzer_files(root)
+    digest = hashlib.sha256()
+    for name, path in files.items():
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    prefix = naming.analyzer_code_prefix(spec, digest.hexdigest())
+    for name, path in files.items():
+        uri = prefix.join(name)
+        if store.head(uri) is None:
+            store.put_file(uri, path, "text/x-python")
+    return prefix
+
+
+def _input(name: str, uri: S3Uri | str, local_path: str) -> ProcessingInputTypeDef:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": str(uri),
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    image_uri: str,
+    code: S3Uri,
+    inputs: Sequence[ProcessingInputTypeDef],
+    output: S3Uri,
+    environment: Mapping[str, str],
+    kms_key_id: str | None,
+) -> CreateProcessingJobRequestTypeDef:
+    monitoring = spec.monitoring
+    cluster: dict[str, Any] = {
+        "InstanceCount": 1,
+        "InstanceType": cast("ProcessingInstanceTypeType", monitoring.instance_type),
+        "VolumeSizeInGB": 20,
+    }
+    output_config: dict[str, Any] = {
+        "Outputs": [
+            {
+                "OutputName": "monitoring_output",
+                "S3Output": {"S3Uri": str(output), "LocalPath": OUTPUT_PATH, "S3UploadMode": "EndOfJob"},
+            }
+        ]
+    }
+    if kms_key_id is not None:
+        cluster["VolumeKmsKeyId"] = kms_key_id
+        output_config["KmsKeyId"] = kms_key_id
+    return cast(
+        "CreateProcessingJobRequestTypeDef",
+        {
+            "ProcessingJobName": job_name,
+            "RoleArn": naming.execution_role_arn(spec),
+            "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": list(ENTRYPOINT)},
+            "Environment": {"PYTHONPATH": CODE_PATH, **environment},
+            "ProcessingInputs": [_input("code", code, CODE_PATH), *inputs],
+            "ProcessingOutputConfig": output_config,
+            "ProcessingResources": {"ClusterConfig": cluster},
+            "StoppingCondition": {"MaxRuntimeInSeconds": monitoring.max_runtime_seconds},
+            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
+            "Tags": [
+                {"Key": "safedeploy:model", "Value": spec.model_name},
+                {"Key": "safedeploy:environment", "Value": spec.environment},
+            ],
+        },
+    )
+
+
+def baseline_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    dataset: S3Uri | str,
+    output: S3Uri,
+    code: S3Uri,
+    image_uri: str,
+    kms_key_id: str | None = None,
+) -> CreateProcessingJobRequestTypeDef:
+    """Suggest a baseline for a CSV with a header: ``statistics.json`` and ``constraints.json`` to ``output``."""
+    return _request(
+        spec,
+        job_name=job_name,
+        image_uri=image_uri,
+        code=code,
+        inputs=[_input("baseline_dataset_input", dataset, DATASET_PATH)],
+        output=output,
+        environment={
+            F.ENV_ANALYSIS_TYPE: "SUGGEST_BASELINE",
+            F.ENV_DATASET_FORMAT: F.DATASET_FORMAT_CSV_HEADER,
+            F.ENV_DATASET_SOURCE: DATASET_PATH,
+            F.ENV_OUTPUT_PATH: OUTPUT_PATH,
+            F.ENV_PUBLISH_METRICS: "Disabled",
+            F.ENV_COMPARISON_THRESHOLD: str(spec.monitoring.comparison_threshold),
+            F.ENV_COMPARISON_METHOD: spec.monitoring.comparison_method,
+        },
+        kms_key_id=kms_key_id,
+    )
+
+
+@dataclass(frozen=True)
+class BaselineUris:
+    """A version's baseline files (features and, if present, the model's scores) and its feature schema."""
+
+    statistics: str
+    constraints: str
+    feature_schema: str
+    output_statistics: str | None = None
+    output_constraints: str | None = None
+
+
+def monitoring_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    schedule_name: str,
+    endpoint: str,
+    capture_prefixes: Sequence[S3Uri],
+    start: datetime,
+    end: datetime,
+    baseline: BaselineUris,
+    output: S3Uri,
+    code: S3Uri,
+    image_uri: str,
+    kms_key_id: str | None = None,
+) -> CreateProcessingJobRequestTypeDef:
+    """Analyse ``[start, end)`` of ``endpoint``'s capture (one input per hour folder, as Model Monitor stages it)."""
+    inputs: list[ProcessingInputTypeDef] = []
+    for prefix in capture_prefixes:  # <capture>/<endpoint>/<variant>/yyyy/mm/dd/hh
+        relative = prefix.key.split(f"/{endpoint}/", 1)[-1]
+        inputs.append(_input(f"endpoint-{len(inputs)}", prefix, f"{ENDPOINT_PATH}/{endpoint}/{relative}"))
+    files = {
+        "statistics": baseline.statistics,
+        "constraints": baseline.constraints,
+        "schema": baseline.feature_schema,
+        "output-statistics": baseline.output_statistics,
+        "output-constraints": baseline.output_constraints,
+    }
+    environment = {
+        F.ENV_ANALYSIS_TYPE: "MODEL_MONITOR",
+        F.ENV_DATASET_FORMAT: F.DATASET_FORMAT_CAPTURE,
+        F.ENV_DATASET_SOURCE: ENDPOINT_PATH,
+        F.ENV_OUTPUT_PATH: OUTPUT_PATH,
+        F.ENV_START_TIME: f"{start:%Y-%m-%dT%H:%M:%S}Z",
+        F.ENV_END_TIME: f"{end:%Y-%m-%dT%H:%M:%S}Z",
+        F.ENV_PUBLISH_METRICS: "Enabled",
+        F.ENV_ENDPOINT_NAME: endpoint,
+        F.ENV_SCHEDULE_NAME: schedule_name,
+        F.ENV_SIGNIFICANCE: str(spec.monitoring.significance),
+    }
+    names = {
+        "statistics": F.ENV_BASELINE_STATISTICS,
+        "constraints": F.ENV_BASELINE_CONSTRAINTS,
+        "schema": F.ENV_FEATURE_SCHEMA,
+        "output-statistics": F.ENV_OUTPUT_BASELINE_STATISTICS,
+        "output-constraints": F.ENV_OUTPUT_BASELINE_CONSTRAINTS,
+    }
+    for key, uri in files.items():
+        if uri is None:
+            continue
+        filename = S3Uri.parse(uri).key.rsplit("/", 1)[-1]
+        inputs.append(_input(f"baseline-{key}", uri, f"{BASELINE_PATH}/{key}"))
+        environment[names[key]] = f"{BASELINE_PATH}/{key}/{filename}"
+    return _request(
+        spec,
+        job_name=job_name,
+        image_uri=image_uri,
+        code=code,
+        inputs=inputs,
+        output=output,
+        environment=environment,
+        kms_key_id=kms_key_id,
+    )

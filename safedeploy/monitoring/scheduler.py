@@ -1,0 +1,91 @@
+"""The local monitoring scheduler: which schedule is due, and running one scheduled execution.
+
+The runtime (``safedeploy/serving/runtime.py``) ticks every second: :func:`due` reads each schedule and its
+executions and says whether a fire time has passed on the schedule's clock. It then starts
+``python -m safedeploy.monitoring.scheduler --state-dir DIR --schedule NAME --fire ISO`` as a child process,
+which runs that execution with the spec the schedule was created with, exactly as ``make monitor`` would, but
+over the schedule's window (the period since the previous fire time). Missed fire times (the runtime was
+stopped) are not back-filled, as SageMaker does not; the next one runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from safedeploy.monitoring.records import MonitoringRecords, MonitoringSchedule
+from safedeploy.monitoring.schedule import ScheduleClock, parse_schedule
+
+LOG = logging.getLogger(__name__)
+SCHEDULE_TRIGGER = "schedule"
+
+
+def records_root(state_dir: Path) -> Path:
+    """Where schedules live under a state directory."""
+    return state_dir / "monitoring"
+
+
+def due(schedule: MonitoringSchedule, last_fire: datetime | None, wall_now: datetime) -> datetime | None:
+    """The latest fire time (model time) that has passed and has not run, if any."""
+    if schedule.MonitoringScheduleStatus != "Scheduled":
+        return None
+    cron = parse_schedule(schedule.ScheduleExpression)
+    clock = ScheduleClock(schedule.Anchor, schedule.TimeScale)
+    model_now = clock.model_time(wall_now)
+    latest = cron.previous_at_or_before(model_now)
+    start = clock.model_time(schedule.CreationTime)
+    if latest <= start or (last_fire is not None and latest <= last_fire):
+        return None
+    return latest
+
+
+def last_fire(records: MonitoringRecords, name: str) -> datetime | None:
+    """The fire time of the schedule's latest scheduled execution."""
+    fires = [e.ScheduledTime for e in records.executions(name) if e.Trigger.startswith(SCHEDULE_TRIGGER)]
+    return max(fires) if fires else None
+
+
+def run_scheduled(state_dir: Path, name: str, fire: datetime) -> int:
+    """Run the execution of ``name`` due at ``fire`` (model time); 0 unless the execution failed."""
+    from safedeploy.backends import create_backend  # the child process only
+    from safedeploy.monitoring.monitor import Monitor
+    from safedeploy.spec import PipelineSpec
+
+    records = MonitoringRecords(records_root(state_dir))
+    schedule = records.schedule(name)
+    if schedule is None or not schedule.Spec:
+        LOG.error("schedule %s is gone or has no spec", name)
+        return 1
+    spec = PipelineSpec.model_validate(schedule.Spec)
+    backend = create_backend(spec)
+    cron = parse_schedule(schedule.ScheduleExpression)
+    clock = ScheduleClock(schedule.Anchor, schedule.TimeScale)
+    start, end = cron.window_ending(fire)
+    monitor = Monitor(spec, backend.store, backend.processing, backend.processing_image)
+    execution = monitor.run(
+        start=max(clock.wall_time(start), schedule.CreationTime),
+        end=clock.wall_time(end),
+        trigger=f"{SCHEDULE_TRIGGER} {schedule.ScheduleExpression}",
+        scheduled_time=fire,
+    )
+    LOG.info("%s: %s (%s)", name, execution.MonitoringExecutionStatus, execution.ExitMessage or execution.FailureReason)
+    return 1 if execution.MonitoringExecutionStatus == "Failed" else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of one scheduled execution (started by the runtime)."""
+    parser = argparse.ArgumentParser(prog="safedeploy-monitor-scheduler", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--schedule", required=True)
+    parser.add_argument("--fire", required=True, help="the fire time (model time, ISO-8601)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    fire = datetime.fromisoformat(args.fire)
+    return run_scheduled(args.state_dir.resolve(), args.schedule, fire.astimezone(UTC))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

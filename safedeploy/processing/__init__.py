@@ -1,0 +1,1 @@
+"""Processing jobs: SageMaker ``CreateProcessingJob`` requests, run locally or by SageMaker."""
