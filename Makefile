@@ -30,6 +30,7 @@ CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 BENCH_VENV := .bench/mlflow
+EVIDENTLY_VENV := .bench/evidently
 
 .PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test bench lint fmt pr clean
 
@@ -107,9 +108,15 @@ $(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
 	env -u UV_PROJECT_ENVIRONMENT $(UV) venv -q --python $(PYTHON) $(BENCH_VENV)
 	VIRTUAL_ENV=$(abspath $(BENCH_VENV)) $(UV) pip install -q -r bench/requirements-mlflow.txt
 
-bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow ## Benchmarks: deploy wall time, serving vs `mlflow models serve` -> build/bench/
+$(EVIDENTLY_VENV)/bin/python: bench/requirements-evidently.txt | $(UV)
+	rm -rf $(EVIDENTLY_VENV)
+	env -u UV_PROJECT_ENVIRONMENT $(UV) venv -q --python $(PYTHON) $(EVIDENTLY_VENV)
+	VIRTUAL_ENV=$(abspath $(EVIDENTLY_VENV)) $(UV) pip install -q -r bench/requirements-evidently.txt
+
+bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow $(EVIDENTLY_VENV)/bin/python ## Benchmarks: deploy wall time, serving vs `mlflow models serve`, monitoring 1M records vs Evidently -> build/bench/
 	$(BIN)/python bench/deploy.py --data $(DEMO_DATA)
 	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
+	$(BIN)/python bench/monitoring.py --data $(DEMO_DATA) --evidently-python $(EVIDENTLY_VENV)/bin/python
 
 lint: $(STAMP) $(CHECKOV) ## Static checks: ruff (lint + format), mypy, and the policy gates (cfn-lint, checkov)
 	$(BIN)/ruff check .

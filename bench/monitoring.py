@@ -5,7 +5,8 @@
    5.5 minutes end to end for it (a Spark job on an ml.m5.xlarge).
 2. Monitoring: 1,000,000 capture records of this model (raw customer records as the REST API receives them,
    JSON in and out, in SageMaker's capture JSONL, 5,000 per file, one hour folder) against the model's baseline:
-   the job's wall time and peak RSS (the child's ``ru_maxrss``). Targets: <= 10 s and <= 1.5 GB.
+   the job's wall time and peak RSS (the job's whole process tree, summed, sampled every 20 ms from /proc).
+   Targets: <= 10 s and <= 1.5 GB.
 3. Evidently (bench environment only, ``--evidently-python``): its data-drift report on the same records,
    already decoded to the same encoded columns (pandas frames, so Evidently gets no parsing work), side by side;
    the goal is our job >= 10x faster.
@@ -56,16 +57,36 @@ NUMERIC = {"Account Length", "VMail Message", "Day Mins", "Day Calls", "Day Char
 START = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants, summed (from /proc), in MB."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        stack.extend(int(child) for child in children)
+    return total / 1024
+
+
 def _child(argv: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Run a child; return wall seconds, its peak RSS in MB (alone: one child at a time), and the result."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run a child; return wall seconds, the peak of its process tree's summed RSS in MB, and the result."""
     started = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_mb(process.pid))
+        time.sleep(0.02)
+    stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if peak == 0 else peak)
+    result = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     if result.returncode != 0:
-        raise RuntimeError(f"{argv} failed: {result.stderr[-2000:]}")
-    return wall, max(peak, before) / 1024, result
+        raise RuntimeError(f"{argv} failed: {stderr[-2000:]}")
+    return wall, peak, result
 
 
 def _job_env(**values: str) -> dict[str, str]:

@@ -420,3 +420,64 @@ def test_missing_contract_variables_are_named(tmp_path: Path) -> None:
     code = main({F.ENV_BASE_DIR: str(tmp_path)})
     assert code == 1
     assert "dataset_source is not set" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_on_aws_the_job_publishes_its_metrics_itself(tmp_path: Path, baseline: Path) -> None:
+    """A plain Processing job has no Model Monitor platform to publish the metric file: PutMetricData."""
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from safedeploy.monitoring.analyzer.job import JobPaths, MonitoringSettings, run_monitoring
+
+    records = _population(np.random.default_rng(14), 1000, calls_shift=3)
+    source = _write_capture(tmp_path / "capture", _json_events(records))
+    client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    stub = Stubber(client)
+    stub.add_response("put_metric_data", {}, {"Namespace": "/aws/sagemaker/Endpoints/data-metric", "MetricData": ANY})
+    settings = MonitoringSettings.from_environ(
+        {
+            F.ENV_DATASET_SOURCE: str(source),
+            F.ENV_OUTPUT_PATH: str(tmp_path / "out"),
+            F.ENV_START_TIME: "2026-12-03T10:00:00Z",
+            F.ENV_END_TIME: "2026-12-03T11:00:00Z",
+            F.ENV_BASELINE_STATISTICS: str(baseline / "data" / F.STATISTICS_FILE),
+            F.ENV_BASELINE_CONSTRAINTS: str(baseline / "data" / F.CONSTRAINTS_FILE),
+            F.ENV_FEATURE_SCHEMA: str(baseline / "feature-schema.json"),
+            F.ENV_PUBLISH_METRICS: "Enabled",
+            F.ENV_METRICS_PUBLISHER: "cloudwatch",
+            F.ENV_ENDPOINT_NAME: "ep",
+            F.ENV_SCHEDULE_NAME: "schedule",
+        }
+    )
+    with stub:
+        summary = run_monitoring(settings, JobPaths(tmp_path / "opt-ml"), cloudwatch=client)
+        stub.assert_no_pending_responses()  # the one PutMetricData was made, in the data-metric namespace
+    assert summary["metrics"]["feature_baseline_drift_calls"] > 0.5
+
+
+def test_partitioned_summaries_equal_one_process(
+    tmp_path: Path, baseline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window is cut into fixed partitions; one process or several give the same statistics, bit for bit."""
+    from safedeploy.monitoring.analyzer import capture, parallel
+
+    monkeypatch.setattr(capture, "GROUP_BYTES", 20_000)
+    monkeypatch.setattr(parallel, "GROUP_BYTES", 20_000)
+    source = tmp_path / "capture"
+    records = _population(np.random.default_rng(15), 3000)
+    for part in range(6):
+        _write_capture(source, _json_events(records[part * 500 : (part + 1) * 500]))
+    files = capture.capture_files(source)
+    decoder = capture.CaptureDecoder(COLUMNS, SCHEMA, start=None, end=None)
+    assert len(parallel.partitions(files, 20_000)) >= 3
+    one = parallel.summarize_window(decoder, files, tmp_path / "scratch-1", workers=1)
+    two = parallel.summarize_window(decoder, files, tmp_path / "scratch-2", workers=2)
+    assert one.rows == two.rows == 3000
+    assert [c.to_json() for c in one.columns] == [c.to_json() for c in two.columns]
+    whole = np.array([r["x"] for r in records])
+    x = one.columns[0]
+    assert x.total == pytest.approx(whole.sum(), rel=1e-12)
+    assert x.std_dev == pytest.approx(whole.std(), rel=1e-12)
+    assert (x.minimum, x.maximum) == (whole.min(), whole.max())
+    assert x.sketch.count == 3000
+    assert not (tmp_path / "scratch-2").exists()  # the workers' files are cleaned up

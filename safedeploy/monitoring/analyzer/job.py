@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,15 +33,18 @@ import numpy as np
 
 from safedeploy.features import FeatureSchema
 from safedeploy.monitoring.analyzer import formats as F
-from safedeploy.monitoring.analyzer.capture import CaptureDecoder, WindowData, capture_files, iso_millis, parse_time
+from safedeploy.monitoring.analyzer.capture import CaptureDecoder, capture_files, iso_millis, parse_time
 from safedeploy.monitoring.analyzer.checks import CheckResult, WindowFeature, evaluate
+from safedeploy.monitoring.analyzer.cloudwatch import cloudwatch_client, put_metric_data
 from safedeploy.monitoring.analyzer.constraints import Constraints, read_constraints, suggest_constraints
-from safedeploy.monitoring.analyzer.parallel import read_window
+from safedeploy.monitoring.analyzer.parallel import summarize_window
+from safedeploy.monitoring.analyzer.partials import NumericPartial
 from safedeploy.monitoring.analyzer.preflight import preflight, raw_field_violations
 from safedeploy.monitoring.analyzer.statistics import (
     BaselineError,
     BaselineFeature,
     dataset_statistics,
+    numeric_document,
     read_baseline_statistics,
     write_json,
 )
@@ -136,48 +139,34 @@ def _concatenate(tables: list[Table], names: list[str]) -> Table:
 
 
 # --- monitoring --------------------------------------------------------------------------------------------------
-def window_column(name: str, index: int, data: WindowData) -> Column:
-    """One column of the window, typed by how each value arrived."""
-    values, fractional_mask, text = data.column(index)
-    values = values.copy()
-    values[~np.isfinite(values)] = np.nan
-    numeric = ~np.isnan(values)
-    rows = int(values.shape[0])
-    fractional = int(np.count_nonzero(fractional_mask & numeric))
-    present_numeric = int(np.count_nonzero(numeric))
-    strings = int(np.count_nonzero(text))
-    types = TypeCounts(
-        null=rows - present_numeric - strings,
-        integral=present_numeric - fractional,
-        fractional=fractional,
-        string=strings,
-    )
-    return Column(name, values, types)
-
-
-def _score_table(scores: np.ndarray) -> Table:
-    values = scores.astype(np.float64)
-    present = int(np.count_nonzero(~np.isnan(values)))
-    fractional = int(np.count_nonzero((values != np.trunc(values)) & ~np.isnan(values)))
-    types = TypeCounts(null=values.size - present, integral=present - fractional, fractional=fractional)
-    return Table([Column(F.OUTPUT_FEATURE, values, types)], int(values.size))
-
-
-def _check_columns(
-    columns: Iterable[Column],
+def _check_partials(
+    names: list[str],
+    partials: list[NumericPartial],
     rows: int,
     baseline: list[BaselineFeature],
     constraints: Constraints,
     significance: float,
 ) -> tuple[Json, CheckResult]:
-    """Statistics of each column (one in memory at a time), then every check against the baseline."""
+    """The window's ``statistics.json`` from its merged aggregates, then every check against the baseline."""
     types = {f.name: f.inferred_type for f in baseline}
     features: list[Json] = []
     window: dict[str, WindowFeature] = {}
-    for column in columns:
-        statistics = dataset_statistics(Table([column], rows), types)
-        features.extend(statistics.document["features"])
-        window[column.name] = WindowFeature(column.name, column.types, rows, statistics.sketches.get(column.name))
+    for name, partial in zip(names, partials, strict=True):
+        inferred = types.get(name) or partial.types.inferred_type()
+        if inferred in (F.INTEGRAL, F.FRACTIONAL):
+            features.append(numeric_document(name, inferred, partial))
+            window[name] = WindowFeature(name, partial.types, rows, partial.sketch)
+        else:  # text values of the capture are not kept: a String feature's window statistics are its counts
+            features.append(
+                {
+                    "name": name,
+                    "inferred_type": inferred,
+                    "string_statistics": {
+                        "common": {"num_present": partial.types.present, "num_missing": partial.types.null}
+                    },
+                }
+            )
+            window[name] = WindowFeature(name, partial.types, rows)
     document: Json = {"version": 0.0, "dataset": {"item_count": rows}, "features": features}
     return document, evaluate(constraints, baseline, window, significance=significance)
 
@@ -201,6 +190,7 @@ class MonitoringSettings:
     exclude_prefixes: tuple[str, ...]
     significance: float
     workers: int | None
+    metrics_publisher: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> MonitoringSettings:
@@ -255,6 +245,7 @@ class MonitoringSettings:
             exclude_prefixes=tuple(p.strip() for p in prefixes.split(",") if p.strip()),
             significance=significance,
             workers=_workers(environ.get(F.ENV_WORKERS, "")),
+            metrics_publisher=environ.get(F.ENV_METRICS_PUBLISHER, "").strip(),
         )
         if settings.start and settings.end and settings.start >= settings.end:
             raise JobError(f"start_time {iso_millis(settings.start)} is not before end_time {iso_millis(settings.end)}")
@@ -273,7 +264,7 @@ def _workers(text: str) -> int | None:
     return workers
 
 
-def run_monitoring(settings: MonitoringSettings, paths: JobPaths) -> Json:
+def run_monitoring(settings: MonitoringSettings, paths: JobPaths, cloudwatch: Any = None) -> Json:
     """Analyse one window; write the reports; return the execution summary."""
     started = time.perf_counter()
     baseline_n, baseline = read_baseline_statistics(settings.baseline_statistics)
@@ -299,10 +290,11 @@ def run_monitoring(settings: MonitoringSettings, paths: JobPaths) -> Json:
     decoder = CaptureDecoder(
         names, schema, start=settings.start, end=settings.end, exclude_prefixes=settings.exclude_prefixes
     )
-    data = read_window(decoder, files, paths.base / "work" / "decode", settings.workers)
+    window = summarize_window(decoder, files, paths.base / "work" / "decode", settings.workers)
+    data = window.data
     read_seconds = time.perf_counter() - started
 
-    rows = data.rows
+    rows = window.rows
     summary: Json = {
         "window": {
             "start_time": iso_millis(settings.start) if settings.start else None,
@@ -322,21 +314,17 @@ def run_monitoring(settings: MonitoringSettings, paths: JobPaths) -> Json:
     blocking = preflight(names, schema, data, result)
     statistics_doc: Json = {"version": 0.0, "dataset": {"item_count": rows}, "features": []}
     if rows and not blocking:
-        columns = (window_column(name, index, data) for index, name in enumerate(names))
-        statistics_doc, checks = _check_columns(columns, rows, baseline, constraints, settings.significance)
+        statistics_doc, checks = _check_partials(
+            names, window.columns, rows, baseline, constraints, settings.significance
+        )
         result.violations.extend(checks.violations)
         result.verdicts.update(checks.verdicts)
         result.metrics.update(checks.metrics)
         raw_field_violations(data, schema, result)
-        scores = data.scores()
-        if output_baseline is not None and np.count_nonzero(~np.isnan(scores)):
-            score_table = _score_table(scores)
-            output_doc, output_checks = _check_columns(
-                score_table.columns,
-                score_table.item_count,
-                output_baseline[0],
-                output_baseline[1],
-                settings.significance,
+        if output_baseline is not None and window.scores.count:
+            output_statistics, output_constraints = output_baseline
+            output_doc, output_checks = _check_partials(
+                [F.OUTPUT_FEATURE], [window.scores], rows, output_statistics, output_constraints, settings.significance
             )
             write_json(settings.output_path / F.OUTPUT_STATISTICS_FILE, output_doc)
             for violation in output_checks.violations:
@@ -373,23 +361,30 @@ def run_monitoring(settings: MonitoringSettings, paths: JobPaths) -> Json:
     summary["metrics"] = result.metrics
     write_json(settings.output_path / F.EXECUTION_SUMMARY_FILE, summary)
     if settings.publish_metrics and rows:
-        _write_metrics(paths, settings, result.metrics)
+        _write_metrics(paths, settings, result.metrics, cloudwatch)
     _write_text(paths.message, message)
     return summary
 
 
-def _write_metrics(paths: JobPaths, settings: MonitoringSettings, metrics: Mapping[str, float]) -> None:
-    """CloudWatch metric lines in the container contract's format (one JSON object per line)."""
+def _write_metrics(
+    paths: JobPaths, settings: MonitoringSettings, metrics: Mapping[str, float], client: Any = None
+) -> None:
+    """CloudWatch metric lines in the container contract's format (one JSON object per line); with
+    ``metrics_publisher=cloudwatch`` also PutMetricData (``client``, else boto3's).
+    """
     stamp = (settings.end or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     dimensions = [
         {"Name": F.DIMENSION_ENDPOINT, "Value": settings.endpoint},
         {"Name": F.DIMENSION_SCHEDULE, "Value": settings.schedule},
     ]
     lines = [
-        json.dumps({"MetricName": name, "Timestamp": stamp, "Dimensions": dimensions, "Value": value, "Unit": "None"})
+        {"MetricName": name, "Timestamp": stamp, "Dimensions": dimensions, "Value": value, "Unit": "None"}
         for name, value in sorted(metrics.items())
     ]
-    _write_text(paths.metrics_dir / F.CLOUDWATCH_METRICS_FILE, "\n".join(lines) + ("\n" if lines else ""))
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    _write_text(paths.metrics_dir / F.CLOUDWATCH_METRICS_FILE, text)
+    if settings.metrics_publisher == "cloudwatch" and lines:
+        put_metric_data(client if client is not None else cloudwatch_client(), lines)
 
 
 def _distribution_overrides(env: Mapping[str, str]) -> dict[str, Any]:

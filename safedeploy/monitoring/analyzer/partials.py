@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from safedeploy.monitoring.analyzer import formats as F
-from safedeploy.monitoring.analyzer.kll import QuantileSketch, kll_min_max
+from safedeploy.monitoring.analyzer.kll import INITIAL_MAXIMUM, INITIAL_MINIMUM, QuantileSketch
 from safedeploy.monitoring.analyzer.table import FloatArray, TypeCounts
 
-EXACT_MOMENTS_MAX_ROWS = 50_000
-"""Up to this many values per partition, the moments are Spark's one-pass update in row order, bit for bit as the
-analyzer's; beyond, numpy's two-pass formula (equal to within rounding, milliseconds instead of seconds)."""
+EXACT_MOMENTS_MAX_ROWS = 200_000
+"""For a baseline of up to this many rows, the moments are Spark's one-pass update in row order, bit for bit as the
+analyzer's; beyond, and for monitoring windows, numpy's two-pass formula (equal to within rounding: milliseconds
+instead of a Python loop over every value)."""
 
 
 def sequential_sum(values: FloatArray) -> float:
@@ -30,13 +31,13 @@ def sequential_sum(values: FloatArray) -> float:
     return float(np.cumsum(values)[-1]) if values.size else 0.0
 
 
-def moments(values: FloatArray) -> tuple[float, float]:
+def moments(values: FloatArray, exact: bool = True) -> tuple[float, float]:
     """``(mean, m2)`` of one partition: Spark's ``CentralMomentAgg`` update in row order.
 
     (n += 1; delta = x - mean; delta_n = delta / n; mean += delta_n; m2 += delta * (delta - delta_n)), or the
     two-pass formula for long partitions (see :data:`EXACT_MOMENTS_MAX_ROWS`).
     """
-    if values.size > EXACT_MOMENTS_MAX_ROWS:
+    if not exact or values.size > EXACT_MOMENTS_MAX_ROWS:
         mean = float(np.mean(values))
         return mean, float(np.sum((values - mean) ** 2))
     n = average = m2 = 0.0
@@ -64,14 +65,14 @@ class NumericPartial:
     sketch: QuantileSketch = field(default_factory=lambda: QuantileSketch(F.KLL_SKETCH_SIZE, F.KLL_SHRINKING_FACTOR))
 
     @classmethod
-    def of(cls, values: FloatArray, types: TypeCounts, rows: int) -> NumericPartial:
-        """Aggregate one partition's values (NaN: not a number; left out)."""
+    def of(cls, values: FloatArray, types: TypeCounts, rows: int, exact: bool = True) -> NumericPartial:
+        """Aggregate one partition's values (NaN: not a number; left out); ``exact``: see :func:`moments`."""
         present = values[~np.isnan(values)]
         partial = cls(types=types, rows=rows, count=int(present.size))
         if present.size:
             partial.total = sequential_sum(present)
-            partial.mean, partial.m2 = moments(present)
-            partial.minimum, partial.maximum = kll_min_max(present)
+            partial.mean, partial.m2 = moments(present, exact)
+            partial.minimum, partial.maximum = float(present.min()), float(present.max())
             partial.sketch.update(present)
         return partial
 
@@ -98,6 +99,11 @@ class NumericPartial:
         assert other.minimum is not None and other.maximum is not None  # noqa: S101
         self.minimum, self.maximum = min(self.minimum, other.minimum), max(self.maximum, other.maximum)
         self.sketch = _reconstructed(self.sketch).merge(_reconstructed(other.sketch))
+
+    def kll_bounds(self) -> tuple[float, float]:
+        """The minimum and maximum deequ's KLL analyzer pairs with its sketch (seeded with Int.MaxValue/MinValue)."""
+        assert self.minimum is not None and self.maximum is not None  # noqa: S101 - only asked with values
+        return min(INITIAL_MINIMUM, self.minimum), max(INITIAL_MAXIMUM, self.maximum)
 
     @property
     def std_dev(self) -> float:

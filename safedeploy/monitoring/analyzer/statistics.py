@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from safedeploy.monitoring.analyzer import formats as F
-from safedeploy.monitoring.analyzer.kll import QuantileSketch, kll_buckets, kll_min_max
-from safedeploy.monitoring.analyzer.table import Column, FloatArray, Table
+from safedeploy.monitoring.analyzer.kll import QuantileSketch, kll_buckets
+from safedeploy.monitoring.analyzer.partials import NumericPartial
+from safedeploy.monitoring.analyzer.table import Column, Table
 
 Json = dict[str, Any]
 
@@ -30,71 +29,32 @@ class BaselineError(ValueError):
     """A baseline file is missing, unreadable or not in the expected schema (names the file)."""
 
 
-EXACT_MOMENTS_MAX_ROWS = 50_000
-"""Up to this many values, ``std_dev`` is Spark's one-pass update in row order, bit for bit as the analyzer's;
-beyond, numpy's two-pass formula (equal to within rounding, and a million values take milliseconds, not seconds)."""
-
-
-def population_std_dev(values: FloatArray, mean: float) -> float:
-    """Spark's ``stddev_pop``, the population standard deviation.
-
-    ``CentralMomentAgg``'s update in row order (delta, delta/n, m2 += delta * (delta - delta/n)), then
-    ``sqrt(m2 / n)``; two-pass numpy for long columns (see :data:`EXACT_MOMENTS_MAX_ROWS`).
-    """
-    if values.size > EXACT_MOMENTS_MAX_ROWS:
-        return float(np.sqrt(np.mean((values - mean) ** 2)))
-    n = 0.0
-    average = 0.0
-    m2 = 0.0
-    for value in values.tolist():
-        n += 1.0
-        delta = value - average
-        delta_n = delta / n
-        average += delta_n
-        m2 += delta * (delta - delta_n)
-    return math.sqrt(m2 / n) if n else 0.0
-
-
-def sequential_sum(values: FloatArray) -> float:
-    """Left-to-right double sum, as Spark sums one partition (numpy's pairwise sum rounds differently)."""
-    return float(np.cumsum(values)[-1]) if values.size else 0.0
-
-
-def sketch_of(values: FloatArray) -> QuantileSketch:
-    """Deequ's quantile sketch of ``values`` in row order."""
-    sketch = QuantileSketch(F.KLL_SKETCH_SIZE, F.KLL_SHRINKING_FACTOR)
-    if values.size:
-        sketch.update(values)
-    return sketch
-
-
 def numeric_feature(column: Column, inferred: str) -> tuple[Json, QuantileSketch]:
     """Statistics of a numeric column (its present values) and the sketch behind its distribution."""
-    values = column.values[~np.isnan(column.values)]
-    present = int(values.size)
-    sketch = sketch_of(values)
+    partial = NumericPartial.of(column.values, column.types, column.count)
+    return numeric_document(column.name, inferred, partial), partial.sketch
+
+
+def numeric_document(name: str, inferred: str, partial: NumericPartial) -> Json:
+    """A numeric feature's ``statistics.json`` entry from its (merged) aggregates."""
+    present = partial.count
     stats: Json = {
-        "name": column.name,
+        "name": name,
         "inferred_type": inferred,
-        "numerical_statistics": {
-            "common": {"num_present": present, "num_missing": column.count - present},
-        },
+        "numerical_statistics": {"common": {"num_present": present, "num_missing": partial.rows - present}},
     }
-    numerical = stats["numerical_statistics"]
     if present:
-        total = sequential_sum(values)
-        mean = total / present
-        minimum, maximum = float(values.min()), float(values.max())
-        buckets = kll_buckets(sketch, *kll_min_max(values), F.KLL_BUCKETS)
+        sketch = partial.sketch
+        buckets = kll_buckets(sketch, *partial.kll_bounds(), F.KLL_BUCKETS)
         for bucket in buckets:  # the analyzer writes counts as doubles (2333.0)
             bucket["count"] = float(bucket["count"])
-        numerical.update(
+        stats["numerical_statistics"].update(
             {
-                "mean": mean,
-                "sum": total,
-                "std_dev": population_std_dev(values, mean),
-                "min": minimum,
-                "max": maximum,
+                "mean": partial.total / present,
+                "sum": partial.total,
+                "std_dev": partial.std_dev,
+                "min": float(partial.minimum) if partial.minimum is not None else None,
+                "max": float(partial.maximum) if partial.maximum is not None else None,
                 "distribution": {
                     "kll": {
                         "buckets": buckets,
@@ -103,7 +63,7 @@ def numeric_feature(column: Column, inferred: str) -> tuple[Json, QuantileSketch
                 },
             }
         )
-    return stats, sketch
+    return stats
 
 
 def string_feature(column: Column) -> Json:
