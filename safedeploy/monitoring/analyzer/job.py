@@ -369,8 +369,9 @@ def run_monitoring(settings: MonitoringSettings, paths: JobPaths, cloudwatch: An
 def _write_metrics(
     paths: JobPaths, settings: MonitoringSettings, metrics: Mapping[str, float], client: Any = None
 ) -> None:
-    """CloudWatch metric lines in the container contract's format (one JSON object per line); with
-    ``metrics_publisher=cloudwatch`` also PutMetricData (``client``, else boto3's).
+    """CloudWatch metric lines in the container contract's format (one JSON object per line).
+
+    With ``metrics_publisher=cloudwatch`` also PutMetricData (``client``, else boto3's).
     """
     stamp = (settings.end or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     dimensions = [
