@@ -48,6 +48,11 @@ class EventLog:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.path.with_suffix(".lock"), wait=True), self.path.open("ab") as handle:
+            if handle.tell() > 0:
+                with self.path.open("rb") as reader:
+                    reader.seek(-1, os.SEEK_END)
+                    if reader.read(1) != b"\n":  # a writer died mid-line: end that line, never glue onto it
+                        handle.write(b"\n")
             handle.write(json.dumps(event).encode() + b"\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -126,3 +126,34 @@ class MetricLog:
                 continue
             seen[key] = None
         return list(seen)
+
+
+def statistics(
+    points: Sequence[tuple[datetime, float]], start: datetime, period: int, wanted: Sequence[str]
+) -> list[dict[str, Any]]:
+    """CloudWatch datapoints: ``wanted`` statistics (Sum, SampleCount, Average, Minimum, Maximum) per period."""
+    if period < 1:
+        raise ValueError(f"period must be at least 1 second, got {period}")
+    unknown = set(wanted) - {"Sum", "SampleCount", "Average", "Minimum", "Maximum"}
+    if unknown:
+        raise ValueError(f"unknown statistic(s) {sorted(unknown)}")
+    slots: dict[int, list[float]] = {}
+    origin = start.timestamp()
+    for stamp, value in points:
+        slot = int((stamp.timestamp() - origin) // period)
+        slots.setdefault(slot, []).append(value)
+    datapoints = []
+    for slot in sorted(slots):
+        values = slots[slot]
+        every = {
+            "Sum": sum(values),
+            "SampleCount": float(len(values)),
+            "Average": sum(values) / len(values),
+            "Minimum": min(values),
+            "Maximum": max(values),
+        }
+        point: dict[str, Any] = {"Timestamp": datetime.fromtimestamp(origin + slot * period, UTC).isoformat()}
+        point.update({name: every[name] for name in wanted})
+        point["Unit"] = "None"
+        datapoints.append(point)
+    return datapoints

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,6 +129,29 @@ def test_drifted_traffic_is_found_and_alarms_then_clean_traffic_clears(
         {"Endpoint": drifted.EndpointName, "MonitoringSchedule": drifted.MonitoringScheduleName},
     )
     assert logged[-1][1] == drifted.Metrics["feature_baseline_drift_CustServ Calls"]
+    # ... and the runtime's metric API answers for it (GetMetricStatistics' parameters)
+    runtime = LocalServingHost(spec.state_dir, spec.region, spec.account_id).outputs()["RuntimeUrl"]
+    query = urllib.parse.urlencode(
+        {
+            "Namespace": F.METRIC_NAMESPACE_ENDPOINT,
+            "MetricName": "feature_baseline_drift_CustServ Calls",
+            "Dimensions": json.dumps(
+                [
+                    {"Name": "Endpoint", "Value": drifted.EndpointName},
+                    {"Name": "MonitoringSchedule", "Value": drifted.MonitoringScheduleName},
+                ]
+            ),
+            "StartTime": (end - timedelta(hours=1)).isoformat(),
+            "EndTime": (end + timedelta(hours=1)).isoformat(),
+            "Period": "7200",
+            "Statistics": "Maximum,SampleCount",
+        }
+    )
+    reply = http(f"{runtime}/_local/metrics?{query}", method="GET")
+    assert reply.status == 200, reply.body
+    (point,) = reply.json()["Datapoints"]
+    assert point["Maximum"] == drifted.Metrics["feature_baseline_drift_CustServ Calls"]
+    assert point["SampleCount"] == 1.0
 
     start, end = _window(spec, churn_rows(1000, seed=98), shift=0)
     clean = monitor.run(start=start, end=end, trigger="test clean")

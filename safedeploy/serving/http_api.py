@@ -24,6 +24,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from safedeploy import constants as C
+from safedeploy.metric_log import MetricLog
+from safedeploy.metric_log import statistics as metric_statistics
 from safedeploy.serving.codedeploy import TARGET_PREFIX as CODEDEPLOY_TARGET
 from safedeploy.serving.codedeploy import HookStatuses
 from safedeploy.serving.control import ControlPlane
@@ -55,11 +57,13 @@ class RuntimeApi:
         invoker: Invoker,
         metrics: MetricStore,
         on_routes_changed: Callable[[], None],
+        metric_log: MetricLog | None = None,
     ) -> None:
         self.control = control
         self.invoker = invoker
         self.hooks = HookStatuses()
         self.metrics = metrics
+        self.metric_log = metric_log
         self.on_routes_changed = on_routes_changed
         self.operations: dict[str, Operation] = {
             "CreateModel": control.create_model,
@@ -181,6 +185,8 @@ class RuntimeApi:
     async def get_metric_statistics(self, request: web.Request) -> web.Response:
         """``GetMetricStatistics`` for an endpoint variant (query: EndpointName, VariantName, MetricName, ...)."""
         query = request.query
+        if query.get("Namespace", C.METRICS_NAMESPACE) != C.METRICS_NAMESPACE:
+            return self._custom_metric_statistics(query)
         try:
             datapoints = self.metrics.get_metric_statistics(
                 endpoint=query["EndpointName"],
@@ -196,6 +202,28 @@ class RuntimeApi:
             return web.json_response({"message": f"missing query parameter {exc}"}, status=400)
         except ValueError as exc:
             return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response({"Label": query["MetricName"], "Datapoints": datapoints})
+
+    def _custom_metric_statistics(self, query: Any) -> web.Response:
+        """Published metrics (the monitor's ``/aws/sagemaker/Endpoints/data-metric``), from the metric log.
+
+        Query: ``Namespace``, ``MetricName``, ``Dimensions`` (JSON ``[{"Name": ..., "Value": ...}]``), ``StartTime``,
+        ``EndTime``, ``Period`` (default 3600), ``Statistics``.
+        """
+        if self.metric_log is None:
+            return web.json_response({"message": "this runtime keeps no published metrics"}, status=404)
+        try:
+            dimensions = {d["Name"]: d["Value"] for d in json.loads(query.get("Dimensions", "[]"))}
+            start = datetime.fromisoformat(query["StartTime"])
+            points = self.metric_log.query(
+                query["Namespace"], query["MetricName"], dimensions, start, datetime.fromisoformat(query["EndTime"])
+            )
+            wanted = tuple(query.get("Statistics", ",".join(STATISTICS)).split(","))
+            datapoints = metric_statistics(points, start, int(query.get("Period", "3600")), wanted)
+        except KeyError as exc:
+            return web.json_response({"message": f"missing query parameter {exc}"}, status=400)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"message": f"bad query: {exc}"}, status=400)
         return web.json_response({"Label": query["MetricName"], "Datapoints": datapoints})
 
     async def put_route(self, request: web.Request) -> web.Response:

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from safedeploy.atomic import atomic_write_text
 from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.metric_log import MetricLog
 from safedeploy.serving import eventloop
 from safedeploy.serving.capture import CaptureWriter
 from safedeploy.serving.control import ControlPlane
@@ -162,7 +163,13 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         invoker = Invoker(control, instances, metrics, capture, flush_now)
         gateway = Gateway(invoker, region)
         gateway.configure(state.Routes, state.ApiKey)
-        api = RuntimeApi(control, invoker, metrics, lambda: gateway.configure(state.Routes, state.ApiKey))
+        api = RuntimeApi(
+            control,
+            invoker,
+            metrics,
+            lambda: gateway.configure(state.Routes, state.ApiKey),
+            MetricLog(paths.state_dir / "metrics"),
+        )
 
         runner = web.AppRunner(api.app(), access_log=None)
         await runner.setup()
