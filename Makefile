@@ -63,7 +63,7 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 $(DEMO_DATA): scripts/demo_data.py | $(STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
-deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=; TARGET=aws uploads the data to the applied base infra, which starts CodePipeline)
+deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Baseline -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=; TARGET=aws uploads the data to the applied base infra, which starts CodePipeline)
 ifeq ($(TARGET),aws)
 	$(BIN)/safedeploy run --target aws --data "$(or $(DATA),$(DEMO_DATA))"
 else

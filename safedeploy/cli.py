@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser(
-        "run", parents=[common], help="start a pipeline execution (Data -> Train -> Register -> DeployDev)"
+        "run", parents=[common], help="start a pipeline execution (Data -> Train -> Baseline -> Register -> DeployDev)"
     )
     run.add_argument("--data", type=Path, help="raw churn table (seed format); sets data.source")
     run.add_argument("--trigger", default="cli", help="what started this execution (recorded)")
