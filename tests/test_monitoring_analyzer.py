@@ -93,11 +93,23 @@ def _run(
     tmp_path: Path, baseline: Path, source: Path, **extra: str
 ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
     base, output = tmp_path / "opt-ml", tmp_path / "out"
-    env = {
-        F.ENV_BASE_DIR: str(base),
+    env = _env(tmp_path, baseline, source, **extra)
+    code = main(env)
+    if code != 0:
+        return code, {"failure": (base / "output" / "failure").read_text()}, []
+    summary = json.loads((output / F.EXECUTION_SUMMARY_FILE).read_text())
+    violations = json.loads((output / F.VIOLATIONS_FILE).read_text())["violations"]
+    assert (base / "output" / "message").read_text() == summary["message"]
+    return code, summary, violations
+
+
+def _env(tmp_path: Path, baseline: Path, source: Path, **extra: str) -> dict[str, str]:
+    """The container contract's environment for one window (10:00-11:00) of ``source`` against ``baseline``."""
+    return {
+        F.ENV_BASE_DIR: str(tmp_path / "opt-ml"),
         F.ENV_DATASET_FORMAT: F.DATASET_FORMAT_CAPTURE,
         F.ENV_DATASET_SOURCE: str(source),
-        F.ENV_OUTPUT_PATH: str(output),
+        F.ENV_OUTPUT_PATH: str(tmp_path / "out"),
         F.ENV_START_TIME: "2026-12-03T10:00:00Z",
         F.ENV_END_TIME: "2026-12-03T11:00:00Z",
         F.ENV_BASELINE_STATISTICS: str(baseline / "data" / F.STATISTICS_FILE),
@@ -108,13 +120,6 @@ def _run(
         F.ENV_SCHEDULE_NAME: "schedule",
         **extra,
     }
-    code = main(env)
-    if code != 0:
-        return code, {"failure": (base / "output" / "failure").read_text()}, []
-    summary = json.loads((output / F.EXECUTION_SUMMARY_FILE).read_text())
-    violations = json.loads((output / F.VIOLATIONS_FILE).read_text())["violations"]
-    assert (base / "output" / "message").read_text() == summary["message"]
-    return code, summary, violations
 
 
 def _checks(violations: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -434,21 +439,7 @@ def test_on_aws_the_job_publishes_its_metrics_itself(tmp_path: Path, baseline: P
     client = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
     stub = Stubber(client)
     stub.add_response("put_metric_data", {}, {"Namespace": "/aws/sagemaker/Endpoints/data-metric", "MetricData": ANY})
-    settings = MonitoringSettings.from_environ(
-        {
-            F.ENV_DATASET_SOURCE: str(source),
-            F.ENV_OUTPUT_PATH: str(tmp_path / "out"),
-            F.ENV_START_TIME: "2026-12-03T10:00:00Z",
-            F.ENV_END_TIME: "2026-12-03T11:00:00Z",
-            F.ENV_BASELINE_STATISTICS: str(baseline / "data" / F.STATISTICS_FILE),
-            F.ENV_BASELINE_CONSTRAINTS: str(baseline / "data" / F.CONSTRAINTS_FILE),
-            F.ENV_FEATURE_SCHEMA: str(baseline / "feature-schema.json"),
-            F.ENV_PUBLISH_METRICS: "Enabled",
-            F.ENV_METRICS_PUBLISHER: "cloudwatch",
-            F.ENV_ENDPOINT_NAME: "ep",
-            F.ENV_SCHEDULE_NAME: "schedule",
-        }
-    )
+    settings = MonitoringSettings.from_environ(_env(tmp_path, baseline, source, metrics_publisher="cloudwatch"))
     with stub:
         summary = run_monitoring(settings, JobPaths(tmp_path / "opt-ml"), cloudwatch=client)
         stub.assert_no_pending_responses()  # the one PutMetricData was made, in the data-metric namespace
