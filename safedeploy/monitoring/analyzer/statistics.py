@@ -10,7 +10,6 @@ the analyzer's output (``version`` 0.0, counts as integers, ``distinct_count`` a
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -92,10 +91,6 @@ class DatasetStatistics:
 
     document: Json
     sketches: dict[str, QuantileSketch]
-
-    def feature(self, name: str) -> Json | None:
-        """The feature's statistics, if the dataset has it."""
-        return next((f for f in self.document["features"] if f["name"] == name), None)
 
 
 def dataset_statistics(table: Table, types: dict[str, str] | None = None) -> DatasetStatistics:
@@ -211,8 +206,3 @@ def _baseline_feature(feature: Json, index: int) -> BaselineFeature:
     buckets = strings.get("distribution", {}).get("categorical", {}).get("buckets", [])
     categories = {str(b["value"]): int(b["count"]) for b in buckets}
     return BaselineFeature(name, inferred, int(common["num_present"]), int(common["num_missing"]), None, categories)
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN or infinity: such a value is written as null."""
-    return value if math.isfinite(value) else None

@@ -189,13 +189,3 @@ def read_csv_with_header(path: str, text: str) -> Table:
         keep = present if types.inferred_type() == F.STRING else None
         columns.append(Column(name, values, types, keep))
     return Table(columns, rows)
-
-
-def numeric_column(name: str, values: FloatArray, types: TypeCounts | None = None) -> Column:
-    """A column of already-parsed numbers (NaN = null), typed by value when ``types`` is not given."""
-    if types is None:
-        finite = np.isfinite(values)
-        integral = int(np.count_nonzero(finite & (values == np.trunc(values))))
-        present = int(np.count_nonzero(finite))
-        types = TypeCounts(null=int(values.shape[0]) - present, integral=integral, fractional=present - integral)
-    return Column(name, values, types)
