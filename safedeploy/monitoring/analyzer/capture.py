@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -34,6 +34,8 @@ import numpy as np
 from safedeploy.features import FeatureSchema
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.analyzer.table import FloatArray
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; the framework container may run an older Python
 
 try:  # the fast JSON parser, when the container has it
     import orjson
@@ -637,7 +639,7 @@ _INT_OR_FLOAT = frozenset({int, float})
 def _number(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         number = float(value)
         return number if math.isfinite(number) else None
     if isinstance(value, str):
@@ -709,7 +711,7 @@ def _scores_batch(outputs: list[Any]) -> list[list[float] | None]:
                     documents.append(_loads(text))
                 except _JSON_ERRORS:
                     documents.append(None)
-        for index, document in zip(json_at, documents, strict=True):
+        for index, document in zip(json_at, documents):
             try:  # the model's shape, {"predictions": [{"score": x}]}, without a call per answer
                 result[index] = [float(p["score"]) for p in document["predictions"]]
             except (KeyError, TypeError, ValueError):

@@ -126,7 +126,7 @@ def _enabled(value: Any, where: str) -> bool:
 
 
 def _fraction(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise BaselineError(f"{where} must be a number between 0 and 1, got {value!r}")
     return float(value)
 

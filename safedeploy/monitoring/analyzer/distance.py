@@ -351,7 +351,7 @@ def _chi_squared_test(observed: list[float], expected: list[float]) -> tuple[flo
     observed_sum, expected_sum = sum(observed), sum(expected)
     scale = 1.0 if abs(observed_sum - expected_sum) < 1e-7 else observed_sum / expected_sum
     statistic = 0.0
-    for obs, exp in zip(observed, expected, strict=True):
+    for obs, exp in zip(observed, expected):
         if exp == 0.0:
             if obs == 0.0:
                 raise ValueError("chi-squared statistic undefined: a category has 0 expected and 0 observed")

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ from safedeploy.monitoring.analyzer.statistics import (
     write_json,
 )
 from safedeploy.monitoring.analyzer.table import Column, DatasetError, Table, TypeCounts, read_csv_with_header
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; the framework container may run an older Python
 
 Json = dict[str, Any]
 
@@ -122,7 +124,7 @@ def suggest_baseline(dataset: Path, output: Path, distribution: Mapping[str, Any
 
 def _concatenate(tables: list[Table], names: list[str]) -> Table:
     header = tables[0].names()
-    for table, name in zip(tables[1:], names[1:], strict=True):
+    for table, name in zip(tables[1:], names[1:]):
         if table.names() != header:
             raise JobError(f"{name}: its header differs from {names[0]}'s; every part must have the same columns")
     columns = []
@@ -151,7 +153,7 @@ def _check_partials(
     types = {f.name: f.inferred_type for f in baseline}
     features: list[Json] = []
     window: dict[str, WindowFeature] = {}
-    for name, partial in zip(names, partials, strict=True):
+    for name, partial in zip(names, partials):
         inferred = types.get(name) or partial.types.inferred_type()
         if inferred in (F.INTEGRAL, F.FRACTIONAL):
             features.append(numeric_document(name, inferred, partial))

@@ -188,7 +188,7 @@ class QuantileSketch:
             ValueError: k is not integral.
         """
         if isinstance(k, float):
-            if not k.is_integer():
+            if not float(k).is_integer():
                 raise ValueError(f"k must be integral, got {k!r}")
             k = int(k)
         sketch = cls(k, c)
@@ -226,7 +226,7 @@ class QuantileSketch:
 
     def compactor_states(self) -> list[tuple[int, int]]:
         """Each level's ``(numOfCompress, offset)``: deequ's binary state, not part of ``sketch.data``."""
-        return list(zip(self._num_compress, self._offsets, strict=True))
+        return list(zip(self._num_compress, self._offsets))
 
     def capacities(self) -> list[int]:
         """Each current level's capacity (deequ's ``capacity(height)``)."""

@@ -85,7 +85,7 @@ class WindowSummary:
     def merge(self, other: WindowSummary) -> None:
         """Fold in the partition after this one."""
         self.data.merge(other.data)
-        for mine, theirs in zip(self.columns, other.columns, strict=True):
+        for mine, theirs in zip(self.columns, other.columns):
             mine.merge(theirs)
         self.scores.merge(other.scores)
         self.rows += other.rows
@@ -162,7 +162,7 @@ def _in_workers(decoder: CaptureDecoder, groups: list[list[Path]], scratch: Path
     failures = []
     for number, pid in enumerate(children):
         _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             error = scratch / f"worker-{number}.error"
             failures.append(error.read_text() if error.exists() else f"worker {number} died ({status})")
     try:

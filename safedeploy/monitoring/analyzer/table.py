@@ -176,7 +176,7 @@ def read_csv_with_header(path: str, text: str) -> Table:
                 raise DatasetError(
                     f"{path}: line {reader.line_num}: {len(row)} values, but the header names {len(names)} columns"
                 )
-            for column, value in zip(cells, row, strict=True):
+            for column, value in zip(cells, row):
                 column.append(value)
             rows += 1
     except csv.Error as exc:
@@ -184,7 +184,7 @@ def read_csv_with_header(path: str, text: str) -> Table:
     if rows == 0:
         raise DatasetError(f"{path}: the header is the only line; there is nothing to baseline")
     columns = []
-    for name, tokens in zip(names, cells, strict=True):
+    for name, tokens in zip(names, cells):
         types, values, present = classify_tokens(tokens)
         keep = present if types.inferred_type() == F.STRING else None
         columns.append(Column(name, values, types, keep))
