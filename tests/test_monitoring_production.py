@@ -209,3 +209,23 @@ def test_the_runtime_runs_the_schedule_on_its_clock(prod: tuple[PipelineSpec, Pi
     assert first.ScheduledTime.minute == first.ScheduledTime.second == 0  # an hour boundary of model time
     assert first.MonitoringExecutionStatus in ("Completed", "InsufficientData", "CompletedWithViolations")
     assert first.WindowEnd - first.WindowStart <= timedelta(seconds=5)  # one model hour at 900x
+
+
+def test_a_new_version_in_production_is_monitored_against_its_own_baseline(
+    prod: tuple[PipelineSpec, Pipeline],
+) -> None:
+    spec, pipeline = prod
+    monitor = _monitor(spec, pipeline)
+    before = monitor.schedule()
+    execution = pipeline.run(trigger="test second version")
+    assert execution.status == "Succeeded", execution.error
+    after = monitor.schedule()
+    assert after.ModelPackageVersion == 2 and after.EndpointName != before.EndpointName
+    assert after.EndpointSince is not None and before.EndpointSince is not None
+    assert after.EndpointSince > before.EndpointSince
+    assert "/model-versions/2/baseline/" in after.Baseline.statistics
+    # v1's baseline is still there, unchanged: each version keeps its own
+    first = pipeline.model_packages()[0].DriftCheckBaselines["ModelDataQuality"]["Statistics"]
+    head = pipeline.backend.store.head(S3Uri.parse(first.S3Uri))
+    assert head is not None and first.ContentDigest == f"sha256:{head.sha256}"
+    assert after.MonitoringScheduleStatus == "Stopped"  # as the operator left it: a deployment does not restart it

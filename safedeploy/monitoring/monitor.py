@@ -108,6 +108,7 @@ class Monitor:
         existing = self.records.schedule(self.schedule_name)
         schedule = MonitoringSchedule(
             MonitoringScheduleName=self.schedule_name,
+            MonitoringScheduleStatus=existing.MonitoringScheduleStatus if existing else "Scheduled",
             ScheduleExpression=self.spec.monitoring.schedule_expression,
             EndpointName=endpoint,
             VariantName=variant,
@@ -116,6 +117,9 @@ class Monitor:
             CaptureUri=str(naming.capture_uri(self.spec)),
             CreationTime=existing.CreationTime if existing else now,
             LastModifiedTime=now,
+            EndpointSince=existing.EndpointSince
+            if existing is not None and existing.EndpointName == endpoint and existing.EndpointSince
+            else now,
             TimeScale=self.spec.monitoring.time_scale,
             Anchor=now
             if existing is None or existing.TimeScale != self.spec.monitoring.time_scale
@@ -175,7 +179,7 @@ class Monitor:
                 end = self.now()
             if start is None:
                 ended = [e.WindowEnd for e in previous if e.EndpointName == schedule.EndpointName]
-                start = max(ended) if ended else schedule.CreationTime
+                start = max(ended) if ended else (schedule.EndpointSince or schedule.CreationTime)
                 start = min(start, end - timedelta(seconds=1))
             if start >= end:
                 raise MonitoringError(f"the window's start {start.isoformat()} is not before its end {end.isoformat()}")

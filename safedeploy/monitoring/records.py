@@ -47,6 +47,8 @@ class MonitoringSchedule(BaseModel):
     CaptureUri: str
     CreationTime: datetime
     LastModifiedTime: datetime
+    EndpointSince: datetime | None = None
+    """When the schedule was pointed at ``EndpointName`` (a new production endpoint starts a new history)."""
     TimeScale: float = 1.0
     Anchor: datetime
     """Wall time at which the schedule's model clock equals the wall clock (the scaled clock's origin)."""
