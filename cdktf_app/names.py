@@ -32,7 +32,11 @@ CODEPIPELINE = "codepipeline"
 CODEBUILD = "codebuild"
 CLOUDFORMATION = "cloudformation"
 SAGEMAKER = "sagemaker"
-"""The execution role of training, processing, monitoring and endpoints (:func:`naming.execution_role_arn`)."""
+"""The execution role of training, endpoints and Model Monitor (:func:`naming.execution_role_arn`)."""
+MONITOR = "monitor"
+"""The monitor's Processing jobs (baseline, monitoring): :func:`naming.monitor_role_arn`."""
+SCHEDULER = "scheduler"
+"""EventBridge Scheduler: starts the monitoring state machine of the deploy-prd stack."""
 EVENTS = "events"
 NOTEBOOK = "notebook"
 STEPFUNCTIONS = "stepfunctions"
@@ -44,6 +48,8 @@ ROLE_SERVICES: tuple[str, ...] = (
     CODEBUILD,
     CLOUDFORMATION,
     SAGEMAKER,
+    MONITOR,
+    SCHEDULER,
     EVENTS,
     NOTEBOOK,
     STEPFUNCTIONS,

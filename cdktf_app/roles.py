@@ -31,17 +31,25 @@ from cdktf_app.names import (
     EVENTS,
     HOOKS_LAMBDA,
     LOG_DELIVERY_ACTIONS,
+    MONITOR,
     NOTEBOOK,
     SAGEMAKER,
+    SCHEDULER,
     STEPFUNCTIONS,
     TerraformNames,
 )
 from cdktf_app.policy import Statement, condition
 from safedeploy import naming
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.store import S3Uri
 
-SAGEMAKER_IMAGES = ("sagemaker-xgboost", "sagemaker-model-monitor-analyzer")
-"""The AWS-owned ECR repositories of the images the pipeline runs (XGBoost framework, Model Monitor)."""
+FRAMEWORK_IMAGE = "sagemaker-xgboost"
+"""The AWS-owned ECR repository of the pinned framework image (training, serving, the monitor's jobs)."""
+MODEL_MONITOR_IMAGE = "sagemaker-model-monitor-analyzer"
+"""Model Monitor's analyzer (only with ``monitoring.use_model_monitor``)."""
 SAGEMAKER_METRIC_NAMESPACES = ("/aws/sagemaker/*", "aws/sagemaker/*")
+MONITOR_METRIC_NAMESPACE = F.METRIC_NAMESPACE_ENDPOINT
+"""The one namespace the monitoring job publishes to (``feature_baseline_drift_<feature>``, ...)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,10 +83,16 @@ class PipelineRoles(Construct):
                 "CloudFormation: deploys the per-model stacks",
                 self._cloudformation(),
             ),
-            SAGEMAKER: ("sagemaker.amazonaws.com", "SageMaker: training, processing, endpoints", self._sagemaker()),
+            SAGEMAKER: ("sagemaker.amazonaws.com", "SageMaker: training and endpoints", self._sagemaker()),
+            MONITOR: ("sagemaker.amazonaws.com", "The monitor's Processing jobs", self._monitor()),
+            SCHEDULER: ("scheduler.amazonaws.com", "EventBridge Scheduler: starts monitoring", self._scheduler()),
             EVENTS: ("events.amazonaws.com", "EventBridge: starts the pipeline", self._events()),
             NOTEBOOK: ("sagemaker.amazonaws.com", "The project's notebook instance", self._notebook()),
-            STEPFUNCTIONS: ("states.amazonaws.com", "Step Functions: training and baseline", self._stepfunctions()),
+            STEPFUNCTIONS: (
+                "states.amazonaws.com",
+                "Step Functions: training, baseline and monitoring",
+                self._stepfunctions(),
+            ),
             API_LAMBDA: ("lambda.amazonaws.com", "The REST API's Lambda function", self._api_lambda()),
             HOOKS_LAMBDA: ("lambda.amazonaws.com", "CodeDeploy's traffic hooks", self._hooks_lambda()),
             CODEDEPLOY: ("codedeploy.amazonaws.com", "CodeDeploy: shifts the API alias", self._codedeploy()),
@@ -268,23 +282,16 @@ class PipelineRoles(Construct):
                 ),
                 resources=self._sagemaker_arns("model", "endpoint-config", "endpoint"),
             ),
+            *self._model_monitor_grants(),
             Statement(
-                sid="SageMakerMonitoring",
+                sid="MonitoringSchedules",
                 actions=(
-                    "sagemaker:CreateMonitoringSchedule",
-                    "sagemaker:UpdateMonitoringSchedule",
-                    "sagemaker:DeleteMonitoringSchedule",
-                    "sagemaker:DescribeMonitoringSchedule",
-                    "sagemaker:StartMonitoringSchedule",
-                    "sagemaker:StopMonitoringSchedule",
-                    "sagemaker:CreateDataQualityJobDefinition",
-                    "sagemaker:DeleteDataQualityJobDefinition",
-                    "sagemaker:DescribeDataQualityJobDefinition",
-                    "sagemaker:AddTags",
-                    "sagemaker:DeleteTags",
-                    "sagemaker:ListTags",
+                    "scheduler:CreateSchedule",
+                    "scheduler:UpdateSchedule",
+                    "scheduler:DeleteSchedule",
+                    "scheduler:GetSchedule",
                 ),
-                resources=self._sagemaker_arns("monitoring-schedule", "data-quality-job-definition"),
+                resources=(names.arn("scheduler", f"schedule/default/{prefix}"),),
             ),
             Statement(
                 sid="ReadModelRegistry",  # the group is base infrastructure (cdktf_app/registry.py)
@@ -461,6 +468,7 @@ class PipelineRoles(Construct):
             ),
             pass_role("PassSageMakerRole", [names.role_arn(SAGEMAKER)], "sagemaker.amazonaws.com"),
             pass_role("PassStepFunctionsRole", [names.role_arn(STEPFUNCTIONS)], "states.amazonaws.com"),
+            pass_role("PassSchedulerRole", [names.role_arn(SCHEDULER)], "scheduler.amazonaws.com"),
             pass_role(
                 "PassLambdaRoles", [names.role_arn(API_LAMBDA), names.role_arn(HOOKS_LAMBDA)], "lambda.amazonaws.com"
             ),
@@ -494,8 +502,97 @@ class PipelineRoles(Construct):
             Statement(
                 sid="PullSageMakerImages",
                 actions=("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
-                resources=tuple(f"arn:aws:ecr:{names.region}:*:repository/{image}" for image in SAGEMAKER_IMAGES),
+                resources=tuple(f"arn:aws:ecr:{names.region}:*:repository/{image}" for image in self._sagemaker_images),
             ),
+        ]
+
+    @property
+    def _use_model_monitor(self) -> bool:
+        return self.names.spec.monitoring.use_model_monitor
+
+    @property
+    def _sagemaker_images(self) -> tuple[str, ...]:
+        return (FRAMEWORK_IMAGE, MODEL_MONITOR_IMAGE) if self._use_model_monitor else (FRAMEWORK_IMAGE,)
+
+    def _model_monitor_grants(self) -> list[Statement]:
+        """CloudFormation's grants on Model Monitor's resources, only for accounts that use it."""
+        if not self._use_model_monitor:
+            return []
+        return [
+            Statement(
+                sid="SageMakerMonitoring",
+                actions=(
+                    "sagemaker:CreateMonitoringSchedule",
+                    "sagemaker:UpdateMonitoringSchedule",
+                    "sagemaker:DeleteMonitoringSchedule",
+                    "sagemaker:DescribeMonitoringSchedule",
+                    "sagemaker:StartMonitoringSchedule",
+                    "sagemaker:StopMonitoringSchedule",
+                    "sagemaker:CreateDataQualityJobDefinition",
+                    "sagemaker:DeleteDataQualityJobDefinition",
+                    "sagemaker:DescribeDataQualityJobDefinition",
+                    "sagemaker:AddTags",
+                    "sagemaker:DeleteTags",
+                    "sagemaker:ListTags",
+                ),
+                resources=self._sagemaker_arns("monitoring-schedule", "data-quality-job-definition"),
+            ),
+        ]
+
+    def _monitor(self) -> list[Statement]:
+        """The monitor's Processing jobs: only what the analyzer touches.
+
+        Read its code, the baseline dataset and feature schema, the baselines and the capture; write reports and
+        baselines; the pipeline key; its logs; PutMetricData in the monitor's namespace only.
+        """
+        names = self.names
+        artifacts, data = self.artifacts_arn, self.data_arn
+
+        def under(uri: S3Uri) -> str:
+            return names.s3_arn(uri.bucket, uri.key.rstrip("/") + "/*")
+
+        code = under(names.uri(naming.analyzer_code_prefix, ""))
+        baselines = under(names.uri(naming.execution_baseline_prefix, ""))
+        capture = under(names.uri(naming.capture_uri))
+        reports = under(names.uri(naming.monitoring_reports_prefix))
+        datasets = under(names.uri(naming.dataset_prefix, ""))
+        return [
+            read_objects("ReadMonitorInputs", [artifacts, data], [code, baselines, capture, datasets]),
+            write_objects("WriteReportsAndBaselines", [reports, baselines]),
+            use_key(self.key_arn),
+            grant_key_to_services(self.key_arn),
+            write_logs("ProcessingJobLogs", names, "/aws/sagemaker/ProcessingJobs"),
+            Statement(
+                sid="PublishMonitorMetrics",
+                actions=("cloudwatch:PutMetricData",),
+                # PutMetricData supports no resource but "*": the condition limits it to the monitor's namespace.
+                resources=("*",),
+                conditions=(condition("StringEquals", "cloudwatch:namespace", MONITOR_METRIC_NAMESPACE),),
+            ),
+            Statement(
+                sid="RegistryLogin",
+                actions=("ecr:GetAuthorizationToken",),
+                # GetAuthorizationToken supports no resource but "*" and only returns a registry login token;
+                # image pulls (below) are limited to the framework image's repository.
+                resources=("*",),
+            ),
+            Statement(
+                sid="PullFrameworkImage",
+                actions=("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
+                resources=(f"arn:aws:ecr:{names.region}:*:repository/{FRAMEWORK_IMAGE}",),
+            ),
+        ]
+
+    def _scheduler(self) -> list[Statement]:
+        """The data-quality schedule: start the monitoring state machine; decrypt with the schedule's key."""
+        machine = self.names.name(naming.state_machine_name, "monitoring")
+        return [
+            Statement(
+                sid="StartMonitoring",
+                actions=("states:StartExecution",),
+                resources=(self._arn("states", f"stateMachine:{machine}"),),
+            ),
+            use_key(self.key_arn, decrypt_only=True),
         ]
 
     def _events(self) -> list[Statement]:
@@ -577,7 +674,9 @@ class PipelineRoles(Construct):
                 ),
                 resources=self._model_packages,
             ),
-            pass_role("PassSageMakerRole", [names.role_arn(SAGEMAKER)], "sagemaker.amazonaws.com"),
+            pass_role(
+                "PassSageMakerRoles", [names.role_arn(SAGEMAKER), names.role_arn(MONITOR)], "sagemaker.amazonaws.com"
+            ),
             Statement(
                 sid="SyncJobEvents",
                 actions=("events:PutTargets", "events:PutRule", "events:DescribeRule"),

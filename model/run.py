@@ -3,8 +3,9 @@
 Inputs: the data-source contract (``$CODEBUILD_SRC_DIR_DataSourceOutput``, or ``--data-source DIR|ZIP``), the
 spec (``pipeline.toml`` and ``SAFEDEPLOY_*`` variables, as everywhere), and the pipeline execution
 (``--execution-id``, else ``$PIPELINE_EXECUTION_ID``, else the Build stage's running execution from
-``GetPipelineState``). Uploads the Lambda bundle (content-addressed) and the training code to the artifact
-bucket, then writes ``<kind>.template.json`` and ``<kind>.config.json`` for the four stacks to ``--out``.
+``GetPipelineState``). Uploads the Lambda bundle and the monitor's code (both content-addressed) and the training
+code to the artifact bucket, then writes ``<kind>.template.json`` and ``<kind>.config.json`` for the four stacks
+to ``--out``.
 
 Offline: ``--no-upload --execution-id ID --kms-key-arn ARN`` touches no AWS API at all.
 """
@@ -133,6 +134,8 @@ def main(
         print(f"uploaded {uri}")
     missing = f" (not vendored: {', '.join(result.third_party)})" if result.third_party else ""
     print(f"Lambda code {result.lambda_code}{missing}")
+    if result.analyzer_code is not None:
+        print(f"monitor code {result.analyzer_code}/")
     for path in result.files:
         print(f"wrote {path}")
     return 0

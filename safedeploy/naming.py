@@ -90,6 +90,11 @@ def execution_role_arn(spec: PipelineSpec) -> str:
     return f"arn:aws:iam::{spec.account_id}:role/{role_name(spec, 'sagemaker')}"
 
 
+def monitor_role_arn(spec: PipelineSpec) -> str:
+    """The role the monitor's Processing jobs (baseline and monitoring) run as: only what the analyzer touches."""
+    return f"arn:aws:iam::{spec.account_id}:role/{role_name(spec, 'monitor')}"
+
+
 STACK_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "deploy-dev", "deploy-prd")
 """The per-model CloudFormation stacks ``model/run.py`` emits (the seed's names)."""
 DESTROY_ORDER: tuple[str, ...] = ("deploy-prd", "deploy-dev", "training-job", "suggest-baseline")
@@ -134,13 +139,8 @@ def function_name(spec: PipelineSpec, purpose: str) -> str:
 
 
 def monitoring_schedule_name(spec: PipelineSpec) -> str:
-    """The production endpoint's Model Monitor data-quality schedule."""
+    """The production endpoint's data-quality schedule (the ``MonitoringSchedule`` metric dimension)."""
     return f"{spec.pipeline_name}-data-quality"
-
-
-def baseline_prefix(spec: PipelineSpec) -> S3Uri:
-    """Where the suggest-baseline job writes ``statistics.json`` and ``constraints.json``."""
-    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/baseline")
 
 
 def monitoring_reports_prefix(spec: PipelineSpec) -> S3Uri:
@@ -148,9 +148,16 @@ def monitoring_reports_prefix(spec: PipelineSpec) -> S3Uri:
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/monitoring-reports")
 
 
+STATE_MACHINE_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "monitoring")
+
+
 def state_machine_name(spec: PipelineSpec, kind: str) -> str:
-    """The Step Functions state machine of a ``training-job`` or ``suggest-baseline`` stack (Train runs it)."""
-    if kind not in ("training-job", "suggest-baseline"):
+    """A Step Functions state machine of the per-model stacks.
+
+    ``training-job`` / ``suggest-baseline`` (Train runs them), ``monitoring`` (the deploy-prd stack's, started by
+    the data-quality schedule).
+    """
+    if kind not in STATE_MACHINE_KINDS:
         raise ValueError(f"no state machine for stack kind {kind!r}")
     return f"{spec.pipeline_name}-{kind}"
 

@@ -152,18 +152,20 @@ def monitor_dataset_format() -> str:
     return json.dumps({"csv": {"header": True, "output_columns_position": "START"}}, separators=(",", ":"))
 
 
-def baseline_job_request(
+def model_monitor_baseline_job_request(
     spec: PipelineSpec,
     *,
     job_name: str,
     baseline_uri: str,
+    output: S3Uri,
     image_uri: str,
     kms_key_id: str | None = None,
 ) -> CreateProcessingJobRequestTypeDef:
-    """The ``CreateProcessingJob`` request of Model Monitor's suggest-baseline job.
+    """``CreateProcessingJob`` of Model Monitor's own suggest-baseline job (``monitoring.use_model_monitor``).
 
     It reads the Data stage's baseline CSV (training features with a header) and writes ``statistics.json`` and
-    ``constraints.json`` to ``naming.baseline_prefix``, where the data-quality schedule finds them.
+    ``constraints.json`` to ``output`` (the execution's baseline prefix, never a shared key). Without the switch the
+    stacks run this project's analyzer instead (``safedeploy.monitoring.requests.baseline_job_request``).
     """
     cluster: ProcessingClusterConfigTypeDef = {
         "InstanceCount": 1,
@@ -175,7 +177,7 @@ def baseline_job_request(
             {
                 "OutputName": "monitoring_output",
                 "S3Output": {
-                    "S3Uri": str(naming.baseline_prefix(spec)),
+                    "S3Uri": str(output),
                     "LocalPath": MONITOR_OUTPUT_PATH,
                     "S3UploadMode": "EndOfJob",
                 },
@@ -215,9 +217,3 @@ def baseline_job_request(
             {"Key": "safedeploy:environment", "Value": spec.environment},
         ],
     }
-
-
-def baseline_files(spec: PipelineSpec) -> tuple[S3Uri, S3Uri]:
-    """``(statistics.json, constraints.json)`` as the suggest-baseline job writes them."""
-    prefix = naming.baseline_prefix(spec)
-    return prefix.join("statistics.json"), prefix.join("constraints.json")

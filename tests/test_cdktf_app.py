@@ -421,14 +421,68 @@ def test_pass_role_names_exactly_the_roles_and_services(synth: Synth, env: str) 
     assert cloudformation == {
         "sagemaker.amazonaws.com": [naming.execution_role_arn(spec)],
         "states.amazonaws.com": [arn + naming.role_name(spec, R.STEPFUNCTIONS)],
+        "scheduler.amazonaws.com": [arn + naming.role_name(spec, R.SCHEDULER)],
         "lambda.amazonaws.com": sorted(arn + naming.role_name(spec, s) for s in (R.API_LAMBDA, R.HOOKS_LAMBDA)),
         "codedeploy.amazonaws.com": [arn + naming.role_name(spec, R.CODEDEPLOY)],
     }
+    # Step Functions passes the job roles: training's, and the monitor's Processing jobs' (naming.monitor_role_arn).
+    (jobs_pass,) = passes["roles_stepfunctions_permissions"]
+    assert sorted(resolve(doc, r) for r in jobs_pass["resources"]) == sorted(
+        [naming.execution_role_arn(spec), naming.monitor_role_arn(spec)]
+    )
     (pipeline_pass,) = passes["roles_codepipeline_permissions"]
     assert [resolve(doc, r) for r in pipeline_pass["resources"]] == [arn + naming.role_name(spec, R.CLOUDFORMATION)]
     for statements in passes.values():
         for statement in statements:
             assert statement["condition"][0]["variable"] == "iam:PassedToService"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_monitor_and_scheduler_roles_hold_only_what_monitoring_uses(synth: Synth, env: str) -> None:
+    """The monitor's Processing jobs read code, datasets, baselines and capture, write reports and baselines,
+    publish to the monitor's namespace only; the schedule only starts the monitoring state machine."""
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    documents = doc["data"]["aws_iam_policy_document"]
+    monitor = {s["sid"]: s for s in documents["roles_monitor_permissions"]["statement"]}
+    artifacts, data = naming.artifact_bucket(spec), naming.data_bucket(spec)
+    model = spec.model_name
+    assert sorted(resolve(doc, r) for r in monitor["ReadMonitorInputs"]["resources"]) == sorted(
+        [
+            f"arn:aws:s3:::{artifacts}",
+            f"arn:aws:s3:::{data}",
+            f"arn:aws:s3:::{artifacts}/{model}/monitor-code/*",
+            f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*",
+            f"arn:aws:s3:::{artifacts}/{model}/datacapture/*",
+            f"arn:aws:s3:::{data}/{model}/datasets/*",
+        ]
+    )
+    assert sorted(resolve(doc, r) for r in monitor["WriteReportsAndBaselines"]["resources"]) == [
+        f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*",
+        f"arn:aws:s3:::{artifacts}/{model}/monitoring-reports/*",
+    ]
+    metrics = monitor["PublishMonitorMetrics"]
+    assert metrics["actions"] == ["cloudwatch:PutMetricData"]
+    assert metrics["condition"] == [
+        {"test": "StringEquals", "variable": "cloudwatch:namespace", "values": ["/aws/sagemaker/Endpoints/data-metric"]}
+    ]
+    assert [r.rsplit("/", 1)[-1] for r in monitor["PullFrameworkImage"]["resources"]] == ["sagemaker-xgboost"]
+    actions = {a for statement in monitor.values() for a in statement["actions"]}
+    assert not {a for a in actions if a.startswith(("sagemaker:", "iam:", "states:"))}
+    scheduler = documents["roles_scheduler_permissions"]["statement"]
+    start = scheduler[0]
+    assert (start["actions"], [resolve(doc, r) for r in start["resources"]]) == (
+        ["states:StartExecution"],
+        [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{naming.state_machine_name(spec, 'monitoring')}"],
+    )
+    assert {a for s in scheduler for a in s["actions"]} == {"states:StartExecution", "kms:Decrypt", "kms:DescribeKey"}
+    # Model Monitor's grants and image only for accounts that use it (monitoring.use_model_monitor).
+    text = json.dumps(doc)
+    assert "CreateMonitoringSchedule" not in text and "sagemaker-model-monitor-analyzer" not in text
+    cloudformation = {s["sid"]: s for s in documents["roles_cloudformation_permissions"]["statement"]}
+    assert [resolve(doc, r) for r in cloudformation["MonitoringSchedules"]["resources"]] == [
+        f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{model}-*"
+    ]
 
 
 # --- Names -----------------------------------------------------------------------------------------------------

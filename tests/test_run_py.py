@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from safedeploy import naming
+from safedeploy.monitoring.requests import analyzer_files, analyzer_prefix
 from safedeploy.spec import load_spec
 from tests.conftest import REPO_ROOT
 from tests.test_templates import ACCOUNT, EXECUTION_ID, STARTED, write_contract
@@ -132,6 +133,18 @@ def test_builds_uploads_and_writes_every_stack(
     with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=source_key)["Body"].read())) as tar:
         assert {"train.py", "inference.py", "features.py"} <= set(tar.getnames())
 
+    # The monitor's code: content-addressed, KMS-encrypted, the code input of both Processing jobs.
+    prefix = analyzer_prefix(spec, REPO_ROOT)
+    assert f"monitor code {prefix}/" in printed.out
+    for name, path in analyzer_files(REPO_ROOT).items():
+        put = s3.get_object(Bucket=bucket, Key=prefix.join(name).key)
+        assert put["Body"].read() == path.read_bytes() and put["ServerSideEncryption"] == "aws:kms"
+    baseline = json.loads((out / "suggest-baseline.template.json").read_text())
+    arguments = baseline["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]["SuggestBaseline"]
+    code = arguments["Arguments"]["ProcessingInputs"][0]
+    assert code["InputName"] == "code" and code["S3Input"]["S3Uri"] == str(prefix)
+    assert str(prefix) in json.dumps(prd["Resources"]["MonitoringStateMachine"])
+
     for kind in KINDS:
         config = json.loads((out / f"{kind}.config.json").read_text())
         assert config["Parameters"]["KmsKeyArn"] == aws["key_arn"]
@@ -151,6 +164,7 @@ def test_builds_uploads_and_writes_every_stack(
     again = capsys.readouterr()
     assert status == 0, again.err
     assert not any("lambda/" in line for line in again.out.splitlines() if line.startswith("uploaded"))
+    assert not any("monitor-code/" in line for line in again.out.splitlines() if line.startswith("uploaded"))
     assert _objects(s3, bucket)[lambda_keys[0]]["LastModified"] == before
     assert json.loads((out / "deploy-prd.template.json").read_text()) == prd  # same inputs, same stacks
 

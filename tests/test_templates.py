@@ -11,7 +11,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -19,6 +20,7 @@ from botocore.exceptions import StubAssertionError
 from botocore.stub import Stubber
 
 from safedeploy import naming
+from safedeploy.cloudformation import monitoring as cf_monitoring
 from safedeploy.cloudformation import quality_gate
 from safedeploy.cloudformation.context import BuildContext, resolve_images
 from safedeploy.cloudformation.contract import ContractError, read_contract, write_example_contract
@@ -30,6 +32,10 @@ from safedeploy.cloudformation.traffic_shifting import codedeploy_routing
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ConfigError, GateFailedError
 from safedeploy.infra.policy import DEFAULT_CHECKOV, PolicyToolMissingError, run_cfn_lint, run_checkov
+from safedeploy.monitoring import requests as monitoring_requests
+from safedeploy.monitoring.drift_alarms import drift_alarm_rules
+from safedeploy.monitoring.monitor import Monitor
+from safedeploy.monitoring.schedule import parse_schedule
 from safedeploy.sagemaker_requests import deployment_names, green_endpoint_name
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.traffic import build_schedule
@@ -46,6 +52,7 @@ STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 KMS_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 CODE_REVISION = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 LAMBDA_SHA256 = "ab" * 32
+ANALYZER_SHA256 = "cd" * 32
 DATASET_ID = "0123456789abcdef"
 VERSION = 7
 KINDS = naming.STACK_KINDS
@@ -71,6 +78,7 @@ def build_context(tmp_path: Path, spec: PipelineSpec) -> BuildContext:
         images=resolve_images(spec),
         code_revision=CODE_REVISION,
         lambda_code=naming.lambda_code_uri(spec, LAMBDA_SHA256),
+        analyzer_code=naming.analyzer_code_prefix(spec, ANALYZER_SHA256),
     )
 
 
@@ -454,18 +462,24 @@ def test_schedules_codedeploy_cannot_run_are_refused_naming_why(tmp_path: Path) 
 
 def test_production_monitoring_autoscaling_and_api(stacks: dict[str, StackDocuments]) -> None:
     prd = stacks["deploy-prd"]
+    # The monitor's Processing job on an EventBridge Scheduler schedule, not Model Monitor.
+    assert not _resources(prd, "AWS::SageMaker::MonitoringSchedule")
+    assert not _resources(prd, "AWS::SageMaker::DataQualityJobDefinition")
+    assert "model-monitor" not in json.dumps({kind: stack.template for kind, stack in stacks.items()})
     schedule = properties(prd, "MonitoringSchedule")
-    assert schedule["MonitoringScheduleName"] == "customerchurn-dev-data-quality"
-    assert schedule["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 * ? * * *)"
-    job = properties(prd, "DataQualityJobDefinition")
-    baseline = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline"
-    assert job["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == f"{baseline}/constraints.json"
-    assert job["DataQualityJobOutputConfig"]["KmsKeyId"] == KMS_ARN
-    drift = prd.template["Resources"]["DriftAlarm"]
-    assert drift["Properties"]["AlarmName"] == naming.alarm_name(fixture_spec(), "drift")
-    parts = [v["Properties"] for k, v in prd.template["Resources"].items() if re.fullmatch(r"DriftAlarm\d+", k)]
-    metrics = [m["MetricStat"]["Metric"]["MetricName"] for p in parts for m in p["Metrics"] if "MetricStat" in m]
-    assert "feature_baseline_drift_CustServ Calls" in metrics and all(len(p["Metrics"]) <= 11 for p in parts)
+    assert prd.template["Resources"]["MonitoringSchedule"]["Type"] == "AWS::Scheduler::Schedule"
+    assert schedule["Name"] == "customerchurn-dev-data-quality"
+    assert schedule["ScheduleExpression"] == "cron(0 * * * ? *)" and schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"} and schedule["KmsKeyArn"] == KMS_ARN
+    assert schedule["Target"]["Arn"] == {"Ref": "MonitoringStateMachine"}
+    assert schedule["Target"]["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-scheduler"
+    assert json.loads(schedule["Target"]["Input"]) == {
+        "ScheduledTime": "<aws.scheduler.scheduled-time>",
+        "InvocationId": "<aws.scheduler.execution-id>",
+    }
+    machine = properties(prd, "MonitoringStateMachine")
+    assert machine["StateMachineName"] == naming.state_machine_name(fixture_spec(), "monitoring")
+    assert machine["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-stepfunctions"
     target = prd.template["Resources"]["ScalableTarget"]["Properties"]
     assert "RoleARN" not in target  # the service-linked role
     assert target["ResourceId"] == {"Fn::Sub": "endpoint/${Endpoint.EndpointName}/variant/AllTraffic"}
@@ -605,6 +619,251 @@ def test_gate_decides_and_words_its_failures_as_the_local_gate(
     assert output["ModelPackageVersion"] == "12"
 
 
+# --- Data-quality monitoring on AWS: the monitor's Processing jobs ---------------------------------------------
+
+
+def _machine(stack: StackDocuments, logical_id: str) -> dict[str, Any]:
+    definition: dict[str, Any] = resolve(
+        stack.template["Resources"][logical_id]["Properties"]["Definition"], PARAMETERS, strict=True
+    )
+    return definition
+
+
+def _evaluate_all(value: Any, states: dict[str, Any], evaluate: Callable[[str, dict[str, Any]], Any]) -> Any:
+    """Evaluate every JSONata string of a state's ``Arguments`` as Step Functions does (JSON in, JSON out)."""
+    if isinstance(value, str) and value.startswith("{%"):
+        return json.loads(json.dumps(evaluate(value, json.loads(json.dumps(states)))))
+    if isinstance(value, dict):
+        return {key: _evaluate_all(item, states, evaluate) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_evaluate_all(item, states, evaluate) for item in value]
+    return value
+
+
+def test_baseline_job_is_the_local_baseline_request_under_the_executions_prefix(
+    tmp_path: Path, stacks: dict[str, StackDocuments]
+) -> None:
+    """One spec, two backends: SuggestBaseline's arguments are the local Baseline stage's builder's request."""
+    ctx = build_context(tmp_path, fixture_spec())
+    task = _machine(stacks["suggest-baseline"], "StateMachine")["States"]["SuggestBaseline"]
+    output = naming.execution_baseline_prefix(ctx.spec, EXECUTION_ID).join("data")
+    assert task["Arguments"] == monitoring_requests.baseline_job_request(
+        ctx.spec,
+        job_name=ctx.baseline_job_name,
+        dataset=ctx.contract.uri("BaselineUri"),
+        output=output,
+        code=naming.analyzer_code_prefix(ctx.spec, ANALYZER_SHA256),
+        image_uri=resolve_images(ctx.spec).training,  # the pinned framework image, not Model Monitor's
+        kms_key_id=KMS_ARN,
+    )
+    assert task["Arguments"]["RoleArn"] == naming.monitor_role_arn(ctx.spec)
+    outputs = stacks["suggest-baseline"].template["Outputs"]
+    assert outputs["BaselineStatistics"]["Value"] == str(output.join("statistics.json"))
+    assert "customerchurn/baseline/" not in json.dumps(stacks["suggest-baseline"].template)  # never a fixed key
+
+
+def test_the_version_is_registered_with_the_baseline_production_monitors(
+    tmp_path: Path, stacks: dict[str, StackDocuments]
+) -> None:
+    ctx = build_context(tmp_path, fixture_spec())
+    register = _definition(stacks)["States"]["RegisterModel"]["Arguments"]
+    data = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}/data"
+    assert register["DriftCheckBaselines"] == {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"{data}/statistics.json"},
+            "Constraints": {"ContentType": "application/json", "S3Uri": f"{data}/constraints.json"},
+        }
+    }
+    # The deploy-prd stack of this execution serves this execution's version: it monitors against those files.
+    environment = _machine(stacks["deploy-prd"], "MonitoringStateMachine")["States"]["Analyze"]["Arguments"]
+    inputs = environment["ProcessingInputs"]
+    assert f"{data}/statistics.json" in inputs and f"{data}/constraints.json" in inputs
+    assert ctx.contract.uri("FeatureSchemaUri") in inputs
+    outputs = stacks["deploy-prd"].template["Outputs"]
+    assert outputs["BaselineStatistics"]["Value"] == f"{data}/statistics.json"
+
+
+@pytest.mark.parametrize(
+    ("expression", "scheduled", "window", "granularity"),
+    [
+        ("cron(0 * ? * * *)", "2025-01-02T08:00:00Z", ("2025-01-02T07:00:00Z", "2025-01-02T08:00:00Z"), "hour"),
+        ("cron(0 0 ? * * *)", "2025-01-02T00:00:00Z", ("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"), "day"),
+        ("cron(0 1/4 ? * * *)", "2025-01-02T01:00:00Z", ("2025-01-01T21:00:00Z", "2025-01-02T01:00:00Z"), "hour"),
+        ("cron(0 2/6 ? * * *)", "2025-01-02T08:00:00Z", ("2025-01-02T02:00:00Z", "2025-01-02T08:00:00Z"), "day"),
+    ],
+)
+def test_monitoring_state_machine_runs_the_local_monitoring_request(
+    expression: str,
+    scheduled: str,
+    window: tuple[str, str],
+    granularity: str,
+    tmp_path: Path,
+    jsonata: Callable[[str, dict[str, Any]], Any],
+) -> None:
+    """The window, job name, report and capture folders for a fixed scheduled time, and the Analyze request equal
+    to ``monitoring_job_request`` (the local monitor's builder) for the same names; empty folders are skipped."""
+
+    def run(expression: Any, states_: dict[str, Any]) -> Any:
+        return _evaluate_all(expression, states_, jsonata)
+
+    spec = fixture_spec(**{"monitoring.schedule_expression": expression})
+    ctx = build_context(tmp_path, spec)
+    stack = render_stacks(ctx, KMS_ARN)["deploy-prd"]
+    states = _machine(stack, "MonitoringStateMachine")["States"]
+    invocation = {"ScheduledTime": scheduled, "InvocationId": "d32c-5kdd_cf5bb8c3"}
+    data = run(states["Window"]["Output"], {"input": invocation, "context": {}})
+    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in window)
+    assert (data["Start"], data["End"], data["ScheduledTime"]) == (*window, window[1])
+    job_name = naming.monitoring_job_name(spec, "monitor", end, "d32c5kddcf5bb8c3")
+    assert data["JobName"] == job_name and len(job_name) <= 63
+    endpoint = naming.green_endpoint_name(spec, VERSION, EXECUTION_ID)
+    schedule_name = naming.monitoring_schedule_name(spec)
+    report = naming.monitoring_reports_prefix(spec).join(endpoint, schedule_name, f"{end:%Y/%m/%d/%H}", job_name)
+    assert data["Report"] == str(report)
+    # The hour folders the local monitor stages for the window (or, when they would not fit in the job's 10
+    # inputs, the days holding them).
+    local = Monitor._capture_prefixes(
+        cast(Any, None),
+        cast(
+            Any,
+            SimpleNamespace(CaptureUri=str(naming.capture_uri(spec)), EndpointName=endpoint, VariantName="AllTraffic"),
+        ),
+        start,
+        end,
+    )
+    root = naming.capture_uri(spec).join(endpoint, "AllTraffic")
+    hours = [p.key.removeprefix(root.key + "/") for p in local]
+    folders = hours if granularity == "hour" else sorted({h.rsplit("/", 1)[0] for h in hours})
+    assert data["Folders"] == folders
+
+    # FindCapture: one listObjectsV2 per folder; the first folder (if there are several) is empty and skipped.
+    kept = folders[1:] if len(folders) > 1 else folders
+    listing = states["FindCapture"]["ItemProcessor"]["States"]["ListCaptureFolder"]
+    assert listing["Resource"] == "arn:aws:states:::aws-sdk:s3:listObjectsV2"
+    results = []
+    for number, folder in enumerate(run(states["FindCapture"]["Items"], {"input": data})):
+        arguments = run(listing["Arguments"], {"input": folder})
+        assert arguments == {"Bucket": root.bucket, "Prefix": f"{root.key}/{folder}/", "MaxKeys": 1}
+        empty = number == 0 and len(folders) > 1
+        results.append(run(listing["Output"], {"input": folder, "result": {"KeyCount": 0 if empty else 3}}))
+    found = run(states["FindCapture"]["Output"], {"input": data, "result": results})
+    assert found["Found"] == kept
+    choice = states["AnyCapture"]["Choices"][0]
+    arguments = run(states["Analyze"]["Arguments"], {"input": found})
+    expected = monitoring_requests.monitoring_job_request(
+        spec,
+        job_name=job_name,
+        schedule_name=schedule_name,
+        endpoint=endpoint,
+        capture_prefixes=[root.join(f) for f in kept],
+        start=start,
+        end=end,
+        baseline=ctx.baseline,
+        output=report,
+        code=naming.analyzer_code_prefix(spec, ANALYZER_SHA256),
+        image_uri=resolve_images(spec).training,
+        kms_key_id=KMS_ARN,
+        publish_to_cloudwatch=True,
+    )
+    assert arguments == expected
+    assert len(arguments["ProcessingInputs"]) <= monitoring_requests.MAX_PROCESSING_INPUTS
+    assert arguments["Environment"]["metrics_publisher"] == "cloudwatch"
+    assert arguments["Environment"]["publish_cloudwatch_metrics"] == "Enabled"
+    assert run(choice["Condition"], {"input": found}) is True
+    # No capture at all: no job; the execution ends InsufficientData (no metric: the alarms see missing data).
+    empty = run(
+        states["FindCapture"]["Output"], {"input": data, "result": [{"Folder": f, "Found": False} for f in folders]}
+    )
+    assert run(choice["Condition"], {"input": empty}) is False
+    assert states["AnyCapture"]["Default"] == "NoCapture"
+    assert run(states["NoCapture"]["Output"], {"input": empty})["MonitoringExecutionStatus"] == "InsufficientData"
+    # A hand-started execution (no scheduled time) analyses the last full period before it.
+    later = end.replace(minute=17) + (end - start) / 2 if granularity == "hour" else end.replace(minute=17)
+    manual = run(
+        states["Window"]["Output"],
+        {"input": {}, "context": {"Execution": {"StartTime": later.isoformat(), "Name": "manual-run-1"}}},
+    )
+    assert manual["End"] <= later.strftime("%Y-%m-%dT%H:%M:%SZ") and manual["JobName"].endswith("-manualru")
+
+
+def test_scheduler_expressions_are_sagemakers_cron_in_eventbridge_syntax() -> None:
+    forms = {
+        "cron(0 * ? * * *)": "cron(0 * * * ? *)",
+        "cron(0 5 ? * * *)": "cron(0 5 * * ? *)",
+        "cron(0 2/6 ? * * *)": "cron(0 2/6 * * ? *)",
+        "cron(0 */3 ? * * *)": "cron(0 0/3 * * ? *)",
+    }
+    for sagemaker_form, scheduler_form in forms.items():
+        assert cf_monitoring.scheduler_expression(parse_schedule(sagemaker_form)) == scheduler_form
+
+
+def test_drift_alarms_are_the_local_rules(tmp_path: Path) -> None:
+    overrides = {
+        "monitoring.drift_alarms": {"CustServ Calls": 0.2, "Day Mins": 0.15},
+        "monitoring.schedule_expression": "cron(0 1/2 ? * * *)",
+        "monitoring.alarm_evaluation_periods": 3,
+        "monitoring.alarm_datapoints_to_alarm": 2,
+    }
+    spec = fixture_spec(**overrides)
+    prd = render(tmp_path, **overrides)["deploy-prd"]
+    endpoint = {"Fn::GetAtt": ["Endpoint", "EndpointName"]}
+    alarms = [v["Properties"] for k, v in prd.template["Resources"].items() if re.fullmatch(r"DriftAlarm\d+", k)]
+    rules = drift_alarm_rules(spec)
+    assert [
+        {
+            "AlarmName": a["AlarmName"],
+            "MetricName": a["MetricName"],
+            "Threshold": a["Threshold"],
+            "ComparisonOperator": a["ComparisonOperator"],
+            "Period": a["Period"],
+            "EvaluationPeriods": a["EvaluationPeriods"],
+            "DatapointsToAlarm": a["DatapointsToAlarm"],
+            "TreatMissingData": a["TreatMissingData"],
+        }
+        for a in alarms
+    ] == [
+        {
+            "AlarmName": r.rule.name,
+            "MetricName": r.metric,
+            "Threshold": r.rule.threshold,
+            "ComparisonOperator": r.rule.comparison,
+            "Period": int(r.rule.period_seconds),
+            "EvaluationPeriods": r.rule.evaluation_periods,
+            "DatapointsToAlarm": r.rule.datapoints_to_alarm,
+            "TreatMissingData": r.rule.treat_missing_data,
+        }
+        for r in rules
+    ]
+    assert [a["Period"] for a in alarms] == [7200, 7200]
+    for alarm in alarms:
+        assert alarm["Namespace"] == "/aws/sagemaker/Endpoints/data-metric"
+        assert alarm["Dimensions"] == [
+            {"Name": "Endpoint", "Value": endpoint},
+            {"Name": "MonitoringSchedule", "Value": naming.monitoring_schedule_name(spec)},
+        ]
+    combined = prd.template["Resources"]["DriftAlarm"]
+    assert combined["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    assert combined["Properties"]["AlarmName"] == naming.drift_alarm_name(spec) == naming.alarm_name(spec, "drift")
+    assert combined["Properties"]["AlarmRule"] == " OR ".join(f'ALARM("{r.rule.name}")' for r in rules)
+    assert combined["DependsOn"] == ["DriftAlarm1", "DriftAlarm2"]
+
+
+def test_model_monitor_switch_keeps_model_monitor_for_accounts_that_have_it(tmp_path: Path) -> None:
+    stacks = render(tmp_path, **{"monitoring.use_model_monitor": True})
+    prd = stacks["deploy-prd"]
+    assert prd.template["Resources"]["MonitoringSchedule"]["Type"] == "AWS::SageMaker::MonitoringSchedule"
+    assert not _resources(prd, "AWS::Scheduler::Schedule") and "MonitoringStateMachine" not in prd.template["Resources"]
+    job = properties(prd, "DataQualityJobDefinition")
+    data = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}/data"
+    assert job["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == f"{data}/constraints.json"
+    assert job["DataQualityJobOutputConfig"]["KmsKeyId"] == KMS_ARN
+    assert "model-monitor" in job["DataQualityAppSpecification"]["ImageUri"]
+    baseline = _machine(stacks["suggest-baseline"], "StateMachine")["States"]["SuggestBaseline"]["Arguments"]
+    assert "model-monitor" in baseline["AppSpecification"]["ImageUri"]
+    assert baseline["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == data
+    assert prd.template["Resources"]["DriftAlarm"]["Type"] == "AWS::CloudWatch::CompositeAlarm"  # the same alarms
+
+
 # --- Lint and policy checks ---------------------------------------------------------------------------------
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -614,6 +873,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "all-at-once": {"production.strategy": "ALL_AT_ONCE"},
     "custom": {"production.strategy": "Custom", "production.custom_steps": [[20, 120], [100, 0]]},
     "open-api": {"serving.api_key_required": False, "production.strategy": "Linear10PercentEvery1Minute"},
+    "model-monitor": {"monitoring.use_model_monitor": True},
+    "six-hourly": {"monitoring.schedule_expression": "cron(0 2/6 ? * * *)"},
 }
 
 

@@ -6,10 +6,10 @@
   blue's p99 here (blue's endpoint is the previous stack's), so latency uses the absolute ``max_latency_ms``
   budget the local controller applies without a blue. Missing periods never alarm; the post-traffic hook
   requires ``MIN_REQUESTS`` served, so a deployment nobody exercised still fails.
-* **The drift alarm** ``naming.alarm_name(spec, "drift")`` (the base infrastructure's EventBridge rule
-  retrains on it): the largest ``feature_baseline_drift_<feature>`` Model Monitor publishes for the numeric
-  features. An alarm's metric math may reference at most 10 metrics, so more features are split across
-  alarms that a composite alarm of that name combines.
+* **The drift alarms** (:func:`safedeploy.monitoring.drift_alarms.drift_alarm_rules`, the local monitor's
+  rules): one per configured feature on ``feature_baseline_drift_<feature>`` in
+  ``/aws/sagemaker/Endpoints/data-metric``, and the composite ``naming.drift_alarm_name(spec)`` combining them
+  (the base infrastructure's EventBridge rule retrains on it).
 """
 
 from __future__ import annotations
@@ -20,17 +20,10 @@ from typing import Any
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation.template import Json, Template, ref
-from safedeploy.data.raw_table import NUMERIC_FEATURES
 from safedeploy.errors import ConfigError
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.monitoring.drift_alarms import drift_alarm_rules
 from safedeploy.spec import PipelineSpec
-
-MONITOR_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
-DRIFT_METRIC_PREFIX = "feature_baseline_drift_"
-DRIFT_THRESHOLD = 0.1
-"""Model Monitor's default ``comparison_threshold`` for distribution drift in a suggested baseline."""
-DRIFT_PERIOD_SECONDS = 3600
-"""The data-quality schedule runs hourly; each run publishes one drift datapoint per feature."""
-MAX_ALARM_METRICS = 10
 
 
 def _period(spec: PipelineSpec) -> int:
@@ -128,64 +121,54 @@ def deployment_alarms(template: Template, spec: PipelineSpec, dimensions: Sequen
     return [errors, latency]
 
 
-def _drift_metric(index: int, feature: str, dimensions: Sequence[Json]) -> Json:
-    return {
-        "Id": f"drift{index}",
-        "MetricStat": {
-            "Metric": {
-                "Namespace": MONITOR_NAMESPACE,
-                "MetricName": f"{DRIFT_METRIC_PREFIX}{feature}",
-                "Dimensions": list(dimensions),
-            },
-            "Period": DRIFT_PERIOD_SECONDS,
-            "Stat": "Maximum",
-        },
-        "Label": feature,
-        "ReturnData": False,
-    }
+def drift_alarms(template: Template, spec: PipelineSpec, endpoint: Any) -> str:
+    """The drift alarms of :func:`drift_alarm_rules` on the monitor's metrics; return the combined alarm's id.
 
-
-def _drift_properties(name: str, features: Sequence[str], dimensions: Sequence[Json]) -> Json:
-    return {
-        "AlarmName": name,
-        "AlarmDescription": f"Model Monitor baseline drift above {DRIFT_THRESHOLD:g} on {', '.join(features)}",
-        "ComparisonOperator": "GreaterThanThreshold",
-        "Threshold": DRIFT_THRESHOLD,
-        "EvaluationPeriods": 1,
-        "DatapointsToAlarm": 1,
-        # An hour without a monitoring run is no evidence of drift: it must not trigger a retraining.
-        "TreatMissingData": "notBreaching",
-        "Metrics": [
-            *(_drift_metric(index, feature, dimensions) for index, feature in enumerate(features)),
-            {"Id": "drift", "Expression": "MAX(METRICS())", "Label": "largest feature drift", "ReturnData": True},
-        ],
-    }
-
-
-def drift_alarm(template: Template, spec: PipelineSpec, endpoint: Any, schedule: str) -> str:
-    """The drift alarm on the schedule's published metrics; return its logical id."""
-    dimensions = [{"Name": "Endpoint", "Value": endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]
-    name = naming.alarm_name(spec, "drift")
-    features = list(NUMERIC_FEATURES)
-    if len(features) <= MAX_ALARM_METRICS:
-        return template.add("DriftAlarm", "AWS::CloudWatch::Alarm", _drift_properties(name, features, dimensions))
-    chunks = [features[i : i + MAX_ALARM_METRICS] for i in range(0, len(features), MAX_ALARM_METRICS)]
-    parts = [
-        template.add(
-            f"DriftAlarm{number}",
-            "AWS::CloudWatch::Alarm",
-            _drift_properties(naming.alarm_name(spec, f"drift-{number}"), chunk, dimensions),
-        )
-        for number, chunk in enumerate(chunks, start=1)
+    One metric alarm per configured feature on ``feature_baseline_drift_<feature>`` (namespace and dimensions as
+    the analyzer publishes them: ``Endpoint``, ``MonitoringSchedule``), and the composite alarm
+    ``naming.drift_alarm_name(spec)``: ``ALARM(a) OR ALARM(b) ...``, what retraining subscribes to.
+    """
+    dimensions = [
+        {"Name": F.DIMENSION_ENDPOINT, "Value": endpoint},
+        {"Name": F.DIMENSION_SCHEDULE, "Value": naming.monitoring_schedule_name(spec)},
     ]
-    rule = " OR ".join(f'ALARM("{naming.alarm_name(spec, f"drift-{n}")}")' for n in range(1, len(parts) + 1))
+    rules = drift_alarm_rules(spec)
+    if not rules:
+        raise ConfigError(
+            "monitoring.drift_alarms is empty: the drift alarm (which retrains the model) needs a feature"
+        )
+    parts = []
+    for number, alarm in enumerate(rules, start=1):
+        rule = alarm.rule
+        parts.append(
+            template.add(
+                f"DriftAlarm{number}",
+                "AWS::CloudWatch::Alarm",
+                {
+                    "AlarmName": rule.name,
+                    "AlarmDescription": f"Baseline drift of {alarm.feature} above {rule.threshold:g} on "
+                    f"{spec.model_name}'s production endpoint",
+                    "Namespace": F.METRIC_NAMESPACE_ENDPOINT,
+                    "MetricName": alarm.metric,
+                    "Dimensions": dimensions,
+                    "Statistic": "Maximum",
+                    "Period": int(rule.period_seconds),
+                    "EvaluationPeriods": rule.evaluation_periods,
+                    "DatapointsToAlarm": rule.datapoints_to_alarm,
+                    "Threshold": rule.threshold,
+                    "ComparisonOperator": rule.comparison,
+                    # A period without a verdict (too little data, no capture, a failed job) is no evidence of drift.
+                    "TreatMissingData": rule.treat_missing_data,
+                },
+            )
+        )
     return template.add(
         "DriftAlarm",
         "AWS::CloudWatch::CompositeAlarm",
         {
-            "AlarmName": name,
+            "AlarmName": naming.drift_alarm_name(spec),
             "AlarmDescription": f"Data drift on {spec.model_name}'s production endpoint (retrains the model)",
-            "AlarmRule": rule,
+            "AlarmRule": " OR ".join(f'ALARM("{alarm.rule.name}")' for alarm in rules),
         },
         depends_on=parts,
     )

@@ -1,8 +1,9 @@
 """One build of the stacks (what ``model/run.py`` runs in CodeBuild): read, resolve, upload, render, write.
 
 Order matters for "nothing half-written": the contract is validated and every template rendered in memory
-before anything is uploaded or written; the Lambda bundle and the training code are uploaded before the
-templates that reference them are written; each file is replaced atomically.
+before anything is uploaded or written; the Lambda bundle, the training code and the monitor's code (the
+Processing jobs' code input, content-addressed like the Lambda bundle) are uploaded before the templates that
+reference them are written; each file is replaced atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from safedeploy.cloudformation.contract import read_contract
 from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
 from safedeploy.cloudformation.stacks import render_stacks
 from safedeploy.errors import ConfigError, SafeDeployError
+from safedeploy.monitoring.requests import analyzer_files, analyzer_prefix
 from safedeploy.revision import code_revision
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
@@ -88,6 +90,8 @@ class BuildResult:
     """``s3://`` URIs put in this build (an existing content-addressed object is not put again)."""
     lambda_code: S3Uri
     third_party: tuple[str, ...]
+    analyzer_code: S3Uri | None = None
+    """The monitor's code prefix (the Processing jobs' code input)."""
 
 
 def pipeline_execution_id(codepipeline: CodePipelineClient, pipeline: str) -> str:
@@ -188,6 +192,7 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
         images=images,
         code_revision=code_revision(options.project_root),
         lambda_code=naming.lambda_code_uri(spec, bundle.sha256),
+        analyzer_code=analyzer_prefix(spec, options.project_root),
     )
     stacks = render_stacks(ctx, key_arn)
     rendered = {
@@ -206,10 +211,17 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
             uploads.append(str(ctx.lambda_code))
         put_object(apis.s3, ctx.source_archive, source_archive, "application/gzip", key_arn)
         uploads.append(str(ctx.source_archive))
+        for name, path in analyzer_files(options.project_root).items():  # the monitor's code, content-addressed
+            uri = ctx.analyzer_code.join(name)
+            if not _exists(apis.s3, uri):
+                put_object(apis.s3, uri, path.read_bytes(), "text/x-python", key_arn)
+                uploads.append(str(uri))
 
     files = []
     for name, text in rendered.items():
         path = options.out_dir / name
         atomic_write_text(path, text)
         files.append(path)
-    return BuildResult(execution_id, tuple(files), tuple(uploads), ctx.lambda_code, bundle.third_party)
+    return BuildResult(
+        execution_id, tuple(files), tuple(uploads), ctx.lambda_code, bundle.third_party, ctx.analyzer_code
+    )

@@ -9,6 +9,7 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation.contract import DataSourceContract
 from safedeploy.errors import ConfigError
+from safedeploy.monitoring.requests import BaselineUris, execution_baseline
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 from safedeploy.training.request import source_archive_uri
@@ -20,7 +21,11 @@ class Images:
 
     training: str
     serving: str
+    processing: str
+    """The monitor's Processing jobs (baseline, monitoring): the same pinned XGBoost framework image (it has
+    python3, numpy, scipy and boto3, all the analyzer imports), its code a processing input."""
     model_monitor: str
+    """Model Monitor's analyzer, only with ``monitoring.use_model_monitor`` (accounts that still have it)."""
 
 
 def resolve_images(spec: PipelineSpec) -> Images:
@@ -43,7 +48,7 @@ def resolve_images(spec: PipelineSpec) -> Images:
         raise ConfigError(f"no SageMaker image for XGBoost {version} in {spec.region}: {exc}") from None
     if not xgboost.endswith(f":{version}"):
         raise ConfigError(f"the XGBoost image {xgboost} is not tagged with the pinned version {version}")
-    return Images(training=xgboost, serving=xgboost, model_monitor=monitor)
+    return Images(training=xgboost, serving=xgboost, processing=xgboost, model_monitor=monitor)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class BuildContext:
     code_revision: str
     lambda_code: S3Uri
     """The content-addressed Lambda bundle (``naming.lambda_code_uri``)."""
+    analyzer_code: S3Uri
+    """The monitor's code, content-addressed (``naming.analyzer_code_prefix``): the Processing jobs' code input."""
 
     def __post_init__(self) -> None:
         if self.started.tzinfo is None:
@@ -90,3 +97,8 @@ class BuildContext:
     def baseline_job_name(self) -> str:
         """This execution's suggest-baseline processing job."""
         return naming.baseline_job_name(self.spec, self.execution_id, self.started)
+
+    @property
+    def baseline(self) -> BaselineUris:
+        """The baseline this execution's job writes, which its version is registered with and monitored against."""
+        return execution_baseline(self.spec, self.execution_id, self.contract.uri("FeatureSchemaUri"))

@@ -10,19 +10,21 @@ Two shapes, chosen by ``production.strategy`` (see :mod:`.traffic_shifting`):
 * **Guardrails** (``CANARY``/``LINEAR``/``ALL_AT_ONCE``): one stable endpoint whose config changes; SageMaker
   shifts capacity per the endpoint's ``DeploymentConfig`` and rolls back on the alarms.
 
-Either way: data capture (KMS), the hourly data-quality schedule with the drift alarm, autoscaling, the API.
+Either way: data capture (KMS), data-quality monitoring against the served version's baseline (the monitor's
+Processing job on an EventBridge Scheduler schedule, or Model Monitor with ``monitoring.use_model_monitor``), the
+drift alarms, autoscaling, the API.
 """
 
 from __future__ import annotations
 
 from safedeploy import constants as C
 from safedeploy import naming
-from safedeploy.cloudformation.alarms import alarm_refs, deployment_alarms, drift_alarm, endpoint_dimensions
+from safedeploy.cloudformation.alarms import alarm_refs, deployment_alarms, drift_alarms, endpoint_dimensions
 from safedeploy.cloudformation.autoscaling import add_autoscaling, variant_resource_id
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.endpoints import ENDPOINT, add_serving
 from safedeploy.cloudformation.functions import add_api_function, add_hook_functions
-from safedeploy.cloudformation.monitoring import add_data_quality_monitoring
+from safedeploy.cloudformation.monitoring import add_model_monitor_schedule, add_monitoring_schedule
 from safedeploy.cloudformation.rest_api import add_rest_api
 from safedeploy.cloudformation.state_machine import role_arn
 from safedeploy.cloudformation.template import (
@@ -91,8 +93,11 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
             "Role": role_arn(spec, "codedeploy"),
         }
 
-    add_data_quality_monitoring(template, ctx, endpoint, kms)
-    drift_alarm(template, spec, endpoint, naming.monitoring_schedule_name(spec))
+    if spec.monitoring.use_model_monitor:
+        add_model_monitor_schedule(template, ctx, endpoint, kms)
+    else:
+        add_monitoring_schedule(template, ctx, names.endpoint, kms, depends_on=[ENDPOINT])
+    drift_alarms(template, spec, endpoint)
     function = add_api_function(
         template, ctx, endpoint=endpoint, model_version=version, kms_key=kms, deployment_preference=preference
     )
@@ -101,5 +106,7 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
     template.output("ModelVersion", version, "The registry version in production")
     template.output("Strategy", production.strategy, f"Traffic shifting ({mode})")
     template.output("MonitoringScheduleName", naming.monitoring_schedule_name(spec), "Data-quality schedule")
-    template.output("DriftAlarmName", naming.alarm_name(spec, "drift"), "Retrains the model when in ALARM")
+    template.output("BaselineStatistics", ctx.baseline.statistics, "The served version's baseline statistics")
+    template.output("BaselineConstraints", ctx.baseline.constraints, "The served version's baseline constraints")
+    template.output("DriftAlarmName", naming.drift_alarm_name(spec), "Retrains the model when in ALARM")
     return template.to_dict()

@@ -1,4 +1,4 @@
-"""The Step Functions state machine both job stacks use: standard, traced, logging to a KMS-encrypted group."""
+"""The Step Functions state machines of the stacks: standard, traced, logging to a KMS-encrypted group."""
 
 from __future__ import annotations
 
@@ -18,13 +18,20 @@ def role_arn(spec: PipelineSpec, service: str) -> str:
 
 
 def add_state_machine(
-    template: Template, spec: PipelineSpec, kind: str, definition: Json, kms_key: Json, depends_on: Sequence[str] = ()
+    template: Template,
+    spec: PipelineSpec,
+    kind: str,
+    definition: Json,
+    kms_key: Json,
+    depends_on: Sequence[str] = (),
+    *,
+    logical_id: str = STATE_MACHINE,
 ) -> str:
-    """Add the ``kind`` stack's state machine (``naming.state_machine_name``) and its log group."""
+    """Add the ``kind`` state machine (``naming.state_machine_name``) and its log group (``<logical_id>Logs``)."""
     name = naming.state_machine_name(spec, kind)
-    logs = log_group(template, "StateMachineLogs", f"/aws/vendedlogs/states/{name}", kms_key, LOG_RETENTION_DAYS)
+    logs = log_group(template, f"{logical_id}Logs", f"/aws/vendedlogs/states/{name}", kms_key, LOG_RETENTION_DAYS)
     return template.add(
-        STATE_MACHINE,
+        logical_id,
         "AWS::StepFunctions::StateMachine",
         {
             "StateMachineName": name,

@@ -83,6 +83,22 @@ def _registration(ctx: BuildContext) -> Json:
             "GeneratedBy": f"codepipeline/{naming.codepipeline_name(spec)}",
         },
         "CustomerMetadataProperties": "{% $merge($append([" + literal + "], " + metrics + ")) %}",
+        "DriftCheckBaselines": drift_check_baselines(ctx),
+    }
+
+
+def drift_check_baselines(ctx: BuildContext) -> Json:
+    """The version's data-quality baseline: the files this execution's suggest-baseline job writes.
+
+    URIs only: the job runs beside training (the Train stage runs both state machines), so the files' sha256 is
+    not known when the version is registered, and ``ContentDigest`` is optional in the API.
+    """
+    baseline = ctx.baseline
+    return {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": baseline.statistics},
+            "Constraints": {"ContentType": "application/json", "S3Uri": baseline.constraints},
+        }
     }
 
 

@@ -32,6 +32,9 @@ DATASET_PATH = "/opt/ml/processing/input/dataset"
 ENDPOINT_PATH = "/opt/ml/processing/input/endpoint"
 BASELINE_PATH = "/opt/ml/processing/input/baseline"
 ENTRYPOINT = ["python3", "-m", "safedeploy.monitoring.analyzer.job"]
+METRICS_PUBLISHER_CLOUDWATCH = "cloudwatch"
+MAX_PROCESSING_INPUTS = 10
+"""``CreateProcessingJob`` takes at most 10 ``ProcessingInputs`` (the code and the baseline files included)."""
 
 
 def analyzer_files(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
@@ -47,13 +50,18 @@ def analyzer_files(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
     return files
 
 
+def analyzer_prefix(spec: PipelineSpec, root: Path = PACKAGE_ROOT) -> S3Uri:
+    """Where the bundle of ``root``'s analyzer lives: ``naming.analyzer_code_prefix`` of its content's sha256."""
+    digest = hashlib.sha256()
+    for name, path in analyzer_files(root).items():
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return naming.analyzer_code_prefix(spec, digest.hexdigest())
+
+
 def upload_analyzer(store: ArtifactStore, spec: PipelineSpec, root: Path = PACKAGE_ROOT) -> S3Uri:
     """Upload the bundle once per content (its sha256 names the prefix); return the prefix."""
     files = analyzer_files(root)
-    digest = hashlib.sha256()
-    for name, path in files.items():
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    prefix = naming.analyzer_code_prefix(spec, digest.hexdigest())
+    prefix = analyzer_prefix(spec, root)
     for name, path in files.items():
         uri = prefix.join(name)
         if store.head(uri) is None:
@@ -106,7 +114,7 @@ def _request(
         "CreateProcessingJobRequestTypeDef",
         {
             "ProcessingJobName": job_name,
-            "RoleArn": naming.execution_role_arn(spec),
+            "RoleArn": naming.monitor_role_arn(spec),
             "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": list(ENTRYPOINT)},
             "Environment": {"PYTHONPATH": CODE_PATH, **environment},
             "ProcessingInputs": [_input("code", code, CODE_PATH), *inputs],
@@ -164,6 +172,29 @@ class BaselineUris:
     output_constraints: str | None = None
 
 
+def _timestamp(moment: datetime) -> str:
+    """``2026-12-03T10:00:00Z``, with milliseconds only when the moment has them.
+
+    A fast local clock's sub-second windows would otherwise collapse to empty ones.
+    """
+    millis = moment.microsecond // 1000
+    return f"{moment:%Y-%m-%dT%H:%M:%S}" + (f".{millis:03d}" if millis else "") + "Z"
+
+
+def execution_baseline(spec: PipelineSpec, execution_id: str, feature_schema: str) -> BaselineUris:
+    """The training features' baseline an execution's baseline job writes (``<execution prefix>/data/``).
+
+    On AWS the training state machine registers these URIs as the version's ``DriftCheckBaselines`` and the
+    deploy-prd stack of the same execution (which serves that version) monitors against them.
+    """
+    data = naming.execution_baseline_prefix(spec, execution_id).join("data")
+    return BaselineUris(
+        statistics=str(data.join(F.STATISTICS_FILE)),
+        constraints=str(data.join(F.CONSTRAINTS_FILE)),
+        feature_schema=feature_schema,
+    )
+
+
 def monitoring_job_request(
     spec: PipelineSpec,
     *,
@@ -178,8 +209,13 @@ def monitoring_job_request(
     code: S3Uri,
     image_uri: str,
     kms_key_id: str | None = None,
+    publish_to_cloudwatch: bool = False,
 ) -> CreateProcessingJobRequestTypeDef:
-    """Analyse ``[start, end)`` of ``endpoint``'s capture (one input per hour folder, as Model Monitor stages it)."""
+    """Analyse ``[start, end)`` of ``endpoint``'s capture (one input per hour folder, as Model Monitor stages it).
+
+    ``publish_to_cloudwatch`` (AWS): the job publishes its metric lines itself (``metrics_publisher=cloudwatch``,
+    PutMetricData in the spec's region); locally the monitor reads the lines and puts them in its metric log.
+    """
     inputs: list[ProcessingInputTypeDef] = []
     for prefix in capture_prefixes:  # <capture>/<endpoint>/<variant>/yyyy/mm/dd/hh
         relative = prefix.key.split(f"/{endpoint}/", 1)[-1]
@@ -196,13 +232,16 @@ def monitoring_job_request(
         F.ENV_DATASET_FORMAT: F.DATASET_FORMAT_CAPTURE,
         F.ENV_DATASET_SOURCE: ENDPOINT_PATH,
         F.ENV_OUTPUT_PATH: OUTPUT_PATH,
-        F.ENV_START_TIME: f"{start:%Y-%m-%dT%H:%M:%S}Z",
-        F.ENV_END_TIME: f"{end:%Y-%m-%dT%H:%M:%S}Z",
+        F.ENV_START_TIME: _timestamp(start),
+        F.ENV_END_TIME: _timestamp(end),
         F.ENV_PUBLISH_METRICS: "Enabled",
         F.ENV_ENDPOINT_NAME: endpoint,
         F.ENV_SCHEDULE_NAME: schedule_name,
         F.ENV_SIGNIFICANCE: str(spec.monitoring.significance),
     }
+    if publish_to_cloudwatch:
+        environment[F.ENV_METRICS_PUBLISHER] = METRICS_PUBLISHER_CLOUDWATCH
+        environment["AWS_DEFAULT_REGION"] = spec.region
     names = {
         "statistics": F.ENV_BASELINE_STATISTICS,
         "constraints": F.ENV_BASELINE_CONSTRAINTS,
