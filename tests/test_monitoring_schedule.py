@@ -8,8 +8,7 @@ import pytest
 
 from safedeploy.errors import ConfigError
 from safedeploy.monitoring.records import BaselineFiles, MonitoringSchedule
-from safedeploy.monitoring.schedule import HOURLY, ScheduleClock, parse_schedule
-from safedeploy.monitoring.scheduler import due
+from safedeploy.monitoring.schedule import HOURLY, ScheduleClock, due, parse_schedule
 
 T = datetime(2026, 12, 3, 10, 17, 5, tzinfo=UTC)
 

@@ -9,6 +9,9 @@ A schedule runs on a :class:`ScheduleClock`: model time runs ``scale`` times fas
 anchor, as the deployment's waits do (``production.time_scale``), so an hourly schedule at scale 60 fires every
 wall minute locally and analyses that minute's capture. At scale 1 (the default, and AWS) model time is wall
 time.
+
+:func:`due` and :func:`last_fire` tell the runtime's scheduler tick whether a schedule's fire time has passed
+(it then starts ``safedeploy.monitoring.scheduler`` as a child process to run that execution).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from croniter import croniter
 
 from safedeploy.errors import ConfigError
+from safedeploy.monitoring.records import MonitoringRecords, MonitoringSchedule
 
 HOURLY = "cron(0 * ? * * *)"
 _CRON = re.compile(r"^cron\((?P<body>[^()]*)\)$")
@@ -125,3 +130,31 @@ class ScheduleClock:
     def wall_time(self, model: datetime) -> datetime:
         """The wall time at which model time reads ``model``."""
         return self.anchor + (model.astimezone(UTC) - self.anchor) / self.scale
+
+
+SCHEDULE_TRIGGER = "schedule"
+
+
+def records_root(state_dir: Path) -> Path:
+    """Where schedules live under a state directory."""
+    return state_dir / "monitoring"
+
+
+def due(schedule: MonitoringSchedule, last_fire: datetime | None, wall_now: datetime) -> datetime | None:
+    """The latest fire time (model time) that has passed and has not run, if any."""
+    if schedule.MonitoringScheduleStatus != "Scheduled":
+        return None
+    cron = parse_schedule(schedule.ScheduleExpression)
+    clock = ScheduleClock(schedule.Anchor, schedule.TimeScale)
+    model_now = clock.model_time(wall_now)
+    latest = cron.previous_at_or_before(model_now)
+    start = clock.model_time(schedule.CreationTime)
+    if latest <= start or (last_fire is not None and latest <= last_fire):
+        return None
+    return latest
+
+
+def last_fire(records: MonitoringRecords, name: str) -> datetime | None:
+    """The fire time of the schedule's latest scheduled execution."""
+    fires = [e.ScheduledTime for e in records.executions(name) if e.Trigger.startswith(SCHEDULE_TRIGGER)]
+    return max(fires) if fires else None

@@ -1,6 +1,6 @@
 """The local monitoring scheduler: which schedule is due, and running one scheduled execution.
 
-The runtime (``safedeploy/serving/runtime.py``) ticks every second: :func:`due` reads each schedule and its
+The runtime (``safedeploy/serving/runtime.py``) ticks every second: ``schedule.due`` reads each schedule and its
 executions and says whether a fire time has passed on the schedule's clock. It then starts
 ``python -m safedeploy.monitoring.scheduler --state-dir DIR --schedule NAME --fire ISO`` as a child process,
 which runs that execution with the spec the schedule was created with, exactly as ``make monitor`` would, but
@@ -16,36 +16,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from safedeploy.monitoring.records import MonitoringRecords, MonitoringSchedule
-from safedeploy.monitoring.schedule import ScheduleClock, parse_schedule
+from safedeploy.monitoring.records import MonitoringRecords
+from safedeploy.monitoring.schedule import SCHEDULE_TRIGGER, ScheduleClock, parse_schedule, records_root
 
 LOG = logging.getLogger(__name__)
-SCHEDULE_TRIGGER = "schedule"
-
-
-def records_root(state_dir: Path) -> Path:
-    """Where schedules live under a state directory."""
-    return state_dir / "monitoring"
-
-
-def due(schedule: MonitoringSchedule, last_fire: datetime | None, wall_now: datetime) -> datetime | None:
-    """The latest fire time (model time) that has passed and has not run, if any."""
-    if schedule.MonitoringScheduleStatus != "Scheduled":
-        return None
-    cron = parse_schedule(schedule.ScheduleExpression)
-    clock = ScheduleClock(schedule.Anchor, schedule.TimeScale)
-    model_now = clock.model_time(wall_now)
-    latest = cron.previous_at_or_before(model_now)
-    start = clock.model_time(schedule.CreationTime)
-    if latest <= start or (last_fire is not None and latest <= last_fire):
-        return None
-    return latest
-
-
-def last_fire(records: MonitoringRecords, name: str) -> datetime | None:
-    """The fire time of the schedule's latest scheduled execution."""
-    fires = [e.ScheduledTime for e in records.executions(name) if e.Trigger.startswith(SCHEDULE_TRIGGER)]
-    return max(fires) if fires else None
 
 
 def run_scheduled(state_dir: Path, name: str, fire: datetime) -> int:

@@ -96,7 +96,7 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
     from datetime import UTC, datetime
 
     from safedeploy.monitoring.records import MonitoringRecords
-    from safedeploy.monitoring.scheduler import due, last_fire, records_root
+    from safedeploy.monitoring.schedule import due, last_fire, records_root
 
     records = MonitoringRecords(records_root(paths.state_dir))
     running: dict[str, asyncio.subprocess.Process] = {}
