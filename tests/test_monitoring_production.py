@@ -5,7 +5,6 @@ the drift alarm follows; the runtime's scheduler runs executions on the schedule
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -77,10 +76,25 @@ def _send(spec: PipelineSpec, records: list[dict[str, str]], calls_shift: int = 
         assert reply.status == 200, reply.body
 
 
+def _captured_since(spec: PipelineSpec, start: datetime) -> int:
+    """Capture records written for production's endpoints at or after ``start`` (synthetic ones left out)."""
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    count = 0
+    for path in (spec.state_dir / "s3").rglob("*.jsonl"):
+        if "/datacapture/customerchurn-prd-" not in path.as_posix():
+            continue
+        for line in path.read_text().splitlines():
+            event = json.loads(line)["eventMetadata"]
+            if event["inferenceTime"] >= stamp and not event.get("inferenceId", "").startswith("synthetic-"):
+                count += 1
+    return count
+
+
 def _window(spec: PipelineSpec, records: list[dict[str, str]], shift: int) -> tuple[datetime, datetime]:
     start = datetime.now(UTC)
     _send(spec, records, shift)
-    time.sleep(1.5)  # the runtime flushes capture every second
+    # the runtime flushes capture every second; on a busy machine it may take longer
+    wait_for(lambda: _captured_since(spec, start) >= len(records), timeout=30, what="the capture to be written")
     return start, datetime.now(UTC)
 
 
@@ -179,8 +193,9 @@ def test_make_monitor_covers_the_capture_since_the_previous_execution(prod: tupl
     spec, pipeline = prod
     monitor = _monitor(spec, pipeline)
     previous = monitor.executions()[-1] if monitor.executions() else None
+    sent = datetime.now(UTC)
     _send(spec, churn_rows(30, seed=5))
-    time.sleep(1.5)
+    wait_for(lambda: _captured_since(spec, sent) >= 30, timeout=30, what="the capture to be written")
     execution = monitor.run(trigger="make monitor")
     if previous is not None:
         assert execution.WindowStart == previous.WindowEnd
