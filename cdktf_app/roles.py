@@ -556,8 +556,9 @@ class PipelineRoles(Construct):
         capture = under(names.uri(naming.capture_uri))
         reports = under(names.uri(naming.monitoring_reports_prefix))
         datasets = under(names.uri(naming.dataset_prefix, ""))
+        models = under(names.uri(naming.training_output_prefix))  # the output baseline job scores model.tar.gz
         return [
-            read_objects("ReadMonitorInputs", [artifacts, data], [code, baselines, capture, datasets]),
+            read_objects("ReadMonitorInputs", [artifacts, data], [code, baselines, capture, datasets, models]),
             write_objects("WriteReportsAndBaselines", [reports, baselines]),
             use_key(self.key_arn),
             grant_key_to_services(self.key_arn),
@@ -648,6 +649,11 @@ class PipelineRoles(Construct):
             ),
         ]
 
+    def _baseline_digests(self) -> str:
+        """``digests.json`` of every execution's baseline jobs (``naming.execution_baseline_prefix``)."""
+        prefix = self.names.uri(naming.execution_baseline_prefix, "")
+        return self.names.s3_arn(prefix.bucket, f"{prefix.key.rstrip('/')}/*/{F.DIGESTS_FILE}")
+
     def _stepfunctions(self) -> list[Statement]:
         names = self.names
         return [
@@ -685,7 +691,16 @@ class PipelineRoles(Construct):
                     for kind in ("Training", "Processing")
                 ),
             ),
-            read_objects("ReadJobOutputs", [self.artifacts_arn], [f"{self.artifacts_arn}/{names.model}/*"]),
+            Statement(
+                sid="ListCapture",  # the monitoring state machine's listObjectsV2 of the capture folders
+                actions=("s3:ListBucket", "s3:GetBucketLocation"),
+                resources=(self.artifacts_arn,),
+            ),
+            Statement(
+                sid="ReadBaselineDigests",  # the training state machine reads each baseline job's digests.json
+                actions=("s3:GetObject",),
+                resources=(self._baseline_digests(),),
+            ),
             use_key(self.key_arn, decrypt_only=True),
             Statement(sid="InvokeGateFunctions", actions=("lambda:InvokeFunction",), resources=self._functions()),
             Statement(

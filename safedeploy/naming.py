@@ -172,9 +172,14 @@ def approval_topic(spec: PipelineSpec) -> str:
     return f"{spec.pipeline_name}-approval"
 
 
-def baseline_job_name(spec: PipelineSpec, execution_id: str, now: datetime) -> str:
-    """The suggest-baseline processing job of one execution (at most 63 characters)."""
-    return f"{spec.model_name}-baseline-{now:%Y%m%d-%H%M%S}-{execution_id[:8]}"
+def baseline_job_name(spec: PipelineSpec, execution_id: str, now: datetime, kind: str = "") -> str:
+    """A baseline processing job of one execution (at most 63 characters).
+
+    ``kind``: ``data`` (training features) or ``output`` (the model's validation scores), run by the training
+    state machine; empty: Model Monitor's own job of the suggest-baseline stack (``monitoring.use_model_monitor``).
+    """
+    infix = f"-{kind}" if kind else ""
+    return f"{spec.model_name}-baseline{infix}-{now:%Y%m%d-%H%M%S}-{execution_id[:8]}"
 
 
 def model_package_group(spec: PipelineSpec) -> str:

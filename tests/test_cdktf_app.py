@@ -455,6 +455,7 @@ def test_monitor_and_scheduler_roles_hold_only_what_monitoring_uses(synth: Synth
             f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*",
             f"arn:aws:s3:::{artifacts}/{model}/datacapture/*",
             f"arn:aws:s3:::{data}/{model}/datasets/*",
+            f"arn:aws:s3:::{artifacts}/{model}/training-jobs/*",  # the output baseline job scores model.tar.gz
         ]
     )
     assert sorted(resolve(doc, r) for r in monitor["WriteReportsAndBaselines"]["resources"]) == [
@@ -483,6 +484,40 @@ def test_monitor_and_scheduler_roles_hold_only_what_monitoring_uses(synth: Synth
     assert [resolve(doc, r) for r in cloudformation["MonitoringSchedules"]["resources"]] == [
         f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{model}-*"
     ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_training_state_machine_runs_the_baseline_jobs_and_reads_only_their_digests(synth: Synth, env: str) -> None:
+    """Step Functions starts and watches the baseline Processing jobs as the monitor role, and may read only the
+    jobs' ``digests.json`` (registered as the baselines' ContentDigest), nothing else of the artifacts."""
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    statements = {
+        s["sid"]: s for s in doc["data"]["aws_iam_policy_document"]["roles_stepfunctions_permissions"]["statement"]
+    }
+    artifacts, model = naming.artifact_bucket(spec), spec.model_name
+    jobs = statements["TrainingAndProcessingJobs"]
+    assert {"sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob"} <= set(jobs["actions"])
+    assert f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{model}-*" in [
+        resolve(doc, r) for r in jobs["resources"]
+    ]
+    passed = [resolve(doc, r) for r in statements["PassSageMakerRoles"]["resources"]]
+    assert naming.monitor_role_arn(spec) in passed
+    digests = statements["ReadBaselineDigests"]
+    assert digests["actions"] == ["s3:GetObject"]
+    assert [resolve(doc, r) for r in digests["resources"]] == [
+        f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*/digests.json"
+    ]
+    reads = [
+        resolve(doc, r)
+        for s in statements.values()
+        if any(a.startswith("s3:GetObject") for a in s["actions"])
+        for r in s["resources"]
+    ]
+    assert reads == [f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*/digests.json"]
+    listing = statements["ListCapture"]
+    assert [resolve(doc, r) for r in listing["resources"]] == [f"arn:aws:s3:::{artifacts}"]
+    assert all("*" not in a for s in statements.values() for a in s["actions"])
 
 
 # --- Names -----------------------------------------------------------------------------------------------------

@@ -472,3 +472,32 @@ def test_partitioned_summaries_equal_one_process(
     assert (x.minimum, x.maximum) == (whole.min(), whole.max())
     assert x.sketch.count == 3000
     assert not (tmp_path / "scratch-2").exists()  # the workers' files are cleaned up
+
+
+def test_a_string_column_in_csv_capture_gets_domain_and_categorical_drift_checks(tmp_path: Path) -> None:
+    """A baseline with a String feature (any CSV with a header): the window's values are counted and compared."""
+    rng = np.random.default_rng(16)
+    plans = rng.choice(["basic", "gold"], 2000, p=[0.7, 0.3])
+    suggest_baseline(
+        _csv(
+            tmp_path / "b.csv",
+            ["x", "plan"],
+            [[round(v, 1), p] for v, p in zip(rng.normal(100, 15, 2000), plans, strict=True)],
+        ),
+        tmp_path / "baseline" / "data",
+    )
+    window_plans = rng.choice(["basic", "gold", "platinum"], 1000, p=[0.3, 0.6, 0.1])
+    lines = [_event(f"{rng.normal(100, 15):.1f},{p}", content_type="text/csv", at=START) for p in window_plans]
+    base, source = tmp_path / "opt", _write_capture(tmp_path / "capture", lines)
+    env = _env(tmp_path, tmp_path / "baseline", source)
+    del env[F.ENV_FEATURE_SCHEMA]  # a dataset of its own, not the model's encoded columns
+    assert main({**env, F.ENV_BASE_DIR: str(base)}) == 0
+    violations = json.loads((tmp_path / "out" / F.VIOLATIONS_FILE).read_text())["violations"]
+    found = {(v["feature_name"], v["constraint_check_type"]): v for v in violations}
+    assert found[("plan", F.CATEGORICAL_VALUES_CHECK)]["unknown_values"] == ["platinum"]
+    drift = found[("plan", F.BASELINE_DRIFT_CHECK)]
+    assert drift["method"] == "LInfinity" and drift["distance"] > 0.1
+    assert ("x", F.BASELINE_DRIFT_CHECK) not in found
+    statistics = json.loads((tmp_path / "out" / F.STATISTICS_FILE).read_text())
+    plan = next(f for f in statistics["features"] if f["name"] == "plan")["string_statistics"]
+    assert plan["distinct_count"] == 3.0 and plan["common"]["num_present"] == 1000

@@ -139,10 +139,10 @@ def test_builds_uploads_and_writes_every_stack(
     for name, path in analyzer_files(REPO_ROOT).items():
         put = s3.get_object(Bucket=bucket, Key=prefix.join(name).key)
         assert put["Body"].read() == path.read_bytes() and put["ServerSideEncryption"] == "aws:kms"
-    baseline = json.loads((out / "suggest-baseline.template.json").read_text())
-    arguments = baseline["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]["SuggestBaseline"]
-    code = arguments["Arguments"]["ProcessingInputs"][0]
-    assert code["InputName"] == "code" and code["S3Input"]["S3Uri"] == str(prefix)
+    baselines = training["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]["SuggestBaselines"]
+    for branch in baselines["Branches"]:  # the features and the scores baseline jobs
+        code = branch["States"][branch["StartAt"]]["Arguments"]["ProcessingInputs"][0]
+        assert code["InputName"] == "code" and code["S3Input"]["S3Uri"] == str(prefix)
     assert str(prefix) in json.dumps(prd["Resources"]["MonitoringStateMachine"])
 
     for kind in KINDS:

@@ -33,9 +33,11 @@ from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ConfigError, GateFailedError
 from safedeploy.infra.policy import DEFAULT_CHECKOV, PolicyToolMissingError, run_cfn_lint, run_checkov
 from safedeploy.monitoring import requests as monitoring_requests
+from safedeploy.monitoring.baseline import version_baseline
 from safedeploy.monitoring.drift_alarms import drift_alarm_rules
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.monitoring.schedule import parse_schedule
+from safedeploy.registry import MetricsSource
 from safedeploy.sagemaker_requests import deployment_names, green_endpoint_name
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.traffic import build_schedule
@@ -531,7 +533,10 @@ def test_gate_states_follow_the_spec_conditions(tmp_path: Path) -> None:
         "Condition": '{% $lookup($states.input.Metrics, "test:auc") >= 0.8 %}',
         "Next": "Gate2",
     }
-    assert states["Gate2"]["Choices"][0]["Next"] == "RegisterModel"
+    assert states["Gate2"]["Choices"][0]["Next"] == "SuggestBaselines"
+    assert states["SuggestBaselines"]["Next"] == "ReadDataDigests"
+    assert states["ReadDataDigests"]["Next"] == "ReadOutputDigests"
+    assert states["ReadOutputDigests"]["Next"] == "RegisterModel"
     assert states["Gate2"]["Comment"] == "Quality gate: validation:log_loss <= 0.45"
     assert states["Gate1Failed"]["Type"] == states["Gate2Failed"]["Type"] == "Fail"
     register = states["RegisterModel"]
@@ -556,7 +561,9 @@ def jsonata() -> Callable[[str, dict[str, Any]], Any]:
 
     def evaluate(expression: str, states: dict[str, Any]) -> Any:
         assert expression.startswith("{%") and expression.endswith("%}"), expression
-        return module.Jsonata(expression[2:-2].strip()).evaluate(None, {"states": states})
+        compiled = module.Jsonata(expression[2:-2].strip())
+        compiled.register_lambda("parse", json.loads)  # Step Functions' own $parse (JSON text -> value)
+        return compiled.evaluate(None, {"states": states})
 
     return evaluate
 
@@ -586,6 +593,28 @@ def _described(**metrics: float) -> dict[str, Any]:
     }
 
 
+def _digests(statistics: str, constraints: str) -> dict[str, Any]:
+    """A sample ``getObject`` result of a baseline job's ``digests.json`` (Step Functions' SDK integration)."""
+    body = json.dumps(
+        {"statistics.json": f"sha256:{statistics * 64}", "constraints.json": f"sha256:{constraints * 64}"}
+    )
+    return {"Body": body, "ContentType": "application/json", "ContentLength": len(body)}
+
+
+def _through_baselines(
+    definition: dict[str, Any], data: dict[str, Any], evaluate: Callable[[str, dict[str, Any]], Any]
+) -> dict[str, Any]:
+    """SuggestBaselines (both jobs succeed), ReadDataDigests and ReadOutputDigests with sample results."""
+    states = definition["States"]
+    jobs = ["customerchurn-baseline-data-x", "customerchurn-baseline-output-x"]
+    data = evaluate(states["SuggestBaselines"]["Output"], {"input": data, "result": jobs})
+    data = evaluate(states["ReadDataDigests"]["Output"], {"input": data, "result": _digests("1", "2")})
+    result: dict[str, Any] = evaluate(
+        states["ReadOutputDigests"]["Output"], {"input": data, "result": _digests("3", "4")}
+    )
+    return result
+
+
 def _local_gate_message(stacks_spec: PipelineSpec, metrics: dict[str, float]) -> str:
     with pytest.raises(GateFailedError) as failure:
         check_gate(stacks_spec.gate, metrics)
@@ -597,7 +626,7 @@ def test_gate_decides_and_words_its_failures_as_the_local_gate(
 ) -> None:
     definition, spec = _definition(stacks), fixture_spec()
     state, data = _run_gate(definition, _described(**{"test:auc": 0.93, "validation:auc": 0.95}), jsonata)
-    assert state == "RegisterModel"
+    assert state == "SuggestBaselines"  # the baseline jobs, then registration
     assert data["Metrics"] == {"test:auc": 0.93, "validation:auc": 0.95}
 
     state, cause = _run_gate(definition, _described(**{"test:auc": 0.8512}), jsonata)
@@ -612,8 +641,10 @@ def test_gate_decides_and_words_its_failures_as_the_local_gate(
     assert cause == _local_gate_message(spec, {})
 
     register = definition["States"]["RegisterModel"]
+    data = _through_baselines(definition, data, jsonata)
     arguments = jsonata(register["Arguments"]["CustomerMetadataProperties"], {"input": data})
     assert arguments["metric:test:auc"] == "0.93" and arguments["PipelineExecutionId"] == EXECUTION_ID
+    assert arguments["OutputStatisticsSha256"] == "sha256:" + "3" * 64
     arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/customerchurn/12"
     output = jsonata(register["Output"], {"input": data, "result": {"ModelPackageArn": arn}})
     assert output["ModelPackageVersion"] == "12"
@@ -640,47 +671,117 @@ def _evaluate_all(value: Any, states: dict[str, Any], evaluate: Callable[[str, d
     return value
 
 
-def test_baseline_job_is_the_local_baseline_request_under_the_executions_prefix(
+def test_baseline_jobs_are_the_local_baseline_requests_under_the_executions_prefix(
     tmp_path: Path, stacks: dict[str, StackDocuments]
 ) -> None:
-    """One spec, two backends: SuggestBaseline's arguments are the local Baseline stage's builder's request."""
+    """One spec, two backends: the training state machine's two baseline jobs are the local Baseline stage's
+    builders' requests, after the gate and before registration; the suggest-baseline stack runs no job."""
     ctx = build_context(tmp_path, fixture_spec())
-    task = _machine(stacks["suggest-baseline"], "StateMachine")["States"]["SuggestBaseline"]
-    output = naming.execution_baseline_prefix(ctx.spec, EXECUTION_ID).join("data")
-    assert task["Arguments"] == monitoring_requests.baseline_job_request(
+    states = _machine(stacks["training-job"], "StateMachine")["States"]
+    parallel = states["SuggestBaselines"]
+    assert parallel["Type"] == "Parallel"
+    tasks = [branch["States"][branch["StartAt"]] for branch in parallel["Branches"]]
+    assert {t["Resource"] for t in tasks} == {"arn:aws:states:::sagemaker:createProcessingJob.sync"}
+    prefix = naming.execution_baseline_prefix(ctx.spec, EXECUTION_ID)
+    code = naming.analyzer_code_prefix(ctx.spec, ANALYZER_SHA256)
+    image = resolve_images(ctx.spec).training  # the pinned framework image, not Model Monitor's
+    assert tasks[0]["Arguments"] == monitoring_requests.baseline_job_request(
         ctx.spec,
-        job_name=ctx.baseline_job_name,
+        job_name=naming.baseline_job_name(ctx.spec, EXECUTION_ID, STARTED, "data"),
         dataset=ctx.contract.uri("BaselineUri"),
-        output=output,
-        code=naming.analyzer_code_prefix(ctx.spec, ANALYZER_SHA256),
-        image_uri=resolve_images(ctx.spec).training,  # the pinned framework image, not Model Monitor's
+        output=prefix.join("data"),
+        code=code,
+        image_uri=image,
         kms_key_id=KMS_ARN,
     )
-    assert task["Arguments"]["RoleArn"] == naming.monitor_role_arn(ctx.spec)
+    assert tasks[1]["Arguments"] == monitoring_requests.output_baseline_job_request(
+        ctx.spec,
+        job_name=naming.baseline_job_name(ctx.spec, EXECUTION_ID, STARTED, "output"),
+        dataset=ctx.contract.uri("ValidationUri"),
+        model_archive=ctx.model_data_url,
+        output=prefix.join("output"),
+        code=code,
+        image_uri=image,
+        kms_key_id=KMS_ARN,
+    )
+    assert {t["Arguments"]["RoleArn"] for t in tasks} == {naming.monitor_role_arn(ctx.spec)}
+    assert len({t["Arguments"]["ProcessingJobName"] for t in tasks}) == 2
+    for state, folder in (("ReadDataDigests", "data"), ("ReadOutputDigests", "output")):
+        assert states[state]["Resource"] == "arn:aws:states:::aws-sdk:s3:getObject"
+        assert states[state]["Arguments"] == {
+            "Bucket": prefix.bucket,
+            "Key": prefix.join(folder, "digests.json").key,
+        }
+    # The suggest-baseline stack stays (the Train stage runs it) but runs no job: nothing is baselined twice.
+    machine = _machine(stacks["suggest-baseline"], "StateMachine")
+    assert [state["Type"] for state in machine["States"].values()] == ["Pass"]
     outputs = stacks["suggest-baseline"].template["Outputs"]
-    assert outputs["BaselineStatistics"]["Value"] == str(output.join("statistics.json"))
-    assert "customerchurn/baseline/" not in json.dumps(stacks["suggest-baseline"].template)  # never a fixed key
+    assert outputs["BaselineStatistics"]["Value"] == str(prefix.join("data", "statistics.json"))
+    for stack in ("suggest-baseline", "training-job"):
+        assert "customerchurn/baseline/" not in json.dumps(stacks[stack].template)  # never a fixed key
 
 
-def test_the_version_is_registered_with_the_baseline_production_monitors(
-    tmp_path: Path, stacks: dict[str, StackDocuments]
+def test_the_version_is_registered_with_both_baselines_and_their_digests(
+    tmp_path: Path, stacks: dict[str, StackDocuments], jsonata: Callable[[str, dict[str, Any]], Any]
 ) -> None:
+    """createModelPackage's baselines: the URIs production monitors, the ContentDigest each job reported."""
     ctx = build_context(tmp_path, fixture_spec())
-    register = _definition(stacks)["States"]["RegisterModel"]["Arguments"]
-    data = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}/data"
-    assert register["DriftCheckBaselines"] == {
+    definition = _definition(stacks)
+    register = definition["States"]["RegisterModel"]["Arguments"]
+    described = _described(**{"test:auc": 0.93})
+    data = _through_baselines(definition, _run_gate(definition, described, jsonata)[1], jsonata)
+    prefix = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}"
+    baselines = _evaluate_all(register["DriftCheckBaselines"], {"input": data}, jsonata)
+    assert baselines == {
         "ModelDataQuality": {
-            "Statistics": {"ContentType": "application/json", "S3Uri": f"{data}/statistics.json"},
-            "Constraints": {"ContentType": "application/json", "S3Uri": f"{data}/constraints.json"},
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri": f"{prefix}/data/statistics.json",
+                "ContentDigest": "sha256:" + "1" * 64,
+            },
+            "Constraints": {
+                "ContentType": "application/json",
+                "S3Uri": f"{prefix}/data/constraints.json",
+                "ContentDigest": "sha256:" + "2" * 64,
+            },
         }
     }
-    # The deploy-prd stack of this execution serves this execution's version: it monitors against those files.
-    environment = _machine(stacks["deploy-prd"], "MonitoringStateMachine")["States"]["Analyze"]["Arguments"]
-    inputs = environment["ProcessingInputs"]
-    assert f"{data}/statistics.json" in inputs and f"{data}/constraints.json" in inputs
+    for source in baselines["ModelDataQuality"].values():
+        assert re.fullmatch(r"[Ss][Hh][Aa]256:[0-9a-fA-F]{64}", source["ContentDigest"])
+    metadata = jsonata(register["CustomerMetadataProperties"], {"input": data})
+    assert {k: v for k, v in metadata.items() if k.startswith("Output")} == {
+        "OutputStatisticsUri": f"{prefix}/output/statistics.json",
+        "OutputStatisticsSha256": "sha256:" + "3" * 64,
+        "OutputConstraintsUri": f"{prefix}/output/constraints.json",
+        "OutputConstraintsSha256": "sha256:" + "4" * 64,
+    }
+    # What the registry then holds is what the local backend's version_baseline reads (both baselines, sha256).
+    package = SimpleNamespace(
+        DriftCheckBaselines={
+            "ModelDataQuality": {k: MetricsSource(**v) for k, v in baselines["ModelDataQuality"].items()}
+        },
+        CustomerMetadataProperties=metadata,
+    )
+    files = version_baseline(package)
+    assert files is not None and files.output_statistics == f"{prefix}/output/statistics.json"
+    assert files.sha256 == {
+        "statistics": "1" * 64,
+        "constraints": "2" * 64,
+        "output_statistics": "3" * 64,
+        "output_constraints": "4" * 64,
+    }
+    # The deploy-prd stack of this execution serves this execution's version: it monitors against those files,
+    # the model's scores included.
+    inputs = _machine(stacks["deploy-prd"], "MonitoringStateMachine")["States"]["Analyze"]["Arguments"][
+        "ProcessingInputs"
+    ]
+    for folder in ("data", "output"):
+        for name in ("statistics.json", "constraints.json"):
+            assert f"{prefix}/{folder}/{name}" in inputs
     assert ctx.contract.uri("FeatureSchemaUri") in inputs
     outputs = stacks["deploy-prd"].template["Outputs"]
-    assert outputs["BaselineStatistics"]["Value"] == f"{data}/statistics.json"
+    assert outputs["BaselineStatistics"]["Value"] == f"{prefix}/data/statistics.json"
+    assert outputs["BaselineOutputStatistics"]["Value"] == f"{prefix}/output/statistics.json"
 
 
 @pytest.mark.parametrize(
@@ -688,7 +789,8 @@ def test_the_version_is_registered_with_the_baseline_production_monitors(
     [
         ("cron(0 * ? * * *)", "2025-01-02T08:00:00Z", ("2025-01-02T07:00:00Z", "2025-01-02T08:00:00Z"), "hour"),
         ("cron(0 0 ? * * *)", "2025-01-02T00:00:00Z", ("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"), "day"),
-        ("cron(0 1/4 ? * * *)", "2025-01-02T01:00:00Z", ("2025-01-01T21:00:00Z", "2025-01-02T01:00:00Z"), "hour"),
+        # 5 hour folders, the code and 5 baseline files (features and scores) would need 11 inputs: whole days
+        ("cron(0 1/4 ? * * *)", "2025-01-02T01:00:00Z", ("2025-01-01T21:00:00Z", "2025-01-02T01:00:00Z"), "day"),
         ("cron(0 2/6 ? * * *)", "2025-01-02T08:00:00Z", ("2025-01-02T02:00:00Z", "2025-01-02T08:00:00Z"), "day"),
     ],
 )
@@ -854,13 +956,18 @@ def test_model_monitor_switch_keeps_model_monitor_for_accounts_that_have_it(tmp_
     assert prd.template["Resources"]["MonitoringSchedule"]["Type"] == "AWS::SageMaker::MonitoringSchedule"
     assert not _resources(prd, "AWS::Scheduler::Schedule") and "MonitoringStateMachine" not in prd.template["Resources"]
     job = properties(prd, "DataQualityJobDefinition")
-    data = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}/data"
+    prefix = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}"
+    data = f"{prefix}/model-monitor"  # Model Monitor's own baseline, beside the registered (digested) one
     assert job["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == f"{data}/constraints.json"
     assert job["DataQualityJobOutputConfig"]["KmsKeyId"] == KMS_ARN
     assert "model-monitor" in job["DataQualityAppSpecification"]["ImageUri"]
     baseline = _machine(stacks["suggest-baseline"], "StateMachine")["States"]["SuggestBaseline"]["Arguments"]
     assert "model-monitor" in baseline["AppSpecification"]["ImageUri"]
     assert baseline["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == data
+    # Our two baseline jobs still run in the training state machine: the registry carries their digests.
+    training = _machine(stacks["training-job"], "StateMachine")["States"]["SuggestBaselines"]["Branches"]
+    outputs = [b["States"][b["StartAt"]]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0] for b in training]
+    assert [o["S3Output"]["S3Uri"] for o in outputs] == [f"{prefix}/data", f"{prefix}/output"]
     assert prd.template["Resources"]["DriftAlarm"]["Type"] == "AWS::CloudWatch::CompositeAlarm"  # the same alarms
 
 

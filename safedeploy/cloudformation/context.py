@@ -95,8 +95,25 @@ class BuildContext:
 
     @property
     def baseline_job_name(self) -> str:
-        """This execution's suggest-baseline processing job."""
+        """This execution's Model Monitor suggest-baseline job (``monitoring.use_model_monitor`` only)."""
         return naming.baseline_job_name(self.spec, self.execution_id, self.started)
+
+    def baseline_job(self, kind: str) -> str:
+        """This execution's ``data`` (features) or ``output`` (validation scores) baseline job."""
+        return naming.baseline_job_name(self.spec, self.execution_id, self.started, kind)
+
+    @property
+    def model_monitor_baseline(self) -> BaselineUris:
+        """Model Monitor's own baseline of the training features (``monitoring.use_model_monitor``).
+
+        Its analyzer's files, beside (never over) this project's: ``<execution prefix>/model-monitor/``.
+        """
+        folder = naming.execution_baseline_prefix(self.spec, self.execution_id).join("model-monitor")
+        return BaselineUris(
+            statistics=str(folder.join("statistics.json")),
+            constraints=str(folder.join("constraints.json")),
+            feature_schema=self.contract.uri("FeatureSchemaUri"),
+        )
 
     @property
     def baseline(self) -> BaselineUris:

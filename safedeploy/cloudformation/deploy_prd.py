@@ -106,7 +106,12 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
     template.output("ModelVersion", version, "The registry version in production")
     template.output("Strategy", production.strategy, f"Traffic shifting ({mode})")
     template.output("MonitoringScheduleName", naming.monitoring_schedule_name(spec), "Data-quality schedule")
-    template.output("BaselineStatistics", ctx.baseline.statistics, "The served version's baseline statistics")
-    template.output("BaselineConstraints", ctx.baseline.constraints, "The served version's baseline constraints")
+    monitored = ctx.model_monitor_baseline if spec.monitoring.use_model_monitor else ctx.baseline
+    template.output("BaselineStatistics", monitored.statistics, "The served version's baseline statistics")
+    template.output("BaselineConstraints", monitored.constraints, "The served version's baseline constraints")
+    if not spec.monitoring.use_model_monitor:
+        template.output(
+            "BaselineOutputStatistics", str(ctx.baseline.output_statistics), "The served version's scores baseline"
+        )
     template.output("DriftAlarmName", naming.drift_alarm_name(spec), "Retrains the model when in ALARM")
     return template.to_dict()

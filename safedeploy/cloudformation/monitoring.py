@@ -15,10 +15,12 @@ SageMaker **Processing** job, scheduled by **EventBridge Scheduler**:
   window does. Otherwise ``createProcessingJob.sync`` with :func:`safedeploy.monitoring.requests.monitoring_job_request`
   (the local monitor's builder) and ``metrics_publisher=cloudwatch``: the job publishes its metrics itself.
 * The baseline is the serving version's: this stack serves the version this execution registers, whose
-  ``DriftCheckBaselines`` are the files of this execution's baseline job (``BuildContext.baseline``).
+  ``DriftCheckBaselines`` (training features) and ``Output*`` metadata (the model's validation scores) are the
+  files of this execution's two baseline jobs (``BuildContext.baseline``): features and scores are both watched.
 
 With ``monitoring.use_model_monitor`` (accounts that still have Model Monitor): a ``DataQualityJobDefinition`` and
-``MonitoringSchedule`` on the analyzer image instead, against the same per-execution baseline.
+``MonitoringSchedule`` on the analyzer image instead, against Model Monitor's own baseline of the same execution's
+training features (``BuildContext.model_monitor_baseline``, the suggest-baseline stack's job).
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ def add_model_monitor_schedule(template: Template, ctx: BuildContext, endpoint: 
     new definition exist beside the old one while the schedule switches over.
     """
     spec = ctx.spec
-    baseline = ctx.baseline
+    baseline = ctx.model_monitor_baseline
     definition_id = template.add(
         JOB_DEFINITION,
         "AWS::SageMaker::DataQualityJobDefinition",

@@ -1,16 +1,15 @@
-"""``<model>-suggest-baseline``: the baseline of this execution's training features.
+"""``<model>-suggest-baseline``: Model Monitor's own baseline, only with ``monitoring.use_model_monitor``.
 
-A Step Functions state machine running one ``createProcessingJob.sync``: this project's analyzer
-(``SUGGEST_BASELINE``) as a plain Processing job on the pinned XGBoost framework image, its code a processing
-input, the request built by :func:`safedeploy.monitoring.requests.baseline_job_request` (what the local Baseline
-stage runs). It writes ``statistics.json`` and ``constraints.json`` under this execution's own prefix
-(``naming.execution_baseline_prefix(...)/data/``), never a shared key: the training state machine registers those
-URIs as the new version's ``DriftCheckBaselines`` and the deploy-prd stack of the same execution monitors against
-them. With ``monitoring.use_model_monitor`` the job is Model Monitor's analyzer image instead, writing to the same
-place.
+This project's baselines (the training features and the model's validation scores, the local Baseline stage's two
+Processing jobs) run in the training state machine (:mod:`.training_job`), after training and the gate and before
+registration, so the version is registered with both baselines' sha256. This stack stays in the stack list (the
+workshop's Train stage deploys and runs it beside the training job), but runs nothing twice:
 
-The model's scores on the validation set (the local Baseline stage's second job) are not baselined here: this
-stack runs beside training, before the model exists.
+* by default its state machine is one ``Pass`` state naming where the training state machine's baseline jobs write;
+* with ``monitoring.use_model_monitor``, one ``createProcessingJob.sync``: Model Monitor's analyzer image
+  (``model_monitor_baseline_job_request``) baselining the training features for Model Monitor's
+  ``MonitoringSchedule``, under ``<execution prefix>/model-monitor/`` (``BuildContext.model_monitor_baseline``),
+  beside, never over, the files the registry's digests describe.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.state_machine import add_state_machine
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, parameterize, ref, token
-from safedeploy.monitoring.requests import baseline_job_request
 from safedeploy.sagemaker_requests import model_monitor_baseline_job_request
 
 BASELINE_STATE = "SuggestBaseline"
@@ -27,27 +25,15 @@ PROCESSING_TASK = "arn:aws:states:::sagemaker:createProcessingJob.sync"
 
 
 def baseline_request(ctx: BuildContext, kms_key_id: str | None) -> Json:
-    """This execution's ``CreateProcessingJob`` request."""
-    output = naming.execution_baseline_prefix(ctx.spec, ctx.execution_id).join("data")
-    if ctx.spec.monitoring.use_model_monitor:
-        return dict(
-            model_monitor_baseline_job_request(
-                ctx.spec,
-                job_name=ctx.baseline_job_name,
-                baseline_uri=ctx.contract.uri("BaselineUri"),
-                output=output,
-                image_uri=ctx.images.model_monitor,
-                kms_key_id=kms_key_id,
-            )
-        )
+    """Model Monitor's ``CreateProcessingJob`` request (``monitoring.use_model_monitor``)."""
+    output = naming.execution_baseline_prefix(ctx.spec, ctx.execution_id).join("model-monitor")
     return dict(
-        baseline_job_request(
+        model_monitor_baseline_job_request(
             ctx.spec,
             job_name=ctx.baseline_job_name,
-            dataset=ctx.contract.uri("BaselineUri"),
+            baseline_uri=ctx.contract.uri("BaselineUri"),
             output=output,
-            code=ctx.analyzer_code,
-            image_uri=ctx.images.processing,
+            image_uri=ctx.images.model_monitor,
             kms_key_id=kms_key_id,
         )
     )
@@ -55,8 +41,28 @@ def baseline_request(ctx: BuildContext, kms_key_id: str | None) -> Json:
 
 def definition(ctx: BuildContext) -> Json:
     """The state machine definition."""
+    if not ctx.spec.monitoring.use_model_monitor:
+        baseline = ctx.baseline
+        return {
+            "Comment": f"{ctx.spec.model_name}'s baselines are suggested by its training state machine",
+            "QueryLanguage": "JSONata",
+            "StartAt": BASELINE_STATE,
+            "States": {
+                BASELINE_STATE: {
+                    "Type": "Pass",
+                    "Comment": "No job here: the training state machine runs both baseline jobs before registering",
+                    "Output": {
+                        "Statistics": baseline.statistics,
+                        "Constraints": baseline.constraints,
+                        "OutputStatistics": baseline.output_statistics,
+                        "OutputConstraints": baseline.output_constraints,
+                    },
+                    "End": True,
+                }
+            },
+        }
     return {
-        "Comment": f"Suggest the data-quality baseline of {ctx.spec.model_name} from its training features",
+        "Comment": f"Model Monitor's baseline of {ctx.spec.model_name}'s training features (for its schedule)",
         "QueryLanguage": "JSONata",
         "StartAt": BASELINE_STATE,
         "States": {
@@ -76,13 +82,17 @@ def definition(ctx: BuildContext) -> Json:
 def suggest_baseline_template(ctx: BuildContext) -> Json:
     """The ``<model>-suggest-baseline`` stack."""
     spec = ctx.spec
-    analyzer = "Model Monitor's analyzer" if spec.monitoring.use_model_monitor else "the monitor's analyzer"
-    template = Template(f"{spec.pipeline_name}: baseline of the training data by {analyzer} ({ctx.execution_id})")
+    if spec.monitoring.use_model_monitor:
+        description = f"{spec.pipeline_name}: baseline of the training data by Model Monitor's analyzer"
+        baseline, job, writer = ctx.model_monitor_baseline, ctx.baseline_job_name, "Model Monitor's job writes"
+    else:
+        description = f"{spec.pipeline_name}: baselines (suggested by the training state machine)"
+        baseline, job, writer = ctx.baseline, ctx.baseline_job("data"), "the training state machine's job writes"
+    template = Template(f"{description} ({ctx.execution_id})")
     kms = template.kms_key_parameter(naming.kms_alias(spec))
     machine = add_state_machine(template, spec, "suggest-baseline", definition(ctx), kms)
-    baseline = ctx.baseline
     template.output("StateMachineArn", ref(machine), "The state machine the Train stage runs")
-    template.output("BaselineJobName", ctx.baseline_job_name, "This execution's baseline job")
-    template.output("BaselineStatistics", baseline.statistics, "statistics.json the job writes")
-    template.output("BaselineConstraints", baseline.constraints, "constraints.json the job writes")
+    template.output("BaselineJobName", job, "This execution's features baseline job")
+    template.output("BaselineStatistics", baseline.statistics, f"statistics.json {writer}")
+    template.output("BaselineConstraints", baseline.constraints, f"constraints.json {writer}")
     return template.to_dict()

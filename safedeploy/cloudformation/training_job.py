@@ -2,8 +2,12 @@
 
 A Step Functions state machine (Standard, JSONata) the Train stage runs:
 ``TrainModel`` (``createTrainingJob.sync`` with exactly :func:`training_job_request`'s content) ->
-the quality gate (:mod:`.quality_gate`) -> ``RegisterModel`` (``CreateModelPackage``, PendingManualApproval, into
-the model package group this stack owns). Its output names the new version for the deploy stacks.
+the quality gate (:mod:`.quality_gate`) -> ``SuggestBaselines`` (a Parallel state: the local Baseline stage's two
+Processing jobs, :func:`baseline_job_request` on the training features and :func:`output_baseline_job_request` on
+the validation channel with the trained model, writing under ``naming.execution_baseline_prefix``'s ``data/`` and
+``output/``) -> ``ReadDataDigests`` / ``ReadOutputDigests`` (each job's ``digests.json``) -> ``RegisterModel``
+(``CreateModelPackage``, PendingManualApproval, into the model's group, with both baselines' URIs and sha256) ->
+``PublishModelVersion``. Its output names the new version for the deploy stacks.
 """
 
 from __future__ import annotations
@@ -17,15 +21,24 @@ from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.quality_gate import gate_states, metrics_output
 from safedeploy.cloudformation.state_machine import add_state_machine
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, parameterize, ref, token
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.monitoring.requests import baseline_job_request, output_baseline_job_request
 from safedeploy.sagemaker_requests import serving_environment
 from safedeploy.training.request import training_job_request
 
 if TYPE_CHECKING:
-    from mypy_boto3_sagemaker.type_defs import CreateTrainingJobRequestTypeDef
+    from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, CreateTrainingJobRequestTypeDef
 
 TRAIN_STATE = "TrainModel"
 REGISTER_STATE = "RegisterModel"
 PUBLISH_STATE = "PublishModelVersion"
+BASELINES_STATE = "SuggestBaselines"
+DATA_BASELINE_STATE = "SuggestDataBaseline"
+OUTPUT_BASELINE_STATE = "SuggestOutputBaseline"
+READ_DATA_DIGESTS = "ReadDataDigests"
+READ_OUTPUT_DIGESTS = "ReadOutputDigests"
+PROCESSING_TASK = "arn:aws:states:::sagemaker:createProcessingJob.sync"
+GET_OBJECT_TASK = "arn:aws:states:::aws-sdk:s3:getObject"
 TRAINING_TASK = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 REGISTER_TASK = "arn:aws:states:::aws-sdk:sagemaker:createModelPackage"
 PUBLISH_TASK = "arn:aws:states:::aws-sdk:ssm:putParameter"
@@ -44,6 +57,65 @@ def training_request(ctx: BuildContext, kms_key_id: str | None) -> CreateTrainin
     )
 
 
+def baseline_requests(
+    ctx: BuildContext, kms_key_id: str | None
+) -> tuple[CreateProcessingJobRequestTypeDef, CreateProcessingJobRequestTypeDef]:
+    """This execution's two baseline jobs (what the local Baseline stage runs): features, then the model's scores."""
+    prefix = naming.execution_baseline_prefix(ctx.spec, ctx.execution_id)
+    data = baseline_job_request(
+        ctx.spec,
+        job_name=ctx.baseline_job("data"),
+        dataset=ctx.contract.uri("BaselineUri"),
+        output=prefix.join("data"),
+        code=ctx.analyzer_code,
+        image_uri=ctx.images.processing,
+        kms_key_id=kms_key_id,
+    )
+    output = output_baseline_job_request(
+        ctx.spec,
+        job_name=ctx.baseline_job("output"),
+        dataset=ctx.contract.uri("ValidationUri"),
+        model_archive=ctx.model_data_url,
+        output=prefix.join("output"),
+        code=ctx.analyzer_code,
+        image_uri=ctx.images.processing,
+        kms_key_id=kms_key_id,
+    )
+    return data, output
+
+
+def _digest(field: str, filename: str) -> str:
+    """JSONata: the ``sha256:<hex>`` a baseline job reported for ``filename`` (its ``digests.json``)."""
+    return f'$lookup($states.input.{field}, "{filename}")'
+
+
+def _read_digests(ctx: BuildContext, folder: str, field: str, next_state: str) -> Json:
+    uri = naming.execution_baseline_prefix(ctx.spec, ctx.execution_id).join(folder, F.DIGESTS_FILE)
+    return {
+        "Type": "Task",
+        "Comment": f"The sha256 the {folder} baseline job reported for the files it wrote",
+        "Resource": GET_OBJECT_TASK,
+        "Arguments": {"Bucket": uri.bucket, "Key": uri.key},
+        "Output": "{% $merge([$states.input, {" + json.dumps(field) + ": $parse($states.result.Body)}]) %}",
+        "Next": next_state,
+    }
+
+
+def _baseline_branch(state: str, request: Json) -> Json:
+    return {
+        "StartAt": state,
+        "States": {
+            state: {
+                "Type": "Task",
+                "Resource": PROCESSING_TASK,
+                "Arguments": request,
+                "Output": "{% $states.result.ProcessingJobName %}",
+                "End": True,
+            }
+        },
+    }
+
+
 def _registration(ctx: BuildContext) -> Json:
     spec = ctx.spec
     properties = {
@@ -56,6 +128,15 @@ def _registration(ctx: BuildContext) -> Json:
     }
     literal = json.dumps(properties)  # a JSON object is a JSONata object constructor
     metrics = '$each($states.input.Metrics, function($v, $k) {{"metric:" & $k: $string($v)}})'
+    baseline = ctx.baseline
+    output_baseline = (
+        "{"
+        f'"OutputStatisticsUri": {json.dumps(baseline.output_statistics)}, '
+        f'"OutputStatisticsSha256": {_digest("OutputDigests", F.STATISTICS_FILE)}, '
+        f'"OutputConstraintsUri": {json.dumps(baseline.output_constraints)}, '
+        f'"OutputConstraintsSha256": {_digest("OutputDigests", F.CONSTRAINTS_FILE)}'
+        "}"
+    )
     return {
         "ModelPackageGroupName": naming.model_package_group(spec),
         "ModelPackageDescription": f"{spec.model_name} trained by {ctx.training_job_name} "
@@ -82,30 +163,35 @@ def _registration(ctx: BuildContext) -> Json:
             "Repository": naming.codecommit_repository(spec),
             "GeneratedBy": f"codepipeline/{naming.codepipeline_name(spec)}",
         },
-        "CustomerMetadataProperties": "{% $merge($append([" + literal + "], " + metrics + ")) %}",
+        "CustomerMetadataProperties": f"{{% $merge($append([{literal}, {output_baseline}], {metrics})) %}}",
         "DriftCheckBaselines": drift_check_baselines(ctx),
     }
 
 
 def drift_check_baselines(ctx: BuildContext) -> Json:
-    """The version's data-quality baseline: the files this execution's suggest-baseline job writes.
+    """The version's data-quality baseline: the files this execution's features baseline job wrote.
 
-    URIs only: the job runs beside training (the Train stage runs both state machines), so the files' sha256 is
-    not known when the version is registered, and ``ContentDigest`` is optional in the API.
+    With the sha256 the job reported (``ContentDigest``, read from its ``digests.json`` by ``ReadDataDigests``).
     """
     baseline = ctx.baseline
+
+    def source(uri: str, filename: str) -> Json:
+        digest = "{% " + _digest("DataDigests", filename) + " %}"
+        return {"ContentType": "application/json", "S3Uri": uri, "ContentDigest": digest}
+
     return {
         "ModelDataQuality": {
-            "Statistics": {"ContentType": "application/json", "S3Uri": baseline.statistics},
-            "Constraints": {"ContentType": "application/json", "S3Uri": baseline.constraints},
+            "Statistics": source(baseline.statistics, F.STATISTICS_FILE),
+            "Constraints": source(baseline.constraints, F.CONSTRAINTS_FILE),
         }
     }
 
 
 def definition(ctx: BuildContext) -> Json:
     """The state machine definition (CloudFormation resolves the KMS key parameter inside it)."""
-    first_gate, gate = gate_states(ctx.spec.gate, REGISTER_STATE)
+    first_gate, gate = gate_states(ctx.spec.gate, BASELINES_STATE)
     train = parameterize(training_request(ctx, token(KMS_KEY_PARAMETER)))
+    data_job, output_job = baseline_requests(ctx, token(KMS_KEY_PARAMETER))
     return {
         "Comment": f"Train {ctx.spec.model_name}, hold it to the quality gate, register it pending approval",
         "QueryLanguage": "JSONata",
@@ -119,6 +205,18 @@ def definition(ctx: BuildContext) -> Json:
                 "Next": first_gate,
             },
             **gate,
+            BASELINES_STATE: {
+                "Type": "Parallel",
+                "Comment": "The Baseline stage: training features and the model's validation scores",
+                "Branches": [
+                    _baseline_branch(DATA_BASELINE_STATE, parameterize(dict(data_job))),
+                    _baseline_branch(OUTPUT_BASELINE_STATE, parameterize(dict(output_job))),
+                ],
+                "Output": '{% $merge([$states.input, {"BaselineJobs": $states.result}]) %}',
+                "Next": READ_DATA_DIGESTS,
+            },
+            READ_DATA_DIGESTS: _read_digests(ctx, "data", "DataDigests", READ_OUTPUT_DIGESTS),
+            READ_OUTPUT_DIGESTS: _read_digests(ctx, "output", "OutputDigests", REGISTER_STATE),
             REGISTER_STATE: {
                 "Type": "Task",
                 "Resource": REGISTER_TASK,
@@ -128,6 +226,7 @@ def definition(ctx: BuildContext) -> Json:
                 '"ModelPackageVersion": $split($states.result.ModelPackageArn, "/")[-1], '
                 '"TrainingJobName": $states.input.TrainingJobName, '
                 '"ModelDataUrl": $states.input.ModelDataUrl, '
+                '"BaselineJobs": $states.input.BaselineJobs, '
                 '"Metrics": $states.input.Metrics} %}',
                 "Next": PUBLISH_STATE,
             },

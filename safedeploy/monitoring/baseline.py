@@ -1,8 +1,9 @@
 """The Baseline stage's work: suggest-baseline jobs for a trained model, and handing the baseline to its version.
 
-Two Processing jobs (the analyzer's ``SUGGEST_BASELINE``): the Data stage's baseline dataset (the training
-features with a header), and the model's scores on the validation set (scored here, offline, from the
-archive the Train stage produced), so production's score distribution can be watched too. They write under
+Two Processing jobs of the analyzer: ``SUGGEST_BASELINE`` on the Data stage's baseline dataset (the training
+features with a header), and ``SUGGEST_OUTPUT_BASELINE`` on the validation set with the archive the Train stage
+produced (the job scores it with XGBoost), so production's score distribution can be watched too. The AWS
+training state machine runs the same two requests. They write under
 the execution's own prefix; Register copies the files under the version's prefix
 (``naming.version_baseline_prefix``) and records their URIs and sha256 in the registry, so every version keeps
 its own baseline and production is always monitored against the baseline of the version it serves.
@@ -10,22 +11,19 @@ its own baseline and production is always monitored against the baseline of the 
 
 from __future__ import annotations
 
-import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import numpy as np
 
 from safedeploy import naming
 from safedeploy.errors import ArtifactError
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.monitor import ProcessingJobs
 from safedeploy.monitoring.records import BaselineFiles, MonitoringError
-from safedeploy.monitoring.requests import baseline_job_request, upload_analyzer
+from safedeploy.monitoring.requests import baseline_job_request, output_baseline_job_request, upload_analyzer
 from safedeploy.registry import MetricsSource, VersionAttachments
 from safedeploy.serving.ids import random_uuid
-from safedeploy.smoke import offline_predictions
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
 
@@ -82,18 +80,13 @@ def run_baseline_jobs(
         ),
         "training-feature",
     )
-    validation = S3Uri.parse(input_data["ValidationUri"]).join("validation.csv")
-    rows = np.loadtxt(io.StringIO(store.get_bytes(validation).decode("utf-8")), delimiter=",", ndmin=2)
-    scores = offline_predictions(store.get_bytes(S3Uri.parse(model_data_url)), rows[:, 1:].astype(np.float32))
-    body = F.OUTPUT_FEATURE + "\n" + "".join(f"{float(s):.9g}\n" for s in scores)
-    scores_uri = prefix.join("scores", "validation-scores.csv")
-    store.put_bytes(scores_uri, body.encode(), "text/csv")
     output_job = _run(
         processing,
-        baseline_job_request(
+        output_baseline_job_request(
             spec,
             job_name=name(),
-            dataset=scores_uri,
+            dataset=input_data["ValidationUri"],
+            model_archive=model_data_url,
             output=prefix.join("output"),
             code=code,
             image_uri=image_uri,
@@ -112,12 +105,32 @@ def run_baseline_jobs(
         if head is None:
             raise MonitoringError(f"the baseline job did not write {uri}")
         digests[key] = head.sha256
+    for folder, keys in (
+        ("data", ("statistics", "constraints")),
+        ("output", ("output_statistics", "output_constraints")),
+    ):
+        reported = _reported_digests(store, prefix.join(folder, F.DIGESTS_FILE))
+        for key in keys:
+            filename = files[key].key.rsplit("/", 1)[-1]
+            if reported.get(filename) != f"sha256:{digests[key]}":
+                raise MonitoringError(f"{files[key]}'s sha256 is not the one its job reported in {F.DIGESTS_FILE}")
+    statistics = json.loads(store.get_bytes(files["output_statistics"]))
     return BaselineJobs(
         files={k: str(v) for k, v in files.items()},
         sha256=digests,
         jobs=[data_job, output_job],
-        rows={"validation_scores": int(scores.size)},
+        rows={"validation_scores": int(statistics["dataset"]["item_count"])},
     )
+
+
+def _reported_digests(store: ArtifactStore, uri: S3Uri) -> dict[str, str]:
+    try:
+        reported = json.loads(store.get_bytes(uri))
+    except (ArtifactError, ValueError) as exc:
+        raise MonitoringError(f"the baseline job's {uri} cannot be read: {exc}") from None
+    if not isinstance(reported, dict):
+        raise MonitoringError(f"the baseline job's {uri} is not a JSON object")
+    return reported
 
 
 def attach_baseline(

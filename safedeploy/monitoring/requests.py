@@ -31,6 +31,7 @@ OUTPUT_PATH = "/opt/ml/processing/output"
 DATASET_PATH = "/opt/ml/processing/input/dataset"
 ENDPOINT_PATH = "/opt/ml/processing/input/endpoint"
 BASELINE_PATH = "/opt/ml/processing/input/baseline"
+MODEL_PATH = "/opt/ml/processing/input/model"
 ENTRYPOINT = ["python3", "-m", "safedeploy.monitoring.analyzer.job"]
 METRICS_PUBLISHER_CLOUDWATCH = "cloudwatch"
 MAX_PROCESSING_INPUTS = 10
@@ -161,6 +162,45 @@ def baseline_job_request(
     )
 
 
+def output_baseline_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    dataset: S3Uri | str,
+    model_archive: S3Uri | str,
+    output: S3Uri,
+    code: S3Uri,
+    image_uri: str,
+    kms_key_id: str | None = None,
+) -> CreateProcessingJobRequestTypeDef:
+    """Suggest the baseline of the model's scores (``SUGGEST_OUTPUT_BASELINE``) on a SageMaker CSV (label first).
+
+    ``dataset`` is the validation channel, ``model_archive`` the training job's ``model.tar.gz``; writes
+    ``statistics.json``, ``constraints.json`` and ``digests.json`` of the column ``score`` to ``output``.
+    """
+    return _request(
+        spec,
+        job_name=job_name,
+        image_uri=image_uri,
+        code=code,
+        inputs=[
+            _input("validation_dataset_input", dataset, DATASET_PATH),
+            _input("model_archive_input", model_archive, MODEL_PATH),
+        ],
+        output=output,
+        environment={
+            F.ENV_ANALYSIS_TYPE: "SUGGEST_OUTPUT_BASELINE",
+            F.ENV_DATASET_SOURCE: DATASET_PATH,
+            F.ENV_MODEL_ARCHIVE: MODEL_PATH,
+            F.ENV_OUTPUT_PATH: OUTPUT_PATH,
+            F.ENV_PUBLISH_METRICS: "Disabled",
+            F.ENV_COMPARISON_THRESHOLD: str(spec.monitoring.comparison_threshold),
+            F.ENV_COMPARISON_METHOD: spec.monitoring.comparison_method,
+        },
+        kms_key_id=kms_key_id,
+    )
+
+
 @dataclass(frozen=True)
 class BaselineUris:
     """A version's baseline files (features and, if present, the model's scores) and its feature schema."""
@@ -182,16 +222,20 @@ def _timestamp(moment: datetime) -> str:
 
 
 def execution_baseline(spec: PipelineSpec, execution_id: str, feature_schema: str) -> BaselineUris:
-    """The training features' baseline an execution's baseline job writes (``<execution prefix>/data/``).
+    """The baselines an execution's two baseline jobs write (features ``data/``, validation scores ``output/``).
 
-    On AWS the training state machine registers these URIs as the version's ``DriftCheckBaselines`` and the
-    deploy-prd stack of the same execution (which serves that version) monitors against them.
+    Under ``naming.execution_baseline_prefix``. On AWS the training state machine runs both jobs and registers
+    these URIs with their sha256 (the version's ``DriftCheckBaselines`` and ``CustomerMetadataProperties.Output*``);
+    the deploy-prd stack of the same execution (which serves that version) monitors against them.
     """
-    data = naming.execution_baseline_prefix(spec, execution_id).join("data")
+    prefix = naming.execution_baseline_prefix(spec, execution_id)
+    data, output = prefix.join("data"), prefix.join("output")
     return BaselineUris(
         statistics=str(data.join(F.STATISTICS_FILE)),
         constraints=str(data.join(F.CONSTRAINTS_FILE)),
         feature_schema=feature_schema,
+        output_statistics=str(output.join(F.STATISTICS_FILE)),
+        output_constraints=str(output.join(F.CONSTRAINTS_FILE)),
     )
 
 

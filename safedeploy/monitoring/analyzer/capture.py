@@ -154,6 +154,8 @@ class WindowData:
     """CSV rows by column count (the preflight reads it)."""
     raw: RawFields = field(default_factory=RawFields)
     content_types: Counter[str] = field(default_factory=Counter)
+    categories: dict[str, Counter[str]] = field(default_factory=dict)
+    """Values of the columns the baseline types String, counted (the categorical checks compare them)."""
 
     @property
     def rows(self) -> int:
@@ -184,6 +186,8 @@ class WindowData:
         self.widths.update(other.widths)
         self.raw.merge(other.raw)
         self.content_types.update(other.content_types)
+        for name, counts in other.categories.items():
+            self.categories.setdefault(name, Counter()).update(counts)
 
     def counters(self) -> dict[str, Any]:
         """Everything but the rows, as JSON (a worker process hands it to its parent)."""
@@ -201,6 +205,7 @@ class WindowData:
                 "unknown_categories": {k: dict(v) for k, v in self.raw.unknown_categories.items()},
             },
             "content_types": dict(self.content_types),
+            "categories": {name: dict(counts) for name, counts in self.categories.items()},
         }
 
     @classmethod
@@ -223,6 +228,7 @@ class WindowData:
                 unknown_categories={k: Counter(v) for k, v in raw["unknown_categories"].items()},
             ),
             content_types=Counter(counters["content_types"]),
+            categories={name: Counter(counts) for name, counts in counters.get("categories", {}).items()},
         )
 
 
@@ -261,9 +267,11 @@ class CaptureDecoder:
         start: datetime | None,
         end: datetime | None,
         exclude_prefixes: Sequence[str] = (F.SYNTHETIC_INFERENCE_PREFIX, F.KNOWN_ROWS_INFERENCE_PREFIX),
+        string_columns: Sequence[str] = (),
     ) -> None:
         self.columns = list(columns)
         self.width = len(self.columns)
+        self._string_positions = [(name, self.columns.index(name)) for name in string_columns if name in self.columns]
         self.schema = schema
         self.start = iso_millis(start) if start else None
         self.end = iso_millis(end) if end else None
@@ -388,7 +396,8 @@ class CaptureDecoder:
         json_docs, json_scores, json_kept = self._parse_json_inputs(json_texts, json_outputs, json_where, problems)
         records = len(csv_texts) + len(json_docs)
         widths: Counter[int] = Counter()
-        parts = [self._csv_rows(csv_texts, _scores_batch(csv_outputs), problems, widths)]
+        categories: dict[str, Counter[str]] = {}
+        parts = [self._csv_rows(csv_texts, _scores_batch(csv_outputs), problems, widths, categories)]
         raw = RawFields()
         parts.append(self._json_rows(json_docs, json_scores, json_kept, problems, raw))
         chunk = Chunk(
@@ -407,6 +416,7 @@ class CaptureDecoder:
             widths=widths,
             raw=raw,
             content_types=+content_types,
+            categories=categories,
         )
 
     @staticmethod
@@ -441,8 +451,12 @@ class CaptureDecoder:
         scores: list[list[float] | None],
         problems: Problems,
         widths: Counter[int],
+        categories: dict[str, Counter[str]],
     ) -> tuple[FloatArray, Any, Any, FloatArray]:
-        """Rows of the model's width, parsed in one pass; rows of another width are counted, not used."""
+        """Rows of the model's width, parsed in one pass; rows of another width are counted, not used.
+
+        The values of String-typed columns are counted into ``categories`` as text.
+        """
         width = self.width
         lines: list[str] = []
         row_scores: list[float] = []
@@ -463,6 +477,11 @@ class CaptureDecoder:
         if not lines:
             return _empty(width)
         blob = ",".join(lines)
+        if self._string_positions:
+            tokens = blob.split(",")
+            for name, position in self._string_positions:
+                values = (token.strip().strip('"') for token in tokens[position::width])
+                categories.setdefault(name, Counter()).update(value for value in values if value)
         try:
             matrix = np.array(blob.split(","), dtype=np.float64).reshape(len(lines), width)
             text_mask = np.zeros(matrix.shape, dtype=bool)

@@ -17,6 +17,11 @@ OUTPUT_STATISTICS_FILE: Final = "output_statistics.json"
 """Beyond Model Monitor: statistics of the model's scores in the window (same schema as statistics.json)."""
 OUTPUT_CONSTRAINTS_FILE: Final = "output_constraints.json"
 """Beyond Model Monitor: the scores' baseline constraints (the validation set's scores)."""
+DIGESTS_FILE: Final = "digests.json"
+"""Beyond Model Monitor: a baseline job's ``{"statistics.json": "sha256:<hex>", "constraints.json": ...}`` (the
+registry's ``ContentDigest`` of the files it wrote)."""
+MODEL_FILE: Final = "xgboost-model.json"
+"""The model in the training job's ``model.tar.gz`` (``SUGGEST_OUTPUT_BASELINE`` scores with it)."""
 EXECUTION_SUMMARY_FILE: Final = "execution_summary.json"
 """Beyond Model Monitor: counts (records, excluded, malformed by kind), verdicts per feature, timings."""
 MESSAGE_FILE: Final = "message"
@@ -58,7 +63,10 @@ Model Monitor platform to do it); anything else: the lines are only written (the
 ENV_WORKERS: Final = "decode_workers"
 """Processes that decode the capture (default: one per core, at most 8)."""
 ENV_ANALYSIS_TYPE: Final = "analysis_type"
-"""``MODEL_MONITOR`` (a monitoring window) or ``SUGGEST_BASELINE`` (a dataset to baseline)."""
+"""``MODEL_MONITOR`` (a monitoring window), ``SUGGEST_BASELINE`` (a dataset to baseline) or
+``SUGGEST_OUTPUT_BASELINE`` (the model's scores on a dataset to baseline)."""
+ENV_MODEL_ARCHIVE: Final = "model_archive"
+"""``SUGGEST_OUTPUT_BASELINE``: the training job's ``model.tar.gz`` (or the folder holding it)."""
 
 DATASET_FORMAT_CAPTURE: Final = '{"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput", "endpointOutput"]}}'
 DATASET_FORMAT_CSV_HEADER: Final = '{"csv": {"header": true, "output_columns_position": "START"}}'

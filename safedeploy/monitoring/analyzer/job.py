@@ -3,7 +3,13 @@
 Two analyses, chosen by ``analysis_type`` (as Model Monitor's analyzer image is driven):
 
 * ``SUGGEST_BASELINE``: ``dataset_source`` is a CSV with a header row (a file, or a folder of them); writes
-  ``statistics.json`` and ``constraints.json`` to ``output_path``.
+  ``statistics.json``, ``constraints.json`` and ``digests.json`` (their sha256, as SageMaker's ``ContentDigest``)
+  to ``output_path``.
+* ``SUGGEST_OUTPUT_BASELINE``: the model's scores. ``dataset_source`` is a SageMaker CSV (label first, no header;
+  a file or a folder of them, e.g. the validation split), ``model_archive`` the training job's ``model.tar.gz`` (or
+  a folder holding it); the rows are scored with XGBoost and the single column ``score`` is baselined as
+  ``SUGGEST_BASELINE`` would baseline a CSV of a ``score`` header and one ``.9g`` score per line; writes the same
+  three files.
 * ``MODEL_MONITOR`` (the default): the bring-your-own-container contract. ``dataset_source`` holds the
   window's data-capture JSONL (``<endpoint>/<variant>/yyyy/mm/dd/hh``), ``start_time``/``end_time`` bound it,
   ``baseline_statistics``/``baseline_constraints`` name the baseline. Writes ``statistics.json``,
@@ -18,9 +24,12 @@ Two analyses, chosen by ``analysis_type`` (as Model Monitor's analyzer image is 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import sys
+import tarfile
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -97,29 +106,109 @@ def _write_text(path: Path, text: str) -> None:
 
 # --- suggest-baseline ---------------------------------------------------------------------------------------
 def suggest_baseline(dataset: Path, output: Path, distribution: Mapping[str, Any] | None = None) -> Json:
-    """Baseline a CSV with a header (a file or a folder of ``*.csv``); write statistics and constraints.
+    """Baseline a CSV with a header (a file or a folder of ``*.csv``); write statistics, constraints and digests.
 
     ``distribution`` overrides ``monitoring_config.distribution_constraints`` in the suggested constraints.
     """
     files = sorted(dataset.rglob("*.csv")) if dataset.is_dir() else [dataset]
     if not files:
         raise JobError(f"no CSV files under {dataset}")
-    texts = []
-    for path in files:
-        try:
-            texts.append((path, path.read_text("utf-8")))
-        except FileNotFoundError:
-            raise JobError(f"dataset {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise JobError(f"dataset {path} cannot be read as UTF-8 text: {exc}") from None
+    texts = [(path, _read_text(path, "dataset")) for path in files]
     tables = [read_csv_with_header(str(path), text) for path, text in texts]
     table = tables[0] if len(tables) == 1 else _concatenate(tables, [str(p) for p, _ in texts])
+    return _write_baseline(table, output, distribution)
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        raise JobError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobError(f"{what} {path} cannot be read as UTF-8 text: {exc}") from None
+
+
+def _write_baseline(table: Table, output: Path, distribution: Mapping[str, Any] | None) -> Json:
+    """``statistics.json``, ``constraints.json`` and ``digests.json`` (the sha256 of the bytes written)."""
     statistics = dataset_statistics(table).document
     constraints = suggest_constraints(statistics)
     constraints["monitoring_config"]["distribution_constraints"].update(distribution or {})
     write_json(output / F.STATISTICS_FILE, statistics)
     write_json(output / F.CONSTRAINTS_FILE, constraints)
+    digests = {
+        name: "sha256:" + hashlib.sha256((output / name).read_bytes()).hexdigest()
+        for name in (F.STATISTICS_FILE, F.CONSTRAINTS_FILE)
+    }
+    write_json(output / F.DIGESTS_FILE, digests)
     return {"item_count": table.item_count, "features": len(table.columns)}
+
+
+def _model_json(model_archive: Path) -> bytes:
+    """``xgboost-model.json`` of a training job's ``model.tar.gz`` (the file, or the one folder holding it)."""
+    archive = model_archive
+    if model_archive.is_dir():
+        found = sorted(model_archive.rglob("*.tar.gz"))
+        if not found:
+            raise JobError(f"no model.tar.gz under {model_archive}")
+        archive = found[0]
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            try:
+                member = tar.extractfile(F.MODEL_FILE)
+            except KeyError:
+                member = None
+            if member is None:
+                raise JobError(f"model archive {archive} has no {F.MODEL_FILE}")
+            return member.read()
+    except FileNotFoundError:
+        raise JobError(f"model archive {archive} does not exist") from None
+    except (OSError, tarfile.TarError) as exc:
+        raise JobError(f"model archive {archive} cannot be read: {exc}") from None
+
+
+def model_scores(dataset: Path, model_archive: Path) -> list[str]:
+    """The model's scores for the SageMaker CSV rows under ``dataset`` (label first), as ``.9g`` text."""
+    import xgboost as xgb  # the XGBoost framework image has it; only this analysis needs it
+
+    files = sorted(p for p in dataset.rglob("*.csv")) if dataset.is_dir() else [dataset]
+    if not files:
+        raise JobError(f"no CSV files under {dataset}")
+    booster = xgb.Booster()
+    model = _model_json(model_archive)
+    try:
+        booster.load_model(bytearray(model))
+    except xgb.core.XGBoostError as exc:
+        raise JobError(f"{F.MODEL_FILE} of {model_archive} is not an XGBoost model: {exc}") from None
+    booster.set_param({"nthread": 1})
+    width = booster.num_features()
+    scores: list[str] = []
+    for path in files:
+        text = _read_text(path, "dataset")
+        if not text.strip():
+            continue
+        try:
+            rows = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise JobError(f"dataset {path} is not a numeric CSV without a header (label first): {exc}") from None
+        if rows.shape[1] - 1 != width:
+            raise JobError(
+                f"dataset {path} has {rows.shape[1]} columns: expected the label and the model's {width} features"
+            )
+        predicted = booster.inplace_predict(rows[:, 1:].astype(np.float32), validate_features=False)
+        scores.extend(f"{float(s):.9g}" for s in np.asarray(predicted, dtype=np.float32).reshape(-1))
+    if not scores:
+        raise JobError(f"dataset {dataset} has no rows to score")
+    return scores
+
+
+def suggest_output_baseline(
+    dataset: Path, model_archive: Path, output: Path, distribution: Mapping[str, Any] | None = None
+) -> Json:
+    """Baseline the model's scores on ``dataset``: the column ``score``, exactly as ``SUGGEST_BASELINE`` would."""
+    scores = model_scores(dataset, model_archive)
+    text = F.OUTPUT_FEATURE + "\n" + "".join(s + "\n" for s in scores)
+    table = read_csv_with_header(f"scores of {dataset}", text)
+    return _write_baseline(table, output, distribution)
 
 
 def _concatenate(tables: list[Table], names: list[str]) -> Table:
@@ -148,8 +237,12 @@ def _check_partials(
     baseline: list[BaselineFeature],
     constraints: Constraints,
     significance: float,
+    categories: Mapping[str, Mapping[str, int]] | None = None,
 ) -> tuple[Json, CheckResult]:
-    """The window's ``statistics.json`` from its merged aggregates, then every check against the baseline."""
+    """The window's ``statistics.json`` from its merged aggregates, then every check against the baseline.
+
+    ``categories`` holds the counted values of String features (their domain and categorical drift checks).
+    """
     types = {f.name: f.inferred_type for f in baseline}
     features: list[Json] = []
     window: dict[str, WindowFeature] = {}
@@ -158,17 +251,15 @@ def _check_partials(
         if inferred in (F.INTEGRAL, F.FRACTIONAL):
             features.append(numeric_document(name, inferred, partial))
             window[name] = WindowFeature(name, partial.types, rows, partial.sketch)
-        else:  # text values of the capture are not kept: a String feature's window statistics are its counts
-            features.append(
-                {
-                    "name": name,
-                    "inferred_type": inferred,
-                    "string_statistics": {
-                        "common": {"num_present": partial.types.present, "num_missing": partial.types.null}
-                    },
-                }
-            )
-            window[name] = WindowFeature(name, partial.types, rows)
+        else:
+            counts = dict((categories or {}).get(name, {}))
+            strings: Json = {"common": {"num_present": partial.types.present, "num_missing": partial.types.null}}
+            if counts:
+                ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                strings["distinct_count"] = float(len(counts))
+                strings["distribution"] = {"categorical": {"buckets": [{"value": v, "count": n} for v, n in ordered]}}
+            features.append({"name": name, "inferred_type": inferred, "string_statistics": strings})
+            window[name] = WindowFeature(name, partial.types, rows, None, counts or None)
     document: Json = {"version": 0.0, "dataset": {"item_count": rows}, "features": features}
     return document, evaluate(constraints, baseline, window, significance=significance)
 
@@ -290,7 +381,12 @@ def run_monitoring(settings: MonitoringSettings, paths: JobPaths, cloudwatch: An
         raise JobError(f"dataset_source {settings.dataset_source} is not a directory")
     files = capture_files(settings.dataset_source, settings.start, settings.end)
     decoder = CaptureDecoder(
-        names, schema, start=settings.start, end=settings.end, exclude_prefixes=settings.exclude_prefixes
+        names,
+        schema,
+        start=settings.start,
+        end=settings.end,
+        exclude_prefixes=settings.exclude_prefixes,
+        string_columns=[f.name for f in baseline if f.inferred_type == F.STRING],
     )
     window = summarize_window(decoder, files, paths.base / "work" / "decode", settings.workers)
     data = window.data
@@ -317,7 +413,7 @@ def run_monitoring(settings: MonitoringSettings, paths: JobPaths, cloudwatch: An
     statistics_doc: Json = {"version": 0.0, "dataset": {"item_count": rows}, "features": []}
     if rows and not blocking:
         statistics_doc, checks = _check_partials(
-            names, window.columns, rows, baseline, constraints, settings.significance
+            names, window.columns, rows, baseline, constraints, settings.significance, data.categories
         )
         result.violations.extend(checks.violations)
         result.verdicts.update(checks.verdicts)
@@ -424,8 +520,21 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             )
             print(json.dumps(done))
             return 0
+        if analysis == "SUGGEST_OUTPUT_BASELINE":
+            done = suggest_output_baseline(
+                Path(_require(env, F.ENV_DATASET_SOURCE)),
+                Path(_require(env, F.ENV_MODEL_ARCHIVE)),
+                Path(_require(env, F.ENV_OUTPUT_PATH)),
+                _distribution_overrides(env),
+            )
+            _write_text(paths.message, f"Completed: baseline of the model's scores on {done['item_count']} rows.")
+            print(json.dumps(done))
+            return 0
         if analysis != "MODEL_MONITOR":
-            raise JobError(f"{F.ENV_ANALYSIS_TYPE}={analysis!r}: expected MODEL_MONITOR or SUGGEST_BASELINE")
+            raise JobError(
+                f"{F.ENV_ANALYSIS_TYPE}={analysis!r}: "
+                "expected MODEL_MONITOR, SUGGEST_BASELINE or SUGGEST_OUTPUT_BASELINE"
+            )
         summary = run_monitoring(MonitoringSettings.from_environ(env), paths)
         print(summary["message"])
         return 0
