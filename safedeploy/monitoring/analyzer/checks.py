@@ -8,10 +8,11 @@ parses text.
 Beyond Model Monitor, drift verdicts are **power-aware**. For every numeric feature the smallest L-infinity
 distance between the baseline's and the window's distributions that a two-sample Kolmogorov-Smirnov test could
 tell from sampling noise, at a family-wise false-alarm rate spread over the features compared (Bonferroni),
-is ``c(alpha) * sqrt((n + m) / (n * m))``. When that exceeds the feature's threshold the window is too small to
-see a shift of the threshold's size: the verdict is ``insufficient_data`` with that smallest detectable
-distance, never a pass and never an alarm. Otherwise a distance above the threshold is both large and
-significant.
+is ``c(alpha) * sqrt((n + m) / (n * m))``. A drift violation needs the distance above the threshold *and* the
+uncorrected distance above that noise floor (large and significant). A window whose floor is above the threshold
+and whose distance does not clear it is ``insufficient_data``, with the smallest detectable distance: never a pass,
+and no drift metric (an alarm sees missing data). A shift large enough to clear the floor is still a violation
+in a small window.
 """
 
 from __future__ import annotations
