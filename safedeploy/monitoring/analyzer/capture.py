@@ -422,7 +422,7 @@ class CaptureDecoder:
     @staticmethod
     def _parse_json_inputs(
         texts: list[str], outputs: list[Any], where: list[tuple[str, int]], problems: Problems
-    ) -> tuple[list[Any], list[list[float] | None], list[str]]:
+    ) -> tuple[list[Any], list[list[float] | None], list[tuple[str, int]]]:
         """Parse the JSON payloads in one call (a JSON array of them); one by one only if some are broken."""
         if not texts:
             return [], [], []
@@ -442,7 +442,7 @@ class CaptureDecoder:
                     continue
                 keep.append(index)
         scores = _scores_batch([outputs[i] for i in keep])
-        return documents, scores, [f"{where[i][0]}:{where[i][1]}" for i in keep]
+        return documents, scores, [where[i] for i in keep]
 
     # --- CSV -------------------------------------------------------------------------------------------
     def _csv_rows(
@@ -513,7 +513,7 @@ class CaptureDecoder:
         self,
         documents: list[Any],
         scores: list[list[float] | None],
-        where: list[str],
+        where: list[tuple[str, int]],
         problems: Problems,
         raw: RawFields,
     ) -> tuple[FloatArray, Any, Any, FloatArray]:
@@ -526,32 +526,34 @@ class CaptureDecoder:
             single = [s[0] if s is not None and len(s) == 1 else math.nan for s in scores]
             for index, item_scores in enumerate(scores):
                 if item_scores is not None and len(item_scores) != 1:
-                    problems.add("output_mismatch", where[index], f"{len(item_scores)} scores for 1 record")
+                    problems.add("output_mismatch", _at(where[index]), f"{len(item_scores)} scores for 1 record")
             return self._encode_records(documents, single, raw)
         for index, document in enumerate(documents):
             items = [document] if type(document) is dict else document
             if type(items) is not list or not items:
-                problems.add("bad_input", where[index], "JSON input is neither a record, records nor rows")
+                problems.add("bad_input", _at(where[index]), "JSON input is neither a record, records nor rows")
                 continue
             item_scores = scores[index]
             if item_scores is not None and len(item_scores) != len(items):
-                problems.add("output_mismatch", where[index], f"{len(item_scores)} scores for {len(items)} rows")
+                problems.add("output_mismatch", _at(where[index]), f"{len(item_scores)} scores for {len(items)} rows")
                 item_scores = None
             if (len(items) == 1 and type(items[0]) is dict) or all(type(item) is dict for item in items):
                 if self.schema is None:
-                    problems.add("bad_input", where[index], "raw records, but no feature schema to encode them")
+                    problems.add("bad_input", _at(where[index]), "raw records, but no feature schema to encode them")
                     continue
                 records.extend(items)
                 record_scores.extend(item_scores if item_scores is not None else [math.nan] * len(items))
             elif all(isinstance(item, list) for item in items):
                 for item in items:
                     if len(item) != self.width:
-                        problems.add("wrong_column_count", where[index], f"{len(item)} columns, expected {self.width}")
+                        problems.add(
+                            "wrong_column_count", _at(where[index]), f"{len(item)} columns, expected {self.width}"
+                        )
                         continue
                     rows.append(item)
                 row_scores.extend(item_scores if item_scores is not None else [math.nan] * len(items))
             else:
-                problems.add("bad_input", where[index], "a JSON list that mixes records and rows")
+                problems.add("bad_input", _at(where[index]), "a JSON list that mixes records and rows")
         parts = [_empty(self.width)]
         if rows:
             parts.append(self._json_feature_rows(rows, row_scores[: len(rows)]))
@@ -643,12 +645,17 @@ class CaptureDecoder:
                 counter = raw.unknown_categories.setdefault(name, Counter())
                 counter.update(str(values[i]) for i in np.flatnonzero(unknown))
         allowed = self._allowed
-        for record in records:
-            if len(record) != len(allowed) or not allowed.issuperset(record):
+        if not allowed.issuperset(chain.from_iterable(records)):  # one C-level pass over every key
+            for record in records:
                 for key in record:
                     if key not in allowed:
                         raw.extra[str(key)] += 1
         return matrix, fractional, text_mask, np.asarray(scores, dtype=np.float64)
+
+
+def _at(where: tuple[str, int]) -> str:
+    """``file:line`` of a capture record, formatted only when something is reported about it."""
+    return f"{where[0]}:{where[1]}"
 
 
 _PLAIN_NUMBERS = frozenset({int, float, type(None)})
