@@ -180,7 +180,8 @@ class Monitor:
             if start is None:
                 ended = [e.WindowEnd for e in previous if e.EndpointName == schedule.EndpointName]
                 start = max(ended) if ended else (schedule.EndpointSince or schedule.CreationTime)
-                start = min(start, end - timedelta(seconds=1))
+                if start >= end:  # the previous window ended now or later (a clock step): a second back
+                    start = end - timedelta(seconds=1)
             if start >= end:
                 raise MonitoringError(f"the window's start {start.isoformat()} is not before its end {end.isoformat()}")
             execution = self._execute(schedule, start, end, trigger, scheduled_time or end)
