@@ -100,12 +100,14 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
 
     records = MonitoringRecords(records_root(paths.state_dir))
     running: dict[str, asyncio.subprocess.Process] = {}
+    fired: dict[str, datetime | None] = {}  # each schedule's last scheduled fire, read from disk once per execution
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), MONITOR_TICK_S)
         for name, process in list(running.items()):
             if process.returncode is not None:
                 del running[name]
+                fired.pop(name, None)  # its execution is recorded now: read it back once
         try:
             schedules = records.schedules()
         except (OSError, ValueError) as exc:
@@ -116,7 +118,9 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
             if name in running:
                 continue
             try:
-                fire = due(schedule, last_fire(records, name), datetime.now(UTC))
+                if name not in fired:
+                    fired[name] = last_fire(records, name)
+                fire = due(schedule, fired[name], datetime.now(UTC))
             except (OSError, ValueError) as exc:
                 LOG.warning("schedule %s: %s", name, exc)
                 continue
