@@ -32,7 +32,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test bench lint fmt pr clean
+.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test chaos bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -102,6 +102,9 @@ stop: $(STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy`
 
 test: $(STAMP) $(CHECKOV) ## Run the test suite (includes ruff, mypy, cfn-lint, checkov, terraform validate/plan); TEST_WORKERS=0 runs it in this process
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+chaos: $(STAMP) ## The chaos suite at full size (fuzzing, kills, full disk, floods, CPU contention; loopback only) -> build/chaos/
+	CHAOS_FULL=1 $(BIN)/pytest -n 0 tests/chaos
 
 $(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
 	rm -rf $(BENCH_VENV)
