@@ -100,6 +100,14 @@ def _media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+def _as_float(value: float) -> float:
+    """A JSON number as a float; an integer beyond a double's range becomes inf (refused by the caller)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _finite_row(values: list[float], where: str) -> list[float]:
     for position, value in enumerate(values):
         if not math.isfinite(value):
@@ -172,8 +180,10 @@ def _is_float(text: str) -> bool:
 def _decode_json(body: bytes) -> Batch:
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer past Python's int-str limit
         raise InferenceError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise InferenceError(400, "malformed JSON: nested too deeply") from None
     items = [document] if isinstance(document, Mapping) else document
     if not isinstance(items, list) or not items:
         raise InferenceError(400, "expected a record object, a list of records, or a list of feature rows")
@@ -187,7 +197,7 @@ def _decode_json(body: bytes) -> Batch:
                 raise InferenceError(400, f"row {number}: expected {width} features like row 1, found {len(item)}")
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in item):
                 raise InferenceError(400, f"row {number}: every feature must be a number")
-            rows.append(_finite_row([float(v) for v in item], f"row {number}"))
+            rows.append(_finite_row([_as_float(v) for v in item], f"row {number}"))
         return Batch(rows=np.asarray(rows, dtype=np.float32))
     raise InferenceError(400, "mixed request: send either record objects or feature rows, not both")
 
@@ -221,7 +231,16 @@ def predict_fn(data: Batch | Matrix, model: LoadedModel) -> npt.NDArray[np.float
     width = model.schema.width
     if matrix.shape[1] != width:
         raise InferenceError(400, f"expected {width} features per row, found {matrix.shape[1]}")
+    _check_float32_range(matrix)
     return model.predict(matrix)
+
+
+def _check_float32_range(matrix: Matrix) -> None:
+    """Finite doubles beyond float32's range (about 3.4e38) become inf in the model's matrix: a client's 400."""
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        row, column = (int(i) for i in np.argwhere(~finite)[0])
+        raise InferenceError(400, f"row {row + 1}, column {column + 1}: the value is beyond float32's range (3.4e38)")
 
 
 def _encode_csv(scores: npt.NDArray[np.float32]) -> bytes:

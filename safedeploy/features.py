@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ class FeatureEncodingError(ValueError):
     def __init__(self, index: int, field_name: str | None, message: str) -> None:
         self.index = index
         self.field = field_name
-        where = f"record {index}" + (f", field {field_name!r}" if field_name else "")
+        where = f"record {index}" + (f", field {_shown(field_name)}" if field_name else "")
         super().__init__(f"{where}: {message}")
 
 
@@ -124,7 +125,7 @@ class FeatureSchema:
                 position = self._index[column].get(key) if key is not None else None
                 if position is None:
                     known = ", ".join(self._index[column])
-                    raise FeatureEncodingError(i, column, f"unknown category {value!r} (known: {known})")
+                    raise FeatureEncodingError(i, column, f"unknown category {_shown(value)} (known: {known})")
                 row[position] = 1.0
         return matrix
 
@@ -167,16 +168,23 @@ class FeatureSchema:
         return schema
 
 
+def _shown(value: object) -> str:
+    """A client's value in a message: bounded in length and depth (a request may nest lists 900 deep)."""
+    return reprlib.repr(value)
+
+
 def _number(index: int, name: str, record: Mapping[str, Any]) -> float:
     if name not in record:
         raise FeatureEncodingError(index, name, "missing field")
     value = record[name]
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise FeatureEncodingError(index, name, f"expected a number, got {value!r}")
+        raise FeatureEncodingError(index, name, f"expected a number, got {_shown(value)}")
     try:
         number = float(value)
     except ValueError:
-        raise FeatureEncodingError(index, name, f"{value!r} is not a number") from None
+        raise FeatureEncodingError(index, name, f"{_shown(value)} is not a number") from None
+    except OverflowError:  # an integer beyond a double's range
+        raise FeatureEncodingError(index, name, "the number is beyond a double's range") from None
     if not math.isfinite(number):
-        raise FeatureEncodingError(index, name, f"{value!r} is not a finite number")
+        raise FeatureEncodingError(index, name, f"{_shown(value)} is not a finite number")
     return number

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -194,21 +195,30 @@ class ControlPlane:
         if not isinstance(desired, list) or not desired:
             raise validation("DesiredWeightsAndCapacities must list at least one variant.")
         changes: list[tuple[VariantFleet, float | None, int | None]] = []
-        for item in desired:
+        weights = {name: fleet.weight for name, fleet in deployment.fleets.items()}
+        for item in desired:  # everything is checked before anything is applied
+            if not isinstance(item, dict):
+                raise validation(f"DesiredWeightsAndCapacities lists objects, not {item!r}.")
             fleet = deployment.fleets.get(str(item.get("VariantName")))
             if fleet is None:
                 raise validation(
                     f"The variant {item.get('VariantName')!r} is not part of endpoint {record.EndpointName}."
                 )
-            weight, count = item.get("DesiredWeight"), item.get("DesiredInstanceCount")
-            if weight is not None and (not isinstance(weight, int | float) or weight < 0):
-                raise validation(f"DesiredWeight must be a non-negative number, got {weight!r}.")
-            if count is not None and (not isinstance(count, int) or not 1 <= count <= C.MAX_LOCAL_INSTANCES):
+            weight, count = checked_weight(item.get("DesiredWeight")), item.get("DesiredInstanceCount")
+            if count is not None and (
+                not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= C.MAX_LOCAL_INSTANCES
+            ):
                 raise validation(f"DesiredInstanceCount must be 1..{C.MAX_LOCAL_INSTANCES}, got {count!r}.")
+            if weight is not None:
+                weights[fleet.name] = weight
             changes.append((fleet, weight, count))
+        if sum(weights.values()) <= 0:
+            raise validation(
+                f"The variants of endpoint {record.EndpointName} would all have weight 0: none would get traffic."
+            )
         for fleet, weight, _ in changes:
             if weight is not None:
-                fleet.weight = float(weight)
+                fleet.weight = weight
         if any(count is not None for _, _, count in changes):
             record.EndpointStatus = "Updating"
             self._tasks[record.EndpointName] = asyncio.create_task(self._scale(record, changes))
@@ -365,6 +375,21 @@ class ControlPlane:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await asyncio.gather(*(d.stop() for d in self.deployments.values()))
         self.deployments.clear()
+
+
+def checked_weight(weight: object) -> float | None:
+    """A variant weight as SageMaker takes it: a finite number >= 0 (``-0.0`` is 0), or absent."""
+    if weight is None:
+        return None
+    if not isinstance(weight, int | float) or isinstance(weight, bool):
+        raise validation(f"DesiredWeight must be a number, got {weight!r}.")
+    try:
+        value = float(weight) + 0.0  # + 0.0 turns -0.0 into 0.0
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value) or value < 0:
+        raise validation(f"DesiredWeight must be a finite number >= 0, got {weight!r}.")
+    return value
 
 
 def _parse(shape: type[_Shape], request: dict[str, Any]) -> _Shape:

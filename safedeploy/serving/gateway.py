@@ -247,7 +247,7 @@ class Gateway:
         if request.method != "POST":
             return _message(405, f"{request.method} is not allowed on {route.Path}; use POST", {"Allow": "POST"})
         presented = request.headers.get(C.API_KEY_HEADER)
-        if route.ApiKeyRequired and not (presented and hmac.compare_digest(presented, self.api_key)):
+        if route.ApiKeyRequired and not (presented and _same_key(presented, self.api_key)):
             return _message(403, "Forbidden: send a valid API key in the x-api-key header")
         event = proxy_event(request, route.Path, presented)
         canary = route.Canary is not None and self._random.random() < route.Canary.Weight
@@ -274,6 +274,14 @@ class Gateway:
         finally:
             timer.cancel()
         return _proxy_response(result)
+
+
+def _same_key(presented: str, expected: str) -> bool:
+    """Compare a presented key in constant time, as bytes.
+
+    A header may carry any Latin-1 character, and ``hmac.compare_digest`` raises TypeError on non-ASCII strings.
+    """
+    return hmac.compare_digest(presented.encode("latin-1", "replace"), expected.encode("latin-1", "replace"))
 
 
 def _refusal(status: int, message: str) -> Response:

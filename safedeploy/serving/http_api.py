@@ -32,8 +32,12 @@ from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.errors import ApiError
 from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest, validation_error
+from safedeploy.serving.json_documents import parse_document, parse_json
 from safedeploy.serving.metrics import STATISTICS, MetricStore
+from safedeploy.serving.request_shapes import validate_request
+from safedeploy.serving.runtime_server import client_framing_errors
 from safedeploy.serving.state import RestApiRoute
+from safedeploy.serving.state_file import StateRecovery
 
 LOG = logging.getLogger(__name__)
 JSON_11 = "application/x-amz-json-1.1"
@@ -65,6 +69,8 @@ class RuntimeApi:
         self.metrics = metrics
         self.metric_log = metric_log
         self.on_routes_changed = on_routes_changed
+        self.state_recovery: StateRecovery | None = None
+        """Set when the runtime started from the state's last good copy (reported by the health check)."""
         self.operations: dict[str, Operation] = {
             "CreateModel": control.create_model,
             "DescribeModel": control.describe_model,
@@ -82,7 +88,9 @@ class RuntimeApi:
 
     def app(self) -> web.Application:
         """The runtime's HTTP app."""
-        app = web.Application(client_max_size=C.INVOKE_MAX_PAYLOAD_BYTES + 1024 * 1024)
+        app = web.Application(
+            client_max_size=C.INVOKE_MAX_PAYLOAD_BYTES + 1024 * 1024, middlewares=[client_framing_errors]
+        )
         app.router.add_post("/", self.control_api)
         app.router.add_post("/endpoints/{name}/invocations", self.invoke)
         app.router.add_get("/_local/health", self.health)
@@ -113,12 +121,9 @@ class RuntimeApi:
             error = ApiError(400, "UnknownOperationException", f"unknown operation {target!r}; supported: {known}")
             return _error_response(error, request_id, JSON_11)
         try:
-            document = json.loads(await request.read() or b"{}")
-            if not isinstance(document, dict):
-                raise ValueError("the request document is not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error_response(ApiError(400, "SerializationException", str(exc)), request_id, JSON_11)
-        try:
+            document = parse_document(await request.read())
+            if target.startswith(C.SAGEMAKER_JSON_TARGET_PREFIX):  # checked as SageMaker does, before acting on it
+                validate_request("sagemaker", target.removeprefix(C.SAGEMAKER_JSON_TARGET_PREFIX), document)
             result = operation(document)
             if not isinstance(result, dict):
                 result = await result
@@ -178,9 +183,10 @@ class RuntimeApi:
                 "InstanceUrls": {f.name: [i.url for i in f.healthy_instances()] for f in fleets},
             }
         pending = self.invoker.capture.pending()
-        return web.json_response(
-            {"status": "ok", "pid": os.getpid(), "endpoints": endpoints, "capturePending": pending}
-        )
+        document = {"status": "ok", "pid": os.getpid(), "endpoints": endpoints, "capturePending": pending}
+        if self.state_recovery is not None:
+            document["stateRecovery"] = self.state_recovery.as_dict()
+        return web.json_response(document)
 
     async def get_metric_statistics(self, request: web.Request) -> web.Response:
         """``GetMetricStatistics`` for an endpoint variant (query: EndpointName, VariantName, MetricName, ...)."""
@@ -200,8 +206,8 @@ class RuntimeApi:
             )
         except KeyError as exc:
             return web.json_response({"message": f"missing query parameter {exc}"}, status=400)
-        except ValueError as exc:
-            return web.json_response({"message": str(exc)}, status=400)
+        except (ValueError, OverflowError) as exc:  # OverflowError: a time or period beyond the calendar
+            return web.json_response({"message": f"bad query: {exc}"}, status=400)
         return web.json_response({"Label": query["MetricName"], "Datapoints": datapoints})
 
     def _custom_metric_statistics(self, query: Any) -> web.Response:
@@ -213,7 +219,7 @@ class RuntimeApi:
         if self.metric_log is None:
             return web.json_response({"message": "this runtime keeps no published metrics"}, status=404)
         try:
-            dimensions = {d["Name"]: d["Value"] for d in json.loads(query.get("Dimensions", "[]"))}
+            dimensions = {d["Name"]: d["Value"] for d in parse_json(query.get("Dimensions", "[]"))}
             start = datetime.fromisoformat(query["StartTime"])
             points = self.metric_log.query(
                 query["Namespace"], query["MetricName"], dimensions, start, datetime.fromisoformat(query["EndTime"])
@@ -222,8 +228,10 @@ class RuntimeApi:
             datapoints = metric_statistics(points, start, int(query.get("Period", "3600")), wanted)
         except KeyError as exc:
             return web.json_response({"message": f"missing query parameter {exc}"}, status=400)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             return web.json_response({"message": f"bad query: {exc}"}, status=400)
+        except ApiError as exc:
+            return web.json_response({"message": f"bad query: Dimensions: {exc.message}"}, status=400)
         return web.json_response({"Label": query["MetricName"], "Datapoints": datapoints})
 
     async def put_route(self, request: web.Request) -> web.Response:

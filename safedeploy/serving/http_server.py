@@ -9,6 +9,8 @@ per request here, a framework's worth of routing, middleware and stream objects;
 * limits: the body (413) and the request head (431), both answered before the connection closes;
 * a malformed request answered 400 and the connection closed; an exception in the handler answered 500,
   logged, and the connection kept;
+* a client that half-closes after sending (``shutdown(SHUT_WR)``) still gets its answers, then the connection
+  closes; a request it cut short is answered 400;
 * connections idle (or stuck mid-request) longer than ``idle_timeout`` closed by a periodic sweep;
 * graceful shutdown: stop accepting, let in-flight requests finish (up to a deadline), close the rest.
 
@@ -118,6 +120,7 @@ class _Connection(asyncio.Protocol):
         self._in_message = False
         self._lingering = False
         self._discarded = 0
+        self._read_closed = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,6 +130,27 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.server.connections.discard(self)
+
+    def eof_received(self) -> bool:
+        """The client finished sending (``shutdown(SHUT_WR)``): answer what it sent, then close.
+
+        Returning True keeps the transport open for the answers still being computed; otherwise asyncio closes
+        it at once and they are lost.
+        """
+        self._read_closed = True
+        if self.closing or self._lingering:
+            return False  # already answered: close (after writing what is buffered)
+        if not self.busy:
+            self._finish_after_eof()
+        return True
+
+    def _finish_after_eof(self) -> None:
+        """Every complete request is answered: refuse one the client cut short, then close."""
+        if self._in_message:
+            self._in_message = False
+            refusal = self.server.refusal(400, "the request ended before it was complete (its head or body is short)")
+            self._write(refusal, keep_alive=False)
+        self.close()
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
@@ -211,6 +235,8 @@ class _Connection(asyncio.Protocol):
         finally:
             self.busy = False
             self.last_active = time.monotonic()
+            if self._read_closed and not self.closing:
+                self._finish_after_eof()
 
     def _write(self, response: Response, keep_alive: bool) -> None:
         try:

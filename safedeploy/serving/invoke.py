@@ -101,10 +101,11 @@ class Invoker:
         fleets = list(deployment.fleets.values())
         if len(fleets) == 1:
             return fleets[0]
-        weights = [fleet.weight for fleet in fleets]
-        if sum(weights) <= 0:
+        heaviest = max(fleet.weight for fleet in fleets)
+        if not heaviest > 0:
             raise ApiError(503, "ServiceUnavailable", f"Endpoint {request.endpoint_name} has no variant with weight.")
-        return self._random.choices(fleets, weights)[0]
+        # Relative to the heaviest: weights near a double's limit (valid in SageMaker) would sum to infinity.
+        return self._random.choices(fleets, [fleet.weight / heaviest for fleet in fleets])[0]
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Serve one invocation or raise the :class:`ApiError` SageMaker Runtime would answer."""

@@ -34,7 +34,8 @@ from safedeploy.serving.http_api import RuntimeApi
 from safedeploy.serving.instance_client import InstanceClient
 from safedeploy.serving.invoke import Invoker
 from safedeploy.serving.metrics import MetricStore
-from safedeploy.serving.state import RuntimeState
+from safedeploy.serving.runtime_server import RuntimeAppRunner
+from safedeploy.serving.state_file import load_state
 from safedeploy.store import LocalArtifactStore
 
 LOG = logging.getLogger("safedeploy.runtime")
@@ -153,7 +154,8 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
     """Run the runtime until SIGTERM/SIGINT."""
     paths.root.mkdir(parents=True, exist_ok=True)
     store = LocalArtifactStore(paths.store_root)
-    state = RuntimeState.load(paths.state)
+    loaded = load_state(paths.state, keep_aside=True)  # a corrupt state file: its last good copy, logged
+    state = loaded.state
     if not state.ApiKey:
         state.ApiKey = new_api_key()
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
@@ -174,8 +176,9 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
             lambda: gateway.configure(state.Routes, state.ApiKey),
             MetricLog(paths.state_dir / "metrics"),
         )
+        api.state_recovery = loaded.recovery
 
-        runner = web.AppRunner(api.app(), access_log=None)
+        runner = RuntimeAppRunner(api.app(), access_log=None)  # answers clients that half-close, too
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", runtime_port, shutdown_timeout=15)
         await site.start()

@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from safedeploy import constants as C
-from safedeploy.atomic import atomic_write_text
 
 Name = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
 """SageMaker's resource-name rule: 1-63 letters, digits and inner hyphens."""
@@ -55,7 +54,7 @@ class ProductionVariant(_Shape):
     ModelName: Name
     InitialInstanceCount: int = Field(default=1, ge=1, le=C.MAX_LOCAL_INSTANCES)
     InstanceType: str = "ml.m5.large"
-    InitialVariantWeight: float = Field(default=1.0, ge=0)
+    InitialVariantWeight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
 
 
 class CaptureOption(_Shape):
@@ -162,11 +161,14 @@ class RuntimeState(_Shape):
     ApiKey: str = ""
 
     def save(self, path: Path) -> None:
-        """Write the state atomically (owner-only: it holds the API key)."""
-        atomic_write_text(path, self.model_dump_json(indent=2))
-        path.chmod(0o600)
+        """Write the state atomically (owner-only: it holds the API key), and its last good copy."""
+        from safedeploy.serving.state_file import save_state
+
+        save_state(self, path)
 
     @classmethod
     def load(cls, path: Path) -> RuntimeState:
-        """Read saved state, or start empty."""
-        return cls.model_validate_json(path.read_text("utf-8")) if path.is_file() else cls()
+        """Read saved state (its last good copy if it is unusable), or start empty; never moves a file."""
+        from safedeploy.serving.state_file import load_state
+
+        return load_state(path, keep_aside=False).state
