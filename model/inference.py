@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,8 @@ FEATURE_SCHEMA_FILE = "feature-schema.json"
 CSV = "text/csv"
 JSON = "application/json"
 Matrix = npt.NDArray[np.float32]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Larger values become inf in the model's float32 matrix."""
 FAST_PATH_MAX_ROWS = 4
 """Up to this many rows, the verified numpy evaluator answers (~50 µs); beyond, XGBoost's batch predictor."""
 
@@ -112,6 +114,8 @@ def _finite_row(values: list[float], where: str) -> list[float]:
     for position, value in enumerate(values):
         if not math.isfinite(value):
             raise InferenceError(400, f"{where}, column {position + 1}: {value!r} is not a finite number")
+        if abs(value) > FLOAT32_MAX:
+            raise InferenceError(400, f"{where}, column {position + 1}: {value!r} is beyond float32's range (3.4e38)")
     return values
 
 
@@ -140,7 +144,7 @@ def _decode_csv(body: bytes) -> Batch:
             except ValueError:
                 pass  # the careful path below names the bad cell
             else:
-                if np.isfinite(matrix).all():
+                if (np.abs(matrix) <= FLOAT32_MAX).all():  # finite, and still finite as the model's float32
                     return Batch(rows=matrix.reshape(len(rows), width).astype(np.float32))
     return _decode_csv_carefully(text)
 
@@ -220,27 +224,33 @@ def predict_fn(data: Batch | Matrix, model: LoadedModel) -> npt.NDArray[np.float
     if isinstance(data, Batch):
         if data.records is not None:
             try:
-                matrix = model.schema.encode(data.records).astype(np.float32)
+                encoded = model.schema.encode(data.records)
             except FeatureEncodingError as exc:
                 raise InferenceError(400, str(exc)) from None
+            _check_float32_range(encoded, model.schema)
+            matrix = encoded.astype(np.float32)
         else:
             assert data.rows is not None  # noqa: S101 - a Batch holds one or the other
             matrix = data.rows
     else:
         matrix = data
+        _check_float32_range(matrix)
     width = model.schema.width
     if matrix.shape[1] != width:
         raise InferenceError(400, f"expected {width} features per row, found {matrix.shape[1]}")
-    _check_float32_range(matrix)
     return model.predict(matrix)
 
 
-def _check_float32_range(matrix: Matrix) -> None:
-    """Finite doubles beyond float32's range (about 3.4e38) become inf in the model's matrix: a client's 400."""
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        row, column = (int(i) for i in np.argwhere(~finite)[0])
-        raise InferenceError(400, f"row {row + 1}, column {column + 1}: the value is beyond float32's range (3.4e38)")
+def _check_float32_range(matrix: npt.NDArray[np.floating[Any]], schema: FeatureSchema | None = None) -> None:
+    """Values must be finite in the model's float32 (XGBoost refuses inf): beyond 3.4e38 is the client's 400.
+
+    ``schema`` names the encoded columns when the rows are records (numbered from 0, as encoding errors are).
+    """
+    within = np.abs(matrix) <= FLOAT32_MAX
+    if not within.all():
+        row, column = (int(i) for i in np.argwhere(~within)[0])
+        where = f"record {row}, field {schema.features[column]!r}" if schema else f"row {row + 1}, column {column + 1}"
+        raise InferenceError(400, f"{where}: the value is beyond float32's range (3.4e38)")
 
 
 def _encode_csv(scores: npt.NDArray[np.float32]) -> bytes:

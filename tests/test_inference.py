@@ -123,6 +123,45 @@ BAD: list[tuple[str, bytes, str | None, int, str]] = [
     ("unknown field", b'{"Referrer": 1}', "application/json", 400, "field 'Referrer': unknown field"),
     ("missing field", b'{"State": "NJ"}', "application/json", 400, "missing field"),
     ("not utf-8", b"\xff\xfe", "text/csv", 400, "not UTF-8"),
+    # Client mistakes that used to escape as 500s (and count toward green's error-rate alarm):
+    ("5000-digit integer", b"[[" + b"1" * 5000 + b"]]", "application/json", 400, "malformed JSON"),
+    ("nested 100000 deep", b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "nested too deeply"),
+    (
+        "integer beyond a double in a row",
+        json.dumps([[10**400] * 69]).encode(),
+        "application/json",
+        400,
+        "not a finite number",
+    ),
+    (
+        "integer beyond a double in a record",
+        b'{"Account Length": ' + b"9" * 400 + b"}",
+        "application/json",
+        400,
+        "beyond a double's range",
+    ),
+    ("deep value in a record", b'{"State": ' + b"[" * 900 + b"]" * 900 + b"}", "application/json", 400, "record 0"),
+    (
+        "beyond float32, one row",
+        b",".join([b"1"] * 68 + [b"1e39"]),
+        "text/csv",
+        400,
+        "row 1, column 69: 1e+39 is beyond float32's range",
+    ),
+    (
+        "beyond float32, five rows",
+        b"\n".join([b",".join([b"1"] * 69)] * 4 + [b",".join([b"-1e300"] + [b"1"] * 68)]),
+        "text/csv",
+        400,
+        "row 5, column 1",
+    ),
+    (
+        "beyond float32 in json rows",
+        json.dumps([[1e39] * 69] * 6).encode(),
+        "application/json",
+        400,
+        "beyond float32's range",
+    ),
 ]
 
 
@@ -140,6 +179,24 @@ def test_bad_requests_are_client_errors(
         transform_fn(model, body, ctype, "application/json")
     assert info.value.status == status
     assert message in info.value.message
+
+
+def test_values_beyond_float32_in_records_and_matrices_are_client_errors(
+    served: tuple[LoadedModel, list[dict[str, object]]],
+) -> None:
+    model, records = served
+    record = {**records[0], "Day Mins": -1e39}
+    with pytest.raises(InferenceError) as info:
+        transform_fn(model, json.dumps([record] * 6).encode(), "application/json", "text/csv")
+    assert (
+        info.value.status == 400
+        and "record 0, field 'Day Mins': the value is beyond float32's range" in info.value.message
+    )
+    matrix = np.ones((5, model.schema.width), dtype=np.float32)
+    matrix[3, 2] = np.inf
+    with pytest.raises(InferenceError) as info:
+        predict_fn(matrix, model)
+    assert info.value.status == 400 and "row 4, column 3" in info.value.message
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -73,7 +73,9 @@ def test_control_plane_errors_are_sagemakers(live: Live) -> None:
             ModelName="bad_name!", PrimaryContainer={"Image": "local"}, ExecutionRoleArn="arn:aws:iam::0:role/x"
         )
     # SageMaker's own wording: each broken constraint of the API model, members named in camelCase.
-    assert "Value 'bad_name!' at 'modelName' failed to satisfy constraint" in bad_name.value.response["Error"]["Message"]
+    assert (
+        "Value 'bad_name!' at 'modelName' failed to satisfy constraint" in bad_name.value.response["Error"]["Message"]
+    )
 
 
 @pytest.mark.parametrize(

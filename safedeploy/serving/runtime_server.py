@@ -17,10 +17,12 @@ pins the behaviour, so an aiohttp upgrade that changes them fails there first.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
@@ -53,17 +55,27 @@ async def client_framing_errors(
 class _HalfCloseAwareHandler(RequestHandler):
     """aiohttp's request handler, answering what it received before a client's EOF, then closing."""
 
-    _closer: asyncio.Task[None] | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bodies: list[StreamReader] = []
+        """Bodies of the requests received and not yet complete (a popped request may not be handled yet)."""
+        self._closer: asyncio.Task[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
+        super().data_received(data)
+        if len(self._messages) > queued:
+            self._bodies = [body for body in self._bodies if not body.is_eof()]
+            self._bodies.extend(body for _, body in itertools.islice(self._messages, queued, None))
 
     def eof_received(self) -> bool:  # type: ignore[override]  # asyncio's contract: True keeps the transport
-        if self._idle():
+        unfinished = [body for body in self._bodies if not body.is_eof()]
+        self._bodies = []
+        if self._idle() and not unfinished:
             return False  # nothing to answer: let asyncio close the connection
-        pending = [payload for _, payload in self._messages]
-        if self._current_request is not None:
-            pending.append(self._current_request.content)
-        for payload in pending:
-            if not payload.is_eof():  # its body will never be complete
-                payload.set_exception(RequestPayloadError(CUT_SHORT))
+        for body in unfinished:  # it will never be complete: reading it raises, which is answered 400
+            body.set_exception(RequestPayloadError(CUT_SHORT))
+            body.feed_eof()
         self._closer = asyncio.get_running_loop().create_task(self._close_when_answered())
         return True
 
