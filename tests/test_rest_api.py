@@ -65,8 +65,14 @@ def test_csv_in_csv_out_with_lowercase_headers(live: Live) -> None:
         (b",".join([b"1"] * 68 + [b"nan"]), {"Content-Type": "text/csv"}, 400, "not a finite number"),
         (b",".join([b"1"] * 68 + [b"x"]), {"Content-Type": "text/csv"}, 400, "'x' is not a number"),
         (b"1,2", {"Content-Type": "text/csv", "Accept": "image/png"}, 400, "expected 69 features"),
+        (b"1,2", {"Content-Type": "text/csv; charset=\u00e9"}, 400, "the Content-Type header must be ASCII"),
+        (b"1,2", {"Content-Type": "text/csv", "Accept": "text/csv" + ", */*" * 300}, 400, "at most 1024 characters"),
+        (b"[[" + b"1" * 5000 + b"]]", {"Content-Type": "application/json"}, 400, "malformed JSON"),
+        (b"[" * 1000 + b"]" * 1000, {"Content-Type": "application/json"}, 400, "nested too deeply"),
+        (b"[[" + b"1e309," * 68 + b"1]]", {"Content-Type": "application/json"}, 400, "not a finite number"),
     ],
-    ids=["xml", "form", "empty", "width", "json", "unknown-field", "missing-field", "nan", "non-numeric", "accept"],
+    ids=["xml", "form", "empty", "width", "json", "unknown-field", "missing-field", "nan", "non-numeric", "accept",
+         "non-ascii-type", "long-accept", "5000-digits", "nested-1000", "1e309"],  # fmt: skip
 )
 def test_client_mistakes_are_4xx_with_a_message(
     live: Live, body: bytes, headers: dict[str, str], status: int, message: str

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 LOGGER = Logger(service="churn-api")
 MAX_BODY_BYTES = 6 * 1024 * 1024
 SUPPORTED_TYPES = ("text/csv", "application/json")
+MAX_HEADER_CHARS = 1024
+"""InvokeEndpoint's ``ContentType`` and ``Accept``: ASCII, at most 1,024 characters (SageMaker Runtime's model)."""
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -105,6 +107,12 @@ def invoke(event: APIGatewayProxyEvent, settings: ApiSettings, runtime: RuntimeC
             f"unsupported Content-Type {content_type!r}: send {' or '.join(SUPPORTED_TYPES)}",
             "UnsupportedMediaType",
         )
+    accept = headers.get("accept") or "application/json"
+    for name, value in (("Content-Type", str(content_type)), ("Accept", accept)):
+        if not value.isascii() or len(value) > MAX_HEADER_CHARS:  # SageMaker Runtime's rule for both headers
+            return ApiResponse.error(
+                400, f"the {name} header must be ASCII, at most {MAX_HEADER_CHARS} characters", "BadRequest"
+            )
     try:
         body = _request_body(event)
     except ValueError as exc:
@@ -118,7 +126,7 @@ def invoke(event: APIGatewayProxyEvent, settings: ApiSettings, runtime: RuntimeC
             EndpointName=settings.endpoint_name,
             Body=body,
             ContentType=str(content_type),
-            Accept=headers.get("accept") or "application/json",
+            Accept=accept,
             InferenceId=_inference_id(event, headers),
         )
     except ClientError as exc:

@@ -1,7 +1,8 @@
 """InvokeEndpoint: route a request to a variant by weight, proxy it to an instance, measure and capture.
 
-Errors are SageMaker Runtime's own: ``ValidationError`` (400) for an unknown endpoint or variant or a payload
-over 6 MB (413), ``ModelError`` (424) when the container answers non-2xx, carrying ``OriginalStatusCode`` and
+Errors are SageMaker Runtime's own: ``ValidationError`` (400) for an unknown endpoint or variant, a header
+outside SageMaker Runtime's model (non-ASCII content types, an unprintable inference id...) or a payload over
+6 MB (413), ``ModelError`` (424) when the container answers non-2xx, carrying ``OriginalStatusCode`` and
 ``OriginalMessage``, and ``ServiceUnavailable`` (503) when no instance is up. Every request that reaches a
 variant is counted in its metrics (4xx and 5xx by the container's status), so alarms see model errors.
 """
@@ -23,6 +24,7 @@ from safedeploy.serving.fleet import VariantFleet
 from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.instance_client import InstanceClient, InstanceUnreachableError
 from safedeploy.serving.metrics import MetricStore
+from safedeploy.serving.request_shapes import validate_strings
 
 LOG = logging.getLogger(__name__)
 MODEL_TIMEOUT_S = 60.0
@@ -56,6 +58,43 @@ class InvokeResult:
 def validation_error(message: str, status: int = 400) -> ApiError:
     """SageMaker Runtime's ``ValidationError``."""
     return ApiError(status, "ValidationError", message)
+
+
+_HEADERS = (
+    ("Content-Type", "content_type"),
+    ("Accept", "accept"),
+    ("X-Amzn-SageMaker-Custom-Attributes", "custom_attributes"),
+    ("X-Amzn-SageMaker-Target-Variant", "target_variant"),
+    ("X-Amzn-SageMaker-Inference-Id", "inference_id"),
+)
+
+
+def _check_headers(request: InvokeRequest) -> None:
+    """The request's headers as SageMaker Runtime checks them (lengths; ASCII, printable inference ids).
+
+    A header that was not text (bytes that are not UTF-8, kept as surrogates) is refused first: no capture
+    record or instance request could carry it. The endpoint name needs no check: an endpoint with a name
+    outside the model cannot exist.
+    """
+    for header, field in _HEADERS:
+        value = getattr(request, field)
+        if value is not None and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise validation_error(f"The {header} header is not valid UTF-8.") from None
+    validate_strings(
+        "sagemaker-runtime",
+        "InvokeEndpoint",
+        {
+            "ContentType": request.content_type,
+            "Accept": request.accept,
+            "CustomAttributes": request.custom_attributes,
+            "TargetVariant": request.target_variant,
+            "InferenceId": request.inference_id,
+        },
+        "ValidationError",
+    )
 
 
 class Invoker:
@@ -115,6 +154,7 @@ class Invoker:
                 f"Request payload of {len(request.body)} bytes exceeds the {C.INVOKE_MAX_PAYLOAD_BYTES}-byte limit.",
                 413,
             )
+        _check_headers(request)
         deployment = self._deployment(request.endpoint_name)
         fleet = self._choose(deployment, request)
         instance = fleet.pick()
