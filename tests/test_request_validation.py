@@ -284,7 +284,11 @@ def test_the_api_model_is_checked_before_the_operation_runs(tmp_path: Path) -> N
     ("field", "value", "constraint"),
     [
         ("inference_id", "\udcf8lY", "The X-Amzn-SageMaker-Inference-Id header is not valid UTF-8."),
-        ("inference_id", "ok\u00e9", "at 'inferenceId' failed to satisfy constraint: Member must satisfy regular expression pattern"),
+        (
+            "inference_id",
+            "ok\u00e9",
+            "at 'inferenceId' failed to satisfy constraint: Member must satisfy regular expression pattern",
+        ),
         ("inference_id", " leading-space", "'inferenceId'"),
         ("inference_id", "i" * 65, "Member must have length less than or equal to 64"),
         ("content_type", "text/csv; \u00e9", "at 'contentType'"),
@@ -298,7 +302,9 @@ def test_invoke_endpoint_headers_are_checked_as_sagemaker_runtime_does(
     tmp_path: Path, field: str, value: str, constraint: str
 ) -> None:
     """Before the endpoint is even looked up: a header a capture record or an instance could not carry is a 400."""
-    invoker = Invoker(_control(tmp_path, {"A": 1.0}), cast(Any, None), cast(Any, None), cast(Any, None), asyncio.Event())
+    invoker = Invoker(
+        _control(tmp_path, {"A": 1.0}), cast(Any, None), cast(Any, None), cast(Any, None), asyncio.Event()
+    )
     request = InvokeRequest("e", b"1", **{field: value})
     with pytest.raises(ApiError) as refused:
         asyncio.run(invoker.invoke(request))

@@ -52,6 +52,12 @@ def test_csv_in_csv_out_with_lowercase_headers(live: Live) -> None:
     assert len(reply.body.decode().split()) == 3
 
 
+MISTAKE_IDS = [
+    "xml", "form", "empty", "width", "json", "unknown-field", "missing-field", "nan", "non-numeric", "accept",
+    "non-ascii-type", "long-accept", "5000-digits", "nested-1000", "1e309",
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "message"),
     [
@@ -71,8 +77,7 @@ def test_csv_in_csv_out_with_lowercase_headers(live: Live) -> None:
         (b"[" * 1000 + b"]" * 1000, {"Content-Type": "application/json"}, 400, "nested too deeply"),
         (b"[[" + b"1e309," * 68 + b"1]]", {"Content-Type": "application/json"}, 400, "not a finite number"),
     ],
-    ids=["xml", "form", "empty", "width", "json", "unknown-field", "missing-field", "nan", "non-numeric", "accept",
-         "non-ascii-type", "long-accept", "5000-digits", "nested-1000", "1e309"],  # fmt: skip
+    ids=MISTAKE_IDS,
 )
 def test_client_mistakes_are_4xx_with_a_message(
     live: Live, body: bytes, headers: dict[str, str], status: int, message: str

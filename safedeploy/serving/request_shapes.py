@@ -59,20 +59,20 @@ _JAVA_CLASSES = {"ASCII": "\\x00-\\x7F", "Print": "\\x20-\\x7E"}
 
 
 def python_pattern(java: str) -> str:
-    """A Java pattern in Python's syntax: ``\\p{ASCII}``, ``\\p{Print}`` and ``\\z`` translated, the rest kept."""
+    r"""A Java pattern in Python's syntax: ``\p{ASCII}``, ``\p{Print}`` and ``\z`` translated, the rest kept."""
     out: list[str] = []
     in_class, i = False, 0
     while i < len(java):
         char = java[i]
         if char == "\\":
-            token = java[i : i + 2]
+            pair = java[i : i + 2]
             name = java[i + 3 : java.find("}", i)] if java.startswith("\\p{", i) else None
             if name in _JAVA_CLASSES:
                 ranges = _JAVA_CLASSES[name]
                 out.append(ranges if in_class else f"[{ranges}]")
                 i += len(name) + 4
                 continue
-            out.append("\\Z" if token == "\\z" else token)
+            out.append("\\Z" if pair == "\\z" else pair)
             i += 2
             continue
         if char == "[" and not in_class:
@@ -239,13 +239,15 @@ def _string_rules(service: str, operation: str) -> dict[str, _StringRule]:
         if member.type_name == "string":
             source = member.metadata.get("pattern")
             pattern = _pattern(source) if source else None
-            rules[name] = _StringRule(_child("", name), member.metadata.get("min", 0), member.metadata.get("max"), source, pattern)
+            low, high = member.metadata.get("min", 0), member.metadata.get("max")
+            rules[name] = _StringRule(_child("", name), low, high, source, pattern)
     return rules
 
 
 def validate_strings(service: str, operation: str, values: dict[str, str | None], code: str) -> None:
-    """Check string members (``None``: absent) against their shapes: the data plane's fast path of
-    :func:`validate_request` (InvokeEndpoint's headers are all strings; a few microseconds a request).
+    """Check string members (``None``: absent) against their shapes, a few microseconds a request.
+
+    The data plane's fast path of :func:`validate_request`: InvokeEndpoint's headers are all strings.
 
     Raises:
         ApiError: ``code`` (400) listing the broken constraints.
