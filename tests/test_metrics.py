@@ -70,3 +70,18 @@ def test_bad_percentile_requests_are_refused(metric: str, extended: tuple[str, .
         _store().get_metric_statistics(
             endpoint="e", variant="v", metric=metric, start=_at(0), end=_at(4), period=1, extended_statistics=extended
         )
+
+
+def test_a_models_4xx_counts_as_4xx_never_as_the_5xx_alarms_read() -> None:
+    """SageMaker's rule: a model answering 4xx is a ModelError to the caller but an Invocation4XXError."""
+    store = MetricStore()
+    for status in (200, 400, 404, 413, 415, 424, 499, 500, 503):
+        store.record_invocation("e", "v", status=status, model_latency_us=1.0, overhead_latency_us=1.0, at=T0)
+
+    def total(metric: str) -> float:
+        (point,) = store.get_metric_statistics(
+            endpoint="e", variant="v", metric=metric, start=_at(0), end=_at(1), period=1
+        )
+        return float(point["Sum"])  # type: ignore[arg-type]
+
+    assert (total("Invocations"), total("Invocation4XXErrors"), total("Invocation5XXErrors")) == (9.0, 6.0, 2.0)

@@ -46,13 +46,16 @@ from safedeploy.store import LocalArtifactStore
         (b"[" * 100_000 + b"]" * 100_000, f"nests deeper than {MAX_NESTING} levels"),
         (b'{"a": ' + b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1) + b"}", "nests deeper"),
         (b'{"w": "\xff"}', "not UTF-8"),
+        (b'{"w": "\\ud800"}', "half a surrogate pair"),
+        (b'{"w": ["ok", {"\\uDC00x": 1}]}', "half a surrogate pair"),
         (b'{"w": 1', "not valid JSON"),
         (b"[1, 2]", "must be a JSON object, not list"),
         (b'"text"', "must be a JSON object, not str"),
     ],
     ids=[
         "1e309", "-1e309", "NaN", "Infinity", "-Infinity", "5000 digits", "310 digits", "nested 1000",
-        "nested 100000", "nested just too deep", "not utf-8", "truncated", "array", "string",
+        "nested 100000", "nested just too deep", "not utf-8", "lone surrogate", "lone surrogate key", "truncated",
+        "array", "string",
     ],
 )  # fmt: skip
 def test_documents_json_cannot_carry_are_serialization_errors(body: bytes, message: str) -> None:
@@ -68,6 +71,7 @@ def test_documents_at_the_limits_parse() -> None:
     deepest = "[" * (MAX_NESTING - 1) + "]" * (MAX_NESTING - 1)
     assert parse_document(f'{{"a": {deepest}}}'.encode())["a"] is not None
     assert parse_json("5e-324") == 5e-324  # the smallest subnormal is a finite number
+    assert parse_document(b'{"w": "\\ud83d\\ude00 \\u00e9"}') == {"w": "\U0001f600 \u00e9"}  # a whole pair is text
 
 
 # --- SageMaker's API model ----------------------------------------------------------------------------------

@@ -115,6 +115,10 @@ def test_state_that_would_not_load_back_is_never_written(tmp_path: Path) -> None
     state.Endpoints["e"] = record
     with pytest.raises(UnsavableStateError, match="CurrentWeight"):
         save_state(state, path)
+    unwritable = _state("key-3")
+    unwritable.Routes["r"].Handler = "\ud800"  # half a surrogate pair: no UTF-8 file can hold it
+    with pytest.raises(UnsavableStateError, match="cannot be written as JSON"):
+        save_state(unwritable, path)
     assert path.read_bytes() == before == good_copy(path).read_bytes()
 
 

@@ -1,8 +1,9 @@
-"""JSON request documents parsed strictly, every failure a client's 400 (``SerializationException``).
+r"""JSON request documents parsed strictly, every failure a client's 400 (``SerializationException``).
 
 ``json.loads`` accepts what AWS's JSON protocols refuse, and fails in ways that are not ``ValueError``:
-``NaN`` and ``Infinity`` literals and numbers beyond a double (``1e309`` becomes ``inf``) parse, and a value that
-cannot be saved as JSON again then bricks whatever stored it; an integer longer than Python's int-str limit
+``NaN`` and ``Infinity`` literals and numbers beyond a double (``1e309`` becomes ``inf``) parse, as does
+``"\\ud800"`` (half a surrogate pair, which no UTF-8 file can hold), and a value that cannot be saved as JSON
+again then bricks whatever stored it (or fails the save: a 500); an integer longer than Python's int-str limit
 raises ``ValueError`` from the integer parser; an array nested a thousand deep raises ``RecursionError``.
 :func:`parse_document` turns each of those into an :class:`~safedeploy.serving.errors.ApiError` naming the
 problem, so the runtime's handlers never answer a client's mistake with a 500.
@@ -70,6 +71,9 @@ def parse_json(text: str | bytes) -> Any:
         raise serialization_error(f"the document nests deeper than {MAX_NESTING} levels") from None
     if _depth_exceeds(document, MAX_NESTING):
         raise serialization_error(f"the document nests deeper than {MAX_NESTING} levels")
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if b"\\ud" in raw.lower() and _has_lone_surrogate(document):  # only escapes can make one
+        raise serialization_error("the document has a \\u escape of half a surrogate pair: not text")
     return document
 
 
@@ -79,6 +83,24 @@ def parse_document(body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise serialization_error(f"the request document must be a JSON object, not {type(document).__name__}")
     return document
+
+
+def _has_lone_surrogate(document: Any) -> bool:
+    """Whether a string (or key) holds half a surrogate pair, which no UTF-8 file or response can carry."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def _depth_exceeds(document: Any, limit: int) -> bool:

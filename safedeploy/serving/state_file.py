@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 from safedeploy.atomic import atomic_write_text
 
@@ -63,11 +64,13 @@ def save_state(state: RuntimeState, path: Path) -> None:
     """Write ``state`` to ``path`` and to its good copy, atomically and owner-only (it holds the API key).
 
     Raises:
-        UnsavableStateError: the serialised state does not validate (nothing is written).
+        UnsavableStateError: the state cannot be written as JSON or would not load back (nothing is written).
     """
-    text = state.model_dump_json(indent=2)
     try:
+        text = state.model_dump_json(indent=2)
         type(state).model_validate_json(text)
+    except PydanticSerializationError as exc:
+        raise UnsavableStateError(f"refusing to save state that cannot be written as JSON: {exc}") from None
     except ValidationError as exc:
         raise UnsavableStateError(f"refusing to save state that would not load back: {_first_problem(exc)}") from None
     for destination in (path, good_copy(path)):
