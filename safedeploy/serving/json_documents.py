@@ -2,7 +2,7 @@ r"""JSON request documents parsed strictly, every failure a client's 400 (``Seri
 
 ``json.loads`` accepts what AWS's JSON protocols refuse, and fails in ways that are not ``ValueError``:
 ``NaN`` and ``Infinity`` literals and numbers beyond a double (``1e309`` becomes ``inf``) parse, as does
-``"\\ud800"`` (half a surrogate pair, which no UTF-8 file can hold), and a value that cannot be saved as JSON
+``"\ud800"`` (half a surrogate pair, which no UTF-8 file can hold), and a value that cannot be saved as JSON
 again then bricks whatever stored it (or fails the save: a 500); an integer longer than Python's int-str limit
 raises ``ValueError`` from the integer parser; an array nested a thousand deep raises ``RecursionError``.
 :func:`parse_document` turns each of those into an :class:`~safedeploy.serving.errors.ApiError` naming the
