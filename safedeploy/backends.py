@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from safedeploy.ledger import DeploymentLedger
+from safedeploy.reserve import reserve_path
 from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
 from safedeploy.runner import ExecutionStore
@@ -114,5 +115,5 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
         serving=LocalServingHost(root, spec.region, spec.account_id, spec.model_name),
         serving_image=local_training_image(),
-        deployments=DeploymentLedger(root / "deployments", spec.pipeline_name),
+        deployments=DeploymentLedger(root / "deployments", spec.pipeline_name, reserve_path(root)),
     )
