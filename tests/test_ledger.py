@@ -59,7 +59,7 @@ def test_a_write_that_fails_part_way_is_cut_back(tmp_path: Path, monkeypatch: py
         real_write(descriptor, data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ledger_module.os, "write", half_then_full)
+    monkeypatch.setattr("safedeploy.ledger.os.write", half_then_full)
     with pytest.raises(OSError, match="No space"):
         _started(ledger, "d2", 2)
     assert ledger.path.read_bytes() == before
@@ -70,7 +70,7 @@ def test_a_short_write_is_cut_back_and_reported_as_a_full_disk(tmp_path: Path, m
     _started(ledger, "d1", 1)
     before = ledger.path.read_bytes()
     real_write = os.write
-    monkeypatch.setattr(ledger_module.os, "write", lambda fd, data: real_write(fd, data[:5]))
+    monkeypatch.setattr("safedeploy.ledger.os.write", lambda fd, data: real_write(fd, data[:5]))
     with pytest.raises(OSError) as caught:
         _started(ledger, "d2", 2)
     assert caught.value.errno == errno.ENOSPC
@@ -92,7 +92,7 @@ def test_on_a_full_disk_the_reserve_is_released_once_and_the_append_retried(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(descriptor, data)
 
-    monkeypatch.setattr(ledger_module.os, "write", full_once)
+    monkeypatch.setattr("safedeploy.ledger.os.write", full_once)
     _started(ledger, "d1", 1)
     assert not reserve.exists()
     assert [e["deployment_id"] for e in ledger.events()] == ["d1"]
