@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from safedeploy.ledger import DeploymentLedger
-from safedeploy.reserve import reserve_path
 from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
+from safedeploy.reserve import reserve_path
 from safedeploy.runner import ExecutionStore
 from safedeploy.serving.host import LocalServingHost, ServingHost
 from safedeploy.spec import PipelineSpec

@@ -61,6 +61,7 @@ reach green is random (binomial in its share), and a one-period step (Linear...E
 show healthy: at 1.5x the minimum (15 expected for 10) a window falls short 4-7 % of the time, at 3x (30) once
 in 10^5-10^6 windows."""
 PREDICTION_ALARM = "green-prediction-shift"
+LEASE_HANG_TIMEOUT_S = 30.0
 
 
 class RolledBackError(DeploymentError):
@@ -160,6 +161,56 @@ class ProdHost(Protocol):
         """
         ...
 
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        """Hold production for this deployment: if this process is lost, the host rolls back to ``blue`` by itself.
+
+        Route changes made afterwards are fenced by the lease. Raises :class:`DeploymentError` if another
+        deployment holds production.
+        """
+        ...
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        """Renew the lease; False once the host has rolled the deployment back for a lost controller."""
+        ...
+
+    def release_lease(self, deployment_id: str) -> None:
+        """The deployment ended (recorded in the ledger); give production back."""
+        ...
+
+
+@dataclass
+class LeaseHeartbeat:
+    """Renews a deployment's lease from a daemon thread; ``lost`` is set once the host revoked it."""
+
+    host: ProdHost
+    deployment_id: str
+    interval: float
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start renewing."""
+        self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.host.renew_lease(self.deployment_id):
+                    self.lost.set()
+                    return
+            except Exception:  # the host is briefly unreachable: the hang timeout is far longer than one beat
+                LOG.warning("renewing the lease of %s failed; retrying", self.deployment_id, exc_info=True)
+
+    def stop(self) -> None:
+        """Stop renewing."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
 
 @dataclass
 class SyntheticTraffic:
@@ -235,11 +286,16 @@ class BlueGreenDeployment:
     max_synthetic_rate: float = 400.0
     min_real_period: float = 1.0
     """Shortest alarm period on the wall (the local metrics have one-second resolution)."""
+    lease_hang_timeout_seconds: float = LEASE_HANG_TIMEOUT_S
+    """How long a live controller may go without renewing its lease before the host rolls back by itself
+    (a dead controller is found at once: its process is gone)."""
+    lease_renew_seconds: float = 1.0
     deployment_id: str = field(default_factory=lambda: f"d-{uuid.uuid4().hex[:12]}")
     transitions: list[str] = field(default_factory=list)
     _blue_p99_ms: float | None = None
     _blue_scores: dict[int, float] = field(default_factory=dict)
     _feeder: SyntheticTraffic | None = None
+    _heartbeat: LeaseHeartbeat | None = None
 
     def run(
         self, blue: ServedModel | None, green_endpoint: str, *, version: int, details: dict[str, object] | None = None
@@ -253,6 +309,24 @@ class BlueGreenDeployment:
         schedule = self.schedule
         if blue is None:  # nothing to canary against: all at once, then the bake watches green alone
             schedule = Schedule("AllAtOnce (first deployment)", (TrafficStep(100, 0.0),), self.schedule.bake_seconds)
+        hang_timeout = max(self.lease_hang_timeout_seconds, 10 * self._real_period())
+        self.host.acquire_lease(self.deployment_id, blue, ServedModel(green_endpoint, version), hang_timeout)
+        self._heartbeat = LeaseHeartbeat(self.host, self.deployment_id, self.lease_renew_seconds)
+        self._heartbeat.start()
+        try:
+            return self._run(blue, green_endpoint, schedule, version=version, details=details)
+        finally:
+            self._release_lease()
+
+    def _run(
+        self,
+        blue: ServedModel | None,
+        green_endpoint: str,
+        schedule: Schedule,
+        *,
+        version: int,
+        details: dict[str, object] | None,
+    ) -> ServedModel:
         self.ledger.append(
             self.deployment_id,
             EVENT_STARTED,
@@ -288,17 +362,20 @@ class BlueGreenDeployment:
         except SafeDeployError as exc:
             feeder.stop()
             reason = str(exc)
+            if self._lease_lost():  # the host already rolled back and recorded it; this process may not route
+                raise RolledBackError(f"the controller lost its lease and the runtime rolled back: {reason}") from None
             problems = self._roll_back(blue, green or ServedModel(green_endpoint, version), reason)
             restored = blue.endpoint if blue else "no production model (first deployment)"
             trouble = f" (rollback problems: {'; '.join(problems)})" if problems else ""
             raise RolledBackError(f"rolled back to {restored}: {reason}{trouble}") from None
         except BaseException:
             feeder.stop()
-            self._roll_back(blue, green or ServedModel(green_endpoint, version), "interrupted")
+            if not self._lease_lost():
+                self._roll_back(blue, green or ServedModel(green_endpoint, version), "interrupted")
             raise
         feeder.stop()
-        if blue is not None:
-            self.host.delete_endpoint(blue)
+        if self._lease_lost():  # the host rolled back while the post-traffic hook ran
+            raise RolledBackError("the controller lost its lease and the runtime rolled back")
         self.ledger.append(
             self.deployment_id,
             EVENT_SUCCEEDED,
@@ -306,7 +383,24 @@ class BlueGreenDeployment:
             blue_removed=blue.endpoint if blue else None,
             synthetic_requests=feeder.sent,
         )
+        self._release_lease()  # production is green's now: blue goes after, so a crash cannot route back to it
+        if blue is not None:
+            self.host.delete_endpoint(blue)
         return green
+
+    def _release_lease(self) -> None:
+        heartbeat = self._heartbeat
+        if heartbeat is None or heartbeat.lost.is_set():
+            return
+        heartbeat.stop()
+        self._heartbeat = None
+        try:
+            self.host.release_lease(self.deployment_id)
+        except Exception:  # the runtime sees the Succeeded/RolledBack record and drops the lease itself
+            LOG.warning("releasing the lease of %s failed", self.deployment_id, exc_info=True)
+
+    def _lease_lost(self) -> bool:
+        return self._heartbeat is not None and self._heartbeat.lost.is_set()
 
     def _hook(self, hook: str, green: ServedModel, since: datetime, cause: str | None = None) -> None:
         status, message = self.host.run_hook(hook, self.deployment_id, green, since)
@@ -355,6 +449,8 @@ class BlueGreenDeployment:
             delay = end - self.clock.wall() + 0.05  # let the last second's requests land
             if delay > 0 and not self.clock.sleep(delay * self.clock.scale):
                 raise DeploymentError(f"interrupted during the {what}")
+            if self._lease_lost():
+                raise DeploymentError(f"the lease on production was lost during the {what}")
             window = (datetime.fromtimestamp(end - real_period, UTC), datetime.fromtimestamp(end, UTC))
             values = self._datapoints(blue, green, *window)
             for name in datapoints:

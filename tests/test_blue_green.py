@@ -47,6 +47,8 @@ class SimulatedHost:
     routes: list[tuple[str | None, str | None, float]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     served: list[tuple[float, str, int, float]] = field(default_factory=list)
+    leases: list[tuple[str, str]] = field(default_factory=list)
+    lease_lost: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _random: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -84,6 +86,17 @@ class SimulatedHost:
         self.hooks.append(hook)
         failing = self.failing_hook == hook
         return ("Failed", f"{hook} check failed") if failing else ("Succeeded", f"{hook} ok")
+
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        self.leases.append(("acquire", deployment_id))
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        return not self.lease_lost
+
+    def release_lease(self, deployment_id: str) -> None:
+        self.leases.append(("release", deployment_id))
 
     def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
         with self._lock:

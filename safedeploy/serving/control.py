@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from safedeploy import constants as C
 from safedeploy.archives import unpack
 from safedeploy.errors import SafeDeployError
+from safedeploy.reserve import critical_write
 from safedeploy.serving.errors import validation
 from safedeploy.serving.fleet import DeploymentFailedError, ModelFiles, VariantFleet
 from safedeploy.serving.state import (
@@ -74,11 +75,12 @@ class ControlPlane:
     deployments: dict[str, Deployment] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     on_change: Callable[[], Awaitable[None]] | None = None
+    reserve: Path | None = None
 
     # --- persistence -------------------------------------------------------------------------------------
     def save(self) -> None:
-        """Persist the state atomically."""
-        self.state.save(self.state_file)
+        """Persist the state atomically (drawing on the disk reserve if the disk is full)."""
+        critical_write(self.reserve, lambda: self.state.save(self.state_file))
 
     async def restore(self) -> None:
         """Bring back the endpoints a previous runtime was serving."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from safedeploy import constants as C
 from safedeploy.errors import SafeDeployError
 from safedeploy.processes import pid_alive
 from safedeploy.serving.runtime import RuntimePaths
@@ -39,7 +40,11 @@ _LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "lo
 
 
 class LocalRuntimeError(SafeDeployError):
-    """The local runtime could not be started, reached or stopped."""
+    """The local runtime could not be started, reached or stopped, or refused a request (``status``)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -144,9 +149,21 @@ def runtime_client(info: RuntimeInfo) -> SageMakerRuntimeClient:
     return boto3.client("sagemaker-runtime", **_client_kwargs(info))
 
 
-def delete_route(info: RuntimeInfo, name: str) -> None:
-    """Remove a REST API route of the local gateway (nothing happens if it does not exist)."""
-    _local_call(info, "DELETE", f"/_local/routes/{name}", None, f"route {name}")
+def delete_route(info: RuntimeInfo, name: str, lease: str | None = None) -> None:
+    """Remove a REST API route of the local gateway (nothing happens if it does not exist).
+
+    ``lease``: the deployment whose lease fences this change (:mod:`safedeploy.serving.leases`).
+    """
+    _local_call(info, "DELETE", f"/_local/routes/{name}", None, f"route {name}", _lease_headers(lease))
+
+
+def _lease_headers(lease: str | None) -> dict[str, str]:
+    return {} if lease is None else {C.LEASE_HEADER: lease}
+
+
+def local_call(info: RuntimeInfo, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Call a ``/_local/...`` resource of the runtime; raise :class:`LocalRuntimeError` with its answer if refused."""
+    return _local_call(info, method, path, body, path)
 
 
 def local_get(info: RuntimeInfo, path: str) -> Any:
@@ -154,32 +171,31 @@ def local_get(info: RuntimeInfo, path: str) -> Any:
     return _local_call(info, "GET", path, None, path)
 
 
-def _local_call(info: RuntimeInfo, method: str, path: str, body: dict[str, Any] | None, what: str) -> Any:
+def _local_call(
+    info: RuntimeInfo,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    what: str,
+    headers: dict[str, str] | None = None,
+) -> Any:
     request = urllib.request.Request(  # noqa: S310 - loopback URL from runtime.json
         f"{info.runtime_url}{path}",
         data=None if body is None else json.dumps(body).encode(),
         method=method,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
             return json.loads(reply.read() or b"null")
     except urllib.error.HTTPError as exc:
-        raise LocalRuntimeError(f"the runtime refused {what}: {exc.read().decode(errors='replace')}") from None
+        raise LocalRuntimeError(
+            f"the runtime refused {what}: {exc.read().decode(errors='replace')}", status=exc.code
+        ) from None
     except OSError as exc:
         raise LocalRuntimeError(f"the runtime at {info.runtime_url} did not answer ({what}): {exc}") from None
 
 
-def put_route(info: RuntimeInfo, name: str, route: dict[str, Any]) -> None:
-    """Create or replace a REST API route of the local gateway."""
-    request = urllib.request.Request(  # noqa: S310 - loopback URL from runtime.json
-        f"{info.runtime_url}/_local/routes/{name}",
-        data=json.dumps(route).encode(),
-        method="PUT",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-            pass
-    except urllib.error.HTTPError as exc:
-        raise LocalRuntimeError(f"the runtime refused route {name}: {exc.read().decode(errors='replace')}") from None
+def put_route(info: RuntimeInfo, name: str, route: dict[str, Any], lease: str | None = None) -> None:
+    """Create or replace a REST API route of the local gateway (``lease``: as for :func:`delete_route`)."""
+    _local_call(info, "PUT", f"/_local/routes/{name}", route, f"route {name}", _lease_headers(lease))

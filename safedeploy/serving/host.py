@@ -125,8 +125,12 @@ class LocalServingHost:
         *,
         api_key_required: bool,
         canary: tuple[str, str, float] | None = None,
+        lease: str | None = None,
     ) -> str:
-        """Route ``POST /<model>/api`` (prd) or ``/<model>/dev/api`` to the API handler for ``endpoint_name``."""
+        """Route ``POST /<model>/api`` (prd) or ``/<model>/dev/api`` to the API handler for ``endpoint_name``.
+
+        ``lease``: the production deployment making the change (the runtime fences it with that deployment's lease).
+        """
         info = self.info()
         route, path = api_route(self.model_name, stage)
         document: dict[str, object] = {
@@ -141,12 +145,12 @@ class LocalServingHost:
                 "Environment": {"ENDPOINT_NAME": endpoint, "MODEL_VERSION": version},
                 "Weight": weight,
             }
-        daemon.put_route(info, route, document)
+        daemon.put_route(info, route, document, lease)
         return f"{info.gateway_url}{path}"
 
-    def unpublish_api(self, stage: str) -> None:
+    def unpublish_api(self, stage: str, lease: str | None = None) -> None:
         """Remove the route."""
-        daemon.delete_route(self.info(), api_route(self.model_name, stage)[0])
+        daemon.delete_route(self.info(), api_route(self.model_name, stage)[0], lease)
 
     def endpoint_exists(self, name: str) -> bool:
         """DescribeEndpoint answers for it."""

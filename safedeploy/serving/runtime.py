@@ -26,6 +26,7 @@ from aiohttp import web
 from safedeploy.atomic import atomic_write_text
 from safedeploy.locking import LockHeldError, exclusive_lock
 from safedeploy.metric_log import MetricLog
+from safedeploy.reserve import ensure_reserve, reserve_path
 from safedeploy.serving import eventloop
 from safedeploy.serving.capture import CaptureWriter
 from safedeploy.serving.control import ControlPlane
@@ -33,6 +34,7 @@ from safedeploy.serving.gateway import Gateway, new_api_key
 from safedeploy.serving.http_api import RuntimeApi
 from safedeploy.serving.instance_client import InstanceClient
 from safedeploy.serving.invoke import Invoker
+from safedeploy.serving.leases import LeaseKeeper
 from safedeploy.serving.metrics import MetricStore
 from safedeploy.serving.state import RuntimeState
 from safedeploy.store import LocalArtifactStore
@@ -73,6 +75,16 @@ class RuntimePaths:
     def log(self) -> Path:
         """The runtime's own log."""
         return self.root / "runtime.log"
+
+    @property
+    def leases(self) -> Path:
+        """Production deployments' leases on their routes."""
+        return self.root / "leases.json"
+
+    @property
+    def reserve(self) -> Path:
+        """The state directory's disk reserve for critical writes."""
+        return reserve_path(self.state_dir)
 
     @property
     def store_root(self) -> Path:
@@ -152,13 +164,17 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
 async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port: int, gateway_port: int) -> None:
     """Run the runtime until SIGTERM/SIGINT."""
     paths.root.mkdir(parents=True, exist_ok=True)
+    if not ensure_reserve(paths.reserve):
+        LOG.error("the disk is full: no room for the %s reserve (critical writes are unprotected)", paths.reserve)
     store = LocalArtifactStore(paths.store_root)
     state = RuntimeState.load(paths.state)
     if not state.ApiKey:
         state.ApiKey = new_api_key()
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector) as session:
-        control = ControlPlane(paths.state, store, paths.root, region, account_id, session, state)
+        control = ControlPlane(
+            paths.state, store, paths.root, region, account_id, session, state, reserve=paths.reserve
+        )
         control.save()
         metrics = MetricStore()
         capture = CaptureWriter(store)
@@ -167,12 +183,17 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         invoker = Invoker(control, instances, metrics, capture, flush_now)
         gateway = Gateway(invoker, region)
         gateway.configure(state.Routes, state.ApiKey)
+        leases = LeaseKeeper(
+            paths.leases, paths.state_dir, control, lambda: gateway.configure(state.Routes, state.ApiKey), paths.reserve
+        )
+        leases.load()
         api = RuntimeApi(
             control,
             invoker,
             metrics,
             lambda: gateway.configure(state.Routes, state.ApiKey),
             MetricLog(paths.state_dir / "metrics"),
+            leases,
         )
 
         runner = web.AppRunner(api.app(), access_log=None)
@@ -192,6 +213,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         scheduler = asyncio.create_task(_run_monitoring_schedules(paths, stop))
+        watchdog = asyncio.create_task(leases.watch(stop))
         info = {
             "pid": os.getpid(),
             "runtime_url": f"http://127.0.0.1:{ports[0]}",
@@ -212,6 +234,8 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
                 await flusher
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(scheduler, 15)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watchdog, 5)
             await asyncio.to_thread(capture.flush)
             instances.close()
             await control.close()
