@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 from safedeploy.ledger import DeploymentLedger
 from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
-from safedeploy.reserve import reserve_path
+from safedeploy.reserve import ensure_reserve, reserve_path
 from safedeploy.runner import ExecutionStore
 from safedeploy.serving.host import LocalServingHost, ServingHost
 from safedeploy.spec import PipelineSpec
@@ -103,6 +103,8 @@ def _local_backend(spec: PipelineSpec) -> Backend:
     root = spec.state_dir.resolve()
     store = LocalArtifactStore(root / "s3")
     store.sweep()  # temporaries of writers that died mid-write
+    if root.is_dir():
+        ensure_reserve(reserve_path(root))  # allocated again once a full disk has room
     return Backend(
         name="local",
         store=store,

@@ -48,6 +48,7 @@ from safedeploy.ledger import (
     DeploymentLedger,
     ServedModel,
 )
+from safedeploy.reserve import is_disk_full
 from safedeploy.traffic import Schedule, TrafficStep
 
 LOG = logging.getLogger(__name__)
@@ -343,10 +344,10 @@ class BlueGreenDeployment:
             failure: str | None = None
             try:
                 green = self.host.start_green(green_endpoint)
-                self.ledger.append(self.deployment_id, "GreenReady", green=green.as_dict())
+                self._record("GreenReady", green=green.as_dict())
             except DeploymentError as exc:  # the pre-traffic hook is what judges it, as CodeDeploy's would
                 green, failure = ServedModel(green_endpoint, version), str(exc)
-                self.ledger.append(self.deployment_id, "GreenFailed", green=green.as_dict(), reason=failure)
+                self._record("GreenFailed", green=green.as_dict(), reason=failure)
             self._hook(PRE_TRAFFIC, green, since, failure)
             if failure is not None:
                 raise DeploymentError(f"green failed to start: {failure}")
@@ -359,6 +360,15 @@ class BlueGreenDeployment:
                 self._watch(blue, green, step.wait_seconds, f"{step.green_percent}% step")
             self._watch(blue, green, schedule.bake_seconds, "bake at 100%")
             self._hook(POST_TRAFFIC, green, since)
+            feeder.stop()
+            if self._lease_lost():  # the host rolled back while the post-traffic hook ran
+                raise DeploymentError("the lease on production was lost during the post-traffic hook")
+            self._record(
+                EVENT_SUCCEEDED,
+                green=green.as_dict(),
+                blue_removed=blue.endpoint if blue else None,
+                synthetic_requests=feeder.sent,
+            )
         except SafeDeployError as exc:
             feeder.stop()
             reason = str(exc)
@@ -373,16 +383,6 @@ class BlueGreenDeployment:
             if not self._lease_lost():
                 self._roll_back(blue, green or ServedModel(green_endpoint, version), "interrupted")
             raise
-        feeder.stop()
-        if self._lease_lost():  # the host rolled back while the post-traffic hook ran
-            raise RolledBackError("the controller lost its lease and the runtime rolled back")
-        self.ledger.append(
-            self.deployment_id,
-            EVENT_SUCCEEDED,
-            green=green.as_dict(),
-            blue_removed=blue.endpoint if blue else None,
-            synthetic_requests=feeder.sent,
-        )
         self._release_lease()  # production is green's now: blue goes after, so a crash cannot route back to it
         if blue is not None:
             self.host.delete_endpoint(blue)
@@ -399,12 +399,21 @@ class BlueGreenDeployment:
         except Exception:  # the runtime sees the Succeeded/RolledBack record and drops the lease itself
             LOG.warning("releasing the lease of %s failed", self.deployment_id, exc_info=True)
 
+    def _record(self, event: str, **fields: object) -> None:
+        """Append a progress event; a full disk stops the deployment (and the rollback's record uses the reserve)."""
+        try:
+            self.ledger.append(self.deployment_id, event, **fields)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DeploymentError(f"the disk is full: cannot record {event} in {self.ledger.path} ({exc})") from None
+
     def _lease_lost(self) -> bool:
         return self._heartbeat is not None and self._heartbeat.lost.is_set()
 
     def _hook(self, hook: str, green: ServedModel, since: datetime, cause: str | None = None) -> None:
         status, message = self.host.run_hook(hook, self.deployment_id, green, since)
-        self.ledger.append(self.deployment_id, EVENT_HOOK, hook=hook, status=status, message=message)
+        self._record(EVENT_HOOK, hook=hook, status=status, message=message)
         if status != "Succeeded":
             detail = f" ({cause})" if cause else ""
             raise DeploymentError(f"the {hook} hook reported {status}: {message}{detail}")
@@ -421,8 +430,7 @@ class BlueGreenDeployment:
         # Enough requests that green alone expects SYNTHETIC_HEADROOM x the minimum per period, whatever its share.
         needed = SYNTHETIC_HEADROOM * self.alarms.min_requests / (max(weight, 0.01) * real_period)
         feeder.rate = min(math.ceil(needed), self.max_synthetic_rate)
-        self.ledger.append(
-            self.deployment_id,
+        self._record(
             EVENT_SHIFTED,
             weights=weights,
             synthetic_rate=feeder.rate,
@@ -459,8 +467,8 @@ class BlueGreenDeployment:
                 transition = tracker.update(name, datapoints[name])
                 if transition is not None:
                     self.transitions.append(transition.reason)
-                    self.ledger.append(
-                        self.deployment_id, EVENT_ALARM, alarm=name, old=transition.old, new=transition.new,
+                    self._record(
+                        EVENT_ALARM, alarm=name, old=transition.old, new=transition.new,
                         reason=transition.reason, during=what, period=index + 1,
                     )  # fmt: skip
                 if tracker.states[name] == AlarmState.OK:

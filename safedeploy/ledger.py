@@ -9,8 +9,9 @@ Lines are appended under an exclusive ``flock`` (the deployment controller and t
 both write), fsynced, never rewritten. The ledger never keeps a torn line: a write that fails part-way (a full
 disk) is cut back to where it started, and a torn tail left by a crash (``kill -9`` mid-write, power loss) is
 detected before the next append, set aside to ``<ledger>.torn-<time>`` with a ``LedgerTailSetAside`` event
-saying so, and the append starts on a fresh line. Appends draw on the state directory's disk reserve
-(:mod:`safedeploy.reserve`) when the disk is full: recording a rollback must not fail for want of space.
+saying so, and the append starts on a fresh line. A rollback's record draws on the state directory's
+disk reserve (:mod:`safedeploy.reserve`) when the disk is full: it must not fail for want of space, while
+progress records fail and so stop the deployment.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ EVENT_TAIL_SET_ASIDE = "LedgerTailSetAside"
 CONTROLLER_LOST = "controller lost"
 """The reason the runtime records when a deployment's controller died (or stopped renewing its lease)."""
 _TAIL_CHUNK = 64 * 1024
+_CRITICAL = frozenset((EVENT_ROLLED_BACK,))
+"""Events that may draw on the disk reserve when the disk is full."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,10 @@ class DeploymentLedger:
         record = {"deployment_id": deployment_id, "event": event, "time": datetime.now(UTC).isoformat(), **fields}
         line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        critical_write(self.reserve, lambda: self._append_line(line))
+        if event in _CRITICAL:  # recording a rollback must not fail for want of space; progress may
+            critical_write(self.reserve, lambda: self._append_line(line))
+        else:
+            self._append_line(line)
         return record
 
     def _append_line(self, line: bytes) -> None:

@@ -78,9 +78,16 @@ class ControlPlane:
     reserve: Path | None = None
 
     # --- persistence -------------------------------------------------------------------------------------
-    def save(self) -> None:
-        """Persist the state atomically (drawing on the disk reserve if the disk is full)."""
-        critical_write(self.reserve, lambda: self.state.save(self.state_file))
+    def save(self, critical: bool = False) -> None:
+        """Persist the state atomically.
+
+        ``critical``: a change that takes something away (a deletion, traffic back to blue) may draw on the disk
+        reserve when the disk is full; changes that add things fail instead, and the deployment rolls back.
+        """
+        if critical:
+            critical_write(self.reserve, lambda: self.state.save(self.state_file))
+        else:
+            self.state.save(self.state_file)
 
     async def restore(self) -> None:
         """Bring back the endpoints a previous runtime was serving."""
@@ -110,10 +117,14 @@ class ControlPlane:
 
     def delete_model(self, request: dict[str, Any]) -> dict[str, Any]:
         """``DeleteModel``."""
-        name = self._model(str(request.get("ModelName"))).ModelName
-        del self.state.Models[name]
-        shutil.rmtree(self.work_dir / "models" / name, ignore_errors=True)
-        self.save()
+        model = self._model(str(request.get("ModelName")))
+        del self.state.Models[model.ModelName]
+        try:
+            self.save(critical=True)
+        except OSError:
+            self.state.Models[model.ModelName] = model  # memory follows disk
+            raise
+        shutil.rmtree(self.work_dir / "models" / model.ModelName, ignore_errors=True)
         return {}
 
     def _model(self, name: str) -> ModelRecord:
@@ -146,8 +157,13 @@ class ControlPlane:
 
     def delete_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
         """``DeleteEndpointConfig``."""
-        del self.state.EndpointConfigs[self._config(str(request.get("EndpointConfigName"))).EndpointConfigName]
-        self.save()
+        config = self._config(str(request.get("EndpointConfigName")))
+        del self.state.EndpointConfigs[config.EndpointConfigName]
+        try:
+            self.save(critical=True)
+        except OSError:
+            self.state.EndpointConfigs[config.EndpointConfigName] = config
+            raise
         return {}
 
     def _config(self, name: str) -> EndpointConfigRecord:
@@ -249,12 +265,16 @@ class ControlPlane:
     async def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         """``DeleteEndpoint``: stop its instances and forget it."""
         record = self._endpoint(str(request.get("EndpointName")))
+        del self.state.Endpoints[record.EndpointName]
+        try:
+            self.save(critical=True)
+        except OSError:  # memory follows disk: the endpoint stays, serving as before
+            self.state.Endpoints[record.EndpointName] = record
+            raise
         task = self._tasks.pop(record.EndpointName, None)
         if task is not None:
             task.cancel()
         deployment = self.deployments.pop(record.EndpointName, None)
-        del self.state.Endpoints[record.EndpointName]
-        self.save()
         if deployment is not None:
             await deployment.stop()
         if self.on_change is not None:

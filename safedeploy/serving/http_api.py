@@ -52,6 +52,11 @@ def _error_response(error: ApiError, request_id: str, content_type: str = "appli
     )
 
 
+def _retreat(previous: RestApiRoute | None, route: RestApiRoute) -> bool:
+    """Whether a route change takes traffic away from a canary (a rollback): it may use the disk reserve."""
+    return previous is not None and previous.Canary is not None and route.Canary is None
+
+
 class RuntimeApi:
     """Request handling only; the state lives in :class:`ControlPlane` and :class:`Invoker`."""
 
@@ -248,7 +253,7 @@ class RuntimeApi:
         previous = self.control.state.Routes.get(name)
         self.control.state.Routes[name] = route
         try:
-            self.control.save()
+            self.control.save(critical=_retreat(previous, route))
         except OSError as exc:  # memory follows disk: the route stays as it was
             self._undo_route(name, previous)
             return web.json_response({"message": f"the runtime could not save the route: {exc}"}, status=503)
@@ -263,7 +268,7 @@ class RuntimeApi:
             return refused
         removed = self.control.state.Routes.pop(name, None)
         try:
-            self.control.save()
+            self.control.save(critical=True)
         except OSError as exc:
             self._undo_route(name, removed)
             return web.json_response({"message": f"the runtime could not save the route: {exc}"}, status=503)

@@ -120,9 +120,13 @@ class LeaseKeeper:
         now = self.monotonic()
         self._renewed = {deployment: now for deployment in self.leases}
 
-    def _save(self) -> None:
+    def _save(self, critical: bool = False) -> None:
+        """Persist the leases (``critical``: a release or recovery, which may draw on the disk reserve)."""
         document = _LeaseFile(Leases=self.leases, Revoked=self.revoked[-256:]).model_dump_json(indent=2)
-        critical_write(self.reserve, lambda: atomic_write_text(self.path, document))
+        if critical:
+            critical_write(self.reserve, lambda: atomic_write_text(self.path, document))
+        else:
+            atomic_write_text(self.path, document)
 
     # --- the API -------------------------------------------------------------------------------------------
     def acquire(self, deployment_id: str, document: dict[str, object]) -> DeploymentLease:
@@ -166,7 +170,7 @@ class LeaseKeeper:
         if lease is None:
             return False
         try:
-            self._save()
+            self._save(critical=True)
         except OSError:
             self.leases[deployment_id] = lease
             raise
@@ -241,7 +245,7 @@ class LeaseKeeper:
         self.revoked.append(lease.DeploymentId)
         self.leases.pop(lease.DeploymentId, None)
         self._renewed.pop(lease.DeploymentId, None)
-        self._save()
+        self._save(critical=True)
         self.recovered.append(lease.DeploymentId)
 
     def _restore_route(self, lease: DeploymentLease) -> None:
@@ -257,7 +261,7 @@ class LeaseKeeper:
                            "MODEL_VERSION": str(lease.Blue.version)}  # fmt: skip
             state.Routes[lease.Route] = route.model_copy(update={"Environment": environment, "Canary": None})
         try:
-            self.control.save()
+            self.control.save(critical=True)
         except OSError:
             state.Routes.clear()
             state.Routes.update(snapshot)
