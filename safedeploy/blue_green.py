@@ -63,6 +63,8 @@ show healthy: at 1.5x the minimum (15 expected for 10) a window falls short 4-7 
 in 10^5-10^6 windows."""
 PREDICTION_ALARM = "green-prediction-shift"
 LEASE_HANG_TIMEOUT_S = 30.0
+MAX_WINDOW_EXTENSIONS = 5
+"""How many more periods a window starved by a stalled machine may stay open to gather its evidence."""
 
 
 class RolledBackError(DeploymentError):
@@ -442,7 +444,13 @@ class BlueGreenDeployment:
         return max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
 
     def _watch(self, blue: ServedModel | None, green: ServedModel, model_seconds: float, what: str) -> None:
-        """Hold for ``model_seconds``, evaluating the alarms after each full period of this step."""
+        """Hold for ``model_seconds``, evaluating the alarms after each full period of this step.
+
+        A period is judged on model time, not on the machine's luck: when the machine stalls (the controller wakes
+        late, or the synthetic feeder could not send half of what it was asked to in the window), a window short
+        of requests is held open for up to :data:`MAX_WINDOW_EXTENSIONS` more periods until it has its
+        evidence, instead of counting as missing data. A quiet but unstalled window stays missing data.
+        """
         if model_seconds <= 0:
             return
         rules = self.alarms.rules(compare_predictions=blue is not None and self.synthetic)
@@ -452,15 +460,11 @@ class BlueGreenDeployment:
         periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))
         datapoints: dict[str, list[float | None]] = {rule.name: [] for rule in rules}
         seen_ok: set[str] = set()
+        window_start = start
         for index in range(periods):
-            end = start + (index + 1) * real_period
-            delay = end - self.clock.wall() + 0.05  # let the last second's requests land
-            if delay > 0 and not self.clock.sleep(delay * self.clock.scale):
-                raise DeploymentError(f"interrupted during the {what}")
-            if self._lease_lost():
-                raise DeploymentError(f"the lease on production was lost during the {what}")
-            window = (datetime.fromtimestamp(end - real_period, UTC), datetime.fromtimestamp(end, UTC))
-            values = self._datapoints(blue, green, *window)
+            end = max(window_start + real_period, start + (index + 1) * real_period)
+            values, end = self._judge_window(blue, green, window_start, end, what)
+            window_start = end
             for name in datapoints:
                 value = values.get(name)
                 datapoints[name].append(value)
@@ -483,6 +487,45 @@ class BlueGreenDeployment:
                 f"insufficient data during the {what}: {', '.join(missing)} never had {self.alarms.min_requests} "
                 f"requests to {green.endpoint} in a {self.alarms.period_seconds:g}s period: never shown healthy"
             )
+
+    def _judge_window(
+        self, blue: ServedModel | None, green: ServedModel, start: float, end: float, what: str
+    ) -> tuple[dict[str, float | None], float]:
+        """Wait for the window ``[start, end)`` to close and return its datapoints and where it really ended.
+
+        A window short of requests because the machine stalled is extended by whole periods (see :meth:`_watch`).
+        """
+        real_period = end - start
+        for extension in range(MAX_WINDOW_EXTENSIONS + 1):
+            delay = end - self.clock.wall() + 0.05  # let the last second's requests land
+            if delay > 0 and not self.clock.sleep(delay * self.clock.scale):
+                raise DeploymentError(f"interrupted during the {what}")
+            if self._lease_lost():
+                raise DeploymentError(f"the lease on production was lost during the {what}")
+            late = self.clock.wall() - end
+            window = (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
+            values = self._datapoints(blue, green, *window)
+            short = any(values.get(name) is None for name in (ERROR_RATE_ALARM, LATENCY_ALARM))
+            if not short or extension == MAX_WINDOW_EXTENSIONS or not self._stalled(start, end, late, real_period):
+                return values, end
+            LOG.warning("the %s window %s-%s was starved by a stalled machine (%.1f s late); extending it",
+                        what, window[0].time(), window[1].time(), late)  # fmt: skip
+            end += real_period
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stalled(self, start: float, end: float, late: float, real_period: float) -> bool:
+        """Whether the machine, not the traffic, kept the window short.
+
+        Stalled: the controller woke a period late, or the synthetic feeder sent less than half of what its rate
+        asked for.
+        """
+        if late > real_period:
+            return True
+        feeder = self._feeder
+        if feeder is None or not self.synthetic or feeder.rate <= 0:
+            return False
+        asked = feeder.rate * (end - start)
+        return len(feeder.window(start, end)) < 0.5 * asked
 
     def _datapoints(
         self, blue: ServedModel | None, green: ServedModel, start: datetime, end: datetime

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from safedeploy import ledger as ledger_module
-from safedeploy.ledger import EVENT_STARTED, EVENT_SUCCEEDED, EVENT_TAIL_SET_ASIDE, DeploymentLedger
+from safedeploy.ledger import EVENT_ROLLED_BACK, EVENT_STARTED, EVENT_SUCCEEDED, EVENT_TAIL_SET_ASIDE, DeploymentLedger
 from safedeploy.reserve import RESERVE_BYTES, critical_write, ensure_reserve
 
 
@@ -93,9 +93,24 @@ def test_on_a_full_disk_the_reserve_is_released_once_and_the_append_retried(
         return real_write(descriptor, data)
 
     monkeypatch.setattr("safedeploy.ledger.os.write", full_once)
-    _started(ledger, "d1", 1)
+    ledger.append("d1", EVENT_ROLLED_BACK, reason="alarm")
     assert not reserve.exists()
-    assert [e["deployment_id"] for e in ledger.events()] == ["d1"]
+    assert [e["event"] for e in ledger.events()] == [EVENT_ROLLED_BACK]
+
+
+def test_progress_events_do_not_draw_on_the_reserve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk stops a deployment's progress (it then rolls back, and that record may use the reserve)."""
+    reserve = tmp_path / ".reserve"
+    assert ensure_reserve(reserve, 4096)
+    ledger = DeploymentLedger(tmp_path / "deployments", "p", reserve)
+
+    def full(descriptor: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("safedeploy.ledger.os.write", full)
+    with pytest.raises(OSError):
+        _started(ledger, "d1", 1)
+    assert reserve.exists()
 
 
 def test_without_a_reserve_a_full_disk_is_raised() -> None:
