@@ -115,7 +115,9 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         processing_image=local_training_image(),
         executions=ExecutionStore(root / "executions", spec.pipeline_name),
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
-        serving=LocalServingHost(root, spec.region, spec.account_id, spec.model_name),
+        serving=LocalServingHost(
+            root, spec.region, spec.account_id, spec.model_name, (spec.serving.runtime_port, spec.serving.gateway_port)
+        ),
         serving_image=local_training_image(),
         deployments=DeploymentLedger(root / "deployments", spec.pipeline_name, reserve_path(root)),
     )

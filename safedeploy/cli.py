@@ -354,7 +354,8 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     spec = load_spec(args.config, _overrides(args))
     paths = RuntimePaths(spec.state_dir.resolve())
     if args.action == "start":
-        info = daemon.ensure_running(spec.state_dir, spec.region, spec.account_id)
+        ports = (spec.serving.runtime_port, spec.serving.gateway_port)
+        info = daemon.ensure_running(spec.state_dir, spec.region, spec.account_id, ports)
         print(f"runtime pid {info.pid}: runtime API {info.runtime_url}, gateway {info.gateway_url}")
     elif args.action == "stop":
         pid = daemon.stop(spec.state_dir)

@@ -97,6 +97,12 @@ class ControlPlane:
                 self._launch(record.EndpointName, record.EndpointConfigName)
         self.save()
 
+    async def settled(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no endpoint is being created, updated or restored."""
+        pending = [task for task in self._tasks.values() if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
 

@@ -1,8 +1,10 @@
 """Start, find and stop the local runtime process, and build AWS clients that talk to it.
 
-:func:`ensure_running` starts ``python -m safedeploy.serving.runtime`` in its own session (it outlives the
-command that started it, as ``make deploy`` needs) unless one already serves the state directory, and waits
-until it answers. :func:`stop` sends SIGTERM and waits for the graceful shutdown. The boto3 clients made by
+:func:`ensure_running` starts the runtime under its supervisor (``python -m safedeploy.serving.supervisor``,
+which restarts it after a crash on the same ports) in its own session (it outlives the command that started it,
+as ``make deploy`` needs) unless one already serves the state directory, and waits until it answers with its
+endpoints restored. :func:`stop` sends SIGTERM to the supervisor (or to a runtime running without one) and
+waits for the graceful shutdown. The boto3 clients made by
 :func:`sagemaker_client` and :func:`runtime_client` are ordinary boto3 clients with ``endpoint_url`` set.
 """
 
@@ -28,6 +30,7 @@ from safedeploy import constants as C
 from safedeploy.errors import SafeDeployError
 from safedeploy.processes import pid_alive
 from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.serving.supervisor import supervisor_file
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -76,53 +79,73 @@ def _healthy(info: RuntimeInfo) -> bool:
         return False
 
 
-def ensure_running(state_dir: Path, region: str, account_id: str) -> RuntimeInfo:
-    """Return the running runtime for ``state_dir``, starting one if needed."""
+def ensure_running(state_dir: Path, region: str, account_id: str, ports: tuple[int, int] = (0, 0)) -> RuntimeInfo:
+    """Return the running runtime for ``state_dir``, starting one (supervised) if needed.
+
+    ``ports``: the runtime API's and the gateway's (0: those used before, else free ones).
+    """
     paths = RuntimePaths(state_dir.resolve())
     info = read_info(paths)
     if info is not None:
         return info
     paths.root.mkdir(parents=True, exist_ok=True)
-    paths.info.unlink(missing_ok=True)
-    with paths.log.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "safedeploy.serving.runtime", "--state-dir", str(paths.state_dir),
-             "--region", region, "--account-id", account_id],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # outlives `make deploy`; `safedeploy runtime stop` ends it
-        )  # fmt: skip
+    supervisor = _supervisor_pid(paths)
+    process: subprocess.Popen[bytes] | None = None
+    if supervisor is None:  # none at all (a supervisor restarting its runtime is waited for instead)
+        paths.info.unlink(missing_ok=True)
+        with paths.log.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "safedeploy.serving.supervisor", "--state-dir", str(paths.state_dir),
+                 "--region", region, "--account-id", account_id,
+                 "--runtime-port", str(ports[0]), "--gateway-port", str(ports[1])],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # outlives `make deploy`; `safedeploy runtime stop` ends it
+            )  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         info = read_info(paths)
         if info is not None:
             return info
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             info = read_info(paths)  # lost a race with another starter that won: use its runtime
             if info is not None:
                 return info
             raise LocalRuntimeError(f"the local runtime exited with status {process.returncode}; see {paths.log}")
         time.sleep(0.05)
-    process.terminate()
+    if process is not None:
+        process.terminate()
     raise LocalRuntimeError(f"the local runtime did not start within {START_TIMEOUT_S:.0f} s; see {paths.log}")
 
 
+def _supervisor_pid(paths: RuntimePaths) -> int | None:
+    try:
+        pid = int(json.loads(supervisor_file(paths.state_dir).read_text("utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
 def stop(state_dir: Path) -> int | None:
-    """Stop the runtime gracefully; return its pid, or ``None`` if none was running."""
+    """Stop the runtime gracefully (and its supervisor); return the runtime's pid, or ``None`` if none was running."""
     paths = RuntimePaths(state_dir.resolve())
     info = read_info(paths)
-    if info is None:
+    supervisor = _supervisor_pid(paths)
+    if info is None and supervisor is None:
         return None
-    os.kill(info.pid, signal.SIGTERM)
+    pids = [pid for pid in (supervisor, info.pid if info else None) if pid is not None]
+    os.kill(pids[0], signal.SIGTERM)  # the supervisor forwards it; a runtime without one stops by itself
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while pid_alive(info.pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):  # reap it if it is our child
-            os.waitpid(info.pid, os.WNOHANG)
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):  # reap it if it is our child
+                os.waitpid(pid, os.WNOHANG)
         time.sleep(0.05)
-    if pid_alive(info.pid):
-        raise LocalRuntimeError(f"the local runtime (pid {info.pid}) did not stop within {STOP_TIMEOUT_S:.0f} s")
-    return info.pid
+    alive = [pid for pid in pids if pid_alive(pid)]
+    if alive:
+        raise LocalRuntimeError(f"the local runtime (pids {alive}) did not stop within {STOP_TIMEOUT_S:.0f} s")
+    return info.pid if info else supervisor
 
 
 def _client_kwargs(info: RuntimeInfo) -> dict[str, Any]:

@@ -101,12 +101,14 @@ class LocalServingHost:
     account_id: str
     model_name: str = C.DEFAULT_MODEL_NAME
     """Whose REST APIs this host publishes and reports (several models share one runtime)."""
+    ports: tuple[int, int] = (0, 0)
+    """The runtime API's and the gateway's ports (0: those used before, else free ones)."""
     _info: daemon.RuntimeInfo | None = field(default=None, init=False)
 
     def info(self) -> daemon.RuntimeInfo:
         """The running runtime (started if needed)."""
         if self._info is None:
-            self._info = daemon.ensure_running(self.state_dir, self.region, self.account_id)
+            self._info = daemon.ensure_running(self.state_dir, self.region, self.account_id, self.ports)
         return self._info
 
     def sagemaker(self) -> SageMakerClient:

@@ -190,6 +190,7 @@ class RuntimeApi:
                 "EndpointStatus": record.EndpointStatus,
                 "Instances": {f.name: [i.process.pid for i in f.healthy_instances()] for f in fleets},
                 "InstanceUrls": {f.name: [i.url for i in f.healthy_instances()] for f in fleets},
+                "Spares": {f.name: [s.process.pid] for f in fleets if (s := f.spare()) is not None},
             }
         pending = self.invoker.capture.pending()
         return web.json_response(

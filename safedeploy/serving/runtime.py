@@ -37,10 +37,13 @@ from safedeploy.serving.invoke import Invoker
 from safedeploy.serving.leases import LeaseKeeper
 from safedeploy.serving.metrics import MetricStore
 from safedeploy.serving.state import RuntimeState
+from safedeploy.serving.supervisor import EXIT_CONFIG
 from safedeploy.store import LocalArtifactStore
 
 LOG = logging.getLogger("safedeploy.runtime")
 CAPTURE_FLUSH_INTERVAL_S = 1.0
+RESTORE_TIMEOUT_S = 60.0
+"""How long a starting runtime waits for the endpoints it brings back before it announces itself."""
 MONITOR_TICK_S = 1.0
 """How often the runtime looks for a due monitoring schedule (the schedule's own clock may run scaled)."""
 
@@ -75,6 +78,11 @@ class RuntimePaths:
     def log(self) -> Path:
         """The runtime's own log."""
         return self.root / "runtime.log"
+
+    @property
+    def ports(self) -> Path:
+        """The ports the runtime API and the gateway listen on, kept across restarts."""
+        return self.root / "ports.json"
 
     @property
     def leases(self) -> Path:
@@ -161,6 +169,20 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
         await process.wait()
 
 
+class PortTakenError(Exception):
+    """The runtime cannot listen on its ports."""
+
+
+def _ports(paths: RuntimePaths, runtime_port: int, gateway_port: int) -> tuple[int, int]:
+    """The ports to listen on: those asked for, else those used before (so URLs survive restarts), else any."""
+    try:
+        before = json.loads(paths.ports.read_text("utf-8"))
+        kept = (int(before["runtime_port"]), int(before["gateway_port"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = (0, 0)
+    return runtime_port or kept[0], gateway_port or kept[1]
+
+
 async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port: int, gateway_port: int) -> None:
     """Run the runtime until SIGTERM/SIGINT."""
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -198,15 +220,26 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
 
         runner = web.AppRunner(api.app(), access_log=None)
         await runner.setup()
+        runtime_port, gateway_port = _ports(paths, runtime_port, gateway_port)
         site = web.TCPSite(runner, "127.0.0.1", runtime_port, shutdown_timeout=15)
-        await site.start()
         gateway_server = gateway.server()
-        ports = [
-            site._server.sockets[0].getsockname()[1],  # type: ignore[union-attr]
-            await gateway_server.start(host="127.0.0.1", port=gateway_port),
-        ]
+        try:
+            await site.start()
+            ports = [
+                site._server.sockets[0].getsockname()[1],  # type: ignore[union-attr]
+                await gateway_server.start(host="127.0.0.1", port=gateway_port),
+            ]
+        except OSError as exc:
+            await runner.cleanup()
+            raise PortTakenError(
+                f"cannot listen on 127.0.0.1:{runtime_port} (runtime API) and :{gateway_port} (gateway): {exc}; "
+                f"another program holds a port this runtime used before ({paths.ports}): stop it, or set "
+                "serving.runtime_port / serving.gateway_port (0 picks free ones)"
+            ) from None
+        atomic_write_text(paths.ports, json.dumps({"runtime_port": ports[0], "gateway_port": ports[1]}))
         flusher = asyncio.create_task(_flush_capture(capture, flush_now))
         await control.restore()
+        await control.settled(RESTORE_TIMEOUT_S)  # `runtime start` returns once the endpoints serve again
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -257,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with exclusive_lock(paths.lock, {"role": "runtime"}):
             eventloop.run(serve(paths, args.region, args.account_id, args.runtime_port, args.gateway_port))
+    except PortTakenError as exc:
+        LOG.error("%s", exc)
+        return EXIT_CONFIG
     except LockHeldError as exc:
         LOG.error("another runtime (pid %s) already serves %s", exc.holder.get("pid", "?"), paths.state_dir)
         return 1
