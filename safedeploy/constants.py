@@ -144,6 +144,8 @@ INVOCATION_METRICS: Final = (
 """The per-variant endpoint metrics SageMaker publishes (latencies in microseconds)."""
 CAPTURE_EVENT_VERSION: Final = "0"
 API_KEY_HEADER: Final = "x-api-key"
+RUNTIME_METRICS_NAMESPACE: Final = "SafeDeploy/LocalRuntime"
+"""The local runtime's own metrics (``CaptureRecordsDropped``), published to the metric log."""
 LEASE_HEADER: Final = "X-Safedeploy-Lease"
 """The header a production route change carries: the deployment whose lease fences it (local runtime)."""
 HEADER_ENDPOINT: Final = "X-SageMaker-Endpoint"

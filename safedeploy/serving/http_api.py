@@ -192,9 +192,15 @@ class RuntimeApi:
                 "InstanceUrls": {f.name: [i.url for i in f.healthy_instances()] for f in fleets},
                 "Spares": {f.name: [s.process.pid] for f in fleets if (s := f.spare()) is not None},
             }
-        pending = self.invoker.capture.pending()
+        capture = self.invoker.capture.health()
         return web.json_response(
-            {"status": "ok", "pid": os.getpid(), "endpoints": endpoints, "capturePending": pending}
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "endpoints": endpoints,
+                "capturePending": capture["Pending"],
+                "capture": capture,
+            }
         )
 
     async def get_metric_statistics(self, request: web.Request) -> web.Response:

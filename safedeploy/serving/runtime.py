@@ -18,14 +18,16 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from safedeploy import constants as C
 from safedeploy.atomic import atomic_write_text
 from safedeploy.locking import LockHeldError, exclusive_lock
-from safedeploy.metric_log import MetricLog
+from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.reserve import ensure_reserve, reserve_path
 from safedeploy.serving import eventloop
 from safedeploy.serving.capture import CaptureWriter
@@ -100,7 +102,8 @@ class RuntimePaths:
         return self.state_dir / "s3"
 
 
-async def _flush_capture(writer: CaptureWriter, wake: asyncio.Event) -> None:
+async def _flush_capture(writer: CaptureWriter, wake: asyncio.Event, metric_log: MetricLog | None = None) -> None:
+    published: dict[tuple[str, str], int] = {}
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), CAPTURE_FLUSH_INTERVAL_S)
@@ -109,12 +112,38 @@ async def _flush_capture(writer: CaptureWriter, wake: asyncio.Event) -> None:
             await asyncio.to_thread(writer.flush)
         except Exception:
             LOG.exception("writing capture data failed; the records stay buffered and are retried")
+        if metric_log is not None and writer.dropped != published:
+            published = await asyncio.to_thread(_publish_drops, metric_log, writer, published)
+
+
+def _publish_drops(
+    metric_log: MetricLog, writer: CaptureWriter, published: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], int]:
+    """``CaptureRecordsDropped`` per endpoint and variant since the last publication; return what is published."""
+    dropped = dict(writer.dropped)
+    now = datetime.now(UTC)
+    data = [
+        Datum(
+            C.RUNTIME_METRICS_NAMESPACE,
+            "CaptureRecordsDropped",
+            (("EndpointName", endpoint), ("VariantName", variant)),
+            now,
+            float(count - published.get((endpoint, variant), 0)),
+            "Count",
+        )
+        for (endpoint, variant), count in dropped.items()
+        if count > published.get((endpoint, variant), 0)
+    ]
+    try:
+        metric_log.put(data)
+    except OSError as exc:  # a full disk: kept in memory and published once it can be
+        LOG.warning("cannot publish CaptureRecordsDropped: %s", exc)
+        return published
+    return dropped
 
 
 async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None:
     """Start each data-quality schedule's due execution as a child process (one at a time per schedule)."""
-    from datetime import UTC, datetime
-
     from safedeploy.monitoring.records import MonitoringRecords
     from safedeploy.monitoring.schedule import due, last_fire, records_root
 
@@ -205,6 +234,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         invoker = Invoker(control, instances, metrics, capture, flush_now)
         gateway = Gateway(invoker, region)
         gateway.configure(state.Routes, state.ApiKey)
+        metric_log = MetricLog(paths.state_dir / "metrics")
         leases = LeaseKeeper(
             paths.leases, paths.state_dir, control, lambda: gateway.configure(state.Routes, state.ApiKey), paths.reserve
         )
@@ -214,7 +244,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
             invoker,
             metrics,
             lambda: gateway.configure(state.Routes, state.ApiKey),
-            MetricLog(paths.state_dir / "metrics"),
+            metric_log,
             leases,
         )
 
@@ -237,7 +267,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
                 "serving.runtime_port / serving.gateway_port (0 picks free ones)"
             ) from None
         atomic_write_text(paths.ports, json.dumps({"runtime_port": ports[0], "gateway_port": ports[1]}))
-        flusher = asyncio.create_task(_flush_capture(capture, flush_now))
+        flusher = asyncio.create_task(_flush_capture(capture, flush_now, metric_log))
         await control.restore()
         await control.settled(RESTORE_TIMEOUT_S)  # `runtime start` returns once the endpoints serve again
 
