@@ -234,9 +234,9 @@ class Gateway:
         self._handlers[key] = (route, handler)
         return handler
 
-    def server(self) -> HttpServer:
+    def server(self, max_connections: int | None = None) -> HttpServer:
         """The gateway's HTTP server (API Gateway's 10 MB payload limit; its errors as JSON messages)."""
-        return HttpServer(self.handle, max_body=API_GATEWAY_MAX_BODY, refusal=_refusal)
+        return HttpServer(self.handle, max_body=API_GATEWAY_MAX_BODY, refusal=_refusal, max_connections=max_connections)
 
     async def handle(self, request: Request) -> Response:
         """Serve one request like API Gateway's Lambda proxy integration."""

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from safedeploy.store import LocalArtifactStore
 
 LOG = logging.getLogger("safedeploy.runtime")
 CAPTURE_FLUSH_INTERVAL_S = 1.0
+FD_RESERVE = 2048
+"""File descriptors kept back from the gateway's connections for everything else the runtime does."""
 RESTORE_TIMEOUT_S = 60.0
 """How long a starting runtime waits for the endpoints it brings back before it announces itself."""
 MONITOR_TICK_S = 1.0
@@ -198,6 +201,21 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
         await process.wait()
 
 
+def _gateway_connection_limit() -> int:
+    """Raise the open-files limit to its hard cap; the gateway may use all of it but :data:`FD_RESERVE`.
+
+    A flood of idle connections on the REST API then sheds the gateway's oldest idle connections instead of
+    exhausting the descriptors the control plane, the instances' connections, logs and state files need.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return max(256, soft - FD_RESERVE)
+
+
 class PortTakenError(Exception):
     """The runtime cannot listen on its ports."""
 
@@ -252,7 +270,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         await runner.setup()
         runtime_port, gateway_port = _ports(paths, runtime_port, gateway_port)
         site = web.TCPSite(runner, "127.0.0.1", runtime_port, shutdown_timeout=15)
-        gateway_server = gateway.server()
+        gateway_server = gateway.server(max_connections=_gateway_connection_limit())
         try:
             await site.start()
             ports = [
