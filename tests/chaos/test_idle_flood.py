@@ -68,7 +68,10 @@ def test_twenty_thousand_idle_connections_leave_the_control_plane_answering(
         for count in counts
     ]
     try:
-        opened = sum(int(holder.stdout.readline()) for holder in holders)  # type: ignore[union-attr]
+        opened = 0
+        for holder in holders:
+            assert holder.stdout is not None
+            opened += int(holder.stdout.readline())
         started = time.monotonic()
         described = daemon.sagemaker_client(info).describe_endpoint(EndpointName=outputs["EndpointName"])
         control_s = time.monotonic() - started
