@@ -97,6 +97,14 @@ class ControlPlane:
                 self._launch(record.EndpointName, record.EndpointConfigName)
         self.save()
 
+    def _save_or_undo(self, undo: Callable[[], object]) -> None:
+        """Save; if that fails, undo the change in memory too (memory and disk never disagree) and re-raise."""
+        try:
+            self.save()
+        except OSError:
+            undo()
+            raise
+
     async def settled(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) until no endpoint is being created, updated or restored."""
         pending = [task for task in self._tasks.values() if not task.done()]
@@ -114,7 +122,7 @@ class ControlPlane:
             raise validation(f'Cannot create already existing model "{self._arn("model", model.ModelName)}".')
         model.ModelArn = self._arn("model", model.ModelName)
         self.state.Models[model.ModelName] = model
-        self.save()
+        self._save_or_undo(lambda: self.state.Models.pop(model.ModelName, None))
         return {"ModelArn": model.ModelArn}
 
     def describe_model(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +162,7 @@ class ControlPlane:
             self._model(variant.ModelName)
         config.EndpointConfigArn = self._arn("endpoint-config", config.EndpointConfigName)
         self.state.EndpointConfigs[config.EndpointConfigName] = config
-        self.save()
+        self._save_or_undo(lambda: self.state.EndpointConfigs.pop(config.EndpointConfigName, None))
         return {"EndpointConfigArn": config.EndpointConfigArn}
 
     def describe_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +196,7 @@ class ControlPlane:
         record = _parse(EndpointRecord, {"EndpointName": name, "EndpointConfigName": config_name})
         record.EndpointArn = self._arn("endpoint", name)
         self.state.Endpoints[name] = record
-        self.save()
+        self._save_or_undo(lambda: self.state.Endpoints.pop(name, None))
         self._launch(name, config_name)
         return {"EndpointArn": record.EndpointArn}
 
@@ -201,10 +209,11 @@ class ControlPlane:
             raise validation(
                 f'Cannot update in-progress endpoint "{record.EndpointArn}" (status {record.EndpointStatus}).'
             )
+        before = record.model_copy()
         record.EndpointStatus = "Updating" if record.EndpointName in self.deployments else "Creating"
         record.FailureReason = None
         record.LastModifiedTime = now()
-        self.save()
+        self._save_or_undo(lambda: self.state.Endpoints.__setitem__(record.EndpointName, before))
         self._launch(record.EndpointName, config_name)
         return {"EndpointArn": record.EndpointArn}
 
@@ -230,14 +239,24 @@ class ControlPlane:
             if count is not None and (not isinstance(count, int) or not 1 <= count <= C.MAX_LOCAL_INSTANCES):
                 raise validation(f"DesiredInstanceCount must be 1..{C.MAX_LOCAL_INSTANCES}, got {count!r}.")
             changes.append((fleet, weight, count))
+        weights = {fleet: fleet.weight for fleet, _, _ in changes}
+        before = record.model_copy()
         for fleet, weight, _ in changes:
             if weight is not None:
                 fleet.weight = float(weight)
-        if any(count is not None for _, _, count in changes):
+        scaling = any(count is not None for _, _, count in changes)
+        if scaling:
             record.EndpointStatus = "Updating"
-            self._tasks[record.EndpointName] = asyncio.create_task(self._scale(record, changes))
         self._summarise(record, deployment)
-        self.save()
+
+        def undo() -> None:
+            for fleet, weight in weights.items():
+                fleet.weight = weight
+            self.state.Endpoints[record.EndpointName] = before
+
+        self._save_or_undo(undo)  # weights apply only once saved: memory never runs ahead of disk
+        if scaling:
+            self._tasks[record.EndpointName] = asyncio.create_task(self._scale(record, changes))
         return {"EndpointArn": record.EndpointArn}
 
     async def _scale(

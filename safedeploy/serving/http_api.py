@@ -138,6 +138,10 @@ class RuntimeApi:
                 result = await result
         except ApiError as error:
             return _error_response(error, request_id, JSON_11)
+        except OSError as exc:  # the state could not be saved (a full disk): nothing changed, try again later
+            LOG.error("%s failed: cannot save the runtime's state: %s", target, exc)
+            unavailable = ApiError(503, "ServiceUnavailable", f"the runtime could not save its state: {exc}")
+            return _error_response(unavailable, request_id, JSON_11)
         return web.Response(
             body=json.dumps(result).encode(), headers={"Content-Type": JSON_11, "x-amzn-RequestId": request_id}
         )
