@@ -53,7 +53,7 @@ class DeploymentLedger:
         record = {"deployment_id": deployment_id, "event": event, "time": datetime.now(UTC).isoformat(), **fields}
         line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(descriptor, line)
             os.fsync(descriptor)

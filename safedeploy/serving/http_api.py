@@ -8,7 +8,10 @@
   (``Content-Type``, ``Accept``, ``X-Amzn-SageMaker-Custom-Attributes``, ``-Target-Variant``,
   ``-Inference-Id``) and error shapes (the boto3 ``sagemaker-runtime`` client works unchanged);
 * ``GET /_local/health``, ``GET /_local/metrics`` (GetMetricStatistics' parameters as a query string),
-  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway).
+  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway: its handler must be in
+  ``lambdas/``; a route requiring a key gets its usage plan's, created on first use).
+
+Every request is authenticated before it gets here (:mod:`safedeploy.serving.auth`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from safedeploy.serving.codedeploy import TARGET_PREFIX as CODEDEPLOY_TARGET
 from safedeploy.serving.codedeploy import HookStatuses
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.errors import ApiError
+from safedeploy.serving.gateway import new_api_key
+from safedeploy.serving.handler_paths import handler_problem
 from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest, validation_error
 from safedeploy.serving.metrics import STATISTICS, MetricStore
@@ -232,7 +237,13 @@ class RuntimeApi:
             route = RestApiRoute.model_validate_json(await request.read())
         except ValidationError as exc:
             return web.json_response({"message": str(exc)}, status=400)
-        self.control.state.Routes[request.match_info["name"]] = route
+        problem = handler_problem(route.Handler)
+        if problem is not None:
+            return web.json_response({"message": problem}, status=400)
+        name = request.match_info["name"]
+        if route.ApiKeyRequired:
+            self.control.state.ApiKeys.setdefault(route.UsagePlan or name, new_api_key())
+        self.control.state.Routes[name] = route
         self.control.save()
         self.on_routes_changed()
         return web.json_response(route.model_dump())
