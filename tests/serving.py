@@ -55,6 +55,18 @@ def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
 
+def model_data_source(live: Live) -> dict[str, Any]:
+    """``ModelDataSource`` of the live model: its archive and that archive's sha256 as ETag (the runtime requires it)."""
+    return {
+        "S3DataSource": {
+            "S3Uri": live.model_data_url,
+            "S3DataType": "S3Object",
+            "CompressionType": "Gzip",
+            "ETag": live.model_data_sha256,
+        }
+    }
+
+
 def signed(
     info: RuntimeInfo, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, method: str = "POST"
 ) -> Reply:

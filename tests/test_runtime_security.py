@@ -29,7 +29,7 @@ from safedeploy.serving.host import LocalServingHost
 from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table
-from tests.serving import Live, health, http, signed, wait_for, wait_in_service
+from tests.serving import Live, health, http, model_data_source, signed, wait_for, wait_in_service
 
 ROLE = "arn:aws:iam::000000000000:role/test"
 
@@ -166,14 +166,7 @@ def test_route_handlers_come_only_from_lambdas(live: Live, tmp_path: Path) -> No
 def _model_request(live: Live, name: str, **container: Any) -> dict[str, Any]:
     primary = {
         "Image": "local",
-        "ModelDataSource": {
-            "S3DataSource": {
-                "S3Uri": live.model_data_url,
-                "S3DataType": "S3Object",
-                "CompressionType": "Gzip",
-                "ETag": live.model_data_sha256,
-            }
-        },
+        "ModelDataSource": model_data_source(live),
         "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri},
     }
     return {"ModelName": name, "PrimaryContainer": primary | container, "ExecutionRoleArn": ROLE}

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from safedeploy.archives import pack_directory
 from safedeploy.serving import daemon
 from safedeploy.store import LocalArtifactStore, S3Uri
-from tests.serving import Live, health, signed, wait_for, wait_in_service
+from tests.serving import Live, health, model_data_source, signed, wait_for, wait_in_service
 
 
 def _model(live: Live, name: str, **environment: str) -> None:
@@ -25,14 +25,7 @@ def _model(live: Live, name: str, **environment: str) -> None:
         ModelName=name,
         PrimaryContainer={
             "Image": "local",
-            "ModelDataSource": {
-                "S3DataSource": {
-                    "S3Uri": live.model_data_url,
-                    "S3DataType": "S3Object",
-                    "CompressionType": "Gzip",
-                    "ETag": live.model_data_sha256,
-                }
-            },
+            "ModelDataSource": model_data_source(live),
             "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri}
             | environment,
         },
