@@ -8,11 +8,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.serving import daemon
 from safedeploy.serving.daemon import RuntimeInfo
 from safedeploy.serving.sigv4 import sign
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import ModelDataSourceTypeDef
 
 LOAD_DEADLINE_S = 60.0
 """Every request loop in these tests stops after this long, whatever its count."""
@@ -55,7 +58,7 @@ def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
 
-def model_data_source(live: Live) -> dict[str, Any]:
+def model_data_source(live: Live) -> ModelDataSourceTypeDef:
     """``ModelDataSource`` of the live model: its archive and that archive's sha256 as ETag (the runtime requires it)."""
     return {
         "S3DataSource": {

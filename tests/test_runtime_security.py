@@ -11,9 +11,9 @@ import stat
 import subprocess
 import sys
 import tarfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -31,6 +31,9 @@ from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 from tests.serving import Live, health, http, model_data_source, signed, wait_for, wait_in_service
 
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import ProductionVariantTypeDef
+
 ROLE = "arn:aws:iam::000000000000:role/test"
 
 
@@ -43,7 +46,7 @@ def _client(live: Live, service: str, **overrides: Any) -> Any:
         "aws_secret_access_key": live.outputs["SecretAccessKey"],
         "config": Config(retries={"max_attempts": 1}),
     }
-    return boto3.client(service, **(arguments | overrides))
+    return boto3.client(service, **(arguments | overrides))  # type: ignore[call-overload]  # the service varies
 
 
 def _error(call: Any, **params: Any) -> dict[str, Any]:
@@ -122,10 +125,10 @@ def test_a_wrong_secret_an_unknown_key_another_region_and_a_stale_date_are_refus
     elsewhere = _error(_client(live, "sagemaker", region_name="eu-west-1").list_endpoints)
     assert elsewhere["Error"]["Code"] == "InvalidSignatureException" and "region" in elsewhere["Error"]["Message"]
 
-    import botocore.auth
-
-    real_now = botocore.auth.get_current_datetime
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: real_now() - timedelta(minutes=20))
+    real_now = datetime.now
+    monkeypatch.setattr(
+        "botocore.auth.get_current_datetime", lambda: real_now(UTC).replace(tzinfo=None) - timedelta(minutes=20)
+    )
     stale = _error(_client(live, "sagemaker").list_endpoints)
     assert stale["Error"]["Code"] == "InvalidSignatureException"
     assert stale["Error"]["Message"].startswith("Signature expired:")
@@ -248,7 +251,7 @@ def _with_member(archive: bytes, name: str, content: bytes) -> bytes:
     return out.getvalue()
 
 
-def _variant(model: str) -> dict[str, Any]:
+def _variant(model: str) -> ProductionVariantTypeDef:
     return {"VariantName": "A", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
 
 

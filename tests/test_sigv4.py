@@ -37,7 +37,7 @@ def _boto3_request(
     service: str, operation: str, keys: LocalCredentials = KEYS, region: str = REGION, **params: Any
 ) -> SignedRequest:
     """What boto3 sends for one call, as the server receives it (the HTTP client adds Host)."""
-    client = boto3.client(
+    client = boto3.client(  # type: ignore[call-overload]  # the service name varies
         service,
         region_name=region,
         endpoint_url=URL,
@@ -53,8 +53,8 @@ def _boto3_request(
         getattr(client, operation)(**params)
     request = sent.value.request
     parts = urlsplit(request.url)
-    headers = [(name, value.decode() if isinstance(value, bytes) else value) for name, value in request.headers.items()]
-    body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+    headers = [(name, _text(value)) for name, value in request.headers.items()]
+    body = request.body if isinstance(request.body, bytes) else b""
     return SignedRequest(
         request.method,
         parts.path + (f"?{parts.query}" if parts.query else ""),
@@ -63,7 +63,11 @@ def _boto3_request(
     )
 
 
-CALLS = {
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)  # prepared headers hold bytes
+
+
+CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "sagemaker": ("sagemaker", "describe_endpoint", {"EndpointName": "x"}),
     "sagemaker-runtime": (
         "sagemaker-runtime",
@@ -76,6 +80,11 @@ CALLS = {
         {"deploymentId": "d-1", "lifecycleEventHookExecutionId": "e-1", "status": "Succeeded"},
     ),
 }
+
+
+def _call(name: str) -> SignedRequest:
+    service, operation, params = CALLS[name]
+    return _boto3_request(service, operation, **params)
 
 
 def _verify(request: SignedRequest, now: datetime | None = None, keys: LocalCredentials = KEYS) -> None:
@@ -117,7 +126,7 @@ def test_pipeline_signed_local_calls_verify_and_only_for_their_own_path_and_quer
 
 
 def test_a_changed_body_or_signed_header_breaks_the_signature_an_unsigned_header_does_not() -> None:
-    request = _boto3_request(*CALLS["sagemaker-runtime"][:2], **CALLS["sagemaker-runtime"][2])
+    request = _call("sagemaker-runtime")
     tampered = dataclasses.replace(request, body=b"9,9")
     assert _refused(tampered).code == "InvalidSignatureException"
     assert _refused(_with(request, Content_Type="application/json")).code == "InvalidSignatureException"
@@ -125,7 +134,7 @@ def test_a_changed_body_or_signed_header_breaks_the_signature_an_unsigned_header
 
 
 def test_unsigned_and_malformed_requests_get_awss_codes() -> None:
-    request = _boto3_request(*CALLS["sagemaker"][:2], **CALLS["sagemaker"][2])
+    request = _call("sagemaker")
     missing = _refused(_with(request, Authorization=None))
     assert (missing.code, missing.message) == ("MissingAuthenticationTokenException", "Missing Authentication Token")
     assert _refused(_with(request, Authorization="AWS4-HMAC-SHA1 Credential=x")).code == "IncompleteSignatureException"
@@ -154,7 +163,7 @@ def test_wrong_secret_unknown_key_and_session_token_are_refused() -> None:
 
 
 def test_a_date_more_than_15_minutes_off_is_refused() -> None:
-    request = _boto3_request(*CALLS["sagemaker"][:2], **CALLS["sagemaker"][2])
+    request = _call("sagemaker")
     signed_at = datetime.strptime(request.header("x-amz-date") or "", "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     _verify(request, signed_at + timedelta(minutes=14))
     _verify(request, signed_at - timedelta(minutes=14))
@@ -167,13 +176,11 @@ def test_a_date_more_than_15_minutes_off_is_refused() -> None:
 def test_the_scope_must_name_this_region_and_the_requests_service() -> None:
     elsewhere = _boto3_request("sagemaker", "describe_endpoint", region="eu-west-1", **CALLS["sagemaker"][2])
     assert "region" in _refused(elsewhere).message
-    codedeploy = _boto3_request(*CALLS["codedeploy"][:2], **CALLS["codedeploy"][2])
+    codedeploy = _call("codedeploy")
     as_sagemaker = _with(codedeploy, X_Amz_Target="SageMaker.DescribeEndpoint")  # a codedeploy signature elsewhere
     refused = _refused(as_sagemaker)
     assert refused.code == "InvalidSignatureException" and "service: 'sagemaker'" in refused.message
-    local = dataclasses.replace(
-        _boto3_request(*CALLS["sagemaker"][:2], **CALLS["sagemaker"][2]), target="/_local/health"
-    )
+    local = dataclasses.replace(_call("sagemaker"), target="/_local/health")
     assert "service: 'safedeploy'" in _refused(local).message
 
 
