@@ -69,10 +69,16 @@ def read_info(paths: RuntimePaths) -> RuntimeInfo | None:
     """The running runtime's connection info (with its credentials), or ``None`` if none is running."""
     try:
         document = json.loads(paths.info.read_text("utf-8"))
-        info = replace(RuntimeInfo(**document), credentials=runtime_credentials.load(paths.credentials))
-    except (OSError, ValueError, TypeError, runtime_credentials.CredentialsError):
+        info = RuntimeInfo(**document)
+    except (OSError, ValueError, TypeError):
         return None
-    return info if pid_alive(info.pid) and _healthy(info) else None
+    if not pid_alive(info.pid):
+        return None
+    try:
+        info = replace(info, credentials=runtime_credentials.load(paths.credentials))
+    except runtime_credentials.CredentialsError as exc:
+        raise LocalRuntimeError(f"cannot call the runtime (pid {info.pid}): {exc}") from None
+    return info if _healthy(info) else None
 
 
 def _healthy(info: RuntimeInfo) -> bool:

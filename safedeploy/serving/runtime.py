@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except LockHeldError as exc:
         LOG.error("another runtime (pid %s) already serves %s", exc.holder.get("pid", "?"), paths.state_dir)
         return 1
+    except runtime_credentials.CredentialsError as exc:
+        LOG.error("%s", exc)
+        return 1
     return 0
 
 
