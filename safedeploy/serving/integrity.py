@@ -25,6 +25,7 @@ import re
 import shutil
 import stat
 import tarfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -40,6 +41,9 @@ MODEL_DIR, CODE_DIR = "model", "code"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _LOADER_VARIABLES = re.compile(r"^(LD_|DYLD_|PYTHON)", re.IGNORECASE)
 _RESERVED_VARIABLES = frozenset((C.SM_BASE_DIR_ENV, C.LISTEN_FD_ENV))
+
+_UNPACKING = threading.Lock()
+"""Endpoints deploying the same model at once (each in a worker thread) must not unpack over each other."""
 
 Manifest = Mapping[str, str]
 """sha256 (hex) of every file of an unpacked model, by path relative to its base (``model/...``, ``code/...``)."""
@@ -172,15 +176,16 @@ def prepare_model_tree(store: LocalArtifactStore, base: Path, container: Contain
     program = f"{CODE_DIR}/{environment.get(C.SM_PROGRAM_ENV, C.INFERENCE_PROGRAM)}"
     if program not in manifest:
         raise ModelIntegrityError(f"the code archive {code_uri} has no {program.removeprefix(CODE_DIR + '/')}")
-    if _recorded_manifest(base) != manifest:
-        shutil.rmtree(base, ignore_errors=True)
-        unpack(code_archive, base / CODE_DIR)
-        if model_archive is not None:
-            unpack(model_archive, base / MODEL_DIR)
-        else:
-            (base / MODEL_DIR).mkdir(parents=True)
-        atomic_write_text(base / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
-    problem = tree_problem(base, manifest)
+    with _UNPACKING:
+        if _recorded_manifest(base) != manifest:
+            shutil.rmtree(base, ignore_errors=True)
+            unpack(code_archive, base / CODE_DIR)
+            if model_archive is not None:
+                unpack(model_archive, base / MODEL_DIR)
+            else:
+                (base / MODEL_DIR).mkdir(parents=True)
+            atomic_write_text(base / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True))
+        problem = tree_problem(base, manifest)
     if problem is not None:
         raise ModelIntegrityError(problem)
     return manifest
