@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
+from safedeploy.filemodes import secure_state_dir
 from safedeploy.ledger import DeploymentLedger
 from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
@@ -101,6 +102,7 @@ def create_backend(spec: PipelineSpec) -> Backend:
 
 def _local_backend(spec: PipelineSpec) -> Backend:
     root = spec.state_dir.resolve()
+    secure_state_dir(root)  # customer data, model code and keys: owner-only
     store = LocalArtifactStore(root / "s3")
     store.sweep()  # temporaries of writers that died mid-write
     if root.is_dir():

@@ -30,6 +30,7 @@ from safedeploy.aws.clients import AwsClients, session_for, verify_account
 from safedeploy.aws.submit import submit
 from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
+from safedeploy.filemodes import use_private_umask
 from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
@@ -566,6 +567,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``safedeploy`` command."""
+    use_private_umask()  # state holds customer data and keys: everything created is owner-only
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

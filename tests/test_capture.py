@@ -19,7 +19,7 @@ from safedeploy.serving.capture import CapturedPayload, CaptureWriter, capture_r
 from safedeploy.serving.daemon import RuntimeInfo
 from safedeploy.serving.state import CaptureConfig
 from safedeploy.store import LocalArtifactStore, S3Uri
-from tests.serving import LOAD_DEADLINE_S, Live, wait_in_service
+from tests.serving import LOAD_DEADLINE_S, Live, model_data_source, wait_in_service
 
 CONFIG = CaptureConfig.model_validate(
     {
@@ -144,7 +144,7 @@ def _endpoint(live: Live, info: RuntimeInfo, name: str, percentage: int, destina
         ModelName=name,
         PrimaryContainer={
             "Image": "local",
-            "ModelDataUrl": live.model_data_url,
+            "ModelDataSource": model_data_source(live),
             "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri},
         },
         ExecutionRoleArn="arn:aws:iam::000000000000:role/test",

@@ -228,12 +228,12 @@ def test_gateway_answers_504_when_the_handler_outlives_the_integration_timeout(t
         gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]  # the handler never invokes
         gateway.lambda_timeout = 0.2
         route = RestApiRoute(Path="/slow", Handler=f"{handler_file}:create", Environment={}, ApiKeyRequired=False)
-        gateway.configure({"slow": route}, "key")
+        gateway.configure({"slow": route}, {})
         server = gateway.server()
         port = await server.start()
         try:
-            late = await _exchange(port, b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-            missing = await _exchange(port, b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            late = await _exchange(port, b"POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+            missing = await _exchange(port, b"POST /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
         finally:
             await server.shutdown(timeout=1)
         return late, missing
@@ -264,8 +264,8 @@ def test_gateway_splits_requests_between_the_alias_versions_by_weight(tmp_path: 
         )
 
     async def count(gateway: Gateway, port: int, weight: float | None, n: int) -> dict[bytes, int]:
-        gateway.configure({"api": route(weight)}, "key")
-        request = b"POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        gateway.configure({"api": route(weight)}, {})
+        request = b"POST /api HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
         answers = await _exchange(port, request * n, expect=n)
         return {who: answers.count(b"\r\n\r\n" + who) for who in (b"blue", b"green")}
 
@@ -302,11 +302,11 @@ def test_gateway_turns_malformed_proxy_responses_into_502(tmp_path: Path, return
     async def scenario() -> bytes:
         gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]
         route = RestApiRoute(Path="/x", Handler=f"{handler_file}:create", Environment={}, ApiKeyRequired=False)
-        gateway.configure({"x": route}, "key")
+        gateway.configure({"x": route}, {})
         server = gateway.server()
         port = await server.start()
         try:
-            return await _exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            return await _exchange(port, b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
         finally:
             await server.shutdown(timeout=1)
 

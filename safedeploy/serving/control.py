@@ -11,6 +11,7 @@ the old config serving, ``InService``, with the ``FailureReason``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -22,9 +23,9 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from safedeploy import constants as C
-from safedeploy.archives import unpack
 from safedeploy.errors import SafeDeployError
 from safedeploy.reserve import critical_write
+from safedeploy.serving import integrity
 from safedeploy.serving.errors import validation
 from safedeploy.serving.fleet import DeploymentFailedError, ModelFiles, VariantFleet
 from safedeploy.serving.state import (
@@ -37,7 +38,7 @@ from safedeploy.serving.state import (
     VariantSummary,
     now,
 )
-from safedeploy.store import LocalArtifactStore, S3Uri
+from safedeploy.store import LocalArtifactStore
 
 LOG = logging.getLogger(__name__)
 _Shape = TypeVar("_Shape", bound=BaseModel)
@@ -74,6 +75,7 @@ class ControlPlane:
     state: RuntimeState = field(default_factory=RuntimeState)
     deployments: dict[str, Deployment] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _stopping: set[asyncio.Task[None]] = field(default_factory=set)
     on_change: Callable[[], Awaitable[None]] | None = None
     reserve: Path | None = None
 
@@ -120,6 +122,9 @@ class ControlPlane:
         model = _parse(ModelRecord, request)
         if model.ModelName in self.state.Models:
             raise validation(f'Cannot create already existing model "{self._arn("model", model.ModelName)}".')
+        problem = integrity.source_problem(model.PrimaryContainer, self.store)
+        if problem is not None:
+            raise validation(problem)
         model.ModelArn = self._arn("model", model.ModelName)
         self.state.Models[model.ModelName] = model
         self._save_or_undo(lambda: self.state.Models.pop(model.ModelName, None))
@@ -326,7 +331,9 @@ class ControlPlane:
         try:
             for variant in config.ProductionVariants:
                 files = await asyncio.to_thread(self._prepare_model, self.state.Models[variant.ModelName])
-                fleets[variant.VariantName] = VariantFleet(endpoint, variant, files, self.work_dir / "logs")
+                fleet = VariantFleet(endpoint, variant, files, self.work_dir / "logs")
+                fleet.on_refused = functools.partial(self._instance_refused, endpoint, fleet)
+                fleets[variant.VariantName] = fleet
             await asyncio.gather(*(fleet.start(self.session) for fleet in fleets.values()))
         except (DeploymentFailedError, SafeDeployError, KeyError, OSError) as exc:
             await asyncio.gather(*(fleet.stop() for fleet in fleets.values()))
@@ -379,31 +386,35 @@ class ControlPlane:
         )
 
     def _prepare_model(self, model: ModelRecord) -> ModelFiles:
-        """Lay the model out as a container sees it: ``<base>/model`` (ModelDataUrl) and ``<base>/code``."""
+        """Lay the model out as a container sees it, ``<base>/model`` and ``<base>/code``, from verified archives."""
         container = model.PrimaryContainer
         base = self.work_dir / "models" / model.ModelName
-        marker = base / ".ready"
-        environment = container.Environment
-        program = environment.get(C.SM_PROGRAM_ENV, C.INFERENCE_PROGRAM)
-        code_source = environment.get(C.SM_SUBMIT_DIRECTORY_ENV)
-        if code_source is None:
-            raise SafeDeployError(f"model {model.ModelName}: set {C.SM_SUBMIT_DIRECTORY_ENV} to the handler code")
-        code_dir = base / "code"
-        if not marker.is_file():
-            shutil.rmtree(base, ignore_errors=True)
-            if container.ModelDataUrl:
-                uri = S3Uri.parse(container.ModelDataUrl)
-                unpack(self.store.get_bytes(uri), base / "model")
-            else:
-                (base / "model").mkdir(parents=True)
-            if code_source.startswith("s3://"):
-                unpack(self.store.get_bytes(S3Uri.parse(code_source)), code_dir)
-            else:
-                shutil.copytree(Path(code_source), code_dir)
-            marker.touch()
+        manifest = integrity.prepare_model_tree(self.store, base, container)
         return ModelFiles(
-            base_dir=base, code_dir=code_dir, program=program, image=container.Image, environment=dict(environment)
+            base_dir=base,
+            code_dir=base / integrity.CODE_DIR,
+            program=container.Environment.get(C.SM_PROGRAM_ENV, C.INFERENCE_PROGRAM),
+            image=container.Image,
+            environment=dict(container.Environment),
+            manifest=manifest,
         )
+
+    def _instance_refused(self, endpoint: str, fleet: VariantFleet, reason: str) -> None:
+        """A replacement instance refused to start (its model's files changed): the endpoint fails, nothing serves."""
+        deployment = self.deployments.get(endpoint)
+        if deployment is None or fleet not in deployment.fleets.values():
+            return  # an old fleet, already replaced
+        del self.deployments[endpoint]
+        record = self.state.Endpoints.get(endpoint)
+        if record is not None:
+            LOG.error("endpoint %s failed: %s", endpoint, reason)
+            record.EndpointStatus = "Failed"
+            record.FailureReason = reason
+            record.LastModifiedTime = now()
+            self.save()
+        task = asyncio.create_task(deployment.stop(), name=f"stop-{endpoint}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def close(self) -> None:
         """Stop every fleet (the state stays saved, so a new runtime brings the endpoints back)."""

@@ -4,8 +4,10 @@
 which restarts it after a crash on the same ports) in its own session (it outlives the command that started it,
 as ``make deploy`` needs) unless one already serves the state directory, and waits until it answers with its
 endpoints restored. :func:`stop` sends SIGTERM to the supervisor (or to a runtime running without one) and
-waits for the graceful shutdown. The boto3 clients made by
-:func:`sagemaker_client` and :func:`runtime_client` are ordinary boto3 clients with ``endpoint_url`` set.
+waits for the graceful shutdown. The boto3 clients made by :func:`sagemaker_client` and :func:`runtime_client`
+are ordinary boto3 clients with ``endpoint_url`` set, signing with the state directory's credentials
+(``<state>/runtime/credentials.json``), as do the ``/_local/*`` calls (:func:`~safedeploy.serving.sigv4.sign`):
+the runtime answers nothing unsigned.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,10 @@ from botocore.config import Config
 from safedeploy import constants as C
 from safedeploy.errors import SafeDeployError
 from safedeploy.processes import pid_alive
+from safedeploy.serving import credentials as runtime_credentials
+from safedeploy.serving.credentials import LocalCredentials
 from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.serving.sigv4 import sign
 from safedeploy.serving.supervisor import supervisor_file
 
 if TYPE_CHECKING:
@@ -39,7 +44,6 @@ if TYPE_CHECKING:
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 class LocalRuntimeError(SafeDeployError):
@@ -59,21 +63,37 @@ class RuntimeInfo:
     gateway_url: str
     region: str
     account_id: str
+    credentials: LocalCredentials | None = field(default=None, repr=False)
+    """The key pair requests to the runtime are signed with (from ``<state>/runtime/credentials.json``)."""
+
+    def signing_credentials(self) -> LocalCredentials:
+        """The credentials, which a runtime found by :func:`read_info` always has."""
+        if self.credentials is None:
+            raise LocalRuntimeError(f"no credentials for the runtime at {self.runtime_url}")
+        return self.credentials
 
 
 def read_info(paths: RuntimePaths) -> RuntimeInfo | None:
-    """The running runtime's connection info, or ``None`` if none is running."""
+    """The running runtime's connection info (with its credentials), or ``None`` if none is running."""
     try:
         document = json.loads(paths.info.read_text("utf-8"))
         info = RuntimeInfo(**document)
     except (OSError, ValueError, TypeError):
         return None
-    return info if pid_alive(info.pid) and _healthy(info) else None
+    if not pid_alive(info.pid):
+        return None
+    try:
+        info = replace(info, credentials=runtime_credentials.load(paths.credentials))
+    except runtime_credentials.CredentialsError as exc:
+        raise LocalRuntimeError(f"cannot call the runtime (pid {info.pid}): {exc}") from None
+    return info if _healthy(info) else None
 
 
 def _healthy(info: RuntimeInfo) -> bool:
+    url = f"{info.runtime_url}/_local/health"
+    request = urllib.request.Request(url, headers=sign(info.signing_credentials(), info.region, "GET", url))  # noqa: S310
     try:
-        with urllib.request.urlopen(f"{info.runtime_url}/_local/health", timeout=2) as reply:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=2) as reply:  # noqa: S310 - loopback
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -149,11 +169,13 @@ def stop(state_dir: Path) -> int | None:
 
 
 def _client_kwargs(info: RuntimeInfo) -> dict[str, Any]:
+    credentials = info.signing_credentials()
     return {
         "endpoint_url": info.runtime_url,
         "region_name": info.region,
         "config": Config(retries={"max_attempts": 1, "mode": "standard"}),
-        **_LOCAL_CREDENTIALS,
+        "aws_access_key_id": credentials.access_key_id,
+        "aws_secret_access_key": credentials.secret_access_key,
     }
 
 
@@ -202,12 +224,17 @@ def _local_call(
     what: str,
     headers: dict[str, str] | None = None,
 ) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - loopback URL from runtime.json
-        f"{info.runtime_url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Content-Type": "application/json", **(headers or {})},
+    url = f"{info.runtime_url}{path}"
+    data = None if body is None else json.dumps(body).encode()
+    signed = sign(
+        info.signing_credentials(),
+        info.region,
+        method,
+        url,
+        data,
+        {"Content-Type": "application/json", **(headers or {})},
     )
+    request = urllib.request.Request(url, data=data, method=method, headers=signed)  # noqa: S310 - loopback URL
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
             return json.loads(reply.read() or b"null")

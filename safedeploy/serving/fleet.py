@@ -5,7 +5,9 @@ Each variant gets ``InitialInstanceCount`` processes (``python -m safedeploy.ser
 is ready when ``GET /ping`` answers 200; one that exits before that fails the deployment with the last line it
 wrote to stderr. Instances that die later are replaced (as SageMaker replaces unhealthy instances); requests
 go to the healthy ones meanwhile. Instance logs are ``<logs>/<endpoint>/<variant>/<instance>.log``, like the
-CloudWatch log streams of ``/aws/sagemaker/Endpoints/<endpoint>``.
+CloudWatch log streams of ``/aws/sagemaker/Endpoints/<endpoint>``. Before any instance starts, first or
+replacement, the model's unpacked files are checked against their manifest
+(:func:`~safedeploy.serving.integrity.tree_problem`): an instance never runs files that changed on disk.
 
 A variant of two or more instances also keeps one warm spare: started, loaded and answering ``/ping``, but out
 of rotation. Starting a Python serving process (interpreter, XGBoost, the model, the fast path's verification)
@@ -23,7 +25,7 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ import aiohttp
 
 from safedeploy import constants as C
 from safedeploy.processes import child_environment, die_with_parent
+from safedeploy.serving.integrity import tree_problem
 from safedeploy.serving.state import ProductionVariant
 
 LOG = logging.getLogger(__name__)
@@ -46,6 +49,10 @@ class DeploymentFailedError(Exception):
     """A variant's instances could not be started; the message is the endpoint's ``FailureReason``."""
 
 
+class InstanceRefusedError(DeploymentFailedError):
+    """An instance was not started: the model's files on disk no longer match its manifest."""
+
+
 @dataclass(frozen=True)
 class ModelFiles:
     """A model prepared on disk in the container layout: ``<base>/model`` and its handler code."""
@@ -56,6 +63,8 @@ class ModelFiles:
     image: str
     environment: dict[str, str] = field(default_factory=dict)
     """The container's ``Environment`` (CreateModel), which its processes see, as in SageMaker."""
+    manifest: Mapping[str, str] | None = None
+    """Digests of every file under ``base_dir`` (from the model's archives), checked before each instance starts."""
 
 
 @dataclass(eq=False)
@@ -100,6 +109,8 @@ class VariantFleet:
     _next: int = 0
     _closing: bool = False
     _monitors: set[asyncio.Task[None]] = field(default_factory=set)
+    on_refused: Callable[[str], None] | None = None
+    """Told why, when a replacement instance refuses to start (the control plane then fails the endpoint)."""
 
     def __post_init__(self) -> None:
         self.weight = self.variant.InitialVariantWeight
@@ -153,6 +164,11 @@ class VariantFleet:
             try:
                 await self._start_instance(session, standby=True)
                 return
+            except InstanceRefusedError as exc:  # the model's files changed on disk: nothing may start from them
+                LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
+                if self.on_refused is not None:
+                    self.on_refused(str(exc))
+                return
             except DeploymentFailedError as exc:
                 failures += 1
                 LOG.error("%s/%s: starting a spare failed: %s", self.endpoint, self.name, exc)
@@ -160,6 +176,10 @@ class VariantFleet:
 
     async def _start_instance(self, session: aiohttp.ClientSession, standby: bool = False) -> Instance:
         instance_id = f"i-{self.name.lower()}-{next(self._counter):03d}"
+        if self.model.manifest is not None:
+            problem = await asyncio.to_thread(tree_problem, self.model.base_dir, self.model.manifest)
+            if problem is not None:
+                raise InstanceRefusedError(f"variant {self.name}: instance {instance_id} was not started: {problem}")
         log_path = self.log_dir / self.endpoint / self.name / f"{instance_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -174,6 +194,7 @@ class VariantFleet:
                 C.LISTEN_FD_ENV: str(sock.fileno()),
                 "OMP_NUM_THREADS": "1",
                 "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",  # nothing but the archives' files in the model tree
             }
         )
         try:
@@ -187,7 +208,7 @@ class VariantFleet:
                     stdout=log,
                     stderr=log,
                     pass_fds=(sock.fileno(),),
-                    preexec_fn=die_with_parent,
+                    preexec_fn=die_with_parent,  # the runtime's owner-only umask is inherited
                 )
             instance = Instance(instance_id, sock.getsockname()[1], process, log_path, standby=standby)
         finally:
@@ -249,6 +270,11 @@ class VariantFleet:
                 await asyncio.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter
             try:
                 await self._start_instance(session)
+                return
+            except InstanceRefusedError as exc:
+                LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
+                if self.on_refused is not None:
+                    self.on_refused(str(exc))
                 return
             except DeploymentFailedError as exc:
                 failures += 1

@@ -88,7 +88,10 @@ class ServingHost(Protocol):
         ...
 
     def outputs(self) -> dict[str, str]:
-        """The stack outputs: ApiUrl, ApiKey, EndpointName (prod), DevApiUrl, DevEndpointName, RuntimeUrl, ..."""
+        """The stack outputs: ApiUrl, ApiKey, EndpointName (prod), DevApiUrl, DevEndpointName, RuntimeUrl, ...
+
+        ``AccessKeyId`` / ``SecretAccessKey`` sign calls to the runtime API (boto3 with ``endpoint_url``).
+        """
         ...
 
 
@@ -140,6 +143,7 @@ class LocalServingHost:
             "Handler": f"{API_HANDLER}:create_handler",
             "Environment": {"ENDPOINT_NAME": endpoint_name, "MODEL_VERSION": model_version},
             "ApiKeyRequired": api_key_required,
+            "UsagePlan": self.model_name,  # the model's APIs (dev and prd) share its key, no other model's
         }
         if canary is not None:
             endpoint, version, weight = canary
@@ -176,13 +180,21 @@ class LocalServingHost:
         return LocalProdHost(self, spec, source, execution_id, synthetic_rows, known[0], known[1])
 
     def outputs(self) -> dict[str, str]:
-        """What is served now, read from the running runtime and its saved state."""
+        """What is served now, read from the running runtime and its saved state (the model's own API key)."""
         paths = RuntimePaths(self.state_dir.resolve())
         info = daemon.read_info(paths)
         if info is None:
             raise SafeDeployError(f"the local runtime is not running (state {paths.root}); run `make deploy`")
         state = RuntimeState.load(paths.state)
-        outputs = {"RuntimeUrl": info.runtime_url, "Region": info.region, "ApiKey": state.ApiKey}
+        credentials = info.signing_credentials()
+        outputs = {
+            "RuntimeUrl": info.runtime_url,
+            "Region": info.region,
+            "AccessKeyId": credentials.access_key_id,
+            "SecretAccessKey": credentials.secret_access_key,
+        }
+        if self.model_name in state.ApiKeys:
+            outputs["ApiKey"] = state.ApiKeys[self.model_name]
         for stage, prefix in ((C.PRD_STAGE, ""), (C.DEV_STAGE, "Dev")):
             route_name = api_route(self.model_name, stage)[0]
             route = state.Routes.get(route_name)

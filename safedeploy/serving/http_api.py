@@ -8,10 +8,13 @@
   (``Content-Type``, ``Accept``, ``X-Amzn-SageMaker-Custom-Attributes``, ``-Target-Variant``,
   ``-Inference-Id``) and error shapes (the boto3 ``sagemaker-runtime`` client works unchanged);
 * ``GET /_local/health``, ``GET /_local/metrics`` (GetMetricStatistics' parameters as a query string),
-  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway; a deployment's changes carry
-  its lease in ``X-Safedeploy-Lease``);
+  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway: its handler must be in
+  ``lambdas/``; a route requiring a key gets its usage plan's, created on first use; a deployment's changes
+  carry its lease in ``X-Safedeploy-Lease``);
 * ``PUT`` / ``DELETE /_local/leases/{deploymentId}``, ``POST /_local/leases/{deploymentId}/renew``: a production
   deployment's lease on its route (:mod:`safedeploy.serving.leases`).
+
+Every request is authenticated before it gets here (:mod:`safedeploy.serving.auth`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from safedeploy.serving.codedeploy import TARGET_PREFIX as CODEDEPLOY_TARGET
 from safedeploy.serving.codedeploy import HookStatuses
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.errors import ApiError
+from safedeploy.serving.gateway import new_api_key
+from safedeploy.serving.handler_paths import handler_problem
 from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest, validation_error
 from safedeploy.serving.leases import LEASE_HEADER, LeaseKeeper
@@ -257,16 +262,24 @@ class RuntimeApi:
             route = RestApiRoute.model_validate_json(await request.read())
         except ValidationError as exc:
             return web.json_response({"message": str(exc)}, status=400)
+        problem = handler_problem(route.Handler)
+        if problem is not None:
+            return web.json_response({"message": problem}, status=400)
         name = request.match_info["name"]
         refused = self._fence(name, request)
         if refused is not None:
             return refused
         previous = self.control.state.Routes.get(name)
+        new_key = route.ApiKeyRequired and (route.UsagePlan or name) not in self.control.state.ApiKeys
+        if new_key:
+            self.control.state.ApiKeys[route.UsagePlan or name] = new_api_key()
         self.control.state.Routes[name] = route
         try:
             self.control.save(critical=_retreat(previous, route))
         except OSError as exc:  # memory follows disk: the route stays as it was
             self._undo_route(name, previous)
+            if new_key:
+                self.control.state.ApiKeys.pop(route.UsagePlan or name, None)
             return web.json_response({"message": f"the runtime could not save the route: {exc}"}, status=503)
         self.on_routes_changed()
         return web.json_response(route.model_dump())

@@ -3,8 +3,10 @@
 ``python -m safedeploy.serving.runtime --state-dir DIR`` serves two 127.0.0.1 ports, the runtime API (SageMaker
 and SageMaker Runtime) and the API gateway, and writes ``DIR/runtime/runtime.json`` (pid and URLs) once both
 listen. SIGTERM or SIGINT stops it gracefully: listeners close, in-flight requests finish, every buffered
-capture record is written, serving instances stop. Its state (models, configs, endpoints, routes, API key)
-survives a restart, and endpoints that were serving are started again.
+capture record is written, serving instances stop. Its state (models, configs, endpoints, routes, API keys)
+survives a restart, and endpoints that were serving are started again. Every runtime API request must be
+signed (SigV4) with the state directory's credentials, ``DIR/runtime/credentials.json`` (see
+:mod:`~safedeploy.serving.auth`).
 """
 
 from __future__ import annotations
@@ -27,18 +29,22 @@ from aiohttp import web
 
 from safedeploy import constants as C
 from safedeploy.atomic import atomic_write_text
+from safedeploy.filemodes import secure_state_dir, use_private_umask
 from safedeploy.locking import LockHeldError, exclusive_lock
 from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.reserve import ensure_reserve, reserve_path
+from safedeploy.serving import credentials as runtime_credentials
 from safedeploy.serving import eventloop
+from safedeploy.serving.auth import authenticator
 from safedeploy.serving.capture import CaptureWriter
 from safedeploy.serving.control import ControlPlane
-from safedeploy.serving.gateway import Gateway, new_api_key
+from safedeploy.serving.gateway import Gateway
 from safedeploy.serving.http_api import RuntimeApi
 from safedeploy.serving.instance_client import InstanceClient
 from safedeploy.serving.invoke import Invoker
 from safedeploy.serving.leases import LeaseKeeper
 from safedeploy.serving.metrics import MetricStore
+from safedeploy.serving.sigv4 import Verifier
 from safedeploy.serving.state import RuntimeState
 from safedeploy.serving.supervisor import EXIT_CONFIG
 from safedeploy.store import LocalArtifactStore
@@ -73,6 +79,11 @@ class RuntimePaths:
     def state(self) -> Path:
         """Control-plane state."""
         return self.root / "state.json"
+
+    @property
+    def credentials(self) -> Path:
+        """The access key pair every runtime API request is signed with (mode 0600)."""
+        return self.root / "credentials.json"
 
     @property
     def lock(self) -> Path:
@@ -237,8 +248,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         LOG.error("the disk is full: no room for the %s reserve (critical writes are unprotected)", paths.reserve)
     store = LocalArtifactStore(paths.store_root)
     state = RuntimeState.load(paths.state)
-    if not state.ApiKey:
-        state.ApiKey = new_api_key()
+    verifier = Verifier(runtime_credentials.load_or_create(paths.credentials), region)
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector) as session:
         control = ControlPlane(
@@ -251,22 +261,27 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         instances = InstanceClient()
         invoker = Invoker(control, instances, metrics, capture, flush_now)
         gateway = Gateway(invoker, region)
-        gateway.configure(state.Routes, state.ApiKey)
+        gateway.configure(state.Routes, state.ApiKeys)
         metric_log = MetricLog(paths.state_dir / "metrics")
         leases = LeaseKeeper(
-            paths.leases, paths.state_dir, control, lambda: gateway.configure(state.Routes, state.ApiKey), paths.reserve
+            paths.leases,
+            paths.state_dir,
+            control,
+            lambda: gateway.configure(state.Routes, state.ApiKeys),
+            paths.reserve,
         )
         leases.load()
         api = RuntimeApi(
             control,
             invoker,
             metrics,
-            lambda: gateway.configure(state.Routes, state.ApiKey),
+            lambda: gateway.configure(state.Routes, state.ApiKeys),
             metric_log,
             leases,
         )
-
-        runner = web.AppRunner(api.app(), access_log=None)
+        app = api.app()
+        app.middlewares.insert(0, authenticator(verifier))
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         runtime_port, gateway_port = _ports(paths, runtime_port, gateway_port)
         site = web.TCPSite(runner, "127.0.0.1", runtime_port, shutdown_timeout=15)
@@ -333,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime-port", type=int, default=0)
     parser.add_argument("--gateway-port", type=int, default=0)
     args = parser.parse_args(argv)
+    use_private_umask()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     paths = RuntimePaths(args.state_dir.resolve())
+    secure_state_dir(paths.state_dir)
     try:
         with exclusive_lock(paths.lock, {"role": "runtime"}):
             eventloop.run(serve(paths, args.region, args.account_id, args.runtime_port, args.gateway_port))
@@ -343,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except LockHeldError as exc:
         LOG.error("another runtime (pid %s) already serves %s", exc.holder.get("pid", "?"), paths.state_dir)
+        return 1
+    except runtime_credentials.CredentialsError as exc:
+        LOG.error("%s", exc)
         return 1
     return 0
 

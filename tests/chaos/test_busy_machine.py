@@ -47,7 +47,7 @@ def test_linear_deployments_of_a_healthy_model_succeed_on_a_busy_machine(
     backend = create_backend(spec)
     execution = Pipeline(spec, project_root=REPO_ROOT).latest_execution()
     assert execution is not None
-    release = ProductionRelease.of_execution(execution, backend.serving_image)
+    release = ProductionRelease.of_execution(execution, backend.serving_image, backend.registry, spec.model_name)
     schedule = build_schedule("Linear10PercentEvery1Minute", bake_seconds=spec.production.bake_seconds)
     runs: list[dict[str, Any]] = []
     for number in range(size(2, 10)):
