@@ -166,12 +166,12 @@ def test_a_non_ascii_or_odd_api_key_is_forbidden_not_a_500(tmp_path: Path, key: 
 
     async def scenario() -> bytes:
         gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]  # the handler never invokes
-        gateway.configure({"api": RestApiRoute(Path="/api", Handler=f"{handler_file}:create")}, "the-key")
+        gateway.configure({"api": RestApiRoute(Path="/api", Handler=f"{handler_file}:create")}, {"api": "the-key"})
         server = gateway.server()
         port = await server.start()
         try:
             header = b"x-api-key: " + key.encode("utf-8") + b"\r\n"
-            request = b"POST /api HTTP/1.1\r\nHost: x\r\n" + header + b"Content-Length: 0\r\n\r\n"
+            request = b"POST /api HTTP/1.1\r\nHost: 127.0.0.1\r\n" + header + b"Content-Length: 0\r\n\r\n"
             return await asyncio.to_thread(_send, port, request)
         finally:
             await server.shutdown(timeout=1)

@@ -32,7 +32,7 @@ NULL_WEIGHT = {
 
 
 def _state(key: str = "key-1") -> RuntimeState:
-    return RuntimeState(ApiKey=key, Routes={"r": RestApiRoute(Path="/m/api", Handler="app.py:create_handler")})
+    return RuntimeState(ApiKeys={"m": key}, Routes={"r": RestApiRoute(Path="/m/api", Handler="app.py:create_handler")})
 
 
 def test_a_save_writes_the_file_and_its_good_copy_owner_only(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_a_save_writes_the_file_and_its_good_copy_owner_only(tmp_path: Path) -> 
     assert path.read_bytes() == good_copy(path).read_bytes()
     assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(good_copy(path).stat().st_mode) == 0o600
     loaded = load_state(path, keep_aside=True)
-    assert loaded.recovery is None and loaded.state.ApiKey == "key-1"
+    assert loaded.recovery is None and loaded.state.ApiKeys == {"m": "key-1"}
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_a_corrupt_file_is_kept_aside_and_the_good_copy_used(tmp_path: Path, dam
     save_state(_state(), path)
     path.write_bytes(damage)
     loaded = load_state(path, keep_aside=True)
-    assert loaded.state.ApiKey == "key-1" and "r" in loaded.state.Routes
+    assert loaded.state.ApiKeys == {"m": "key-1"} and "r" in loaded.state.Routes
     recovery = loaded.recovery
     assert recovery is not None
     assert recovery.file == str(path) and recovery.restored_from == str(good_copy(path))
@@ -75,7 +75,7 @@ def test_an_unreadable_file_is_recovered_from_too(tmp_path: Path) -> None:
     path.unlink()
     path.mkdir()  # a directory where the file should be: unreadable
     loaded = load_state(path, keep_aside=True)
-    assert loaded.state.ApiKey == "key-1"
+    assert loaded.state.ApiKeys == {"m": "key-1"}
     assert loaded.recovery is not None and loaded.recovery.problem.startswith("unreadable")
 
 
@@ -83,7 +83,7 @@ def test_readers_never_move_the_runtimes_files(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     save_state(_state(), path)
     path.write_text("garbage")
-    assert RuntimeState.load(path).ApiKey == "key-1"  # what `make outputs` reads
+    assert RuntimeState.load(path).ApiKeys == {"m": "key-1"}  # what `make outputs` reads
     assert path.read_text() == "garbage"
 
 
@@ -127,13 +127,13 @@ def test_the_runtime_starts_from_the_good_copy_and_says_so(tmp_path: Path) -> No
     paths = RuntimePaths(tmp_path / "state")
     paths.root.mkdir(parents=True)
     save_state(_state("kept-key"), paths.state)
-    paths.state.write_text('{"ApiKey": 7}')
+    paths.state.write_text('{"ApiKeys": 7}')
     try:
         info = daemon.ensure_running(paths.state_dir, "us-east-1", "000000000000")
         recovery = health(info)["stateRecovery"]
         assert recovery["file"] == str(paths.state) and recovery["restored_from"] == str(good_copy(paths.state))
-        assert "not valid state: ApiKey" in recovery["problem"]
-        assert RuntimeState.load(paths.state).ApiKey == "kept-key"  # saved again from the good copy
+        assert "not valid state: ApiKeys" in recovery["problem"]
+        assert RuntimeState.load(paths.state).ApiKeys == {"m": "kept-key"}  # saved again from the good copy
         log = paths.log.read_text()
         assert f"state file {paths.state} is unusable" in log and f"started from {good_copy(paths.state)}" in log
     finally:

@@ -14,7 +14,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,23 +21,21 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from safedeploy.approval import AutoApprove
 from safedeploy.blue_green import RolledBackError
 from safedeploy.pipeline import Pipeline
-from safedeploy.runner import PipelineExecution
 from safedeploy.serving import daemon
+from safedeploy.serving.daemon import RuntimeInfo
 from safedeploy.serving.host import LocalServingHost
-from safedeploy.spec import PipelineSpec, load_spec
+from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.spec import PipelineSpec
 from safedeploy.stages import ProductionRelease, deploy_to_production
 from tests.chaos.figures import record, size
-from tests.conftest import REPO_ROOT, churn_rows, write_table
-from tests.serving import http
+from tests.conftest import REPO_ROOT
+from tests.serving import signed
 
 pytestmark = pytest.mark.slow
 MISTAKE_SHARE = 0.10
 CLIENTS = size(3, 6)
-TIME_SCALE = size(120, 30)
-"""Model time runs this much faster: the 5-minute canary and bake take 2.5 s each in make test, 10 s in make chaos."""
 ROW = ",".join(["1"] * 69).encode()
 CSV = b"text/csv"
 
@@ -127,31 +124,7 @@ class Clients:
             worker.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PipelineSpec, PipelineExecution]]:
-    """Production serving v1 (blue), first deployed by the pipeline; the runtime is stopped at the end."""
-    root = tmp_path_factory.mktemp("mistakes")
-    spec = load_spec(
-        overrides={
-            "state_dir": str(root / "state"),
-            "data": {"source": str(write_table(root / "churn.csv", churn_rows(800, seed=29)))},
-            "training": {"source_dir": str(REPO_ROOT / "model")},
-            "hyperparameters": {"num_round": 60},
-            "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
-            "serving": {"enabled": True},
-            "monitoring": {"enabled": False},
-            "production": {"strategy": "Canary10Percent5Minutes", "bake_seconds": 300, "time_scale": TIME_SCALE},
-        }
-    )
-    try:
-        execution = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests")).run()
-        assert execution.status == "Succeeded", execution.error
-        yield spec, execution
-    finally:
-        daemon.stop(spec.state_dir)
-
-
-def _metric_sum(runtime_url: str, endpoint: str, metric: str, start: datetime) -> float:
+def _metric_sum(info: RuntimeInfo, endpoint: str, metric: str, start: datetime) -> float:
     query = urlencode(
         {
             "EndpointName": endpoint,
@@ -161,19 +134,20 @@ def _metric_sum(runtime_url: str, endpoint: str, metric: str, start: datetime) -
             "EndTime": (datetime.now(UTC) + timedelta(seconds=2)).isoformat(),
         }
     )
-    return float(
-        sum(p["Sum"] for p in http(f"{runtime_url}/_local/metrics?{query}", method="GET").json()["Datapoints"])
-    )
+    points = signed(info, f"/_local/metrics?{query}", method="GET").json()["Datapoints"]
+    return float(sum(p["Sum"] for p in points))
 
 
 def test_a_tenth_of_client_mistakes_never_rolls_back_a_good_green(
-    production: tuple[PipelineSpec, PipelineExecution],
+    blue_production: tuple[PipelineSpec, dict[str, str]],
 ) -> None:
-    spec, first = production
+    spec, before = blue_production
     host = LocalServingHost(spec.state_dir, spec.region, spec.account_id)
-    before = host.outputs()
     pipeline = Pipeline(spec, project_root=REPO_ROOT)
-    release = ProductionRelease.of_execution(first, pipeline.backend.serving_image)  # the very model blue serves
+    first = pipeline.latest_execution()
+    assert first is not None and first.status == "Succeeded"
+    backend = pipeline.backend  # green is the very model blue serves:
+    release = ProductionRelease.of_execution(first, backend.serving_image, backend.registry, spec.model_name)
     started = datetime.now(UTC)
     began = time.monotonic()
     rolled_back = None
@@ -182,7 +156,7 @@ def test_a_tenth_of_client_mistakes_never_rolls_back_a_good_green(
         try:
             deploy_to_production(
                 spec,
-                pipeline.backend,
+                backend,
                 release,
                 details={"approver": "chaos", "rehearsal": None},
                 deployment_execution_id=f"cm{int(time.time()) % 100_000}",
@@ -199,8 +173,10 @@ def test_a_tenth_of_client_mistakes_never_rolls_back_a_good_green(
         by_kind.setdefault(name, Counter())[status] += 1
     green_answers = Counter(status for _, status, endpoint in clients.answers if endpoint == green)
     mistakes_to_green = sum(1 for name, _, endpoint in clients.answers if name != "valid" and endpoint == green)
-    green_4xx = _metric_sum(before["RuntimeUrl"], green, "Invocation4XXErrors", started)
-    green_5xx = _metric_sum(before["RuntimeUrl"], green, "Invocation5XXErrors", started)
+    info = daemon.read_info(RuntimePaths(spec.state_dir.resolve()))
+    assert info is not None
+    green_4xx = _metric_sum(info, green, "Invocation4XXErrors", started)
+    green_5xx = _metric_sum(info, green, "Invocation5XXErrors", started)
     figures: dict[str, Any] = {
         "seconds": round(elapsed, 1),
         "requests": len(clients.answers),

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from safedeploy import constants as C
 from tests.chaos import payloads, wire
 from tests.chaos.figures import record, size
-from tests.serving import Live, health, http
+from tests.serving import Live, health, http, signed
 
 EXAMPLES = size(400, 2_500)
 TIME_BUDGET_S = size(60, 600)
@@ -44,7 +44,7 @@ def server_errors_since(live: Live, endpoint: str, start: datetime) -> float:
             "EndTime": (datetime.now(UTC) + timedelta(seconds=2)).isoformat(),
         }
     )
-    points = http(f"{live.info.runtime_url}/_local/metrics?{query}", method="GET").json()["Datapoints"]
+    points = signed(live.info, f"/_local/metrics?{query}", method="GET").json()["Datapoints"]
     return float(sum(p["Sum"] for p in points))
 
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from safedeploy import constants as C
 from safedeploy.serving import daemon
 from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.serving.sigv4 import sign
 from safedeploy.serving.state_file import load_state
 from tests.chaos import payloads, wire
 from tests.chaos.aws_documents import Raw, broken_document, operation_input, to_json
@@ -60,13 +61,17 @@ def send(
     framing: str = "content-length",
     half_close: bool = False,
 ) -> wire.Answers:
-    """Send one request to the runtime API, framed as told, and return what came back.
+    """Send one request to the runtime API, signed (SigV4, the runtime's credentials), framed as told.
 
-    Every runtime-API request of this module goes through this function: it is where SigV4 signing belongs once
-    the runtime requires it.
+    Every runtime-API request of this module goes through this function, the one place that signs. A repeated
+    header name is sent once (the last value): the signature covers what is sent.
     """
     port = urlsplit(live.info.runtime_url).port
     assert port is not None
+    text = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+    url = f"{live.info.runtime_url}{path}"
+    signed = sign(live.info.signing_credentials(), live.info.region, method, url, body, text)
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in signed.items()]
     request, expected = wire.frame(method, path, headers, body, framing)
     return wire.exchange(port, request, expected, half_close or framing in wire.CUT_SHORT)
 
@@ -350,15 +355,16 @@ def test_the_runtime_apis_answer_every_adversarial_request_below_500(live: Live,
     assert pings and all(status == 200 for status in pings)
     assert five_xx == 0
     assert _served(live) == served_before
-    _restarts_cleanly_from_its_state(live, live_names["ModelName"], tmp_path)
+    _restarts_cleanly_from_its_state(live, tmp_path)
 
 
-def _restarts_cleanly_from_its_state(live: Live, model_name: str, tmp_path: Path) -> None:
+def _restarts_cleanly_from_its_state(live: Live, tmp_path: Path) -> None:
     """A runtime started from a copy of the fuzzed runtime's state comes up without recovery and serves."""
     source, copy = RuntimePaths(live.state_dir), RuntimePaths(tmp_path / "restart")
     copy.root.mkdir(parents=True)
     shutil.copy2(source.state, copy.state)  # the state alone (no good copy to fall back on)
-    shutil.copytree(source.root / "models" / model_name, copy.root / "models" / model_name)  # unpacked, ready
+    # The artifact store the models come from (their digests are checked), without the captured data.
+    shutil.copytree(source.store_root, copy.store_root, ignore=shutil.ignore_patterns("datacapture"))
     try:
         info = daemon.ensure_running(copy.state_dir, live.info.region, live.info.account_id)
         assert "stateRecovery" not in health(info)

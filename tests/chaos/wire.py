@@ -84,7 +84,8 @@ def _head(method: str, target: str, version: str, headers: list[tuple[bytes, byt
 
 def frame(method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes, framing: str) -> tuple[bytes, int]:
     """The request's bytes and how many answers a correct server sends back before it may close."""
-    base = [(b"Host", b"127.0.0.1"), *headers]
+    has_host = any(name.lower() == b"host" for name, _ in headers)
+    base = list(headers) if has_host else [(b"Host", b"127.0.0.1"), *headers]
     length = [(b"Content-Length", str(len(body)).encode())]
     chunked = [(b"Transfer-Encoding", b"chunked")]
     one = _head(method, target, "1.1", base + length, b"\r\n") + body
