@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from safedeploy.archives import pack_directory
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.state import RuntimeState
-from safedeploy.store import LocalArtifactStore
+from safedeploy.store import LocalArtifactStore, S3Uri
 
-MODEL = {"ModelName": "m1", "PrimaryContainer": {"Image": "local", "Environment": {}}}
+CODE_URI = S3Uri("bucket", "job/source/sourcedir.tar.gz")
+MODEL_URI = S3Uri("bucket", "job/output/model.tar.gz")
+MODEL: dict[str, Any] = {"ModelName": "m1"}
 CONFIG = {"EndpointConfigName": "c1", "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m1"}]}
 
 
 def _control(tmp_path: Path, reserve: Path | None = None) -> ControlPlane:
+    """A control plane over a store holding one model's code and data archives (MODEL's container)."""
     store = LocalArtifactStore(tmp_path / "s3")
+    code, model = tmp_path / "code", tmp_path / "model"
+    code.mkdir()
+    (code / "inference.py").write_text("def model_fn(model_dir):\n    return None\n")
+    model.mkdir()
+    (model / "weights.json").write_text('{"w": 1}')
+    store.put_bytes(CODE_URI, pack_directory(code))
+    store.put_bytes(MODEL_URI, pack_directory(model))
+    MODEL["PrimaryContainer"] = {
+        "Image": "local",
+        "ModelDataSource": {
+            "S3DataSource": {
+                "S3Uri": str(MODEL_URI),
+                "S3DataType": "S3Object",
+                "CompressionType": "Gzip",
+                "ETag": hashlib.sha256(store.get_bytes(MODEL_URI)).hexdigest(),
+            }
+        },
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": str(CODE_URI)},
+    }
     session: Any = None  # no fleet is started in these tests
     return ControlPlane(tmp_path / "state.json", store, tmp_path / "work", "us-east-1", "0" * 12, session,
                         reserve=reserve)  # fmt: skip
