@@ -138,3 +138,28 @@ def test_the_runtime_starts_from_the_good_copy_and_says_so(tmp_path: Path) -> No
         assert f"state file {paths.state} is unusable" in log and f"started from {good_copy(paths.state)}" in log
     finally:
         daemon.stop(paths.state_dir)
+
+
+def test_a_save_cut_short_by_a_full_disk_leaves_the_state_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The good copy is written first: a failure between the writes leaves ``state.json`` at the previous state,
+    which is what the control plane undoes memory to."""
+    import errno
+
+    from safedeploy import atomic
+    from safedeploy.serving import state_file
+
+    path = tmp_path / "state.json"
+    save_state(_state("old"), path)
+    real = atomic.atomic_write_text
+
+    def full_disk_on_the_second(destination: Path, text: str) -> str:
+        if destination == path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(destination, text)
+
+    monkeypatch.setattr(state_file, "atomic_write_text", full_disk_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        save_state(_state("new"), path)
+    assert RuntimeState.load(path).ApiKeys == {"m": "old"}

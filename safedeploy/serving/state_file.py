@@ -73,7 +73,9 @@ def save_state(state: RuntimeState, path: Path) -> None:
         raise UnsavableStateError(f"refusing to save state that cannot be written as JSON: {exc}") from None
     except ValidationError as exc:
         raise UnsavableStateError(f"refusing to save state that would not load back: {_first_problem(exc)}") from None
-    for destination in (path, good_copy(path)):
+    # The good copy first: if the disk fills between the two writes, ``state.json`` still holds what memory
+    # goes back to (the control plane undoes a change whose save fails), so the two never disagree.
+    for destination in (good_copy(path), path):
         atomic_write_text(destination, text)
         destination.chmod(0o600)
 
