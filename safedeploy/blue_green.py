@@ -128,6 +128,8 @@ class WindowStats:
     invocations: float
     errors_5xx: float
     p99_ms: float | None
+    max_ms: float | None = None
+    """The slowest request's model latency: what the machine itself cost in that window."""
 
 
 class ProdHost(Protocol):
@@ -296,6 +298,7 @@ class BlueGreenDeployment:
     deployment_id: str = field(default_factory=lambda: f"d-{uuid.uuid4().hex[:12]}")
     transitions: list[str] = field(default_factory=list)
     _blue_p99_ms: float | None = None
+    _blue_max_ms: float | None = None
     _blue_scores: dict[int, float] = field(default_factory=dict)
     _feeder: SyntheticTraffic | None = None
     _heartbeat: LeaseHeartbeat | None = None
@@ -542,10 +545,18 @@ class BlueGreenDeployment:
             reference = self.host.window(blue.endpoint, start, end)
             if reference.p99_ms is not None and reference.invocations >= self.alarms.min_requests:
                 self._blue_p99_ms = reference.p99_ms  # the same window: the fairest comparison
+                self._blue_max_ms = reference.max_ms
+            else:
+                self._blue_max_ms = None  # a stall of another window says nothing about this one
         if self._blue_p99_ms is None:  # no blue, or none of its traffic seen yet (all at once)
             allowed = self.alarms.max_latency_ms
         else:  # blue's latest window (during the bake blue takes no traffic: its last canary window)
             allowed = self.alarms.latency_ratio * self._blue_p99_ms + self.alarms.latency_slack_ms
+            if self._blue_max_ms is not None:
+                # With few requests green's p99 is its slowest one; if blue's own slowest request in the same
+                # window was nearly as slow (within latency_ratio), the machine stalled both: a slower model is
+                # slower for every request.
+                allowed = max(allowed, self.alarms.latency_ratio * self._blue_max_ms)
         values[LATENCY_ALARM] = stats.p99_ms - allowed
         return values
 

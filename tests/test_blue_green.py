@@ -50,6 +50,10 @@ class SimulatedHost:
     leases: list[tuple[str, str]] = field(default_factory=list)
     lease_lost: bool = False
     stall_until: float = 0.0
+    stall_at: float = float("inf")
+    stall_ms: float = 0.0
+    stall_hits: dict[str, int] = field(default_factory=dict)
+    """How many of each endpoint's next requests after ``stall_at`` take ``stall_ms`` longer (a stalled machine)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _random: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -77,6 +81,10 @@ class SimulatedHost:
         green = target != BLUE.endpoint
         status = 500 if green and self._random.random() < self.green_error_rate else 200
         latency = self.green_latency_ms if green else 1.0
+        with self._lock:
+            if self.stall_hits.get(target) and time.time() >= self.stall_at:  # the machine froze on this request
+                self.stall_hits[target] -= 1
+                latency += self.stall_ms / 1.2
         row = self._random.randrange(50)
         score = row / 100 + (self.green_score_shift if green else 0.0)
         with self._lock:
@@ -108,7 +116,8 @@ class SimulatedHost:
         if not rows:
             return WindowStats(0, 0, None)
         latencies = sorted(r[3] for r in rows)
-        return WindowStats(len(rows), sum(r[2] >= 500 for r in rows), latencies[int(0.99 * (len(latencies) - 1))])
+        p99 = latencies[int(0.99 * (len(latencies) - 1))]
+        return WindowStats(len(rows), sum(r[2] >= 500 for r in rows), p99, latencies[-1])
 
 
 def _deployment(host: SimulatedHost, tmp_path: Path, strategy: str = "Canary10Percent5Minutes") -> BlueGreenDeployment:
@@ -299,3 +308,29 @@ def test_without_extensions_the_same_stall_rolls_a_healthy_model_back(
     monkeypatch.setattr(host, "route", route_then_stall)
     with pytest.raises(RolledBackError, match="insufficient data during the 10% step"):
         deployment.run(BLUE, "churn-prd-v2", version=2)
+
+
+@pytest.mark.parametrize(("stalled", "outcome"), [({"blue": 1, "green": 3}, "Succeeded"), ({"green": 3}, "RolledBack")])
+def test_one_slow_request_that_blue_also_suffered_is_the_machine_not_the_model(
+    tmp_path: Path, stalled: dict[str, int], outcome: str
+) -> None:
+    """A 200 ms stall hits three of green's ~30 requests in a window (its p99) and one of blue's ~270 (its slowest,
+    not its p99): the machine, no latency alarm. The control: the same stall on green alone fires."""
+    host = SimulatedHost()
+    deployment = _deployment(host, tmp_path, "Canary10Percent5Minutes")
+    real_route = host.route
+
+    def route_then_stall(primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        real_route(primary, canary, weight)
+        if weight == 0.1:
+            names = {"blue": BLUE.endpoint, "green": canary.endpoint if canary else ""}
+            host.stall_ms, host.stall_hits = 200.0, {names[which]: n for which, n in stalled.items()}
+            host.stall_at = time.time() + 1.5 * deployment._real_period()
+
+    host.route = route_then_stall  # type: ignore[method-assign]
+    if outcome == "Succeeded":
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    else:
+        with pytest.raises(RolledBackError, match="green-p99-latency"):
+            deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert deployment.ledger.deployments()[-1]["outcome"] == outcome

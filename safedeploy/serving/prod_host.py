@@ -142,9 +142,17 @@ class LocalProdHost:
         period = max(1, round((end - start).total_seconds()))
         invocations = self._sum(endpoint, "Invocations", start, end, period)
         errors = self._sum(endpoint, "Invocation5XXErrors", start, end, period)
-        points = self._points(endpoint, "ModelLatency", start, end, period, "&ExtendedStatistics=p99")
+        points = self._points(
+            endpoint, "ModelLatency", start, end, period, "&Statistics=Maximum&ExtendedStatistics=p99"
+        )
         p99 = max((p["ExtendedStatistics"]["p99"] for p in points if "ExtendedStatistics" in p), default=None)
-        return WindowStats(invocations, errors, None if p99 is None else p99 / 1000.0)
+        slowest = max((p["Maximum"] for p in points if "Maximum" in p), default=None)
+        return WindowStats(
+            invocations,
+            errors,
+            None if p99 is None else p99 / 1000.0,
+            None if slowest is None else slowest / 1000.0,
+        )
 
     def _sum(self, endpoint: str, metric: str, start: datetime, end: datetime, period: int) -> float:
         return float(sum(p["Sum"] for p in self._points(endpoint, metric, start, end, period, "&Statistics=Sum")))
