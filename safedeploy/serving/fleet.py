@@ -143,14 +143,20 @@ class VariantFleet:
         return healthy[self._next]
 
     async def start(self, session: aiohttp.ClientSession) -> None:
-        """Start every instance and wait until all answer ``/ping``; raise :class:`DeploymentFailedError` otherwise."""
+        """Start every instance (and the spare) and wait until all answer ``/ping``.
+
+        Raises :class:`DeploymentFailedError` otherwise. The spare starts with the others, not behind them: a
+        process starting in the background would compete for the CPU while the new endpoint's first alarm periods
+        judge its latency.
+        """
+        starting = [self._start_instance(session) for _ in range(self.desired_count)]
+        if self.wants_spare:
+            starting.append(self._start_instance(session, standby=True))
         try:
-            await asyncio.gather(*(self._start_instance(session) for _ in range(self.desired_count)))
+            await asyncio.gather(*starting)
         except BaseException:
             await self.stop()
             raise
-        if self.wants_spare:
-            self._background(self._start_spare(session), "spare")
 
     def _background(self, work: Coroutine[Any, Any, None], what: str) -> None:
         task = asyncio.create_task(work, name=f"{what}-{self.endpoint}-{self.name}")
