@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from safedeploy.local import daemon  # noqa: E402
 from safedeploy.runner import PipelineExecution  # noqa: E402
-from safedeploy.serving import daemon  # noqa: E402
 
 SEED_MINUTES = (30, 35)
 """The seed workshop's end-to-end time for the same pipeline on AWS (its README)."""

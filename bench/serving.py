@@ -32,10 +32,10 @@ from bench.loadgen import LoadResult, run  # noqa: E402
 from safedeploy.approval import AutoApprove  # noqa: E402
 from safedeploy.data.raw_table import read_raw_table  # noqa: E402
 from safedeploy.features import FeatureSchema  # noqa: E402
+from safedeploy.http.sigv4 import sign  # noqa: E402
+from safedeploy.local import daemon  # noqa: E402
+from safedeploy.local.host import LocalServingHost  # noqa: E402
 from safedeploy.pipeline import Pipeline  # noqa: E402
-from safedeploy.serving import daemon  # noqa: E402
-from safedeploy.serving.host import LocalServingHost  # noqa: E402
-from safedeploy.serving.sigv4 import sign  # noqa: E402
 from safedeploy.spec import load_spec  # noqa: E402
 from safedeploy.store import LocalArtifactStore, S3Uri  # noqa: E402
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 from safedeploy.filemodes import secure_state_dir
 from safedeploy.ledger import DeploymentLedger
+from safedeploy.local.host import LocalServingHost, ServingHost
 from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
 from safedeploy.reserve import ensure_reserve, reserve_path
 from safedeploy.runner import ExecutionStore
-from safedeploy.serving.host import LocalServingHost, ServingHost
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactRef, ArtifactStore, LocalArtifactStore
 from safedeploy.training.local_job import LocalTrainingJobs, TrainingJobDescription

@@ -32,12 +32,12 @@ from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.filemodes import use_private_umask
 from safedeploy.infra.terraform_cli import working_copy
+from safedeploy.local import daemon
+from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
 from safedeploy.runner import PipelineExecution, Status
-from safedeploy.serving import daemon
-from safedeploy.serving.host import format_outputs
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec, parse_assignment
 
 LOG = logging.getLogger("safedeploy")

@@ -1,6 +1,6 @@
 """Custom metrics (``PutMetricData``): an append-only, fsynced JSONL log per namespace, queried as CloudWatch does.
 
-The runtime's in-memory :class:`~safedeploy.serving.metrics.MetricStore` holds the endpoints' per-second
+The runtime's in-memory :class:`~safedeploy.runtime.cloudwatch.metrics.MetricStore` holds the endpoints' per-second
 invocation metrics; metrics that jobs publish (the monitor's ``feature_baseline_drift_<name>`` in
 ``/aws/sagemaker/Endpoints/data-metric``) arrive from other processes, hourly, and must survive a runtime
 restart, so they live here: each datum one line in PutMetricData's shape (``MetricName``, ``Dimensions``,

@@ -27,7 +27,7 @@ from pydantic_settings import (
 
 from safedeploy import constants as C
 from safedeploy.errors import ConfigError
-from safedeploy.serving.faults import FAULT_PATTERN
+from safedeploy.faults import FAULT_PATTERN
 from safedeploy.traffic import Schedule, build_schedule
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)

@@ -23,11 +23,11 @@ from safedeploy.clock import ScaledClock
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
+from safedeploy.ids import random_uuid
 from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
-from safedeploy.serving.ids import random_uuid
 from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri

@@ -19,10 +19,10 @@ from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
 from safedeploy.data.raw_table import HEADER, read_raw_table
 from safedeploy.features import FeatureSchema
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.serving import Live

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from safedeploy.serving import daemon
-from safedeploy.serving.daemon import RuntimeInfo
-from safedeploy.serving.sigv4 import sign
+from safedeploy.http.sigv4 import sign
+from safedeploy.local import daemon
+from safedeploy.local.daemon import RuntimeInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import ModelDataSourceTypeDef

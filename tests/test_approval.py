@@ -26,9 +26,9 @@ from safedeploy.approval import (
 )
 from safedeploy.backends import Backend, create_backend
 from safedeploy.errors import ExecutionError, SafeDeployError
+from safedeploy.local import daemon
 from safedeploy.registry import ModelRegistration
 from safedeploy.runner import PipelineExecution, PipelineRunner, Stage, StageContext, StageResult, Status
-from safedeploy.serving import daemon
 from safedeploy.spec import load_spec
 from safedeploy.stages import ApprovalStage
 from tests.conftest import REPO_ROOT, churn_rows, write_table

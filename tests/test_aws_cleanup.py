@@ -20,9 +20,9 @@ from safedeploy import cli, naming
 from safedeploy.aws import cleanup
 from safedeploy.aws.clients import AwsClients, verify_account
 from safedeploy.errors import ConfigError
+from safedeploy.local import daemon
 from safedeploy.locking import exclusive_lock
-from safedeploy.serving import daemon
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec
 
 ACCOUNT = "123456789012"  # moto's account

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from safedeploy.serving.bridge import await_coroutine, call_sync
+from safedeploy.runtime.apigateway.bridge import await_coroutine, call_sync
 
 
 async def _double_later(value: int, delay: float = 0.01) -> int:
@@ -103,7 +103,7 @@ def test_await_coroutine_outside_the_bridge_is_refused() -> None:
 def test_random_uuid_is_a_version_4_uuid_and_unique() -> None:
     import uuid
 
-    from safedeploy.serving.ids import random_uuid
+    from safedeploy.ids import random_uuid
 
     ids = [random_uuid() for _ in range(20000)]
     assert len(set(ids)) == len(ids)

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from safedeploy.serving import daemon
-from safedeploy.serving.capture import CapturedPayload, CaptureWriter, capture_record
-from safedeploy.serving.daemon import RuntimeInfo
-from safedeploy.serving.state import CaptureConfig
+from safedeploy.local import daemon
+from safedeploy.local.daemon import RuntimeInfo
+from safedeploy.runtime.sagemaker_runtime.capture import CapturedPayload, CaptureWriter, capture_record
+from safedeploy.runtime.state import CaptureConfig
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.serving import LOAD_DEADLINE_S, Live, model_data_source, wait_in_service
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from safedeploy.serving.gateway import Gateway
-from safedeploy.serving.http_server import HttpServer, Request, Response
-from safedeploy.serving.runtime_server import CUT_SHORT, RuntimeAppRunner, client_framing_errors
-from safedeploy.serving.state import RestApiRoute
+from safedeploy.http.server import HttpServer, Request, Response
+from safedeploy.runtime.apigateway.gateway import Gateway
+from safedeploy.runtime.server import CUT_SHORT, RuntimeAppRunner, client_framing_errors
+from safedeploy.runtime.state import RestApiRoute
 
 HEAD = b"POST /x HTTP/1.1\r\nHost: x\r\n"
 Serving = Callable[[], AbstractAsyncContextManager[int]]

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from safedeploy.archives import pack_directory
-from safedeploy.serving.control import ControlPlane
-from safedeploy.serving.state import RuntimeState
+from safedeploy.runtime.sagemaker.control import ControlPlane
+from safedeploy.runtime.state import RuntimeState
+from safedeploy.runtime.state_file import read_state, save_state
 from safedeploy.store import LocalArtifactStore, S3Uri
 
 CODE_URI = S3Uri("bucket", "job/source/sourcedir.tar.gz")
@@ -48,10 +49,10 @@ def _control(tmp_path: Path, reserve: Path | None = None) -> ControlPlane:
 
 
 def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(self: RuntimeState, path: Path) -> None:
+    def full(state: RuntimeState, path: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(RuntimeState, "save", full)
+    monkeypatch.setattr("safedeploy.runtime.sagemaker.control.save_state", full)
 
 
 def test_a_create_that_cannot_be_saved_leaves_nothing_in_memory(
@@ -66,7 +67,7 @@ def test_a_create_that_cannot_be_saved_leaves_nothing_in_memory(
         with pytest.raises(OSError):
             control.create_model({**MODEL, "ModelName": "m2"})
     assert set(control.state.EndpointConfigs) == set() and set(control.state.Models) == {"m1"}
-    assert RuntimeState.load(tmp_path / "state.json") == control.state
+    assert read_state(tmp_path / "state.json") == control.state
 
 
 def test_a_delete_that_cannot_be_saved_keeps_the_resource(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +81,7 @@ def test_a_delete_that_cannot_be_saved_keeps_the_resource(tmp_path: Path, monkey
         with pytest.raises(OSError):
             control.delete_model({"ModelName": "m1"})
     assert set(control.state.EndpointConfigs) == {"c1"} and set(control.state.Models) == {"m1"}
-    assert RuntimeState.load(tmp_path / "state.json") == control.state
+    assert read_state(tmp_path / "state.json") == control.state
 
 
 def test_a_delete_on_a_full_disk_draws_on_the_reserve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,15 +89,14 @@ def test_a_delete_on_a_full_disk_draws_on_the_reserve(tmp_path: Path, monkeypatc
     reserve.write_bytes(b"\0" * 4096)
     control = _control(tmp_path, reserve)
     control.create_model(MODEL)
-    real_save = RuntimeState.save
     failures = iter([True])
 
-    def full_once(self: RuntimeState, path: Path) -> None:
+    def full_once(state: RuntimeState, path: Path) -> None:
         if next(failures, False):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(self, path)
+        save_state(state, path)
 
-    monkeypatch.setattr(RuntimeState, "save", full_once)
+    monkeypatch.setattr("safedeploy.runtime.sagemaker.control.save_state", full_once)
     control.delete_model({"ModelName": "m1"})
     assert not reserve.exists() and control.state.Models == {}
-    assert RuntimeState.load(tmp_path / "state.json").Models == {}
+    assert read_state(tmp_path / "state.json").Models == {}

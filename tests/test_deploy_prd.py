@@ -11,10 +11,10 @@ import pytest
 from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
 from safedeploy.ledger import DeploymentLedger
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
 from safedeploy.runner import PipelineExecution
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
 from safedeploy.spec import load_spec
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 from tests.serving import http

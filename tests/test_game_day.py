@@ -19,11 +19,12 @@ import pytest
 from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
 from safedeploy.ledger import DeploymentLedger
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
+from safedeploy.local.routes import api_route
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost, api_route
-from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.serving.state import RuntimeState
+from safedeploy.runtime.paths import RuntimePaths
+from safedeploy.runtime.state_file import read_state
 from safedeploy.spec import PipelineSpec, load_spec
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 
@@ -153,9 +154,7 @@ def test_each_fault_is_rolled_back_with_blue_serving(
 
     after = LocalServingHost(spec.state_dir, spec.region, spec.account_id).outputs()
     assert after["EndpointName"] == before["EndpointName"] and after["ModelVersion"] == before["ModelVersion"]
-    route = RuntimeState.load(RuntimePaths(spec.state_dir.resolve()).state).Routes[
-        api_route(spec.model_name, C.PRD_STAGE)[0]
-    ]
+    route = read_state(RuntimePaths(spec.state_dir.resolve()).state).Routes[api_route(spec.model_name, C.PRD_STAGE)[0]]
     assert route.Canary is None  # 100 % blue
     ledger = DeploymentLedger(spec.state_dir.resolve() / "deployments", spec.pipeline_name)
     last = ledger.deployments()[-1]

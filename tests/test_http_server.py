@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from safedeploy.serving.gateway import Gateway
-from safedeploy.serving.http_server import MAX_HEAD_BYTES, HttpServer, Request, Response
-from safedeploy.serving.state import RestApiRoute, RouteCanary
+from safedeploy.http.server import MAX_HEAD_BYTES, HttpServer, Request, Response
+from safedeploy.runtime.apigateway.gateway import Gateway
+from safedeploy.runtime.state import RestApiRoute, RouteCanary
 
 
 async def _echo(request: Request) -> Response:
@@ -216,7 +216,7 @@ def test_gateway_answers_504_when_the_handler_outlives_the_integration_timeout(t
     handler_file = tmp_path / "slow.py"
     handler_file.write_text(
         "import asyncio\n"
-        "from safedeploy.serving.bridge import await_coroutine\n"
+        "from safedeploy.runtime.apigateway.bridge import await_coroutine\n"
         "def create(environ, runtime):\n"
         "    def handler(event, context):\n"
         "        await_coroutine(asyncio.sleep(5))\n"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from safedeploy.serving.instance_client import InstanceClient, InstanceUnreachableError
+from safedeploy.runtime.sagemaker_runtime.instance_client import InstanceClient, InstanceUnreachableError
 
 ANSWERS: dict[str, bytes | None] = {
     "/length": b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 6\r\n\r\n0.125\n",

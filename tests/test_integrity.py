@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from safedeploy.archives import pack_directory
-from safedeploy.serving.handler_paths import LAMBDAS_DIR, handler_problem
-from safedeploy.serving.integrity import ModelIntegrityError, prepare_model_tree, source_problem, tree_problem
-from safedeploy.serving.state import ContainerDefinition
+from safedeploy.runtime.apigateway.handler_paths import LAMBDAS_DIR, handler_problem
+from safedeploy.runtime.sagemaker.integrity import ModelIntegrityError, prepare_model_tree, source_problem, tree_problem
+from safedeploy.runtime.state import ContainerDefinition
 from safedeploy.store import LocalArtifactStore, S3Uri
 
 CODE_URI = S3Uri("bucket", "job/source/sourcedir.tar.gz")

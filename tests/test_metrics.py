@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from safedeploy.serving.metrics import MetricStore
+from safedeploy.runtime.cloudwatch.metrics import MetricStore
 
 T0 = 1_780_000_000  # a whole second
 

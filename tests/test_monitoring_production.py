@@ -16,12 +16,12 @@ from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
 from safedeploy.cli import main as cli_main
 from safedeploy.events import ALARM_STATE_CHANGE, EventLog
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.metric_log import MetricLog
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.store import S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table

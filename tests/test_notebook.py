@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from safedeploy import constants as C
-from safedeploy.serving import daemon
+from safedeploy.local import daemon
 from tests.conftest import REPO_ROOT
 
 

@@ -15,18 +15,19 @@ import pytest
 from pydantic import ValidationError
 
 from safedeploy import constants as C
-from safedeploy.serving.control import ControlPlane, Deployment, checked_weight
-from safedeploy.serving.errors import ApiError
-from safedeploy.serving.fleet import ModelFiles, VariantFleet
-from safedeploy.serving.invoke import Invoker, InvokeRequest
-from safedeploy.serving.json_documents import MAX_NESTING, parse_document, parse_json
-from safedeploy.serving.request_shapes import validate_request
-from safedeploy.serving.state import (
+from safedeploy.http.errors import ApiError
+from safedeploy.http.json_documents import MAX_NESTING, parse_document, parse_json
+from safedeploy.runtime.request_shapes import validate_request
+from safedeploy.runtime.sagemaker.control import ControlPlane, Deployment, checked_weight
+from safedeploy.runtime.sagemaker.fleet import ModelFiles, VariantFleet
+from safedeploy.runtime.sagemaker_runtime.invoke import Invoker, InvokeRequest
+from safedeploy.runtime.state import (
     EndpointConfigRecord,
     EndpointRecord,
     ProductionVariant,
     RuntimeState,
 )
+from safedeploy.runtime.state_file import read_state
 from safedeploy.store import LocalArtifactStore
 
 # --- strict JSON -------------------------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_weights_at_the_limits_are_applied_saved_and_served(tmp_path: Path) -> N
     control = _control(tmp_path, {"A": 1.0, "B": 1.0})
     desired = [{"VariantName": "A", "DesiredWeight": -0.0}, {"VariantName": "B", "DesiredWeight": 1e308}]
     control.update_endpoint_weights_and_capacities({"EndpointName": "e", "DesiredWeightsAndCapacities": desired})
-    saved = RuntimeState.load(tmp_path / "state.json")  # what was saved loads back
+    saved = read_state(tmp_path / "state.json")  # what was saved loads back
     assert [(v.VariantName, v.CurrentWeight) for v in saved.Endpoints["e"].ProductionVariants] == [
         ("A", 0.0),
         ("B", 1e308),
@@ -251,8 +252,8 @@ def test_weights_at_the_limits_are_applied_saved_and_served(tmp_path: Path) -> N
 
 def test_the_api_model_is_checked_before_the_operation_runs(tmp_path: Path) -> None:
     """Through the runtime's HTTP face: the control plane never sees a document that breaks the model."""
-    from safedeploy.serving.http_api import RuntimeApi
-    from safedeploy.serving.metrics import MetricStore
+    from safedeploy.runtime.api import RuntimeApi
+    from safedeploy.runtime.cloudwatch.metrics import MetricStore
 
     control = _control(tmp_path, {"A": 1.0})
     calls: list[dict[str, Any]] = []

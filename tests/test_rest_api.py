@@ -13,7 +13,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from lambdas.api import app
-from safedeploy.serving.gateway import LambdaContext
+from safedeploy.lambda_invoke import LambdaContext
 from tests.serving import Live, http
 
 CONTEXT: Any = LambdaContext("api")

@@ -22,11 +22,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from safedeploy import constants as C
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.registry import LocalModelRegistry
-from safedeploy.serving import daemon
-from safedeploy.serving.handler_paths import LAMBDAS_DIR
-from safedeploy.serving.host import LocalServingHost
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.apigateway.handler_paths import LAMBDAS_DIR
+from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 from tests.serving import Live, health, http, model_data_source, signed, wait_for, wait_in_service

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safedeploy.data.raw_table import HEADER
-from safedeploy.serving.daemon import RuntimeInfo
-from safedeploy.serving.sigv4 import sign
+from safedeploy.http.sigv4 import sign
+from safedeploy.local.daemon import RuntimeInfo
 from tests.serving import Live, health, signed
 
 EXAMPLES = 600

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from safedeploy.archives import pack_directory
-from safedeploy.serving import daemon
+from safedeploy.local import daemon
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.serving import Live, health, model_data_source, signed, wait_for, wait_in_service
 

@@ -17,11 +17,11 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
 
-from safedeploy.serving import credentials, sigv4
-from safedeploy.serving.credentials import CredentialsError, LocalCredentials
-from safedeploy.serving.errors import ApiError
-from safedeploy.serving.loopback import host_problem
-from safedeploy.serving.sigv4 import SignedRequest, Verifier
+from safedeploy.http import credentials, sigv4
+from safedeploy.http.credentials import CredentialsError, LocalCredentials
+from safedeploy.http.errors import ApiError
+from safedeploy.http.loopback import host_problem
+from safedeploy.http.sigv4 import SignedRequest, Verifier
 
 KEYS = LocalCredentials("AKIAABCDEFGHIJKLMNOP", "s" * 40)
 REGION = "us-east-1"

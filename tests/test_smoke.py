@@ -15,9 +15,10 @@ from botocore.stub import Stubber
 
 from safedeploy import constants as C
 from safedeploy.errors import DeploymentError
+from safedeploy.local import daemon
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.paths import RuntimePaths
+from safedeploy.runtime.state_file import read_state
 from safedeploy.smoke import smoke_test
 from safedeploy.spec import load_spec
 from safedeploy.store import LocalArtifactStore, S3Uri
@@ -140,9 +141,8 @@ def test_endpoint_code_that_disagrees_with_the_archive_fails_deploy_dev(tmp_path
         assert info is not None
         state_file = LocalArtifactStore(state / "s3")  # the REST API was never pointed at the bad endpoint
         assert state_file.head(S3Uri.parse(execution.stage("Train").outputs["model_data_url"])) is not None
-        from safedeploy.serving.state import RuntimeState
 
-        assert not RuntimeState.load(RuntimePaths(state).state).Routes  # neither API was published
+        assert not read_state(RuntimePaths(state).state).Routes  # neither API was published
     finally:
         daemon.stop(state)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from safedeploy.serving import daemon
-from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.serving.state import EndpointRecord, RestApiRoute, RuntimeState, VariantSummary
-from safedeploy.serving.state_file import UnsavableStateError, good_copy, load_state, save_state
+from safedeploy.local import daemon
+from safedeploy.runtime.paths import RuntimePaths
+from safedeploy.runtime.state import EndpointRecord, RestApiRoute, RuntimeState, VariantSummary
+from safedeploy.runtime.state_file import UnsavableStateError, good_copy, load_state, read_state, save_state
 from tests.serving import health
 
 NULL_WEIGHT = {
@@ -83,7 +83,7 @@ def test_readers_never_move_the_runtimes_files(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     save_state(_state(), path)
     path.write_text("garbage")
-    assert RuntimeState.load(path).ApiKeys == {"m": "key-1"}  # what `make outputs` reads
+    assert read_state(path).ApiKeys == {"m": "key-1"}  # what `make outputs` reads
     assert path.read_text() == "garbage"
 
 
@@ -133,7 +133,7 @@ def test_the_runtime_starts_from_the_good_copy_and_says_so(tmp_path: Path) -> No
         recovery = health(info)["stateRecovery"]
         assert recovery["file"] == str(paths.state) and recovery["restored_from"] == str(good_copy(paths.state))
         assert "not valid state: ApiKeys" in recovery["problem"]
-        assert RuntimeState.load(paths.state).ApiKeys == {"m": "kept-key"}  # saved again from the good copy
+        assert read_state(paths.state).ApiKeys == {"m": "kept-key"}  # saved again from the good copy
         log = paths.log.read_text()
         assert f"state file {paths.state} is unusable" in log and f"started from {good_copy(paths.state)}" in log
     finally:
@@ -148,7 +148,7 @@ def test_a_save_cut_short_by_a_full_disk_leaves_the_state_file_as_it_was(
     import errno
 
     from safedeploy import atomic
-    from safedeploy.serving import state_file
+    from safedeploy.runtime import state_file
 
     path = tmp_path / "state.json"
     save_state(_state("old"), path)
@@ -162,4 +162,4 @@ def test_a_save_cut_short_by_a_full_disk_leaves_the_state_file_as_it_was(
     monkeypatch.setattr(state_file, "atomic_write_text", full_disk_on_the_second)
     with pytest.raises(OSError, match="No space left"):
         save_state(_state("new"), path)
-    assert RuntimeState.load(path).ApiKeys == {"m": "old"}
+    assert read_state(path).ApiKeys == {"m": "old"}

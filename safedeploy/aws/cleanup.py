@@ -28,7 +28,7 @@ from safedeploy import naming
 from safedeploy.aws import codepipeline as cp
 from safedeploy.errors import SafeDeployError
 from safedeploy.locking import LockHeldError, exclusive_lock
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.paths import RuntimePaths
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -404,7 +404,7 @@ def destroy_local(spec: PipelineSpec, stop_runtime: Callable[[Path], int | None]
             is not a state directory.
     """
     if stop_runtime is None:
-        from safedeploy.serving import daemon
+        from safedeploy.local import daemon
 
         stop_runtime = daemon.stop
     root = spec.state_dir.resolve()

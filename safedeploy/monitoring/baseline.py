@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 
 from safedeploy import naming
 from safedeploy.errors import ArtifactError
+from safedeploy.ids import random_uuid
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.monitor import ProcessingJobs
 from safedeploy.monitoring.records import BaselineFiles, MonitoringError
 from safedeploy.monitoring.requests import baseline_job_request, output_baseline_job_request, upload_analyzer
 from safedeploy.registry import MetricsSource, VersionAttachments
-from safedeploy.serving.ids import random_uuid
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
 

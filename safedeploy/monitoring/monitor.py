@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from safedeploy import naming
 from safedeploy.events import EventLog
+from safedeploy.ids import random_uuid
 from safedeploy.locking import exclusive_lock
 from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.monitoring.analyzer import formats as F
@@ -34,7 +35,6 @@ from safedeploy.monitoring.records import (
 from safedeploy.monitoring.requests import BaselineUris, monitoring_job_request, upload_analyzer
 from safedeploy.monitoring.schedule import ScheduleClock, parse_schedule
 from safedeploy.processing.local_job import ProcessingJobDescription
-from safedeploy.serving.ids import random_uuid
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
 

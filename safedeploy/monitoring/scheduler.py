@@ -1,6 +1,6 @@
 """The local monitoring scheduler: which schedule is due, and running one scheduled execution.
 
-The runtime (``safedeploy/serving/runtime.py``) ticks every second: ``schedule.due`` reads each schedule and its
+The runtime (``safedeploy/runtime/main.py``) ticks every second: ``schedule.due`` reads each schedule and its
 executions and says whether a fire time has passed on the schedule's clock. It then starts
 ``python -m safedeploy.monitoring.scheduler --state-dir DIR --schedule NAME --fire ISO`` as a child process,
 which runs that execution with the spec the schedule was created with, exactly as ``make monitor`` would, but

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.model import ListShape, MapShape, Shape, StringShape, StructureShape
 from hypothesis import strategies as st
 
-from safedeploy.serving.request_shapes import service_model
+from safedeploy.runtime.request_shapes import service_model
 
 MAX_DEPTH = 4
 """Optional members below this depth are left out (SageMaker's shapes nest deep and some recursively)."""

@@ -12,9 +12,9 @@ import pytest
 
 from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
 from safedeploy.spec import PipelineSpec, load_spec
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 

@@ -22,11 +22,11 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from safedeploy.blue_green import RolledBackError
+from safedeploy.local import daemon
+from safedeploy.local.daemon import RuntimeInfo
+from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.daemon import RuntimeInfo
-from safedeploy.serving.host import LocalServingHost
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec
 from safedeploy.stages import ProductionRelease, deploy_to_production
 from tests.chaos.figures import record, size

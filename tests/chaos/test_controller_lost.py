@@ -16,10 +16,10 @@ import pytest
 
 from safedeploy import constants as C
 from safedeploy.ledger import CONTROLLER_LOST, EVENT_SHIFTED, DeploymentLedger
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
-from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.serving.state import RuntimeState
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
+from safedeploy.runtime.paths import RuntimePaths
+from safedeploy.runtime.state_file import read_state
 from safedeploy.spec import PipelineSpec
 from tests.chaos.conftest import deploy_cli
 from tests.chaos.figures import record, size
@@ -42,7 +42,7 @@ def _canary_started(ledger: DeploymentLedger, known: set[str]) -> dict[str, Any]
 
 def _restored(spec: PipelineSpec, blue: str, green: str, deployment_id: str) -> dict[str, Any] | None:
     """The deployment's ledger summary once blue serves alone, green is gone and the rollback is recorded."""
-    state = RuntimeState.load(RuntimePaths(spec.state_dir.resolve()).state)
+    state = read_state(RuntimePaths(spec.state_dir.resolve()).state)
     route = state.Routes.get(f"{spec.model_name}-{C.API_ROUTE_SUFFIX}")
     if route is None or route.Canary is not None or route.Environment["ENDPOINT_NAME"] != blue:
         return None

@@ -25,11 +25,11 @@ import pytest
 from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
 from safedeploy.ledger import DeploymentLedger
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
-from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.serving.state import RuntimeState
+from safedeploy.runtime.paths import RuntimePaths
+from safedeploy.runtime.state_file import read_state
 from safedeploy.spec import PipelineSpec
 from tests.chaos.conftest import deploy_cli, production_spec
 from tests.chaos.figures import record
@@ -113,7 +113,7 @@ def test_a_full_disk_mid_canary_ends_with_blue_serving_everything(small_disk: Pa
     lines = ledger.path.read_bytes().split(b"\n")
     assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
 
-    state = RuntimeState.load(RuntimePaths(spec.state_dir.resolve()).state)
+    state = read_state(RuntimePaths(spec.state_dir.resolve()).state)
     route = state.Routes[f"{spec.model_name}-{C.API_ROUTE_SUFFIX}"]
     assert route.Canary is None and route.Environment["ENDPOINT_NAME"] == blue["EndpointName"]
     assert summary["green"]["endpoint"] not in state.Endpoints

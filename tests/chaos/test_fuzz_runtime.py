@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safedeploy import constants as C
-from safedeploy.serving import daemon
-from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.serving.sigv4 import sign
-from safedeploy.serving.state_file import load_state
+from safedeploy.http.sigv4 import sign
+from safedeploy.local import daemon
+from safedeploy.runtime.paths import RuntimePaths
+from safedeploy.runtime.state_file import load_state
 from tests.chaos import payloads, wire
 from tests.chaos.aws_documents import Raw, broken_document, operation_input, to_json
 from tests.chaos.figures import record, size

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from safedeploy.serving import daemon
-from safedeploy.serving.host import LocalServingHost
-from safedeploy.serving.runtime import RuntimePaths
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
+from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec
 from tests.chaos.figures import record, size
 from tests.serving import http, wait_for

@@ -1,0 +1,1 @@
+"""CloudWatch: the endpoints' per-second metrics and GetMetricStatistics."""

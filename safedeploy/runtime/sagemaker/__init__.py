@@ -1,0 +1,1 @@
+"""SageMaker's control plane: models, endpoint configs, endpoints and the fleets of serving instances behind them."""

@@ -1,0 +1,1 @@
+"""SageMaker Runtime: InvokeEndpoint, the connections to serving instances, data capture."""

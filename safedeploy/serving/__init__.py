@@ -1,1 +1,0 @@
-"""Local serving: SageMaker-compatible endpoints, the InvokeEndpoint API, data capture and the REST API."""
