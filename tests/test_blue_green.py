@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from safedeploy.blue_green import (
     BlueGreenDeployment,
     RolledBackError,
     SyntheticAnswer,
+    SyntheticTraffic,
     WindowStats,
 )
 from safedeploy.clock import ScaledClock
@@ -240,6 +241,56 @@ def test_green_predicting_differently_from_blue_on_the_same_rows_is_rolled_back(
     with pytest.raises(RolledBackError, match=f"alarm {PREDICTION_ALARM} in ALARM during the 10% step"):
         deployment.run(BLUE, "churn-prd-v2", version=2)
     assert host.routes[-1] == ("churn-prd-v1", None, 0.0)
+
+
+def test_green_scoring_lower_than_blue_is_rolled_back_too(tmp_path: Path) -> None:
+    """The shift is |green - blue|: a model that lowers every score is as wrong as one that raises them."""
+    host = SimulatedHost(green_score_shift=-0.3)
+    deployment = _deployment(host, tmp_path)
+    with pytest.raises(RolledBackError, match=f"alarm {PREDICTION_ALARM} in ALARM during the 10% step"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0) and host.deleted == ["churn-prd-v2"]
+    fired = [e for e in deployment.ledger.events() if e["event"] == "AlarmTransition" and e["new"] == "ALARM"]
+    assert [e["alarm"] for e in fired] == [PREDICTION_ALARM]
+
+
+def _shift_of(answers: list[SyntheticAnswer], tmp_path: Path, min_requests: int = 10) -> float | None:
+    """The prediction-shift datapoint of one window holding ``answers`` (blue scored row r as r / 100)."""
+    deployment = _deployment(SimulatedHost(), tmp_path)
+    deployment.alarms = AlarmSettings(min_requests=min_requests)
+    feeder = SyntheticTraffic(send=lambda: SyntheticAnswer(0, -1, "", None))
+    feeder.answers = [(100.0, answer) for answer in answers]
+    deployment._feeder, deployment._blue_scores = feeder, {row: row / 100 for row in range(50)}
+    window = (datetime.fromtimestamp(99.5, UTC), datetime.fromtimestamp(100.5, UTC))
+    return deployment._datapoints(BLUE, ServedModel("churn-prd-v2", 2), *window)[PREDICTION_ALARM]
+
+
+def _green(row: int, shift: float) -> SyntheticAnswer:
+    return SyntheticAnswer(200, row, "churn-prd-v2", row / 100 + shift)
+
+
+def test_the_prediction_shift_is_the_mean_absolute_difference(tmp_path: Path) -> None:
+    ups_and_downs = [_green(row, 0.25 if row % 2 else -0.25) for row in range(10, 20)]
+    assert _shift_of(ups_and_downs, tmp_path / "a") == pytest.approx(0.25)  # signed, they would cancel to 0
+    assert _shift_of([_green(row, -0.3) for row in range(10, 20)], tmp_path / "b") == pytest.approx(0.3)
+    blue_and_failures = [SyntheticAnswer(200, 5, BLUE.endpoint, 0.9), SyntheticAnswer(500, 6, "churn-prd-v2", None)]
+    assert _shift_of([_green(row, 0.1) for row in range(10, 20)] + blue_and_failures, tmp_path / "c") == (
+        pytest.approx(0.1)
+    )  # only green's answered rows count
+
+
+def test_the_prediction_shift_needs_the_minimum_number_of_green_answers(tmp_path: Path) -> None:
+    answers = [_green(row, 0.5) for row in range(10)]
+    assert _shift_of(answers, tmp_path / "a", min_requests=10) == pytest.approx(0.5)
+    assert _shift_of(answers[:9], tmp_path / "b", min_requests=10) is None  # missing, not healthy
+
+
+def test_a_shift_exactly_at_the_limit_is_not_an_alarm() -> None:
+    rules = {rule.name: rule for rule in AlarmSettings().rules(compare_predictions=True)}
+    assert set(rules) == {ERROR_RATE_ALARM, LATENCY_ALARM, PREDICTION_ALARM}
+    shift = rules[PREDICTION_ALARM]
+    assert shift.threshold == 0.2 and not shift.breaches(0.2) and shift.breaches(0.2000001)
+    assert set(AlarmSettings().rules()) == {rules[ERROR_RATE_ALARM], rules[LATENCY_ALARM]}
 
 
 def test_a_small_prediction_difference_passes(tmp_path: Path) -> None:

@@ -33,6 +33,34 @@ def test_failing_gate_names_metric_value_and_threshold() -> None:
     assert "not registered" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("op", "threshold", "value", "passed"),
+    [
+        (">=", 0.9, 0.9, True),  # exactly the threshold meets ">="
+        (">=", 0.9, 0.8999999999, False),
+        ("<=", 0.4, 0.4, True),  # exactly the threshold meets "<="
+        ("<=", 0.4, 0.4000000001, False),
+    ],
+)
+def test_a_metric_exactly_at_its_threshold_passes(op: Any, threshold: float, value: float, passed: bool) -> None:
+    gate = _gate(("test:auc", op, threshold))
+    if passed:
+        [check] = check_gate(gate, {"test:auc": value})
+        assert check.passed and str(check) == f"test:auc = {value:.4f} (required {check.condition})"
+    else:
+        side = "below" if op == ">=" else "above"
+        with pytest.raises(GateFailedError, match=f"is {side} the threshold {threshold:g}"):
+            check_gate(gate, {"test:auc": value})
+
+
+def test_the_default_gate_admits_a_model_exactly_at_0_90() -> None:
+    gate = GateSpec()
+    assert [str(c) for c in gate.conditions] == ["test:auc >= 0.9"]
+    assert [c.passed for c in check_gate(gate, {"test:auc": 0.9})] == [True]
+    with pytest.raises(GateFailedError):
+        check_gate(gate, {"test:auc": 0.8999})
+
+
 def test_upper_bound_and_missing_metric() -> None:
     with pytest.raises(GateFailedError, match=r"test:log_loss = 0\.5000 is above the threshold 0\.4"):
         check_gate(_gate(("test:log_loss", "<=", 0.4)), {"test:log_loss": 0.5})
