@@ -19,7 +19,7 @@ from safedeploy.pipeline import Pipeline
 from safedeploy.serving import daemon
 from safedeploy.serving.runtime import RuntimePaths
 from safedeploy.smoke import smoke_test
-from safedeploy.spec import load_spec
+from safedeploy.spec import ServingSpec, load_spec
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 from tests.serving import Live
@@ -73,6 +73,34 @@ def test_a_difference_within_the_tolerance_passes() -> None:
     client, stubber = _stub(_expected_batches(answers))
     with stubber:
         assert smoke_test(client, "churn-dev", ROWS, EXPECTED).max_abs_error == pytest.approx(5e-7, rel=0.5)
+
+
+@pytest.mark.parametrize(("deviation", "passes"), [(1e-7, True), (9e-7, True), (1e-5, False), (2e-6, False)])
+def test_the_default_tolerance_is_one_in_a_million(deviation: float, passes: bool) -> None:
+    """Without a tolerance argument, and with the spec's default, 1e-6 is the limit (1e-5 fails, 1e-7 passes)."""
+    assert ServingSpec().smoke_test_tolerance == 1e-6
+    answers = EXPECTED.astype(np.float64).copy()
+    answers[4] -= deviation
+    for tolerance in ({}, {"tolerance": ServingSpec().smoke_test_tolerance}):
+        client, stubber = _stub(_expected_batches(answers))
+        with stubber:
+            if passes:
+                assert smoke_test(client, "churn-dev", ROWS, EXPECTED, **tolerance).max_abs_error <= 1e-6
+            else:
+                with pytest.raises(DeploymentError, match=r"held-out row 4: .*> 1e-06\); 1 of 12 rows differ"):
+                    smoke_test(client, "churn-dev", ROWS, EXPECTED, **tolerance)
+
+
+def test_a_difference_exactly_at_the_tolerance_passes() -> None:
+    answers = EXPECTED.astype(np.float64).copy()
+    answers[3] += 1e-6
+    exact = float(abs(answers[3] - np.float64(EXPECTED[3])))  # the difference as the smoke test computes it
+    client, stubber = _stub(_expected_batches(answers))
+    with stubber:
+        assert smoke_test(client, "churn-dev", ROWS, EXPECTED, tolerance=exact).max_abs_error == exact
+    client, stubber = _stub(_expected_batches(answers))
+    with stubber, pytest.raises(DeploymentError, match="held-out row 3"):
+        smoke_test(client, "churn-dev", ROWS, EXPECTED, tolerance=np.nextafter(exact, 0.0))
 
 
 def test_wrong_count_and_non_numeric_answers_fail() -> None:
