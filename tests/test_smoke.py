@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from safedeploy.errors import DeploymentError
 from safedeploy.pipeline import Pipeline
 from safedeploy.serving import daemon
 from safedeploy.serving.runtime import RuntimePaths
-from safedeploy.smoke import smoke_test
+from safedeploy.smoke import SmokeResult, smoke_test
 from safedeploy.spec import ServingSpec, load_spec
 from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table
@@ -81,14 +82,18 @@ def test_the_default_tolerance_is_one_in_a_million(deviation: float, passes: boo
     assert ServingSpec().smoke_test_tolerance == 1e-6
     answers = EXPECTED.astype(np.float64).copy()
     answers[4] -= deviation
-    for tolerance in ({}, {"tolerance": ServingSpec().smoke_test_tolerance}):
+    runs: list[Callable[[Any], SmokeResult]] = [
+        lambda client: smoke_test(client, "churn-dev", ROWS, EXPECTED),
+        lambda client: smoke_test(client, "churn-dev", ROWS, EXPECTED, tolerance=ServingSpec().smoke_test_tolerance),
+    ]
+    for run in runs:
         client, stubber = _stub(_expected_batches(answers))
         with stubber:
             if passes:
-                assert smoke_test(client, "churn-dev", ROWS, EXPECTED, **tolerance).max_abs_error <= 1e-6
+                assert run(client).max_abs_error <= 1e-6
             else:
                 with pytest.raises(DeploymentError, match=r"held-out row 4: .*> 1e-06\); 1 of 12 rows differ"):
-                    smoke_test(client, "churn-dev", ROWS, EXPECTED, **tolerance)
+                    run(client)
 
 
 def test_a_difference_exactly_at_the_tolerance_passes() -> None:
