@@ -68,6 +68,30 @@ def test_upper_bound_and_missing_metric() -> None:
         check_gate(_gate(("test:auc", ">=", 0.9)), {"validation:auc": 0.95})
 
 
+def test_the_failure_names_every_failed_condition_and_only_those() -> None:
+    gate = _gate(("test:auc", ">=", 0.9), ("test:log_loss", "<=", 0.4), ("test:f1", ">=", 0.5))
+    with pytest.raises(GateFailedError) as info:
+        check_gate(gate, {"test:auc": 0.8, "test:log_loss": 0.5, "test:f1": 0.6})
+    assert str(info.value) == (
+        "quality gate failed: test:auc = 0.8000 is below the threshold 0.9 (required test:auc >= 0.9); "
+        "test:log_loss = 0.5000 is above the threshold 0.4 (required test:log_loss <= 0.4); "
+        "the model was not registered"
+    )
+
+
+def test_unreported_metrics_are_all_named_with_what_was_reported() -> None:
+    gate = _gate(("test:auc", ">=", 0.9), ("test:f1", ">=", 0.5))
+    with pytest.raises(GateFailedError) as info:
+        check_gate(gate, {"validation:f1": 0.7, "validation:auc": 0.95})
+    assert str(info.value) == (
+        "quality gate failed: metric(s) test:auc, test:f1 not reported by training "
+        "(reported: validation:auc, validation:f1); the model was not registered"
+    )
+    with pytest.raises(GateFailedError) as nothing:
+        check_gate(gate, {})
+    assert "(reported: none); the model was not registered" in str(nothing.value)
+
+
 @pytest.mark.slow
 def test_forced_high_threshold_fails_train_and_registers_nothing(make_spec: Callable[..., PipelineSpec]) -> None:
     spec = make_spec(**{"gate.conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.9999}]})

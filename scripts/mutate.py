@@ -1,0 +1,287 @@
+"""`make mutate`: mutation testing (mutmut 3) of the safety-critical modules, each against its own tests.
+
+Every group below is one mutmut run in its own scratch copy of the project (``build/mutate/work/<group>/``, whose
+``pyproject.toml`` gets the group's ``[tool.mutmut]`` table): mutmut 3 reads its configuration from the working
+directory, mutates the listed files only, and runs each mutant against the tests of that group that execute the
+mutated function (its own per-function coverage, from a first "stats" run of the group's tests). Results:
+
+* ``build/mutate/survivors.txt``: every surviving mutant (file, line, diff), equivalent ones marked with why;
+* ``build/mutate/summary.json``: killed / survived / equivalent / timeout / ... per module, and the run times;
+* ``build/mutate/logs/<group>.log``: mutmut's own output.
+
+Exit status 1 when a mutant survived that is not listed in :data:`EQUIVALENT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "mutate"
+COPIED = ("safedeploy", "model", "lambdas", "tests")
+"""What a scratch copy holds besides pyproject.toml (mutmut copies the same again into its ``mutants/``)."""
+SOURCE_PATHS = ("safedeploy", "model", "lambdas")
+"""Importable by the tests from mutmut's ``mutants/`` copy; only the group's files are mutated."""
+
+KEY_CHECK_LINES = (
+    r"presented = request\.headers\.get",
+    r"if route\.ApiKeyRequired",
+    r"_message\(403,",
+    r"self\.api_key = api_key",
+    r"token_urlsafe",
+)
+"""The lines of ``safedeploy/serving/gateway.py`` that check the API key (mutmut mutates files, not functions:
+every other line of the module is excluded with a ``do_not_mutate_patterns`` regular expression)."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One module (or two) and the tests that judge its mutants."""
+
+    name: str
+    files: tuple[str, ...]
+    tests: tuple[str, ...]
+    only_lines: tuple[str, ...] = ()
+    """If given, only lines matching one of these regular expressions are mutated."""
+
+
+GROUPS = (
+    Group("gate", ("safedeploy/training/gate.py",), ("tests/test_gate.py", "-m", "not slow")),
+    Group("alarms", ("safedeploy/alarms.py",), ("tests/test_alarms.py",)),
+    Group("blue_green", ("safedeploy/blue_green.py",), ("tests/test_blue_green.py",)),
+    Group(
+        "gateway_api_key",
+        ("safedeploy/serving/gateway.py",),
+        ("tests/test_gateway_api_key.py",),
+        only_lines=KEY_CHECK_LINES,
+    ),
+    Group("atomic", ("safedeploy/atomic.py",), ("tests/test_store.py",)),
+    Group(
+        "smoke",
+        ("safedeploy/smoke.py",),
+        ("tests/test_smoke.py", "-m", "not slow", "-k", "not live_deploy_dev and not source_archive"),
+    ),
+)
+
+EQUIVALENT: dict[tuple[str, str, str], str] = {}
+"""(file, original line, mutated line), stripped -> why no test can tell the mutant from the original."""
+
+
+@dataclass
+class Mutant:
+    """One mutant's outcome."""
+
+    name: str
+    status: str
+    file: str = ""
+    line: int = 0
+    diff: str = ""
+    equivalent: str | None = None
+
+
+@dataclass
+class GroupResult:
+    """A group's mutants and how long mutmut took."""
+
+    group: Group
+    seconds: float
+    mutants: list[Mutant] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Mutants per status; equivalent survivors counted apart."""
+        counts = Counter("equivalent" if m.equivalent else m.status for m in self.mutants)
+        return {"total": len(self.mutants), **dict(sorted(counts.items()))}
+
+
+def _toml_list(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+def mutmut_table(group: Group) -> str:
+    """The group's ``[tool.mutmut]`` table (mutmut 3's option names)."""
+    options = {
+        "source_paths": _toml_list(SOURCE_PATHS),
+        "only_mutate": _toml_list(group.files),
+        "pytest_add_cli_args_test_selection": _toml_list(group.tests),
+        "pytest_add_cli_args": _toml_list(["-p", "no:cacheprovider", "-n", "0"]),
+        "use_git_change_detection": "false",
+        "timeout_multiplier": "5.0",
+    }
+    if group.only_lines:
+        options["do_not_mutate_patterns"] = _toml_list([rf"^(?!.*({'|'.join(group.only_lines)}))"])
+    return "\n[tool.mutmut]\n" + "".join(f"{key} = {value}\n" for key, value in options.items())
+
+
+def prepare(group: Group) -> Path:
+    """A fresh scratch copy of the project for one group."""
+    work = OUT / "work" / group.name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in COPIED:
+        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    if "[tool.mutmut]" in pyproject:
+        raise SystemExit("pyproject.toml has a [tool.mutmut] table: the groups here configure mutmut")
+    (work / "pyproject.toml").write_text(pyproject + mutmut_table(group), encoding="utf-8")
+    return work
+
+
+def _mutmut(work: Path, *args: str, log: Path | None = None) -> str:
+    command = [str(Path(sys.executable).with_name("mutmut")), *args]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("CI", None)  # mutmut's own CI-mode output is not what the log needs; tests do not read it
+    if log is None:
+        return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+    with log.open("w", encoding="utf-8") as stream:
+        code = subprocess.run(command, cwd=work, env=env, stdout=stream, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"mutmut {' '.join(args)} failed in {work} (exit {code}); see {log}")
+    return ""
+
+
+_RESULT = re.compile(r"^\s+(?P<name>\S+): (?P<status>.+)$")
+_HUNK = re.compile(r"^@@ -(?P<start>\d+)")
+
+
+def _function_span(source: str, function: str) -> tuple[int, int]:
+    """First and last line of ``function`` (``name``, or ``Class.name``) in ``source``."""
+    cls, _, name = function.rpartition(".")
+    scope: list[ast.stmt] = ast.parse(source).body
+    if cls:
+        scope = next(n.body for n in scope if isinstance(n, ast.ClassDef) and n.name == cls)
+    node = next(n for n in scope if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name)
+    first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    return first, node.end_lineno or node.lineno
+
+
+def locate(mutant: Mutant, file: str, source: str) -> None:
+    """Fill in the mutant's file and its line in the original source (the diff is relative to the function)."""
+    mutant.file = file
+    function = mutant.name.rpartition(".")[2].split("__mutmut_")[0]
+    function = function.replace("ǁ", ".").removeprefix("x.").removeprefix("x_")
+    try:
+        first, last = _function_span(source, function)
+    except (StopIteration, SyntaxError):
+        return
+    lines = source.splitlines()
+    offset, removed = 0, None
+    for text in mutant.diff.splitlines():
+        hunk = _HUNK.match(text)
+        if hunk:
+            offset = int(hunk["start"])
+            continue
+        if text.startswith(("---", "+++")):
+            continue
+        if text.startswith("-"):
+            removed = text[1:].strip()
+            break
+        if text.startswith(" "):
+            offset += 1
+    if removed is None:
+        return
+    guess = first + offset - 1
+    if 0 < guess <= len(lines) and lines[guess - 1].strip() == removed:
+        mutant.line = guess
+        return
+    matches = [n for n in range(first, last + 1) if lines[n - 1].strip() == removed]
+    mutant.line = matches[0] if matches else first
+
+
+def _changed_lines(diff: str) -> tuple[str, str]:
+    removed = [t[1:].strip() for t in diff.splitlines() if t.startswith("-") and not t.startswith("---")]
+    added = [t[1:].strip() for t in diff.splitlines() if t.startswith("+") and not t.startswith("+++")]
+    return " / ".join(removed), " / ".join(added)
+
+
+def collect(group: Group, work: Path, seconds: float) -> GroupResult:
+    """Read mutmut's verdicts (and the survivors' diffs) from the scratch copy."""
+    result = GroupResult(group, seconds)
+    for text in _mutmut(work, "results", "--all", "true").splitlines():
+        match = _RESULT.match(text)
+        if match:
+            result.mutants.append(Mutant(match["name"], match["status"].strip()))
+    sources = {file: (ROOT / file).read_text(encoding="utf-8") for file in group.files}
+    for mutant in result.mutants:
+        if mutant.status == "killed":
+            continue
+        mutant.diff = _mutmut(work, "show", mutant.name).split("\n", 1)[-1].strip()
+        module = mutant.name.split(".x")[0]
+        file = next((f for f in group.files if f.removesuffix(".py").replace("/", ".") == module), group.files[0])
+        locate(mutant, file, sources[file])
+        if mutant.status == "survived":
+            mutant.equivalent = EQUIVALENT.get((file, *_changed_lines(mutant.diff)))
+    return result
+
+
+def write_reports(results: list[GroupResult], total_seconds: float) -> tuple[Path, Path]:
+    """``survivors.txt`` and ``summary.json`` under build/mutate/."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    for result in results:
+        for mutant in sorted(result.mutants, key=lambda m: (m.file, m.line, m.name)):
+            if mutant.status != "survived" and mutant.status != "timeout":
+                continue
+            label = f"EQUIVALENT ({mutant.equivalent})" if mutant.equivalent else mutant.status.upper()
+            lines += [f"{mutant.file}:{mutant.line}  {mutant.name}  {label}", mutant.diff, ""]
+    survivors = OUT / "survivors.txt"
+    survivors.write_text("\n".join(lines) or "no surviving mutants\n", encoding="utf-8")
+    summary = {
+        "command": "make mutate",
+        "mutmut": importlib.metadata.version("mutmut"),
+        "seconds": round(total_seconds, 1),
+        "modules": {
+            result.group.name: {
+                "files": list(result.group.files),
+                "tests": list(result.group.tests),
+                "seconds": round(result.seconds, 1),
+                **result.counts(),
+            }
+            for result in results
+        },
+    }
+    summary_file = OUT / "summary.json"
+    summary_file.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return survivors, summary_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every group (or the ones named), then write the reports."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="*", help=f"default: all of {', '.join(g.name for g in GROUPS)}")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants run in parallel")
+    args = parser.parse_args(argv)
+    unknown = set(args.groups) - {g.name for g in GROUPS}
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(sorted(unknown))}")
+    chosen = [g for g in GROUPS if not args.groups or g.name in args.groups]
+    (OUT / "logs").mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results = []
+    for group in chosen:
+        work = prepare(group)
+        print(f"mutate: {group.name} ({', '.join(group.files)}) against {' '.join(group.tests)}", flush=True)
+        began = time.monotonic()
+        _mutmut(work, "run", "--max-children", str(args.max_children), log=OUT / "logs" / f"{group.name}.log")
+        result = collect(group, work, time.monotonic() - began)
+        results.append(result)
+        print(f"mutate: {group.name}: {result.counts()} in {result.seconds:.0f} s", flush=True)
+    survivors, summary = write_reports(results, time.monotonic() - started)
+    unexplained = [m for r in results for m in r.mutants if m.status == "survived" and not m.equivalent]
+    print(f"mutate: {len(unexplained)} unexplained survivor(s); {survivors}, {summary}")
+    return 1 if unexplained else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
