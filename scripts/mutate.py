@@ -46,6 +46,28 @@ KEY_CHECK_LINES = (
 every other line of the module is excluded with a ``do_not_mutate_patterns`` regular expression)."""
 
 
+ORDER_MODULE = "tests._mutation_order"
+ORDER_PLUGIN = '''"""Written by scripts/mutate.py into its scratch copies: a mutant's tests run fastest first.
+
+mutmut hands pytest a mutant's tests in no particular order and stops at the first failure (-x); with the
+durations it measured in its stats run (``mutmut-stats.json`` in its working directory), a mutant that a quick
+test kills does not wait for the slow blue/green deployments first.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    stats = Path("mutmut-stats.json")
+    if stats.is_file():
+        durations = json.loads(stats.read_text(encoding="utf-8")).get("duration_by_test", {})
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+'''
+
+
 @dataclass(frozen=True)
 class Group:
     """One module (or two) and the tests that judge its mutants."""
@@ -75,7 +97,36 @@ GROUPS = (
     ),
 )
 
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+_CODEC = "codec names are case-insensitive: 'UTF-8' is the same codec as 'utf-8'"
+_FLOAT64 = "the array is float64 either way: np.full's fill NaN / None and astype(None) give float64"
+_BREACHING = (
+    "with 'breaching' and no datapoint present all N missing datapoints breach, N >= datapoints_to_alarm, so the "
+    "ALARM branch above has already returned"
+)
+_ALARMS_OK_LINE = 'if present or rule.treat_missing_data in ("notBreaching", "breaching"):'
+_GOT = "got = np.full(len(rows), np.nan, dtype=np.float64)"
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("safedeploy/alarms.py", _ALARMS_OK_LINE, _ALARMS_OK_LINE.replace('"breaching"', '"XXbreachingXX"')): _BREACHING,
+    ("safedeploy/alarms.py", _ALARMS_OK_LINE, _ALARMS_OK_LINE.replace('"breaching"', '"BREACHING"')): _BREACHING,
+    (
+        "safedeploy/atomic.py",
+        'return atomic_write_bytes(dest, text.encode("utf-8"))',
+        'return atomic_write_bytes(dest, text.encode("UTF-8"))',
+    ): _CODEC,
+    (
+        "safedeploy/smoke.py",
+        'lines = reply["Body"].read().decode("utf-8").split()',
+        'lines = reply["Body"].read().decode("UTF-8").split()',
+    ): _CODEC,
+    ("safedeploy/smoke.py", _GOT, "got = np.full(len(rows), None, dtype=np.float64)"): _FLOAT64,
+    ("safedeploy/smoke.py", _GOT, "got = np.full(len(rows), np.nan, dtype=None)"): _FLOAT64,
+    ("safedeploy/smoke.py", _GOT, "got = np.full(len(rows), np.nan, )"): _FLOAT64,
+    (
+        "safedeploy/smoke.py",
+        "errors = np.abs(got - expected.astype(np.float64))",
+        "errors = np.abs(got - expected.astype(None))",
+    ): _FLOAT64,
+}
 """(file, original line, mutated line), stripped -> why no test can tell the mutant from the original."""
 
 
@@ -115,7 +166,7 @@ def mutmut_table(group: Group) -> str:
         "source_paths": _toml_list(SOURCE_PATHS),
         "only_mutate": _toml_list(group.files),
         "pytest_add_cli_args_test_selection": _toml_list(group.tests),
-        "pytest_add_cli_args": _toml_list(["-p", "no:cacheprovider", "-n", "0"]),
+        "pytest_add_cli_args": _toml_list(["-p", "no:cacheprovider", "-n", "0", "-p", ORDER_MODULE]),
         "use_git_change_detection": "false",
         "timeout_multiplier": "5.0",
     }
@@ -135,6 +186,7 @@ def prepare(group: Group) -> Path:
     if "[tool.mutmut]" in pyproject:
         raise SystemExit("pyproject.toml has a [tool.mutmut] table: the groups here configure mutmut")
     (work / "pyproject.toml").write_text(pyproject + mutmut_table(group), encoding="utf-8")
+    (work / (ORDER_MODULE.replace(".", "/") + ".py")).write_text(ORDER_PLUGIN, encoding="utf-8")
     return work
 
 

@@ -296,3 +296,78 @@ def test_a_shift_exactly_at_the_limit_is_not_an_alarm() -> None:
 def test_a_small_prediction_difference_passes(tmp_path: Path) -> None:
     host = SimulatedHost(green_score_shift=0.05)
     assert _deployment(host, tmp_path).run(BLUE, "churn-prd-v2", version=2).endpoint == "churn-prd-v2"
+
+
+@dataclass
+class _Windows:
+    """A host whose endpoints' window statistics are set by the test (the alarm datapoints' only input)."""
+
+    stats: dict[str, WindowStats]
+
+    def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
+        return self.stats.get(endpoint, WindowStats(0, 0, None))
+
+
+GREEN = ServedModel("churn-prd-v2", 2)
+WINDOW = (datetime.fromtimestamp(99.0, UTC), datetime.fromtimestamp(100.0, UTC))
+
+
+def _values(
+    tmp_path: Path, stats: dict[str, WindowStats], settings: AlarmSettings, blue: ServedModel | None = BLUE
+) -> dict[str, float | None]:
+    deployment = _deployment(SimulatedHost(), tmp_path)
+    deployment.host = _Windows(stats)  # type: ignore[assignment]
+    deployment.alarms = settings
+    return deployment._datapoints(blue, GREEN, *WINDOW)
+
+
+def test_error_rate_and_latency_datapoints_need_the_minimum_requests(tmp_path: Path) -> None:
+    short = {GREEN.endpoint: WindowStats(9, 9, 500.0), BLUE.endpoint: WindowStats(100, 0, 10.0)}
+    assert _values(tmp_path / "a", short, AlarmSettings(min_requests=10)) == {
+        PREDICTION_ALARM: None
+    }  # missing, never healthy
+    enough = {GREEN.endpoint: WindowStats(10, 1, 40.0), BLUE.endpoint: WindowStats(100, 0, 10.0)}
+    assert _values(tmp_path / "b", enough, AlarmSettings(min_requests=10)) == {
+        PREDICTION_ALARM: None,
+        ERROR_RATE_ALARM: pytest.approx(0.1),
+        LATENCY_ALARM: pytest.approx(40.0 - (2.0 * 10.0 + 25.0)),  # green p99 - (ratio x blue p99 + slack)
+    }
+    no_latency = {GREEN.endpoint: WindowStats(10, 0, None)}
+    assert _values(tmp_path / "c", no_latency, AlarmSettings(min_requests=10)) == {
+        PREDICTION_ALARM: None,
+        ERROR_RATE_ALARM: 0.0,
+    }
+
+
+def test_latency_is_judged_against_blue_in_the_same_window_or_the_budget_without_blue(tmp_path: Path) -> None:
+    green = WindowStats(50, 0, 130.0)
+    settings = AlarmSettings(min_requests=10, latency_ratio=3.0, latency_slack_ms=5.0, max_latency_ms=100.0)
+    same_window = {GREEN.endpoint: green, BLUE.endpoint: WindowStats(10, 0, 40.0)}
+    assert _values(tmp_path / "a", same_window, settings)[LATENCY_ALARM] == pytest.approx(130.0 - 125.0)
+    quiet_blue = {GREEN.endpoint: green, BLUE.endpoint: WindowStats(9, 0, 40.0)}  # too few requests to judge by
+    assert _values(tmp_path / "b", quiet_blue, settings)[LATENCY_ALARM] == pytest.approx(130.0 - 100.0)
+    first = {GREEN.endpoint: green}
+    assert _values(tmp_path / "c", first, settings, blue=None)[LATENCY_ALARM] == pytest.approx(30.0)
+
+
+def test_during_the_bake_blues_last_window_stays_the_reference(tmp_path: Path) -> None:
+    deployment = _deployment(SimulatedHost(), tmp_path)
+    host = _Windows({GREEN.endpoint: WindowStats(50, 0, 60.0), BLUE.endpoint: WindowStats(50, 0, 20.0)})
+    deployment.host = host  # type: ignore[assignment]
+    assert deployment._datapoints(BLUE, GREEN, *WINDOW)[LATENCY_ALARM] == pytest.approx(60.0 - 65.0)
+    host.stats[BLUE.endpoint] = WindowStats(0, 0, None)  # at 100 % green blue takes no traffic
+    host.stats[GREEN.endpoint] = WindowStats(50, 0, 70.0)
+    assert deployment._datapoints(BLUE, GREEN, *WINDOW)[LATENCY_ALARM] == pytest.approx(70.0 - 65.0)
+
+
+def test_the_alarm_rules_carry_the_settings() -> None:
+    settings = AlarmSettings(period_seconds=30, evaluation_periods=3, datapoints_to_alarm=2, max_error_rate=0.05)
+    rules = settings.rules(compare_predictions=True)
+    assert [(r.name, r.threshold, r.comparison) for r in rules] == [
+        (ERROR_RATE_ALARM, 0.05, "GreaterThanThreshold"),
+        (LATENCY_ALARM, 0.0, "GreaterThanThreshold"),
+        (PREDICTION_ALARM, 0.2, "GreaterThanThreshold"),
+    ]
+    assert {(r.period_seconds, r.evaluation_periods, r.datapoints_to_alarm, r.treat_missing_data) for r in rules} == {
+        (30, 3, 2, "missing")
+    }
