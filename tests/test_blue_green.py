@@ -30,7 +30,7 @@ from safedeploy.blue_green import (
 )
 from safedeploy.clock import ScaledClock
 from safedeploy.errors import DeploymentError
-from safedeploy.ledger import EVENT_SHIFTED, DeploymentLedger, ServedModel
+from safedeploy.ledger import EVENT_ROLLED_BACK, EVENT_SHIFTED, DeploymentLedger, ServedModel
 from safedeploy.traffic import build_schedule
 
 BLUE = ServedModel("churn-prd-v1", 1)
@@ -371,3 +371,73 @@ def test_the_alarm_rules_carry_the_settings() -> None:
     assert {(r.period_seconds, r.evaluation_periods, r.datapoints_to_alarm, r.treat_missing_data) for r in rules} == {
         (30, 3, 2, "missing")
     }
+
+
+def test_the_feeder_runs_its_threads_at_the_rate_and_counts_failures(tmp_path: Path) -> None:
+    statuses = iter([200, 500, 499, 0] + [200] * 10_000)
+    lock = threading.Lock()
+
+    def send() -> SyntheticAnswer:
+        with lock:
+            status = next(statuses)
+        if status == 0:
+            raise ConnectionError("refused")
+        return SyntheticAnswer(status, 1, "churn-prd-v2", 0.5 if status == 200 else None)
+
+    feeder = SyntheticTraffic(send, rate=40.0, concurrency=2)
+    feeder.start()
+    started = time.monotonic()
+    try:
+        assert [t.name for t in feeder._threads] == ["synthetic-traffic-0", "synthetic-traffic-1"]
+        assert all(t.daemon and t.is_alive() for t in feeder._threads)
+        deadline = started + 10
+        while feeder.sent < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+    finally:
+        feeder.stop()
+    assert not any(t.is_alive() for t in feeder._threads)
+    assert feeder.sent >= 10 and elapsed >= 0.15  # 2 threads x 20/s: the 10th request is due after 0.2 s
+    assert feeder.failures == 2  # the 500 and the refused request; a 4XX is not the feeder's failure
+    first = sorted((answer for _, answer in feeder.answers[:4]), key=lambda a: a.status)
+    assert first == [
+        SyntheticAnswer(0, -1, "", None),  # the refused request, recorded as such
+        SyntheticAnswer(200, 1, "churn-prd-v2", 0.5),
+        SyntheticAnswer(499, 1, "churn-prd-v2", None),
+        SyntheticAnswer(500, 1, "churn-prd-v2", None),
+    ]
+
+
+def test_a_paused_feeder_sends_nothing_and_the_window_is_half_open() -> None:
+    feeder = SyntheticTraffic(lambda: SyntheticAnswer(200, 0, "g", 0.1), rate=0.0)
+    feeder.start()
+    feeder.stop()
+    assert feeder.sent == 0
+    feeder.answers = [(at, SyntheticAnswer(200, int(at), "g", 0.1)) for at in (9.999, 10.0, 10.5, 11.0)]
+    assert [a.row for a in feeder.window(10.0, 11.0)] == [10, 10]
+    assert [at for at, _ in feeder.answers if 10.0 <= at < 11.0] == [10.0, 10.5]
+
+
+@dataclass
+class _BrokenRollback(SimulatedHost):
+    """Green fails to start, and putting blue back fails too: the reason names both."""
+
+    green_fails_to_start: bool = True
+
+    def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        raise RuntimeError("alias update refused")
+
+    def delete_endpoint(self, served: ServedModel) -> None:
+        raise RuntimeError("endpoint busy")
+
+
+def test_rollback_problems_are_named_and_recorded(tmp_path: Path) -> None:
+    deployment = _deployment(_BrokenRollback(), tmp_path)
+    with pytest.raises(RolledBackError) as failure:
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    problems = ["restoring the route failed: alias update refused", "deleting churn-prd-v2 failed: endpoint busy"]
+    assert str(failure.value).endswith(f" (rollback problems: {'; '.join(problems)})")
+    assert str(failure.value).startswith("rolled back to churn-prd-v1: green failed to start: endpoint churn-prd-v2")
+    [rolled_back] = [e for e in deployment.ledger.events() if e["event"] == EVENT_ROLLED_BACK]
+    assert rolled_back["problems"] == problems and rolled_back["restored"] == BLUE.as_dict()
+    assert rolled_back["reason"].startswith("green failed to start: endpoint churn-prd-v2 failed")
