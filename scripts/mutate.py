@@ -109,6 +109,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("safedeploy/alarms.py", _ALARMS_OK_LINE, _ALARMS_OK_LINE.replace('"breaching"', '"XXbreachingXX"')): _BREACHING,
     ("safedeploy/alarms.py", _ALARMS_OK_LINE, _ALARMS_OK_LINE.replace('"breaching"', '"BREACHING"')): _BREACHING,
     (
+        "safedeploy/blue_green.py",
+        "weights = {blue.endpoint: round(1.0 - weight, 4), green.endpoint: weight}",
+        "weights = {blue.endpoint: round(1.0 - weight, 5), green.endpoint: weight}",
+    ): "the step's percent is an integer, so 1 - percent/100 rounds to the same value at 4 or 5 decimals",
+    (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',
         'return atomic_write_bytes(dest, text.encode("UTF-8"))',

@@ -7,6 +7,7 @@ and feeder run unchanged; only the serving is simulated.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -48,6 +49,7 @@ class SimulatedHost:
     routes: list[tuple[str | None, str | None, float]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     served: list[tuple[float, str, int, float]] = field(default_factory=list)
+    windows: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _random: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -87,6 +89,7 @@ class SimulatedHost:
         return ("Failed", f"{hook} check failed") if failing else ("Succeeded", f"{hook} ok")
 
     def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
+        self.windows.append(endpoint)
         with self._lock:
             rows = [r for r in self.served if r[1] == endpoint and start.timestamp() <= r[0] < end.timestamp()]
         if not rows:
@@ -95,10 +98,12 @@ class SimulatedHost:
         return WindowStats(len(rows), sum(r[2] >= 500 for r in rows), latencies[int(0.99 * (len(latencies) - 1))])
 
 
-def _deployment(host: SimulatedHost, tmp_path: Path, strategy: str = "Canary10Percent5Minutes") -> BlueGreenDeployment:
+def _deployment(
+    host: SimulatedHost, tmp_path: Path, strategy: str = "Canary10Percent5Minutes", bake_seconds: float = 120
+) -> BlueGreenDeployment:
     # Model time: 5-minute canary, 2-minute bake, 60 s alarm periods; at scale 120 a period is 0.5 s on the wall,
     # long enough for the synthetic feeder to fill a 10 % window even when a parallel test worker loads the CPU.
-    schedule = build_schedule(strategy, bake_seconds=120)
+    schedule = build_schedule(strategy, bake_seconds=bake_seconds)
     return BlueGreenDeployment(
         host=host,
         ledger=DeploymentLedger(tmp_path / "ledger", "churn"),
@@ -134,11 +139,18 @@ def test_a_healthy_green_shifts_to_100_percent_and_blue_is_torn_down(tmp_path: P
     assert greens == {"churn-prd-v1", "churn-prd-v2"}  # both served during the canary
 
 
-def test_green_answering_5xx_is_rolled_back_during_the_canary(tmp_path: Path) -> None:
+def test_green_answering_5xx_is_rolled_back_during_the_canary(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     host = SimulatedHost(green_error_rate=0.2)
     deployment = _deployment(host, tmp_path)
-    with pytest.raises(RolledBackError, match=f"rolled back to churn-prd-v1: alarm {ERROR_RATE_ALARM} in ALARM"):
+    with (
+        caplog.at_level(logging.INFO, logger="safedeploy.blue_green"),
+        pytest.raises(RolledBackError, match=f"rolled back to churn-prd-v1: alarm {ERROR_RATE_ALARM} in ALARM"),
+    ):
         deployment.run(BLUE, "churn-prd-v2", version=2)
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "safedeploy.blue_green"]
+    assert logged[0] == ("INFO", "traffic: 10% to churn-prd-v2")
+    assert logged[-1][0] == "ERROR"
+    assert logged[-1][1].startswith(f"deployment {deployment.deployment_id} rolled back: alarm {ERROR_RATE_ALARM}")
     assert host.routes[-1] == ("churn-prd-v1", None, 0.0)  # 100 % blue
     assert host.deleted == ["churn-prd-v2"]
     assert all(weight < 1 for _, canary, weight in host.routes if canary)  # green never got more than the canary
@@ -441,3 +453,13 @@ def test_rollback_problems_are_named_and_recorded(tmp_path: Path) -> None:
     [rolled_back] = [e for e in deployment.ledger.events() if e["event"] == EVENT_ROLLED_BACK]
     assert rolled_back["problems"] == problems and rolled_back["restored"] == BLUE.as_dict()
     assert rolled_back["reason"].startswith("green failed to start: endpoint churn-prd-v2 failed")
+
+
+def test_a_one_second_bake_is_still_watched_for_one_period(tmp_path: Path) -> None:
+    """The shortest bake still evaluates the alarms once (a whole period), never zero times and never two."""
+    healthy = SimulatedHost()
+    _deployment(healthy, tmp_path / "a", bake_seconds=1).run(None, "churn-prd-v9", version=9)
+    assert healthy.windows == ["churn-prd-v9"]  # one period, green alone
+    failing = SimulatedHost(green_error_rate=0.5)
+    with pytest.raises(RolledBackError, match="during the bake at 100%"):
+        _deployment(failing, tmp_path / "b", bake_seconds=1).run(None, "churn-prd-v9", version=9)
