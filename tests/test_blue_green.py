@@ -463,3 +463,91 @@ def test_a_one_second_bake_is_still_watched_for_one_period(tmp_path: Path) -> No
     failing = SimulatedHost(green_error_rate=0.5)
     with pytest.raises(RolledBackError, match="during the bake at 100%"):
         _deployment(failing, tmp_path / "b", bake_seconds=1).run(None, "churn-prd-v9", version=9)
+
+
+@dataclass
+class _VirtualClock(ScaledClock):
+    """Scaled time that moves only when the controller sleeps (``late`` extra wall seconds per sleep)."""
+
+    now: float = 1_000_000.2
+    late: float = 0.0
+    interrupted_after: int | None = None
+    slept: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.wall = lambda: self.now
+
+    def sleep(self, model_seconds: float) -> bool:
+        if self.interrupted_after is not None and len(self.slept) >= self.interrupted_after:
+            return False
+        self.slept.append(model_seconds)
+        self.now += self.real_seconds(model_seconds) + self.late
+        return True
+
+
+@dataclass
+class _Recorded:
+    """Window statistics per call (green's ``errors`` in the periods listed), and the windows asked for."""
+
+    failing_periods: tuple[int, ...] = ()
+    asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+
+    def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
+        self.asked.append((endpoint, start, end))
+        period = len([a for a in self.asked if a[0] == endpoint])
+        errors = 25 if endpoint == GREEN.endpoint and period in self.failing_periods else 0
+        return WindowStats(50, errors, 1.0)
+
+
+def _watcher(tmp_path: Path, clock: _VirtualClock, host: _Recorded) -> BlueGreenDeployment:
+    deployment = _deployment(SimulatedHost(), tmp_path)
+    deployment.host, deployment.clock, deployment.synthetic = host, clock, False  # type: ignore[assignment]
+    return deployment
+
+
+def test_a_step_is_watched_in_whole_aligned_periods_of_utc_windows(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded()
+    _watcher(tmp_path, clock, host)._watch(BLUE, GREEN, 300, "10% step")  # 5 model minutes, 60 s periods
+    green = [(start.timestamp(), end.timestamp()) for who, start, end in host.asked if who == GREEN.endpoint]
+    assert green == [(1_000_000.5 + 0.5 * k, 1_000_001.0 + 0.5 * k) for k in range(5)]  # 0.5 s on the wall each
+    assert [(s, e) for who, s, e in host.asked if who == BLUE.endpoint] == [
+        (s, e) for who, s, e in host.asked if who == GREEN.endpoint
+    ]  # blue over the same windows
+    assert all(t.tzinfo is UTC for _, start, end in host.asked for t in (start, end))
+    assert clock.slept == pytest.approx([(0.8 + 0.05) * 120] + [0.5 * 120] * 4)  # to each window's end + 50 ms
+
+
+def test_no_wait_is_no_watch_and_the_shortest_wait_one_period(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded()
+    _watcher(tmp_path, clock, host)._watch(BLUE, GREEN, 0, "0% step")
+    assert host.asked == [] and clock.slept == []
+    _watcher(tmp_path, clock, host)._watch(None, GREEN, 1, "bake at 100%")
+    assert [who for who, _, _ in host.asked] == [GREEN.endpoint] and len(clock.slept) == 1
+
+
+def test_a_late_controller_does_not_sleep_for_windows_already_over(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120, late=2.0), _Recorded()  # every sleep overruns by 2 s
+    _watcher(tmp_path, clock, host)._watch(None, GREEN, 300, "10% step")
+    assert len(clock.slept) == 1 and len(host.asked) == 5  # the other four windows were over already
+
+
+def test_an_interrupted_watch_fails_naming_the_step(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120, interrupted_after=2), _Recorded()
+    with pytest.raises(DeploymentError, match=r"^interrupted during the 10% step$"):
+        _watcher(tmp_path, clock, host)._watch(BLUE, GREEN, 300, "10% step")
+    assert len(host.asked) == 2 * 2  # two periods watched (green and blue), the third never evaluated
+
+
+def test_an_alarm_in_a_later_period_fails_the_step_and_is_recorded(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded(failing_periods=(3,))
+    deployment = _watcher(tmp_path, clock, host)
+    with pytest.raises(DeploymentError, match=f"^alarm {ERROR_RATE_ALARM} in ALARM during the 10% step: "):
+        deployment._watch(BLUE, GREEN, 300, "10% step")
+    events = [e for e in deployment.ledger.events() if e["event"] == "AlarmTransition"]
+    assert {e["deployment_id"] for e in events} == {deployment.deployment_id}
+    fired = [e for e in events if e["new"] == "ALARM"]
+    assert [(e["alarm"], e["old"], e["period"], e["during"]) for e in fired] == [
+        (ERROR_RATE_ALARM, "OK", 3, "10% step")
+    ]
+    assert len({e for _, e, _ in host.asked}) == 3  # nothing after the failing period
