@@ -318,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help=f"default: all of {', '.join(g.name for g in GROUPS)}")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants run in parallel")
+    parser.add_argument(
+        "--mutants", nargs="+", default=[], metavar="GLOB", help="only these mutant names (e.g. '*blue_green*run__*')"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.groups) - {g.name for g in GROUPS}
     if unknown:
@@ -330,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         work = prepare(group)
         print(f"mutate: {group.name} ({', '.join(group.files)}) against {' '.join(group.tests)}", flush=True)
         began = time.monotonic()
-        _mutmut(work, "run", "--max-children", str(args.max_children), log=OUT / "logs" / f"{group.name}.log")
+        run = ["run", "--max-children", str(args.max_children), *args.mutants]
+        _mutmut(work, *run, log=OUT / "logs" / f"{group.name}.log")
         result = collect(group, work, time.monotonic() - began)
         results.append(result)
         print(f"mutate: {group.name}: {result.counts()} in {result.seconds:.0f} s", flush=True)

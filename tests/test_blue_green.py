@@ -137,6 +137,28 @@ def test_a_healthy_green_shifts_to_100_percent_and_blue_is_torn_down(tmp_path: P
     ]
     greens = {r[1] for r in host.served}
     assert greens == {"churn-prd-v1", "churn-prd-v2"}  # both served during the canary
+    _assert_ledger(deployment, "Canary10Percent5Minutes: 10% 300s -> 100% 0s, bake 120s", BLUE, [600, 60])
+
+
+def _assert_ledger(deployment: BlueGreenDeployment, strategy: str, blue: ServedModel | None, rates: list[int]) -> None:
+    """The ledger of a deployment that succeeded: every event, with what it says."""
+    events = deployment.ledger.events()
+    green = events[0]["green"]["endpoint"]
+    names = [e["event"] for e in events]
+    assert names[:3] == ["DeploymentStarted", "GreenReady", "HookResult"]
+    assert names[-2:] == ["HookResult", "DeploymentSucceeded"]
+    assert set(names[3:-2]) == {"TrafficShifted", "AlarmTransition"}
+    started = events[0]
+    assert started["strategy"] == strategy and started["time_scale"] == 120
+    assert started["blue"] == (blue.as_dict() if blue else None)
+    assert events[1]["green"] == ServedModel(green, 2).as_dict()  # what the simulated host started
+    hooks = [(e["hook"], e["status"], e["message"]) for e in events if e["event"] == "HookResult"]
+    assert hooks == [("BeforeAllowTraffic", "Succeeded", "BeforeAllowTraffic ok"),
+                     ("AfterAllowTraffic", "Succeeded", "AfterAllowTraffic ok")]  # fmt: skip
+    assert [e["synthetic_rate"] for e in events if e["event"] == "TrafficShifted"] == rates
+    done = events[-1]
+    assert done["green"] == events[1]["green"] and done["blue_removed"] == (blue.endpoint if blue else None)
+    assert deployment._feeder is not None and done["synthetic_requests"] == deployment._feeder.sent > 0
 
 
 def test_green_answering_5xx_is_rolled_back_during_the_canary(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -191,9 +213,11 @@ def test_a_green_that_fails_to_start_never_takes_traffic(tmp_path: Path) -> None
 
 def test_the_first_deployment_goes_all_at_once_and_still_bakes_with_alarms(tmp_path: Path) -> None:
     healthy = SimulatedHost()
-    green = _deployment(healthy, tmp_path).run(None, "churn-prd-v9", version=9)
+    first = _deployment(healthy, tmp_path)
+    green = first.run(None, "churn-prd-v9", version=9)
     assert healthy.routes == [("churn-prd-v9", None, 0.0)] and healthy.deleted == []
     assert green.endpoint == "churn-prd-v9"
+    _assert_ledger(first, "AllAtOnce (first deployment): 100% 0s, bake 120s", None, [60])
 
     failing = SimulatedHost(green_error_rate=0.5)
     deployment = _deployment(failing, tmp_path / "second")
