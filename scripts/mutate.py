@@ -180,9 +180,18 @@ def mutmut_table(group: Group) -> str:
     return "\n[tool.mutmut]\n" + "".join(f"{key} = {value}\n" for key, value in options.items())
 
 
-def prepare(group: Group) -> Path:
-    """A fresh scratch copy of the project for one group."""
+def prepare(group: Group, keep: bool = False) -> Path:
+    """A fresh scratch copy of the project for one group.
+
+    With ``keep`` an existing copy keeps its code and mutmut's verdicts and only gets the current tests: mutmut then
+    checks what it has not checked yet (and the mutants named on its command line) against them.
+    """
     work = OUT / "work" / group.name
+    if keep and (work / "mutants").is_dir():
+        shutil.rmtree(work / "tests")
+        shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        (work / (ORDER_MODULE.replace(".", "/") + ".py")).write_text(ORDER_PLUGIN, encoding="utf-8")
+        return work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for name in COPIED:
@@ -319,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("groups", nargs="*", help=f"default: all of {', '.join(g.name for g in GROUPS)}")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="mutants run in parallel")
     parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse the scratch copies and mutmut's verdicts (new tests only): e.g. with --mutants naming survivors",
+    )
+    parser.add_argument(
         "--mutants", nargs="+", default=[], metavar="GLOB", help="only these mutant names (e.g. '*blue_green*run__*')"
     )
     args = parser.parse_args(argv)
@@ -330,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = []
     for group in chosen:
-        work = prepare(group)
+        work = prepare(group, keep=args.keep)
         print(f"mutate: {group.name} ({', '.join(group.files)}) against {' '.join(group.tests)}", flush=True)
         began = time.monotonic()
         run = ["run", "--max-children", str(args.max_children), *args.mutants]
