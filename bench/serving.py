@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,6 +35,7 @@ from safedeploy.features import FeatureSchema  # noqa: E402
 from safedeploy.pipeline import Pipeline  # noqa: E402
 from safedeploy.serving import daemon  # noqa: E402
 from safedeploy.serving.host import LocalServingHost  # noqa: E402
+from safedeploy.serving.sigv4 import sign  # noqa: E402
 from safedeploy.spec import load_spec  # noqa: E402
 from safedeploy.store import LocalArtifactStore, S3Uri  # noqa: E402
 
@@ -67,6 +67,14 @@ class Target:
     capture: str
     pids: list[int]
     mlflow: bool = False
+    signer: daemon.RuntimeInfo | None = None
+    """The runtime API answers signed requests only (SigV4, valid 15 minutes): signed afresh for every run."""
+
+    def headers_for(self, body: bytes) -> dict[str, str]:
+        if self.signer is None:
+            return self.headers
+        signed = sign(self.signer.signing_credentials(), self.signer.region, "POST", self.url, body, self.headers)
+        return {name: value for name, value in signed.items() if name != "Host"}  # the load generator sends Host
 
 
 def cpu_seconds(pids: list[int]) -> float | None:
@@ -92,7 +100,7 @@ def process_tree(pid: int) -> list[int]:
 
 def one_round(target: Target, body: bytes, concurrency: int, total: int) -> tuple[LoadResult, float | None]:
     before = cpu_seconds(target.pids)
-    result = run(target.url, body, target.headers, concurrency, total, 30)
+    result = run(target.url, body, target.headers_for(body), concurrency, total, 30)
     after = cpu_seconds(target.pids)
     cpu = None if before is None or after is None or not result.latencies else (after - before) / len(result.latencies)
     return result, cpu
@@ -104,7 +112,8 @@ def measure(
     """Warm every target up, then run ``rounds`` rounds, each target once per round, and summarise each."""
     per_target: dict[str, list[tuple[LoadResult, float | None]]] = {t.name + t.capture: [] for t in targets}
     for target in targets:
-        run(target.url, bodies[target.mlflow], target.headers, concurrency, max(total // 10, 20), 10)
+        body = bodies[target.mlflow]
+        run(target.url, body, target.headers_for(body), concurrency, max(total // 10, 20), 10)
     for _ in range(rounds):
         for target in targets:
             per_target[target.name + target.capture].append(
@@ -225,7 +234,7 @@ def main() -> int:
     one_row = ",".join(f"{v:.10g}" for v in schema.encode(records[:1])[0]).encode()
     batch = "\n".join(",".join(f"{v:.10g}" for v in row) for row in schema.encode((records * 2)[:1000])).encode()
 
-    health = json.loads(http_get(f"{info.runtime_url}/_local/health"))
+    health = daemon.local_get(info, "/_local/health")
     endpoint_url = health["endpoints"][outputs["EndpointName"]]["InstanceUrls"]["AllTraffic"][0] + "/invocations"
     instance_pids = health["endpoints"][outputs["EndpointName"]]["Instances"]["AllTraffic"]
     nocapture_pids = health["endpoints"][nocapture]["Instances"]["AllTraffic"]
@@ -238,7 +247,14 @@ def main() -> int:
     runtime_url = f"{info.runtime_url}/endpoints/{{}}/invocations"
     targets = [
         Target("endpoint /invocations", endpoint_url, csv, "n/a", instance_pids[:1]),
-        Target("runtime API", runtime_url.format(outputs["EndpointName"]), csv, "on", [info.pid, *instance_pids]),
+        Target(
+            "runtime API",
+            runtime_url.format(outputs["EndpointName"]),
+            csv,
+            "on",
+            [info.pid, *instance_pids],
+            signer=info,
+        ),
         Target("REST API", outputs["ApiUrl"], csv | {"x-api-key": outputs["ApiKey"]}, "on", [info.pid, *instance_pids]),
         Target(
             "mlflow models serve",
@@ -248,7 +264,7 @@ def main() -> int:
             process_tree(mlflow.pid),
             mlflow=True,
         ),
-        Target("runtime API", runtime_url.format(nocapture), csv, "off", [info.pid, *nocapture_pids]),
+        Target("runtime API", runtime_url.format(nocapture), csv, "off", [info.pid, *nocapture_pids], signer=info),
     ]
     header = (",".join(schema.features) + "\n").encode()  # MLflow's pandas.read_csv wants a header row
     results: list[Result] = []
@@ -309,13 +325,6 @@ def main() -> int:
     (work / "serving.md").write_text(markdown(results, meta))
     print(markdown(results, meta))
     return 0
-
-
-def http_get(url: str) -> str:
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=10)
-    connection.request("GET", parts.path)
-    return connection.getresponse().read().decode()
 
 
 if __name__ == "__main__":

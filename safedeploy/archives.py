@@ -38,12 +38,19 @@ def pack_directory(
     return buffer.getvalue()
 
 
+def _owner_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """The ``data`` extraction filter (no links out, no absolute paths, no devices), with owner-only modes."""
+    member = tarfile.data_filter(member, dest)
+    mode = member.mode if member.mode is not None else (0o700 if member.isdir() else 0o600)
+    return member.replace(mode=mode & 0o700, deep=False)
+
+
 def unpack(archive: bytes, dest: Path) -> None:
-    """Extract a tar.gz into ``dest``, refusing links and paths that escape it."""
+    """Extract a tar.gz into ``dest`` owner-only, refusing links and paths that escape it."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=_owner_only)  # noqa: S202 - tarfile's data filter, then owner-only modes
     except (tarfile.TarError, OSError) as exc:
         raise ArtifactError(f"cannot unpack archive into {dest}: {exc}") from None
 

@@ -2,7 +2,8 @@
 
 Every write goes to a temporary file in the destination directory, is flushed and fsynced, then renamed
 over the destination (``os.replace`` is atomic on POSIX). A process killed mid-write leaves only a
-temporary file whose name says so; :func:`sweep_temporaries` removes those once their writer is gone.
+temporary file whose name says so; :func:`sweep_temporaries` removes those once their writer is gone. Files
+are created owner-only (``0600``) whatever the process's umask: state holds customer data and keys.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def atomic_writer(dest: Path) -> Iterator[BinaryIO]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(dest)
     try:
-        with tmp.open("xb") as stream:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

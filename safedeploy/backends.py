@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
+from safedeploy.filemodes import secure_state_dir
 from safedeploy.ledger import DeploymentLedger
 from safedeploy.processing.local_job import LocalProcessingJobs, ProcessingJobDescription
 from safedeploy.registry import LocalModelRegistry, ModelRegistry
+from safedeploy.reserve import ensure_reserve, reserve_path
 from safedeploy.runner import ExecutionStore
 from safedeploy.serving.host import LocalServingHost, ServingHost
 from safedeploy.spec import PipelineSpec
@@ -100,8 +102,11 @@ def create_backend(spec: PipelineSpec) -> Backend:
 
 def _local_backend(spec: PipelineSpec) -> Backend:
     root = spec.state_dir.resolve()
+    secure_state_dir(root)  # customer data, model code and keys: owner-only
     store = LocalArtifactStore(root / "s3")
     store.sweep()  # temporaries of writers that died mid-write
+    if root.is_dir():
+        ensure_reserve(reserve_path(root))  # allocated again once a full disk has room
     return Backend(
         name="local",
         store=store,
@@ -112,7 +117,9 @@ def _local_backend(spec: PipelineSpec) -> Backend:
         processing_image=local_training_image(),
         executions=ExecutionStore(root / "executions", spec.pipeline_name),
         lock_path=root / "locks" / f"{spec.pipeline_name}.lock",
-        serving=LocalServingHost(root, spec.region, spec.account_id, spec.model_name),
+        serving=LocalServingHost(
+            root, spec.region, spec.account_id, spec.model_name, (spec.serving.runtime_port, spec.serving.gateway_port)
+        ),
         serving_image=local_training_image(),
-        deployments=DeploymentLedger(root / "deployments", spec.pipeline_name),
+        deployments=DeploymentLedger(root / "deployments", spec.pipeline_name, reserve_path(root)),
     )

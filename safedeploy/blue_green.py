@@ -48,6 +48,7 @@ from safedeploy.ledger import (
     DeploymentLedger,
     ServedModel,
 )
+from safedeploy.reserve import is_disk_full
 from safedeploy.traffic import Schedule, TrafficStep
 
 LOG = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ reach green is random (binomial in its share), and a one-period step (Linear...E
 show healthy: at 1.5x the minimum (15 expected for 10) a window falls short 4-7 % of the time, at 3x (30) once
 in 10^5-10^6 windows."""
 PREDICTION_ALARM = "green-prediction-shift"
+LEASE_HANG_TIMEOUT_S = 30.0
+MAX_WINDOW_EXTENSIONS = 5
+"""How many more periods a window starved by a stalled machine may stay open to gather its evidence."""
 
 
 class RolledBackError(DeploymentError):
@@ -160,6 +164,56 @@ class ProdHost(Protocol):
         """
         ...
 
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        """Hold production for this deployment: if this process is lost, the host rolls back to ``blue`` by itself.
+
+        Route changes made afterwards are fenced by the lease. Raises :class:`DeploymentError` if another
+        deployment holds production.
+        """
+        ...
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        """Renew the lease; False once the host has rolled the deployment back for a lost controller."""
+        ...
+
+    def release_lease(self, deployment_id: str) -> None:
+        """The deployment ended (recorded in the ledger); give production back."""
+        ...
+
+
+@dataclass
+class LeaseHeartbeat:
+    """Renews a deployment's lease from a daemon thread; ``lost`` is set once the host revoked it."""
+
+    host: ProdHost
+    deployment_id: str
+    interval: float
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start renewing."""
+        self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.host.renew_lease(self.deployment_id):
+                    self.lost.set()
+                    return
+            except Exception:  # the host is briefly unreachable: the hang timeout is far longer than one beat
+                LOG.warning("renewing the lease of %s failed; retrying", self.deployment_id, exc_info=True)
+
+    def stop(self) -> None:
+        """Stop renewing."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
 
 @dataclass
 class SyntheticTraffic:
@@ -235,11 +289,16 @@ class BlueGreenDeployment:
     max_synthetic_rate: float = 400.0
     min_real_period: float = 1.0
     """Shortest alarm period on the wall (the local metrics have one-second resolution)."""
+    lease_hang_timeout_seconds: float = LEASE_HANG_TIMEOUT_S
+    """How long a live controller may go without renewing its lease before the host rolls back by itself
+    (a dead controller is found at once: its process is gone)."""
+    lease_renew_seconds: float = 1.0
     deployment_id: str = field(default_factory=lambda: f"d-{uuid.uuid4().hex[:12]}")
     transitions: list[str] = field(default_factory=list)
     _blue_p99_ms: float | None = None
     _blue_scores: dict[int, float] = field(default_factory=dict)
     _feeder: SyntheticTraffic | None = None
+    _heartbeat: LeaseHeartbeat | None = None
 
     def run(
         self, blue: ServedModel | None, green_endpoint: str, *, version: int, details: dict[str, object] | None = None
@@ -253,6 +312,24 @@ class BlueGreenDeployment:
         schedule = self.schedule
         if blue is None:  # nothing to canary against: all at once, then the bake watches green alone
             schedule = Schedule("AllAtOnce (first deployment)", (TrafficStep(100, 0.0),), self.schedule.bake_seconds)
+        hang_timeout = max(self.lease_hang_timeout_seconds, 10 * self._real_period())
+        self.host.acquire_lease(self.deployment_id, blue, ServedModel(green_endpoint, version), hang_timeout)
+        self._heartbeat = LeaseHeartbeat(self.host, self.deployment_id, self.lease_renew_seconds)
+        self._heartbeat.start()
+        try:
+            return self._run(blue, green_endpoint, schedule, version=version, details=details)
+        finally:
+            self._release_lease()
+
+    def _run(
+        self,
+        blue: ServedModel | None,
+        green_endpoint: str,
+        schedule: Schedule,
+        *,
+        version: int,
+        details: dict[str, object] | None,
+    ) -> ServedModel:
         self.ledger.append(
             self.deployment_id,
             EVENT_STARTED,
@@ -269,10 +346,10 @@ class BlueGreenDeployment:
             failure: str | None = None
             try:
                 green = self.host.start_green(green_endpoint)
-                self.ledger.append(self.deployment_id, "GreenReady", green=green.as_dict())
+                self._record("GreenReady", green=green.as_dict())
             except DeploymentError as exc:  # the pre-traffic hook is what judges it, as CodeDeploy's would
                 green, failure = ServedModel(green_endpoint, version), str(exc)
-                self.ledger.append(self.deployment_id, "GreenFailed", green=green.as_dict(), reason=failure)
+                self._record("GreenFailed", green=green.as_dict(), reason=failure)
             self._hook(PRE_TRAFFIC, green, since, failure)
             if failure is not None:
                 raise DeploymentError(f"green failed to start: {failure}")
@@ -285,32 +362,60 @@ class BlueGreenDeployment:
                 self._watch(blue, green, step.wait_seconds, f"{step.green_percent}% step")
             self._watch(blue, green, schedule.bake_seconds, "bake at 100%")
             self._hook(POST_TRAFFIC, green, since)
+            feeder.stop()
+            if self._lease_lost():  # the host rolled back while the post-traffic hook ran
+                raise DeploymentError("the lease on production was lost during the post-traffic hook")
+            self._record(
+                EVENT_SUCCEEDED,
+                green=green.as_dict(),
+                blue_removed=blue.endpoint if blue else None,
+                synthetic_requests=feeder.sent,
+            )
         except SafeDeployError as exc:
             feeder.stop()
             reason = str(exc)
+            if self._lease_lost():  # the host already rolled back and recorded it; this process may not route
+                raise RolledBackError(f"the controller lost its lease and the runtime rolled back: {reason}") from None
             problems = self._roll_back(blue, green or ServedModel(green_endpoint, version), reason)
             restored = blue.endpoint if blue else "no production model (first deployment)"
             trouble = f" (rollback problems: {'; '.join(problems)})" if problems else ""
             raise RolledBackError(f"rolled back to {restored}: {reason}{trouble}") from None
         except BaseException:
             feeder.stop()
-            self._roll_back(blue, green or ServedModel(green_endpoint, version), "interrupted")
+            if not self._lease_lost():
+                self._roll_back(blue, green or ServedModel(green_endpoint, version), "interrupted")
             raise
-        feeder.stop()
+        self._release_lease()  # production is green's now: blue goes after, so a crash cannot route back to it
         if blue is not None:
             self.host.delete_endpoint(blue)
-        self.ledger.append(
-            self.deployment_id,
-            EVENT_SUCCEEDED,
-            green=green.as_dict(),
-            blue_removed=blue.endpoint if blue else None,
-            synthetic_requests=feeder.sent,
-        )
         return green
+
+    def _release_lease(self) -> None:
+        heartbeat = self._heartbeat
+        if heartbeat is None or heartbeat.lost.is_set():
+            return
+        heartbeat.stop()
+        self._heartbeat = None
+        try:
+            self.host.release_lease(self.deployment_id)
+        except Exception:  # the runtime sees the Succeeded/RolledBack record and drops the lease itself
+            LOG.warning("releasing the lease of %s failed", self.deployment_id, exc_info=True)
+
+    def _record(self, event: str, **fields: object) -> None:
+        """Append a progress event; a full disk stops the deployment (and the rollback's record uses the reserve)."""
+        try:
+            self.ledger.append(self.deployment_id, event, **fields)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DeploymentError(f"the disk is full: cannot record {event} in {self.ledger.path} ({exc})") from None
+
+    def _lease_lost(self) -> bool:
+        return self._heartbeat is not None and self._heartbeat.lost.is_set()
 
     def _hook(self, hook: str, green: ServedModel, since: datetime, cause: str | None = None) -> None:
         status, message = self.host.run_hook(hook, self.deployment_id, green, since)
-        self.ledger.append(self.deployment_id, EVENT_HOOK, hook=hook, status=status, message=message)
+        self._record(EVENT_HOOK, hook=hook, status=status, message=message)
         if status != "Succeeded":
             detail = f" ({cause})" if cause else ""
             raise DeploymentError(f"the {hook} hook reported {status}: {message}{detail}")
@@ -327,8 +432,7 @@ class BlueGreenDeployment:
         # Enough requests that green alone expects SYNTHETIC_HEADROOM x the minimum per period, whatever its share.
         needed = SYNTHETIC_HEADROOM * self.alarms.min_requests / (max(weight, 0.01) * real_period)
         feeder.rate = min(math.ceil(needed), self.max_synthetic_rate)
-        self.ledger.append(
-            self.deployment_id,
+        self._record(
             EVENT_SHIFTED,
             weights=weights,
             synthetic_rate=feeder.rate,
@@ -340,7 +444,13 @@ class BlueGreenDeployment:
         return max(self.clock.real_seconds(self.alarms.period_seconds), self.min_real_period)
 
     def _watch(self, blue: ServedModel | None, green: ServedModel, model_seconds: float, what: str) -> None:
-        """Hold for ``model_seconds``, evaluating the alarms after each full period of this step."""
+        """Hold for ``model_seconds``, evaluating the alarms after each full period of this step.
+
+        A period is judged on model time, not on the machine's luck: when the machine stalls (the controller wakes
+        late, or the synthetic feeder could not send half of what it was asked to in the window), a window short
+        of requests is held open for up to :data:`MAX_WINDOW_EXTENSIONS` more periods until it has its
+        evidence, instead of counting as missing data. A quiet but unstalled window stays missing data.
+        """
         if model_seconds <= 0:
             return
         rules = self.alarms.rules(compare_predictions=blue is not None and self.synthetic)
@@ -350,21 +460,19 @@ class BlueGreenDeployment:
         periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))
         datapoints: dict[str, list[float | None]] = {rule.name: [] for rule in rules}
         seen_ok: set[str] = set()
+        window_start = start
         for index in range(periods):
-            end = start + (index + 1) * real_period
-            delay = end - self.clock.wall() + 0.05  # let the last second's requests land
-            if delay > 0 and not self.clock.sleep(delay * self.clock.scale):
-                raise DeploymentError(f"interrupted during the {what}")
-            window = (datetime.fromtimestamp(end - real_period, UTC), datetime.fromtimestamp(end, UTC))
-            values = self._datapoints(blue, green, *window)
+            end = max(window_start + real_period, start + (index + 1) * real_period)
+            values, end = self._judge_window(blue, green, window_start, end, what)
+            window_start = end
             for name in datapoints:
                 value = values.get(name)
                 datapoints[name].append(value)
                 transition = tracker.update(name, datapoints[name])
                 if transition is not None:
                     self.transitions.append(transition.reason)
-                    self.ledger.append(
-                        self.deployment_id, EVENT_ALARM, alarm=name, old=transition.old, new=transition.new,
+                    self._record(
+                        EVENT_ALARM, alarm=name, old=transition.old, new=transition.new,
                         reason=transition.reason, during=what, period=index + 1,
                     )  # fmt: skip
                 if tracker.states[name] == AlarmState.OK:
@@ -379,6 +487,45 @@ class BlueGreenDeployment:
                 f"insufficient data during the {what}: {', '.join(missing)} never had {self.alarms.min_requests} "
                 f"requests to {green.endpoint} in a {self.alarms.period_seconds:g}s period: never shown healthy"
             )
+
+    def _judge_window(
+        self, blue: ServedModel | None, green: ServedModel, start: float, end: float, what: str
+    ) -> tuple[dict[str, float | None], float]:
+        """Wait for the window ``[start, end)`` to close and return its datapoints and where it really ended.
+
+        A window short of requests because the machine stalled is extended by whole periods (see :meth:`_watch`).
+        """
+        real_period = end - start
+        for extension in range(MAX_WINDOW_EXTENSIONS + 1):
+            delay = end - self.clock.wall() + 0.05  # let the last second's requests land
+            if delay > 0 and not self.clock.sleep(delay * self.clock.scale):
+                raise DeploymentError(f"interrupted during the {what}")
+            if self._lease_lost():
+                raise DeploymentError(f"the lease on production was lost during the {what}")
+            late = self.clock.wall() - end
+            window = (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
+            values = self._datapoints(blue, green, *window)
+            short = any(values.get(name) is None for name in (ERROR_RATE_ALARM, LATENCY_ALARM))
+            if not short or extension == MAX_WINDOW_EXTENSIONS or not self._stalled(start, end, late, real_period):
+                return values, end
+            LOG.warning("the %s window %s-%s was starved by a stalled machine (%.1f s late); extending it",
+                        what, window[0].time(), window[1].time(), late)  # fmt: skip
+            end += real_period
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stalled(self, start: float, end: float, late: float, real_period: float) -> bool:
+        """Whether the machine, not the traffic, kept the window short.
+
+        Stalled: the controller woke a period late, or the synthetic feeder sent less than half of what its rate
+        asked for.
+        """
+        if late > real_period:
+            return True
+        feeder = self._feeder
+        if feeder is None or not self.synthetic or feeder.rate <= 0:
+            return False
+        asked = feeder.rate * (end - start)
+        return len(feeder.window(start, end)) < 0.5 * asked
 
     def _datapoints(
         self, blue: ServedModel | None, green: ServedModel, start: datetime, end: datetime

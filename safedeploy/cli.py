@@ -30,6 +30,7 @@ from safedeploy.aws.clients import AwsClients, session_for, verify_account
 from safedeploy.aws.submit import submit
 from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
+from safedeploy.filemodes import use_private_umask
 from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.pipeline import Pipeline
 from safedeploy.report import execution_summary, format_execution, format_packages
@@ -354,7 +355,8 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     spec = load_spec(args.config, _overrides(args))
     paths = RuntimePaths(spec.state_dir.resolve())
     if args.action == "start":
-        info = daemon.ensure_running(spec.state_dir, spec.region, spec.account_id)
+        ports = (spec.serving.runtime_port, spec.serving.gateway_port)
+        info = daemon.ensure_running(spec.state_dir, spec.region, spec.account_id, ports)
         print(f"runtime pid {info.pid}: runtime API {info.runtime_url}, gateway {info.gateway_url}")
     elif args.action == "stop":
         pid = daemon.stop(spec.state_dir)
@@ -565,6 +567,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``safedeploy`` command."""
+    use_private_umask()  # state holds customer data and keys: everything created is owner-only
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -27,12 +27,14 @@ _POLL_S = 0.1
 
 @dataclass(frozen=True)
 class ModelSource:
-    """What a model version needs to be served: its archive, its handler code and the image."""
+    """What a model version needs to be served: its archive (and its sha256), its handler code and the image."""
 
     model_data_url: str
     source_dir_uri: str
     image: str
     version: int
+    model_data_sha256: str | None = None
+    """The archive's digest recorded at registration; sent with CreateModel as the model data's ETag."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def deploy(
                 model_data_url=source.model_data_url,
                 source_dir_uri=source.source_dir_uri,
                 extra_environment=extra_environment,
+                model_data_etag=source.model_data_sha256,
             )
         )
         sagemaker.create_endpoint_config(

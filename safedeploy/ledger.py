@@ -2,26 +2,45 @@
 
 Each deployment writes ``DeploymentStarted`` (blue and green, strategy, whether it is a rehearsal), then as it
 goes ``TrafficShifted`` (weights and time), ``HookResult``, ``AlarmTransition``, and one closing event,
-``DeploymentSucceeded`` or ``DeploymentRolledBack`` (with the reason). Lines are appended with ``O_APPEND``
-and fsynced, never rewritten; a line cut short by a crash is skipped when reading, so the ledger stays
-readable. What serves production now is derived from it: the green of the latest deployment that succeeded.
+``DeploymentSucceeded`` or ``DeploymentRolledBack`` (with the reason). What serves production now is derived
+from it: the green of the latest deployment that succeeded.
+
+Lines are appended under an exclusive ``flock`` (the deployment controller and the runtime's lease watchdog
+both write), fsynced, never rewritten. The ledger never keeps a torn line: a write that fails part-way (a full
+disk) is cut back to where it started, and a torn tail left by a crash (``kill -9`` mid-write, power loss) is
+detected before the next append, set aside to ``<ledger>.torn-<time>`` with a ``LedgerTailSetAside`` event
+saying so, and the append starts on a fresh line. A rollback's record draws on the state directory's
+disk reserve (:mod:`safedeploy.reserve`) when the disk is full: it must not fail for want of space, while
+progress records fail and so stop the deployment.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from safedeploy.reserve import critical_write
+
+LOG = logging.getLogger(__name__)
 EVENT_STARTED = "DeploymentStarted"
 EVENT_SHIFTED = "TrafficShifted"
 EVENT_HOOK = "HookResult"
 EVENT_ALARM = "AlarmTransition"
 EVENT_SUCCEEDED = "DeploymentSucceeded"
 EVENT_ROLLED_BACK = "DeploymentRolledBack"
+EVENT_TAIL_SET_ASIDE = "LedgerTailSetAside"
+CONTROLLER_LOST = "controller lost"
+"""The reason the runtime records when a deployment's controller died (or stopped renewing its lease)."""
+_TAIL_CHUNK = 64 * 1024
+_CRITICAL = frozenset((EVENT_ROLLED_BACK,))
+"""Events that may draw on the disk reserve when the disk is full."""
 
 
 @dataclass(frozen=True)
@@ -43,33 +62,81 @@ class ServedModel:
 
 
 class DeploymentLedger:
-    """``<root>/<pipeline>.jsonl``."""
+    """``<root>/<pipeline>.jsonl``; ``reserve`` is the state directory's disk reserve, if any."""
 
-    def __init__(self, root: Path, pipeline_name: str) -> None:
+    def __init__(self, root: Path, pipeline_name: str, reserve: Path | None = None) -> None:
         self.path = root / f"{pipeline_name}.jsonl"
+        self.reserve = reserve
 
     def append(self, deployment_id: str, event: str, **fields: Any) -> dict[str, Any]:
-        """Append one event (durably) and return it."""
+        """Append one event (durably, on a fresh line) and return it."""
         record = {"deployment_id": deployment_id, "event": event, "time": datetime.now(UTC).isoformat(), **fields}
         line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if event in _CRITICAL:  # recording a rollback must not fail for want of space; progress may
+            critical_write(self.reserve, lambda: self._append_line(line))
+        else:
+            self._append_line(line)
+        return record
+
+    def _append_line(self, line: bytes) -> None:
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(descriptor, line)
-            os.fsync(descriptor)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                size = self._set_aside_tail(descriptor, size)
+            try:
+                written = os.write(descriptor, line)
+                if written != len(line):
+                    raise OSError(errno.ENOSPC, f"only {written} of {len(line)} bytes written", str(self.path))
+                os.fsync(descriptor)
+            except BaseException:
+                os.ftruncate(descriptor, size)  # never leave a torn line behind
+                raise
         finally:
             os.close(descriptor)
-        return record
+
+    def _set_aside_tail(self, descriptor: int, size: int) -> int:
+        """Move the bytes after the last newline to ``<ledger>.torn-<time>``; return the new size."""
+        start = size
+        while start > 0:
+            begin = max(0, start - _TAIL_CHUNK)
+            newline = os.pread(descriptor, start - begin, begin).rfind(b"\n")
+            if newline >= 0:
+                start = begin + newline + 1
+                break
+            start = begin
+        tail = os.pread(descriptor, size - start, start)
+        aside = self.path.with_name(f"{self.path.name}.torn-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}")
+        aside.write_bytes(tail)
+        os.ftruncate(descriptor, start)
+        note = {
+            "deployment_id": "",
+            "event": EVENT_TAIL_SET_ASIDE,
+            "time": datetime.now(UTC).isoformat(),
+            "bytes": len(tail),
+            "set_aside": str(aside),
+        }
+        os.write(descriptor, (json.dumps(note, sort_keys=True) + "\n").encode("utf-8"))
+        os.fsync(descriptor)
+        LOG.warning("the ledger %s ended in a torn line (%d bytes): set aside to %s", self.path, len(tail), aside)
+        return os.fstat(descriptor).st_size
 
     def events(self, deployment_id: str | None = None) -> list[dict[str, Any]]:
         """Every event, oldest first (of one deployment, if given); a torn last line is skipped."""
         if not self.path.is_file():
             return []
         events = []
-        for line in self.path.read_text("utf-8").splitlines():
+        lines = self.path.read_bytes().split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line:
+                continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if number < len(lines):  # a complete line that does not parse: say so (the tail may be torn)
+                    LOG.warning("%s line %d is not a JSON event; skipped", self.path, number)
                 continue
             if deployment_id is None or record.get("deployment_id") == deployment_id:
                 events.append(record)

@@ -1,7 +1,8 @@
 """Model registry with SageMaker Model Registry semantics.
 
-A model package group per model name holds numbered versions. Each version carries its model data, metrics,
-the sha256 of the data it was trained on, the code revision, the hyperparameters and an approval status
+A model package group per model name holds numbered versions. Each version carries its model data and that
+archive's sha256 (``ModelDataETag``: serving refuses an archive that no longer has it), metrics, the sha256 of
+the data it was trained on, the code revision, the hyperparameters and an approval status
 (``PendingManualApproval`` / ``Approved`` / ``Rejected``) with the history of who changed it, when and why.
 Field names follow ``DescribeModelPackage`` so code and knowledge carry over to the AWS backend.
 """
@@ -55,6 +56,10 @@ class ModelPackage(BaseModel):
     CreationTime: datetime
     LastModifiedTime: datetime
     ModelDataUrl: str
+    ModelDataETag: str = ""
+    """sha256 (hex) of ``model.tar.gz`` at registration (SageMaker's container field of that name; the local
+    store's ETag is the sha256). Deployments send it with ``CreateModel`` and serving checks the archive
+    against it before unpacking. Empty only in versions registered before it was recorded."""
     Framework: str = "XGBOOST"
     FrameworkVersion: str
     SupportedContentTypes: list[str] = ["text/csv", "application/json"]
@@ -73,6 +78,7 @@ class ModelRegistration(BaseModel):
     """What a caller supplies to register a new version."""
 
     model_data_url: str
+    model_data_sha256: str
     framework_version: str
     metrics: dict[str, float]
     hyperparameters: dict[str, str]
@@ -156,6 +162,7 @@ class LocalModelRegistry:
                 CreationTime=now,
                 LastModifiedTime=now,
                 ModelDataUrl=registration.model_data_url,
+                ModelDataETag=registration.model_data_sha256,
                 FrameworkVersion=registration.framework_version,
                 Metrics=registration.metrics,
                 Hyperparameters=registration.hyperparameters,

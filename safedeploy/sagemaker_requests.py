@@ -20,6 +20,7 @@ from safedeploy.store import S3Uri
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType, ProductionVariantInstanceTypeType
     from mypy_boto3_sagemaker.type_defs import (
+        ContainerDefinitionTypeDef,
         CreateEndpointConfigInputTypeDef,
         CreateModelInputTypeDef,
         CreateProcessingJobRequestTypeDef,
@@ -92,17 +93,30 @@ def model_request(
     model_data_url: str,
     source_dir_uri: str,
     extra_environment: Mapping[str, str] | None = None,
+    model_data_etag: str | None = None,
 ) -> CreateModelInputTypeDef:
-    """The ``CreateModel`` request of one model version (script-mode serving of ``model/inference.py``)."""
-    return {
-        "ModelName": model_name,
-        "PrimaryContainer": {
-            "Image": image,
-            "ModelDataUrl": model_data_url,
-            "Environment": serving_environment(spec, source_dir_uri, extra_environment),
-        },
-        "ExecutionRoleArn": naming.execution_role_arn(spec),
+    """The ``CreateModel`` request of one model version (script-mode serving of ``model/inference.py``).
+
+    With ``model_data_etag`` (the archive's ETag: locally its sha256, the registry's ``ModelDataETag``) the model
+    data goes as ``ModelDataSource.S3DataSource`` with that ``ETag``, which the local runtime requires and checks
+    before unpacking; without it, as ``ModelDataUrl`` (what the CloudFormation templates render).
+    """
+    container: ContainerDefinitionTypeDef = {
+        "Image": image,
+        "Environment": serving_environment(spec, source_dir_uri, extra_environment),
     }
+    if model_data_etag is None:
+        container["ModelDataUrl"] = model_data_url
+    else:
+        container["ModelDataSource"] = {
+            "S3DataSource": {
+                "S3Uri": model_data_url,
+                "S3DataType": "S3Object",
+                "CompressionType": "Gzip",
+                "ETag": model_data_etag,
+            }
+        }
+    return {"ModelName": model_name, "PrimaryContainer": container, "ExecutionRoleArn": naming.execution_role_arn(spec)}
 
 
 def data_capture_config(spec: PipelineSpec, kms_key_id: str | None = None) -> DataCaptureConfigTypeDef:

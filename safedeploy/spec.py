@@ -127,6 +127,12 @@ class ServingSpec(BaseModel):
     smoke_test_tolerance: float = Field(
         default=1e-6, gt=0, le=0.01, description="Largest allowed |endpoint - offline| probability difference."
     )
+    runtime_port: int = Field(
+        default=0, ge=0, le=65535, description="The local runtime API's port (0: the one used before, else a free one)."
+    )
+    gateway_port: int = Field(
+        default=0, ge=0, le=65535, description="The local REST API gateway's port (0: as for runtime_port)."
+    )
 
 
 class ApprovalSpec(BaseModel):
@@ -163,7 +169,12 @@ class ProductionSpec(BaseModel):
         ge=1.0,
         description="How much faster than real time the waits run locally (60: five minutes take five seconds).",
     )
-    instance_count: int = Field(default=1, ge=1, le=C.MAX_LOCAL_INSTANCES)
+    instance_count: int = Field(
+        default=2,
+        ge=1,
+        le=C.MAX_LOCAL_INSTANCES,
+        description="Production instances per endpoint: with 2, a lost instance costs only its in-flight requests.",
+    )
     instance_type: str = "ml.m5.large"
     alarm_period_seconds: float = Field(default=60, gt=0)
     alarm_evaluation_periods: int = Field(default=2, ge=1)

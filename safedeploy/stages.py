@@ -24,7 +24,7 @@ from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
 from safedeploy.ledger import ServedModel
-from safedeploy.registry import ApprovalStatus, ModelRegistration
+from safedeploy.registry import ApprovalStatus, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
 from safedeploy.serving.ids import random_uuid
@@ -186,6 +186,7 @@ class RegisterStage:
             self.spec.model_name,
             ModelRegistration(
                 model_data_url=train["model_data_url"],
+                model_data_sha256=context.artifacts(C.STAGE_TRAIN)["model"].sha256,
                 framework_version=self.spec.training.framework_version,
                 metrics=train["metrics"],
                 hyperparameters=train["hyperparameters"],
@@ -233,6 +234,12 @@ class DeployDevStage:
                 source_dir_uri=context.artifacts(C.STAGE_TRAIN)["source"].uri,
                 image=self.backend.serving_image,
                 version=version,
+                model_data_sha256=registered_digest(
+                    self.backend.registry,
+                    self.spec.model_name,
+                    version,
+                    context.artifacts(C.STAGE_TRAIN)["model"].sha256,
+                ),
             ),
             stage=C.DEV_STAGE,
             execution_id=context.execution_id,
@@ -317,6 +324,14 @@ class ApprovalStage:
         )
 
 
+def registered_digest(registry: ModelRegistry, model_name: str, version: int, trained_sha256: str) -> str:
+    """The sha256 of ``version``'s model archive as the registry recorded it (``ModelDataETag``).
+
+    A version registered before the registry recorded it falls back to the training job's artifact record.
+    """
+    return registry.describe(model_name, version).ModelDataETag or trained_sha256
+
+
 @dataclass(frozen=True)
 class ProductionRelease:
     """A registered version as production needs it: its model, code, version and held-out rows."""
@@ -327,16 +342,20 @@ class ProductionRelease:
     model_package_arn: str
 
     @classmethod
-    def of_execution(cls, execution: PipelineExecution, image: str) -> ProductionRelease:
-        """The version an execution trained and registered."""
+    def of_execution(
+        cls, execution: PipelineExecution, image: str, registry: ModelRegistry, model_name: str
+    ) -> ProductionRelease:
+        """The version an execution trained and registered (with the archive digest the registry recorded)."""
         train = execution.stage(C.STAGE_TRAIN)
         register = execution.stage(C.STAGE_REGISTER).outputs
+        version = int(register["model_package_version"])
         return cls(
             source=ModelSource(
                 model_data_url=train.outputs["model_data_url"],
                 source_dir_uri=train.artifacts["source"].uri,
                 image=image,
-                version=int(register["model_package_version"]),
+                version=version,
+                model_data_sha256=registered_digest(registry, model_name, version, train.artifacts["model"].sha256),
             ),
             execution_id=execution.execution_id,
             test_uri=execution.stage(C.STAGE_DATA).outputs["input_data"]["TestUri"],
@@ -425,7 +444,9 @@ class DeployPrdStage:
 
     def run(self, context: StageContext) -> StageResult:
         """Deploy the approved version to production."""
-        release = ProductionRelease.of_execution(context.execution, self.backend.serving_image)
+        release = ProductionRelease.of_execution(
+            context.execution, self.backend.serving_image, self.backend.registry, self.spec.model_name
+        )
         approval = context.execution.stage(C.STAGE_APPROVAL).approval
         controller, blue, green = deploy_to_production(
             self.spec,
@@ -471,7 +492,7 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
         execution = backend.executions.get(str(previous["execution_id"]))
     except SafeDeployError as exc:
         raise DeploymentError(f"cannot roll back to v{previous['green']['version']}: {exc}") from None
-    release = ProductionRelease.of_execution(execution, backend.serving_image)
+    release = ProductionRelease.of_execution(execution, backend.serving_image, backend.registry, spec.model_name)
     schedule = build_schedule("AllAtOnce", bake_seconds=spec.production.bake_seconds)
     _, _, green = deploy_to_production(
         spec,

@@ -39,7 +39,12 @@ KEY_CHECK_LINES = (
     r"presented = request\.headers\.get",
     r"if route\.ApiKeyRequired",
     r"_message\(403,",
-    r"self\.api_key = api_key",
+    r"self\.api_keys = \{",
+    r"route\.Path: api_keys\.get\(",
+    r"def _key_matches",
+    r"if not presented or not expected",
+    r"^        return False$",
+    r"hmac\.compare_digest",
     r"token_urlsafe",
 )
 """The lines of ``safedeploy/serving/gateway.py`` that check the API key (mutmut mutates files, not functions:

@@ -159,6 +159,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             info=info,
             outputs=LocalServingHost(state, spec.region, spec.account_id).outputs(),
             model_data_url=execution.stage("Train").outputs["model_data_url"],
+            model_data_sha256=execution.stage("Train").artifacts["model"].sha256,
             source_uri=execution.stage("Train").artifacts["source"].uri,
             records=records,
             csv_rows=rows,

@@ -8,10 +8,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safedeploy.serving import daemon
 from safedeploy.serving.daemon import RuntimeInfo
+from safedeploy.serving.sigv4 import sign
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import ModelDataSourceTypeDef
 
 LOAD_DEADLINE_S = 60.0
 """Every request loop in these tests stops after this long, whatever its count."""
@@ -25,6 +29,7 @@ class Live:
     info: RuntimeInfo
     outputs: dict[str, str]
     model_data_url: str
+    model_data_sha256: str
     source_uri: str
     records: list[dict[str, Any]]
     csv_rows: list[str]
@@ -53,6 +58,26 @@ def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
 
+def model_data_source(live: Live) -> ModelDataSourceTypeDef:
+    """``ModelDataSource`` of the live model: its archive and that archive's sha256 as ETag (the runtime requires it)."""
+    return {
+        "S3DataSource": {
+            "S3Uri": live.model_data_url,
+            "S3DataType": "S3Object",
+            "CompressionType": "Gzip",
+            "ETag": live.model_data_sha256,
+        }
+    }
+
+
+def signed(
+    info: RuntimeInfo, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, method: str = "POST"
+) -> Reply:
+    """One request to the runtime API at ``path``, signed (SigV4) with the runtime's credentials."""
+    url = f"{info.runtime_url}{path}"
+    return http(url, body, sign(info.signing_credentials(), info.region, method, url, body, headers), method)
+
+
 def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -77,4 +102,4 @@ def wait_in_service(info: RuntimeInfo, endpoint: str, timeout: float = 60.0) -> 
 
 def health(info: RuntimeInfo) -> dict[str, Any]:
     """The runtime's health document."""
-    return http(f"{info.runtime_url}/_local/health", method="GET").json()  # type: ignore[no-any-return]
+    return signed(info, "/_local/health", method="GET").json()  # type: ignore[no-any-return]

@@ -110,6 +110,7 @@ class _Registered:
             "customerchurn",
             ModelRegistration(
                 model_data_url="s3://b/model.tar.gz",
+                model_data_sha256="1" * 64,
                 framework_version="1.7-1",
                 metrics={"test:auc": 0.93},
                 hyperparameters={},

@@ -50,6 +50,9 @@ class SimulatedHost:
     deleted: list[str] = field(default_factory=list)
     served: list[tuple[float, str, int, float]] = field(default_factory=list)
     windows: list[str] = field(default_factory=list)
+    leases: list[tuple[str, str]] = field(default_factory=list)
+    lease_lost: bool = False
+    stall_until: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _random: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -65,6 +68,9 @@ class SimulatedHost:
         self.routes.append((primary.endpoint if primary else None, canary.endpoint if canary else None, weight))
 
     def send_synthetic(self) -> SyntheticAnswer:
+        stalled = self.stall_until - time.time()
+        if stalled > 0:  # the machine froze: nothing is sent or answered meanwhile
+            time.sleep(stalled)
         if not self.feed or not self.routes:
             return SyntheticAnswer(0, -1, "", None)
         primary, canary, weight = self.routes[-1]
@@ -87,6 +93,17 @@ class SimulatedHost:
         self.hooks.append(hook)
         failing = self.failing_hook == hook
         return ("Failed", f"{hook} check failed") if failing else ("Succeeded", f"{hook} ok")
+
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        self.leases.append(("acquire", deployment_id))
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        return not self.lease_lost
+
+    def release_lease(self, deployment_id: str) -> None:
+        self.leases.append(("release", deployment_id))
 
     def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
         self.windows.append(endpoint)
@@ -575,3 +592,40 @@ def test_an_alarm_in_a_later_period_fails_the_step_and_is_recorded(tmp_path: Pat
         (ERROR_RATE_ALARM, "OK", 3, "10% step")
     ]
     assert len({e for _, e, _ in host.asked}) == 3  # nothing after the failing period
+
+
+def test_a_window_starved_by_a_stalled_machine_is_extended_not_counted_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feeder freezes for 3 periods of the 10 % step: the window waits for its evidence; green is healthy."""
+    host = SimulatedHost()
+    deployment = _deployment(host, tmp_path, "Linear10PercentEvery1Minute")
+    real_route = host.route
+
+    def route_then_stall(primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        real_route(primary, canary, weight)
+        if weight == 0.1:
+            host.stall_until = time.time() + 3 * deployment._real_period()
+
+    monkeypatch.setattr(host, "route", route_then_stall)
+    deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert deployment.ledger.deployments()[-1]["outcome"] == "Succeeded"
+
+
+def test_without_extensions_the_same_stall_rolls_a_healthy_model_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control experiment: the stall above is what starves the window."""
+    monkeypatch.setattr("safedeploy.blue_green.MAX_WINDOW_EXTENSIONS", 0)
+    host = SimulatedHost()
+    deployment = _deployment(host, tmp_path, "Linear10PercentEvery1Minute")
+    real_route = host.route
+
+    def route_then_stall(primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
+        real_route(primary, canary, weight)
+        if weight == 0.1:
+            host.stall_until = time.time() + 3 * deployment._real_period()
+
+    monkeypatch.setattr(host, "route", route_then_stall)
+    with pytest.raises(RolledBackError, match="insufficient data during the 10% step"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)

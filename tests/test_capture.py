@@ -19,7 +19,7 @@ from safedeploy.serving.capture import CapturedPayload, CaptureWriter, capture_r
 from safedeploy.serving.daemon import RuntimeInfo
 from safedeploy.serving.state import CaptureConfig
 from safedeploy.store import LocalArtifactStore, S3Uri
-from tests.serving import LOAD_DEADLINE_S, Live, wait_in_service
+from tests.serving import LOAD_DEADLINE_S, Live, model_data_source, wait_in_service
 
 CONFIG = CaptureConfig.model_validate(
     {
@@ -97,6 +97,34 @@ def test_writer_partitions_by_endpoint_variant_and_hour_and_keeps_records_on_a_f
     assert [json.loads(line)["n"] for line in lines] == [0, 1, 2]
 
 
+def test_a_full_buffer_drops_and_counts_new_records_and_recovers(tmp_path: Path) -> None:
+    """While writes fail the buffer holds at most max_pending records; the rest are counted, never silently lost."""
+    store = LocalArtifactStore(tmp_path / "s3")
+    writer = CaptureWriter(store, max_pending=5)
+    at = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
+    original = store.put_bytes
+    store.put_bytes = lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device"))  # type: ignore[method-assign]
+    for i in range(5):
+        writer.add("s3://bucket/capture", "ep", "AllTraffic", {"n": i}, at)
+    with pytest.raises(OSError):
+        writer.flush()
+    assert writer.health()["State"] == "Failing"
+    for i in range(5, 8):
+        writer.add("s3://bucket/capture", "ep", "AllTraffic", {"n": i}, at)
+    writer.add("s3://bucket/capture", "ep", "Canary", {"n": 8}, at)
+    health = writer.health()
+    assert health["State"] == "Full" and health["Pending"] == 5 and health["Dropped"] == 4
+    assert health["DroppedByVariant"] == {"ep/AllTraffic": 3, "ep/Canary": 1}
+    assert "No space left" in str(health["LastError"])
+
+    store.put_bytes = original  # type: ignore[method-assign]
+    writer.flush()
+    health = writer.health()
+    assert health["State"] == "Ok" and health["Pending"] == 0 and health["Written"] == 5 and health["Dropped"] == 4
+    writer.add("s3://bucket/capture", "ep", "AllTraffic", {"n": 9}, at)
+    assert writer.pending() == 1  # accepted again
+
+
 @pytest.fixture
 def own_runtime(live: Live, tmp_path: Path) -> Iterator[tuple[Path, RuntimeInfo]]:
     """A second runtime over the same artifact store, to be stopped by the test."""
@@ -116,7 +144,7 @@ def _endpoint(live: Live, info: RuntimeInfo, name: str, percentage: int, destina
         ModelName=name,
         PrimaryContainer={
             "Image": "local",
-            "ModelDataUrl": live.model_data_url,
+            "ModelDataSource": model_data_source(live),
             "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri},
         },
         ExecutionRoleArn="arn:aws:iam::000000000000:role/test",

@@ -1,4 +1,4 @@
-"""The local API gateway's API-key check, in process: exactly the configured key passes, anything else is 403."""
+"""The local API gateway's API-key check, in process: exactly the route's key passes, anything else is 403."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ def _gateway(tmp_path: Path, key: str = KEY, required: bool = True) -> tuple[Gat
     )
     gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]  # the handler never invokes
     route = RestApiRoute(Path="/churn/api", Handler=f"{handler}:create", ApiKeyRequired=required)
-    gateway.configure({"api": route}, key)
+    gateway.configure({"api": route}, {"api": key})
     return gateway, calls
 
 
-def _post(gateway: Gateway, headers: list[tuple[str, str]]) -> Response:
-    request = Request("POST", "/churn/api", "", "1.1", headers, b"1,2", "127.0.0.1")
+def _post(gateway: Gateway, headers: list[tuple[str, str]], path: str = "/churn/api") -> Response:
+    request = Request("POST", path, "", "1.1", headers, b"1,2", "127.0.0.1")
     return asyncio.run(gateway.handle(request))
 
 
@@ -75,7 +75,7 @@ def test_the_configured_key_is_served_and_reaches_the_handler(tmp_path: Path, na
 
 def test_a_reconfigured_key_replaces_the_old_one(tmp_path: Path) -> None:
     gateway, calls = _gateway(tmp_path)
-    gateway.configure(dict(gateway.routes), "rotated-key")
+    gateway.configure({"api": gateway.routes["/churn/api"]}, {"api": "rotated-key"})
     assert _post(gateway, [("x-api-key", KEY)]).status == 403
     assert _post(gateway, [("x-api-key", "rotated-key")]).status == 200
     assert _served(calls) == ["rotated-key"]
@@ -84,6 +84,29 @@ def test_a_reconfigured_key_replaces_the_old_one(tmp_path: Path) -> None:
 def test_without_a_configured_key_nothing_passes(tmp_path: Path) -> None:
     gateway, calls = _gateway(tmp_path, key="")
     assert [_post(gateway, h).status for h in ([], [("x-api-key", "")], [("x-api-key", "guess")])] == [403] * 3
+    assert _served(calls) == []
+
+
+def test_each_model_has_its_own_key(tmp_path: Path) -> None:
+    """Routes share a key through their usage plan (a model's prod and dev APIs), never across models."""
+    gateway, calls = _gateway(tmp_path)
+    handler = gateway.routes["/churn/api"].Handler
+    routes = {
+        "churn": RestApiRoute(Path="/churn/api", Handler=handler, UsagePlan="churn"),
+        "churn-dev": RestApiRoute(Path="/churn/dev/api", Handler=handler, UsagePlan="churn"),
+        "other": RestApiRoute(Path="/other/api", Handler=handler, UsagePlan="other"),
+    }
+    gateway.configure(routes, {"churn": KEY, "other": "other-key"})
+    assert _post(gateway, [("x-api-key", KEY)], "/churn/dev/api").status == 200
+    assert _post(gateway, [("x-api-key", KEY)], "/other/api").status == 403
+    assert _post(gateway, [("x-api-key", "other-key")], "/churn/api").status == 403
+    assert _post(gateway, [("x-api-key", "other-key")], "/other/api").status == 200
+    assert _served(calls) == [KEY, "other-key"]
+
+
+def test_a_key_that_is_not_utf8_text_is_refused_not_an_error(tmp_path: Path) -> None:
+    gateway, calls = _gateway(tmp_path)
+    assert _post(gateway, [("x-api-key", KEY[:-1] + "\udcff")]).status == 403
     assert _served(calls) == []
 
 

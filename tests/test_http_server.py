@@ -228,12 +228,12 @@ def test_gateway_answers_504_when_the_handler_outlives_the_integration_timeout(t
         gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]  # the handler never invokes
         gateway.lambda_timeout = 0.2
         route = RestApiRoute(Path="/slow", Handler=f"{handler_file}:create", Environment={}, ApiKeyRequired=False)
-        gateway.configure({"slow": route}, "key")
+        gateway.configure({"slow": route}, {})
         server = gateway.server()
         port = await server.start()
         try:
-            late = await _exchange(port, b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
-            missing = await _exchange(port, b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            late = await _exchange(port, b"POST /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+            missing = await _exchange(port, b"POST /nope HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
         finally:
             await server.shutdown(timeout=1)
         return late, missing
@@ -264,8 +264,8 @@ def test_gateway_splits_requests_between_the_alias_versions_by_weight(tmp_path: 
         )
 
     async def count(gateway: Gateway, port: int, weight: float | None, n: int) -> dict[bytes, int]:
-        gateway.configure({"api": route(weight)}, "key")
-        request = b"POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        gateway.configure({"api": route(weight)}, {})
+        request = b"POST /api HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
         answers = await _exchange(port, request * n, expect=n)
         return {who: answers.count(b"\r\n\r\n" + who) for who in (b"blue", b"green")}
 
@@ -302,11 +302,11 @@ def test_gateway_turns_malformed_proxy_responses_into_502(tmp_path: Path, return
     async def scenario() -> bytes:
         gateway = Gateway(invoker=None, region="us-east-1")  # type: ignore[arg-type]
         route = RestApiRoute(Path="/x", Handler=f"{handler_file}:create", Environment={}, ApiKeyRequired=False)
-        gateway.configure({"x": route}, "key")
+        gateway.configure({"x": route}, {})
         server = gateway.server()
         port = await server.start()
         try:
-            return await _exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            return await _exchange(port, b"POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
         finally:
             await server.shutdown(timeout=1)
 
@@ -315,3 +315,54 @@ def test_gateway_turns_malformed_proxy_responses_into_502(tmp_path: Path, return
     assert b"Set-Cookie" not in answer
     if status == b"201":
         assert b"Content-Length: 2\r\n" in answer and b"999" not in answer and answer.endswith(b"ok")
+
+
+def test_beyond_max_connections_the_least_recently_active_idle_connection_is_shed() -> None:
+    """A flood of idle connections cannot grow past the limit; a working client still gets its answer."""
+
+    async def scenario() -> tuple[list[bool], bytes]:
+        async with _serving(max_connections=3) as port:
+            idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            answer = await _exchange(port, b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\n")  # the 4th: sheds the oldest
+            closed = []
+            for reader, writer in idle:
+                try:
+                    async with asyncio.timeout(1):
+                        closed.append(await reader.read(1) == b"")
+                except TimeoutError:
+                    closed.append(False)
+                writer.close()
+            return closed, answer
+
+    closed, answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert closed == [True, False, False]  # only the least recently active one
+
+
+def test_a_request_head_trickling_in_is_cut_off_after_the_header_timeout() -> None:
+    async def scenario() -> tuple[bool, float]:
+        async with _serving(header_timeout=0.4, idle_timeout=30) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            writer.write(b"GET / HTTP/1.1\r\n")
+            closed = False
+            for _ in range(40):  # a header line every 0.1 s keeps it "active", but the head never ends
+                writer.write(b"X-Slow: 1\r\n")
+                try:
+                    await writer.drain()
+                    async with asyncio.timeout(0.1):
+                        if await reader.read(1) == b"":
+                            closed = True
+                            break
+                except TimeoutError:
+                    continue
+                except ConnectionError:
+                    closed = True
+                    break
+            writer.close()
+            return closed, loop.time() - started
+
+    closed, after = asyncio.run(scenario())
+    assert closed and after < 2.0

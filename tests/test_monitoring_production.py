@@ -25,7 +25,7 @@ from safedeploy.serving.host import LocalServingHost
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.store import S3Uri
 from tests.conftest import REPO_ROOT, churn_rows, write_table
-from tests.serving import http, wait_for
+from tests.serving import http, signed, wait_for
 
 pytestmark = pytest.mark.slow
 NUMERIC = (
@@ -144,7 +144,7 @@ def test_drifted_traffic_is_found_and_alarms_then_clean_traffic_clears(
     )
     assert logged[-1][1] == drifted.Metrics["feature_baseline_drift_CustServ Calls"]
     # ... and the runtime's metric API answers for it (GetMetricStatistics' parameters)
-    runtime = LocalServingHost(spec.state_dir, spec.region, spec.account_id).outputs()["RuntimeUrl"]
+    info = LocalServingHost(spec.state_dir, spec.region, spec.account_id).info()
     query = urllib.parse.urlencode(
         {
             "Namespace": F.METRIC_NAMESPACE_ENDPOINT,
@@ -161,7 +161,7 @@ def test_drifted_traffic_is_found_and_alarms_then_clean_traffic_clears(
             "Statistics": "Maximum,SampleCount",
         }
     )
-    reply = http(f"{runtime}/_local/metrics?{query}", method="GET")
+    reply = signed(info, f"/_local/metrics?{query}", method="GET")
     assert reply.status == 200, reply.body
     (point,) = reply.json()["Datapoints"]
     assert point["Maximum"] == drifted.Metrics["feature_baseline_drift_CustServ Calls"]

@@ -13,6 +13,7 @@ from safedeploy.registry import LocalModelRegistry, ModelRegistration
 def _registration(**changes: object) -> ModelRegistration:
     fields = {
         "model_data_url": "s3://b/customerchurn/training-jobs/job-1/output/model.tar.gz",
+        "model_data_sha256": "cd" * 32,
         "framework_version": "1.7-1",
         "metrics": {"test:auc": 0.93, "validation:auc": 0.91},
         "hyperparameters": {"max_depth": "6"},

@@ -212,8 +212,8 @@ def test_lambda_entry_point_with_a_real_boto3_client_against_the_runtime(
     monkeypatch.setenv("MODEL_VERSION", "1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", live.info.runtime_url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", live.outputs["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", live.outputs["SecretAccessKey"])
     monkeypatch.setattr(app, "_handler", None)
     ok = app.lambda_handler(_event(json.dumps(live.records[:2]), {"Content-Type": "application/json"}), CONTEXT)
     assert ok["statusCode"] == 200 and len(json.loads(ok["body"])["predictions"]) == 2

@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safedeploy.data.raw_table import HEADER
-from tests.serving import Live, health, http
+from safedeploy.serving.daemon import RuntimeInfo
+from safedeploy.serving.sigv4 import sign
+from tests.serving import Live, health, signed
 
 EXAMPLES = 600
 CONTENT_TYPES = [
@@ -48,15 +50,19 @@ bodies = st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode
 
 
 class Client:
-    """One keep-alive connection to 127.0.0.1."""
+    """One keep-alive connection to 127.0.0.1 (requests signed for the runtime API when ``signer`` is given)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, signer: RuntimeInfo | None = None) -> None:
         parts = urlsplit(url)
         assert parts.hostname == "127.0.0.1"
+        self.url = url
         self.path = parts.path
+        self.signer = signer
         self.connection = httpclient.HTTPConnection("127.0.0.1", parts.port, timeout=30)
 
     def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.signer is not None:
+            headers = sign(self.signer.signing_credentials(), self.signer.region, "POST", self.url, body, headers)
         self.connection.request("POST", self.path, body=body, headers=headers)
         reply = self.connection.getresponse()
         return reply.status, reply.read()
@@ -69,13 +75,13 @@ def _instances(live: Live) -> list[int]:
 def _server_errors_since(live: Live, start: datetime) -> float:
     end = (datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace("+", "%2B")
     query = f"EndpointName=customerchurn-dev&MetricName=Invocation5XXErrors&Period=86400&StartTime={start.isoformat().replace('+', '%2B')}&EndTime={end}"
-    points = http(f"{live.info.runtime_url}/_local/metrics?{query}", method="GET").json()["Datapoints"]
+    points = signed(live.info, f"/_local/metrics?{query}", method="GET").json()["Datapoints"]
     return float(sum(p["Sum"] for p in points))
 
 
-def _fuzz(live: Live, url: str, extra_headers: dict[str, str]) -> list[int]:
+def _fuzz(live: Live, url: str, extra_headers: dict[str, str], signer: RuntimeInfo | None = None) -> list[int]:
     statuses: list[int] = []
-    client = Client(url)
+    client = Client(url, signer)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(body=bodies, content_type=st.sampled_from(CONTENT_TYPES), accept=st.sampled_from(ACCEPTS))
@@ -101,7 +107,7 @@ def _fuzz(live: Live, url: str, extra_headers: dict[str, str]) -> list[int]:
 
 def test_runtime_api_answers_generated_garbage_with_client_errors(live: Live) -> None:
     before, start = _instances(live), datetime.now(UTC)
-    statuses = _fuzz(live, f"{live.info.runtime_url}/endpoints/customerchurn-dev/invocations", {})
+    statuses = _fuzz(live, f"{live.info.runtime_url}/endpoints/customerchurn-dev/invocations", {}, live.info)
     assert len(statuses) >= EXAMPLES
     assert sum(400 <= s < 500 for s in statuses) >= EXAMPLES * 0.9  # the generator rarely builds a valid request
     assert _instances(live) == before  # no worker died

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from safedeploy.archives import pack_directory
 from safedeploy.serving import daemon
-from tests.serving import Live, health, http, wait_for, wait_in_service
+from safedeploy.store import LocalArtifactStore, S3Uri
+from tests.serving import Live, health, model_data_source, signed, wait_for, wait_in_service
 
 
 def _model(live: Live, name: str, info: daemon.RuntimeInfo | None = None, **environment: str) -> None:
@@ -23,12 +25,19 @@ def _model(live: Live, name: str, info: daemon.RuntimeInfo | None = None, **envi
         ModelName=name,
         PrimaryContainer={
             "Image": "local",
-            "ModelDataUrl": live.model_data_url,
+            "ModelDataSource": model_data_source(live),
             "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri}
             | environment,
         },
         ExecutionRoleArn="arn:aws:iam::000000000000:role/test",
     )
+
+
+def _code_archive(live: Live, code: Path) -> str:
+    """Upload a handler directory to the artifact store as a code archive (the runtime runs no local path)."""
+    uri = S3Uri(S3Uri.parse(live.source_uri).bucket, f"tests/{code.parent.name}/sourcedir.tar.gz")
+    LocalArtifactStore(live.state_dir / "s3").put_bytes(uri, pack_directory(code), "application/gzip")
+    return str(uri)
 
 
 def _variant(name: str, model: str, weight: float = 1.0, count: int = 1) -> Any:
@@ -53,7 +62,8 @@ def test_the_deployed_endpoint_is_described_like_sagemaker(live: Live) -> None:
     assert isinstance(described["CreationTime"], datetime)
     config = sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    assert model["PrimaryContainer"]["ModelDataUrl"] == live.model_data_url
+    source = model["PrimaryContainer"]["ModelDataSource"]["S3DataSource"]
+    assert (source["S3Uri"], source["ETag"]) == (live.model_data_url, live.model_data_sha256)
     names = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]]
     assert "customerchurn-dev" in names
     assert len(health(live.info)["endpoints"]["customerchurn-dev"]["Instances"]["AllTraffic"]) == 2
@@ -141,8 +151,9 @@ def test_runtime_validation_errors(live: Live) -> None:
             EndpointName="customerchurn-dev", Body=live.csv_rows[0], ContentType="text/csv", TargetVariant="Blue"
         )
     assert "The variant 'Blue' is not part of endpoint customerchurn-dev" in str(variant.value)
-    oversized = http(
-        f"{live.info.runtime_url}/endpoints/customerchurn-dev/invocations",
+    oversized = signed(
+        live.info,
+        "/endpoints/customerchurn-dev/invocations",
         b"1," * (3 * 1024 * 1024 + 1),
         {"Content-Type": "text/csv"},
     )
@@ -173,7 +184,7 @@ def test_metrics_count_invocations_and_errors_per_variant(live: Live) -> None:
             f"&StartTime={start.isoformat().replace('+', '%2B')}"
             f"&EndTime={(datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace('+', '%2B')}"
         )
-        points = http(f"{live.info.runtime_url}/_local/metrics?{query}", method="GET").json()["Datapoints"]
+        points = signed(live.info, f"/_local/metrics?{query}", method="GET").json()["Datapoints"]
         return sum(float(p[statistic]) for p in points)
 
     assert stat("Invocations") == 10
@@ -182,8 +193,9 @@ def test_metrics_count_invocations_and_errors_per_variant(live: Live) -> None:
     assert stat("ModelLatency", "SampleCount") == 10
     assert 0 < stat("ModelLatency", "Maximum") < 5_000_000  # microseconds
     assert stat("OverheadLatency", "SampleCount") == 10
-    bad = http(
-        f"{live.info.runtime_url}/_local/metrics?EndpointName=x&MetricName=Nope&StartTime=2020-01-01T00:00:00&EndTime=2020-01-02T00:00:00",
+    bad = signed(
+        live.info,
+        "/_local/metrics?EndpointName=x&MetricName=Nope&StartTime=2020-01-01T00:00:00&EndTime=2020-01-02T00:00:00",
         method="GET",
     )
     assert bad.status == 400 and "unknown metric 'Nope'" in bad.json()["message"]
@@ -236,7 +248,7 @@ def test_a_model_that_cannot_load_fails_the_endpoint_with_the_reason(live: Live,
     code.mkdir()
     (code / "inference.py").write_text("def model_fn(model_dir):\n    raise ValueError('weights are corrupt')\n")
     sagemaker = daemon.sagemaker_client(live.info)
-    _model(live, "broken-model", SAGEMAKER_SUBMIT_DIRECTORY=str(code))
+    _model(live, "broken-model", SAGEMAKER_SUBMIT_DIRECTORY=_code_archive(live, code))
     sagemaker.create_endpoint_config(
         EndpointConfigName="broken-config", ProductionVariants=[_variant("A", "broken-model")]
     )
@@ -255,7 +267,7 @@ def test_a_failed_update_keeps_the_old_config_serving(live: Live, tmp_path: Path
     (code / "inference.py").write_text("raise ImportError('no such library')\n")
     sagemaker = daemon.sagemaker_client(live.info)
     _model(live, "good-model")
-    _model(live, "bad-model", SAGEMAKER_SUBMIT_DIRECTORY=str(code))
+    _model(live, "bad-model", SAGEMAKER_SUBMIT_DIRECTORY=_code_archive(live, code))
     sagemaker.create_endpoint_config(EndpointConfigName="good-config", ProductionVariants=[_variant("A", "good-model")])
     sagemaker.create_endpoint_config(EndpointConfigName="bad-config", ProductionVariants=[_variant("A", "bad-model")])
     sagemaker.create_endpoint(EndpointName="updating", EndpointConfigName="good-config")

@@ -16,6 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from safedeploy.filemodes import use_private_umask
 from safedeploy.monitoring.records import MonitoringRecords
 from safedeploy.monitoring.schedule import SCHEDULE_TRIGGER, ScheduleClock, parse_schedule, records_root
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedule", required=True)
     parser.add_argument("--fire", required=True, help="the fire time (model time, ISO-8601)")
     args = parser.parse_args(argv)
+    use_private_umask()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     fire = datetime.fromisoformat(args.fire)
     return run_scheduled(args.state_dir.resolve(), args.schedule, fire.astimezone(UTC))

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from safedeploy import constants as C
 from safedeploy.errors import ArtifactError
+from safedeploy.filemodes import PRIVATE_UMASK
 from safedeploy.processes import child_environment, die_with_parent
 from safedeploy.store import ArtifactStore, S3Uri
 
@@ -116,6 +117,7 @@ class LocalProcessingJobs:
                 proc = subprocess.run(
                     entrypoint,
                     preexec_fn=die_with_parent,
+                    umask=PRIVATE_UMASK,  # its files (model, reports) are owner-only
                     cwd=base,
                     env=env,
                     stdout=log,

@@ -11,6 +11,7 @@ the old config serving, ``InService``, with the ``FailureReason``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -22,8 +23,9 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from safedeploy import constants as C
-from safedeploy.archives import unpack
 from safedeploy.errors import SafeDeployError
+from safedeploy.reserve import critical_write
+from safedeploy.serving import integrity
 from safedeploy.serving.errors import validation
 from safedeploy.serving.fleet import DeploymentFailedError, ModelFiles, VariantFleet
 from safedeploy.serving.state import (
@@ -36,7 +38,7 @@ from safedeploy.serving.state import (
     VariantSummary,
     now,
 )
-from safedeploy.store import LocalArtifactStore, S3Uri
+from safedeploy.store import LocalArtifactStore
 
 LOG = logging.getLogger(__name__)
 _Shape = TypeVar("_Shape", bound=BaseModel)
@@ -73,12 +75,21 @@ class ControlPlane:
     state: RuntimeState = field(default_factory=RuntimeState)
     deployments: dict[str, Deployment] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _stopping: set[asyncio.Task[None]] = field(default_factory=set)
     on_change: Callable[[], Awaitable[None]] | None = None
+    reserve: Path | None = None
 
     # --- persistence -------------------------------------------------------------------------------------
-    def save(self) -> None:
-        """Persist the state atomically."""
-        self.state.save(self.state_file)
+    def save(self, critical: bool = False) -> None:
+        """Persist the state atomically.
+
+        ``critical``: a change that takes something away (a deletion, traffic back to blue) may draw on the disk
+        reserve when the disk is full; changes that add things fail instead, and the deployment rolls back.
+        """
+        if critical:
+            critical_write(self.reserve, lambda: self.state.save(self.state_file))
+        else:
+            self.state.save(self.state_file)
 
     async def restore(self) -> None:
         """Bring back the endpoints a previous runtime was serving."""
@@ -87,6 +98,20 @@ class ControlPlane:
                 record.EndpointStatus = "Creating"
                 self._launch(record.EndpointName, record.EndpointConfigName)
         self.save()
+
+    def _save_or_undo(self, undo: Callable[[], object]) -> None:
+        """Save; if that fails, undo the change in memory too (memory and disk never disagree) and re-raise."""
+        try:
+            self.save()
+        except OSError:
+            undo()
+            raise
+
+    async def settled(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no endpoint is being created, updated or restored."""
+        pending = [task for task in self._tasks.values() if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     def _arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
@@ -97,9 +122,12 @@ class ControlPlane:
         model = _parse(ModelRecord, request)
         if model.ModelName in self.state.Models:
             raise validation(f'Cannot create already existing model "{self._arn("model", model.ModelName)}".')
+        problem = integrity.source_problem(model.PrimaryContainer, self.store)
+        if problem is not None:
+            raise validation(problem)
         model.ModelArn = self._arn("model", model.ModelName)
         self.state.Models[model.ModelName] = model
-        self.save()
+        self._save_or_undo(lambda: self.state.Models.pop(model.ModelName, None))
         return {"ModelArn": model.ModelArn}
 
     def describe_model(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -108,10 +136,14 @@ class ControlPlane:
 
     def delete_model(self, request: dict[str, Any]) -> dict[str, Any]:
         """``DeleteModel``."""
-        name = self._model(str(request.get("ModelName"))).ModelName
-        del self.state.Models[name]
-        shutil.rmtree(self.work_dir / "models" / name, ignore_errors=True)
-        self.save()
+        model = self._model(str(request.get("ModelName")))
+        del self.state.Models[model.ModelName]
+        try:
+            self.save(critical=True)
+        except OSError:
+            self.state.Models[model.ModelName] = model  # memory follows disk
+            raise
+        shutil.rmtree(self.work_dir / "models" / model.ModelName, ignore_errors=True)
         return {}
 
     def _model(self, name: str) -> ModelRecord:
@@ -135,7 +167,7 @@ class ControlPlane:
             self._model(variant.ModelName)
         config.EndpointConfigArn = self._arn("endpoint-config", config.EndpointConfigName)
         self.state.EndpointConfigs[config.EndpointConfigName] = config
-        self.save()
+        self._save_or_undo(lambda: self.state.EndpointConfigs.pop(config.EndpointConfigName, None))
         return {"EndpointConfigArn": config.EndpointConfigArn}
 
     def describe_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -144,8 +176,13 @@ class ControlPlane:
 
     def delete_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
         """``DeleteEndpointConfig``."""
-        del self.state.EndpointConfigs[self._config(str(request.get("EndpointConfigName"))).EndpointConfigName]
-        self.save()
+        config = self._config(str(request.get("EndpointConfigName")))
+        del self.state.EndpointConfigs[config.EndpointConfigName]
+        try:
+            self.save(critical=True)
+        except OSError:
+            self.state.EndpointConfigs[config.EndpointConfigName] = config
+            raise
         return {}
 
     def _config(self, name: str) -> EndpointConfigRecord:
@@ -164,7 +201,7 @@ class ControlPlane:
         record = _parse(EndpointRecord, {"EndpointName": name, "EndpointConfigName": config_name})
         record.EndpointArn = self._arn("endpoint", name)
         self.state.Endpoints[name] = record
-        self.save()
+        self._save_or_undo(lambda: self.state.Endpoints.pop(name, None))
         self._launch(name, config_name)
         return {"EndpointArn": record.EndpointArn}
 
@@ -177,10 +214,11 @@ class ControlPlane:
             raise validation(
                 f'Cannot update in-progress endpoint "{record.EndpointArn}" (status {record.EndpointStatus}).'
             )
+        before = record.model_copy()
         record.EndpointStatus = "Updating" if record.EndpointName in self.deployments else "Creating"
         record.FailureReason = None
         record.LastModifiedTime = now()
-        self.save()
+        self._save_or_undo(lambda: self.state.Endpoints.__setitem__(record.EndpointName, before))
         self._launch(record.EndpointName, config_name)
         return {"EndpointArn": record.EndpointArn}
 
@@ -206,14 +244,24 @@ class ControlPlane:
             if count is not None and (not isinstance(count, int) or not 1 <= count <= C.MAX_LOCAL_INSTANCES):
                 raise validation(f"DesiredInstanceCount must be 1..{C.MAX_LOCAL_INSTANCES}, got {count!r}.")
             changes.append((fleet, weight, count))
+        weights = {fleet: fleet.weight for fleet, _, _ in changes}
+        before = record.model_copy()
         for fleet, weight, _ in changes:
             if weight is not None:
                 fleet.weight = float(weight)
-        if any(count is not None for _, _, count in changes):
+        scaling = any(count is not None for _, _, count in changes)
+        if scaling:
             record.EndpointStatus = "Updating"
-            self._tasks[record.EndpointName] = asyncio.create_task(self._scale(record, changes))
         self._summarise(record, deployment)
-        self.save()
+
+        def undo() -> None:
+            for fleet, weight in weights.items():
+                fleet.weight = weight
+            self.state.Endpoints[record.EndpointName] = before
+
+        self._save_or_undo(undo)  # weights apply only once saved: memory never runs ahead of disk
+        if scaling:
+            self._tasks[record.EndpointName] = asyncio.create_task(self._scale(record, changes))
         return {"EndpointArn": record.EndpointArn}
 
     async def _scale(
@@ -247,12 +295,16 @@ class ControlPlane:
     async def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         """``DeleteEndpoint``: stop its instances and forget it."""
         record = self._endpoint(str(request.get("EndpointName")))
+        del self.state.Endpoints[record.EndpointName]
+        try:
+            self.save(critical=True)
+        except OSError:  # memory follows disk: the endpoint stays, serving as before
+            self.state.Endpoints[record.EndpointName] = record
+            raise
         task = self._tasks.pop(record.EndpointName, None)
         if task is not None:
             task.cancel()
         deployment = self.deployments.pop(record.EndpointName, None)
-        del self.state.Endpoints[record.EndpointName]
-        self.save()
         if deployment is not None:
             await deployment.stop()
         if self.on_change is not None:
@@ -279,7 +331,9 @@ class ControlPlane:
         try:
             for variant in config.ProductionVariants:
                 files = await asyncio.to_thread(self._prepare_model, self.state.Models[variant.ModelName])
-                fleets[variant.VariantName] = VariantFleet(endpoint, variant, files, self.work_dir / "logs")
+                fleet = VariantFleet(endpoint, variant, files, self.work_dir / "logs")
+                fleet.on_refused = functools.partial(self._instance_refused, endpoint, fleet)
+                fleets[variant.VariantName] = fleet
             await asyncio.gather(*(fleet.start(self.session) for fleet in fleets.values()))
         except (DeploymentFailedError, SafeDeployError, KeyError, OSError) as exc:
             await asyncio.gather(*(fleet.stop() for fleet in fleets.values()))
@@ -332,31 +386,35 @@ class ControlPlane:
         )
 
     def _prepare_model(self, model: ModelRecord) -> ModelFiles:
-        """Lay the model out as a container sees it: ``<base>/model`` (ModelDataUrl) and ``<base>/code``."""
+        """Lay the model out as a container sees it, ``<base>/model`` and ``<base>/code``, from verified archives."""
         container = model.PrimaryContainer
         base = self.work_dir / "models" / model.ModelName
-        marker = base / ".ready"
-        environment = container.Environment
-        program = environment.get(C.SM_PROGRAM_ENV, C.INFERENCE_PROGRAM)
-        code_source = environment.get(C.SM_SUBMIT_DIRECTORY_ENV)
-        if code_source is None:
-            raise SafeDeployError(f"model {model.ModelName}: set {C.SM_SUBMIT_DIRECTORY_ENV} to the handler code")
-        code_dir = base / "code"
-        if not marker.is_file():
-            shutil.rmtree(base, ignore_errors=True)
-            if container.ModelDataUrl:
-                uri = S3Uri.parse(container.ModelDataUrl)
-                unpack(self.store.get_bytes(uri), base / "model")
-            else:
-                (base / "model").mkdir(parents=True)
-            if code_source.startswith("s3://"):
-                unpack(self.store.get_bytes(S3Uri.parse(code_source)), code_dir)
-            else:
-                shutil.copytree(Path(code_source), code_dir)
-            marker.touch()
+        manifest = integrity.prepare_model_tree(self.store, base, container)
         return ModelFiles(
-            base_dir=base, code_dir=code_dir, program=program, image=container.Image, environment=dict(environment)
+            base_dir=base,
+            code_dir=base / integrity.CODE_DIR,
+            program=container.Environment.get(C.SM_PROGRAM_ENV, C.INFERENCE_PROGRAM),
+            image=container.Image,
+            environment=dict(container.Environment),
+            manifest=manifest,
         )
+
+    def _instance_refused(self, endpoint: str, fleet: VariantFleet, reason: str) -> None:
+        """A replacement instance refused to start (its model's files changed): the endpoint fails, nothing serves."""
+        deployment = self.deployments.get(endpoint)
+        if deployment is None or fleet not in deployment.fleets.values():
+            return  # an old fleet, already replaced
+        del self.deployments[endpoint]
+        record = self.state.Endpoints.get(endpoint)
+        if record is not None:
+            LOG.error("endpoint %s failed: %s", endpoint, reason)
+            record.EndpointStatus = "Failed"
+            record.FailureReason = reason
+            record.LastModifiedTime = now()
+            self.save()
+        task = asyncio.create_task(deployment.stop(), name=f"stop-{endpoint}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def close(self) -> None:
         """Stop every fleet (the state stays saved, so a new runtime brings the endpoints back)."""

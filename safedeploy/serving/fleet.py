@@ -5,7 +5,14 @@ Each variant gets ``InitialInstanceCount`` processes (``python -m safedeploy.ser
 is ready when ``GET /ping`` answers 200; one that exits before that fails the deployment with the last line it
 wrote to stderr. Instances that die later are replaced (as SageMaker replaces unhealthy instances); requests
 go to the healthy ones meanwhile. Instance logs are ``<logs>/<endpoint>/<variant>/<instance>.log``, like the
-CloudWatch log streams of ``/aws/sagemaker/Endpoints/<endpoint>``.
+CloudWatch log streams of ``/aws/sagemaker/Endpoints/<endpoint>``. Before any instance starts, first or
+replacement, the model's unpacked files are checked against their manifest
+(:func:`~safedeploy.serving.integrity.tree_problem`): an instance never runs files that changed on disk.
+
+A variant of two or more instances also keeps one warm spare: started, loaded and answering ``/ping``, but out
+of rotation. Starting a Python serving process (interpreter, XGBoost, the model, the fast path's verification)
+takes 1.5-3 s on a busy machine; with a spare, an instance that dies is replaced by promoting the spare at once,
+and a new spare is started in the background. One-instance variants (dev) keep none.
 """
 
 from __future__ import annotations
@@ -18,22 +25,32 @@ import random
 import socket
 import sys
 import time
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from safedeploy import constants as C
 from safedeploy.processes import child_environment, die_with_parent
+from safedeploy.serving.integrity import tree_problem
 from safedeploy.serving.state import ProductionVariant
 
 LOG = logging.getLogger(__name__)
 READY_TIMEOUT_S = 120.0
 _RESTART_DELAY_S = 1.0
+_MAX_RESTART_DELAY_S = 30.0
+SPARE_FROM_COUNT = 2
+"""Variants of at least this many instances keep a warm spare."""
 
 
 class DeploymentFailedError(Exception):
     """A variant's instances could not be started; the message is the endpoint's ``FailureReason``."""
+
+
+class InstanceRefusedError(DeploymentFailedError):
+    """An instance was not started: the model's files on disk no longer match its manifest."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,8 @@ class ModelFiles:
     image: str
     environment: dict[str, str] = field(default_factory=dict)
     """The container's ``Environment`` (CreateModel), which its processes see, as in SageMaker."""
+    manifest: Mapping[str, str] | None = None
+    """Digests of every file under ``base_dir`` (from the model's archives), checked before each instance starts."""
 
 
 @dataclass(eq=False)
@@ -57,6 +76,8 @@ class Instance:
     process: asyncio.subprocess.Process
     log_path: Path
     healthy: bool = False
+    standby: bool = False
+    """A warm spare: ready, but out of rotation until an instance dies."""
 
     @property
     def url(self) -> str:
@@ -88,6 +109,8 @@ class VariantFleet:
     _next: int = 0
     _closing: bool = False
     _monitors: set[asyncio.Task[None]] = field(default_factory=set)
+    on_refused: Callable[[str], None] | None = None
+    """Told why, when a replacement instance refuses to start (the control plane then fails the endpoint)."""
 
     def __post_init__(self) -> None:
         self.weight = self.variant.InitialVariantWeight
@@ -99,12 +122,21 @@ class VariantFleet:
         return self.variant.VariantName
 
     def healthy_instances(self) -> list[Instance]:
-        """Instances that answered ``/ping`` and are still running."""
-        return [i for i in self.instances if i.healthy and i.process.returncode is None]
+        """Instances in rotation that answered ``/ping`` and are still running."""
+        return [i for i in self.instances if i.healthy and not i.standby and i.process.returncode is None]
 
-    def pick(self) -> Instance | None:
-        """Round-robin over healthy instances."""
-        healthy = self.healthy_instances()
+    def spare(self) -> Instance | None:
+        """The warm spare, if one is ready."""
+        return next((i for i in self.instances if i.standby and i.healthy and i.process.returncode is None), None)
+
+    @property
+    def wants_spare(self) -> bool:
+        """Whether this variant keeps a warm spare (two or more instances)."""
+        return self.desired_count >= SPARE_FROM_COUNT
+
+    def pick(self, avoid: set[int] | frozenset[int] = frozenset()) -> Instance | None:
+        """Round-robin over healthy instances (``avoid``: ports already tried for this request)."""
+        healthy = [i for i in self.healthy_instances() if i.port not in avoid]
         if not healthy:
             return None
         self._next = (self._next + 1) % len(healthy)
@@ -117,9 +149,37 @@ class VariantFleet:
         except BaseException:
             await self.stop()
             raise
+        if self.wants_spare:
+            self._background(self._start_spare(session), "spare")
 
-    async def _start_instance(self, session: aiohttp.ClientSession) -> Instance:
+    def _background(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.create_task(work, name=f"{what}-{self.endpoint}-{self.name}")
+        self._monitors.add(task)
+        task.add_done_callback(self._monitors.discard)
+
+    async def _start_spare(self, session: aiohttp.ClientSession) -> None:
+        """Start a warm spare (retrying with a delay: a failure here costs nothing that serves)."""
+        failures = 0
+        while not self._closing and self.wants_spare and self.spare() is None:
+            try:
+                await self._start_instance(session, standby=True)
+                return
+            except InstanceRefusedError as exc:  # the model's files changed on disk: nothing may start from them
+                LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
+                if self.on_refused is not None:
+                    self.on_refused(str(exc))
+                return
+            except DeploymentFailedError as exc:
+                failures += 1
+                LOG.error("%s/%s: starting a spare failed: %s", self.endpoint, self.name, exc)
+                await asyncio.sleep(min(_RESTART_DELAY_S * 2**failures, _MAX_RESTART_DELAY_S))
+
+    async def _start_instance(self, session: aiohttp.ClientSession, standby: bool = False) -> Instance:
         instance_id = f"i-{self.name.lower()}-{next(self._counter):03d}"
+        if self.model.manifest is not None:
+            problem = await asyncio.to_thread(tree_problem, self.model.base_dir, self.model.manifest)
+            if problem is not None:
+                raise InstanceRefusedError(f"variant {self.name}: instance {instance_id} was not started: {problem}")
         log_path = self.log_dir / self.endpoint / self.name / f"{instance_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -134,6 +194,7 @@ class VariantFleet:
                 C.LISTEN_FD_ENV: str(sock.fileno()),
                 "OMP_NUM_THREADS": "1",
                 "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",  # nothing but the archives' files in the model tree
             }
         )
         try:
@@ -147,16 +208,14 @@ class VariantFleet:
                     stdout=log,
                     stderr=log,
                     pass_fds=(sock.fileno(),),
-                    preexec_fn=die_with_parent,
+                    preexec_fn=die_with_parent,  # the runtime's owner-only umask is inherited
                 )
-            instance = Instance(instance_id, sock.getsockname()[1], process, log_path)
+            instance = Instance(instance_id, sock.getsockname()[1], process, log_path, standby=standby)
         finally:
             sock.close()  # the child holds its own copy
         self.instances.append(instance)
         await self._wait_ready(instance, session)
-        task = asyncio.create_task(self._watch(instance, session), name=f"watch-{instance_id}")
-        self._monitors.add(task)
-        task.add_done_callback(self._monitors.discard)
+        self._background(self._watch(instance, session), f"watch-{instance_id}")
         return instance
 
     async def _wait_ready(self, instance: Instance, session: aiohttp.ClientSession) -> None:
@@ -195,21 +254,48 @@ class VariantFleet:
         )
         with contextlib.suppress(ValueError):
             self.instances.remove(instance)
+        if instance.standby:  # the spare itself died: start another in the background
+            self._background(self._start_spare(session), "spare")
+            return
+        spare = self.spare()
+        if spare is not None:  # promote the warm spare at once; a new spare is started behind it
+            spare.standby = False
+            LOG.info("%s/%s: spare %s took over", self.endpoint, self.name, spare.instance_id)
+            self._background(self._start_spare(session), "spare")
+            return
+        failures = 0
         while not self._closing:
-            await asyncio.sleep(_RESTART_DELAY_S * (1 + random.random()))  # noqa: S311 - jitter
+            if failures:  # at once the first time (a killed instance is back within about a second), then back off
+                delay = min(_RESTART_DELAY_S * 2 ** (failures - 1), _MAX_RESTART_DELAY_S)
+                await asyncio.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter
             try:
                 await self._start_instance(session)
                 return
+            except InstanceRefusedError as exc:
+                LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
+                if self.on_refused is not None:
+                    self.on_refused(str(exc))
+                return
             except DeploymentFailedError as exc:
+                failures += 1
                 LOG.error("%s/%s: replacement failed: %s", self.endpoint, self.name, exc)
 
     async def scale(self, count: int, session: aiohttp.ClientSession) -> None:
         """Start or stop instances to reach ``count``."""
         self.desired_count = count
-        while len(self.instances) < count:
-            await self._start_instance(session)
-        while len(self.instances) > count:
-            await self._stop_instance(self.instances.pop())
+        serving = [i for i in self.instances if not i.standby]
+        while len(serving) < count:
+            serving.append(await self._start_instance(session))
+        while len(serving) > count:
+            victim = serving.pop()
+            self.instances.remove(victim)
+            await self._stop_instance(victim)
+        spare = self.spare()
+        if spare is not None and not self.wants_spare:
+            self.instances.remove(spare)
+            await self._stop_instance(spare)
+        elif spare is None and self.wants_spare:
+            self._background(self._start_spare(session), "spare")
 
     async def _stop_instance(self, instance: Instance) -> None:
         instance.healthy = False

@@ -3,11 +3,13 @@
 Each route (see :class:`~safedeploy.serving.state.RestApiRoute`) names a handler file and its environment, and
 optionally a canary version (another environment) taking a share of the requests, as a Lambda alias's routing
 configuration does while CodeDeploy shifts traffic.
-A request gets the same treatment API Gateway gives it: the API key (``x-api-key``) is checked first (403
-``Forbidden``), the body is limited to 10 MB (413), and the handler receives a real proxy event (headers and
-multi-value headers, query strings, ``requestContext`` with request id, stage, identity and API key, body as
-text or base64) and a Lambda context. A handler that raises, or returns something that is not a proxy response,
-is answered 502 ``Internal server error``, as API Gateway does.
+A request gets the same treatment API Gateway gives it: a ``Host`` other than the loopback's is refused (421,
+:mod:`~safedeploy.serving.loopback`), the API key (``x-api-key``) is checked first (403 ``Forbidden``; each
+model's APIs have their own key, as a usage plan per model gives on AWS), the body is limited to 10 MB (413),
+and the handler receives a real proxy event (headers and multi-value headers, query strings,
+``requestContext`` with request id, stage, identity and API key, body as text or base64) and a Lambda context.
+A handler that raises, or returns something that is not a proxy response, is answered 502 ``Internal server
+error``, as API Gateway does.
 
 Each invocation runs the (synchronous) handler in its own greenlet on the event loop (see
 :mod:`~safedeploy.serving.bridge`); its SageMaker Runtime client is :class:`LocalRuntimeClient`, which awaits
@@ -43,6 +45,7 @@ from safedeploy.serving.errors import ApiError
 from safedeploy.serving.http_server import HttpServer, Request, Response
 from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest
+from safedeploy.serving.loopback import loopback_only
 from safedeploy.serving.state import RestApiRoute
 
 LOG = logging.getLogger(__name__)
@@ -205,21 +208,24 @@ def _message(status: int, message: str, headers: Mapping[str, str] | None = None
 
 
 class Gateway:
-    """Routes, API key and handler invocation."""
+    """Routes, API keys and handler invocation."""
 
     def __init__(self, invoker: Invoker, region: str) -> None:
         self.invoker = invoker
         self.region = region
         self.lambda_timeout = LAMBDA_TIMEOUT_S
         self.routes: dict[str, RestApiRoute] = {}
-        self.api_key = ""
+        self.api_keys: dict[str, bytes] = {}
+        """Each route's API key, by path."""
         self._handlers: dict[tuple[str, bool], tuple[RestApiRoute, Handler]] = {}
         self._random = random.Random()  # noqa: S311 - traffic split, not security
 
-    def configure(self, routes: Mapping[str, RestApiRoute], api_key: str) -> None:
-        """Install routes (by name) and the API key; handlers are (re)built on their next request."""
+    def configure(self, routes: Mapping[str, RestApiRoute], api_keys: Mapping[str, str]) -> None:
+        """Install routes (by name) and the API keys (by usage plan); handlers are (re)built on their next request."""
         self.routes = {route.Path: route for route in routes.values()}
-        self.api_key = api_key
+        self.api_keys = {
+            route.Path: api_keys.get(route.UsagePlan or name, "").encode() for name, route in routes.items()
+        }
         self._handlers = {key: h for key, h in self._handlers.items() if self.routes.get(key[0]) == h[0]}
 
     def _handler(self, route: RestApiRoute, canary: bool) -> Handler:
@@ -234,9 +240,14 @@ class Gateway:
         self._handlers[key] = (route, handler)
         return handler
 
-    def server(self) -> HttpServer:
+    def server(self, max_connections: int | None = None) -> HttpServer:
         """The gateway's HTTP server (API Gateway's 10 MB payload limit; its errors as JSON messages)."""
-        return HttpServer(self.handle, max_body=API_GATEWAY_MAX_BODY, refusal=_refusal)
+        return HttpServer(
+            loopback_only(self.handle),
+            max_body=API_GATEWAY_MAX_BODY,
+            refusal=_refusal,
+            max_connections=max_connections,
+        )
 
     async def handle(self, request: Request) -> Response:
         """Serve one request like API Gateway's Lambda proxy integration."""
@@ -247,7 +258,7 @@ class Gateway:
         if request.method != "POST":
             return _message(405, f"{request.method} is not allowed on {route.Path}; use POST", {"Allow": "POST"})
         presented = request.headers.get(C.API_KEY_HEADER)
-        if route.ApiKeyRequired and not (presented and hmac.compare_digest(presented, self.api_key)):
+        if route.ApiKeyRequired and not _key_matches(presented, self.api_keys.get(route.Path, b"")):
             return _message(403, "Forbidden: send a valid API key in the x-api-key header")
         event = proxy_event(request, route.Path, presented)
         canary = route.Canary is not None and self._random.random() < route.Canary.Weight
@@ -274,6 +285,13 @@ class Gateway:
         finally:
             timer.cancel()
         return _proxy_response(result)
+
+
+def _key_matches(presented: str | None, expected: bytes) -> bool:
+    """Constant-time comparison; a route without a key accepts none."""
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), expected)
 
 
 def _refusal(status: int, message: str) -> Response:

@@ -88,7 +88,10 @@ class ServingHost(Protocol):
         ...
 
     def outputs(self) -> dict[str, str]:
-        """The stack outputs: ApiUrl, ApiKey, EndpointName (prod), DevApiUrl, DevEndpointName, RuntimeUrl, ..."""
+        """The stack outputs: ApiUrl, ApiKey, EndpointName (prod), DevApiUrl, DevEndpointName, RuntimeUrl, ...
+
+        ``AccessKeyId`` / ``SecretAccessKey`` sign calls to the runtime API (boto3 with ``endpoint_url``).
+        """
         ...
 
 
@@ -101,12 +104,14 @@ class LocalServingHost:
     account_id: str
     model_name: str = C.DEFAULT_MODEL_NAME
     """Whose REST APIs this host publishes and reports (several models share one runtime)."""
+    ports: tuple[int, int] = (0, 0)
+    """The runtime API's and the gateway's ports (0: those used before, else free ones)."""
     _info: daemon.RuntimeInfo | None = field(default=None, init=False)
 
     def info(self) -> daemon.RuntimeInfo:
         """The running runtime (started if needed)."""
         if self._info is None:
-            self._info = daemon.ensure_running(self.state_dir, self.region, self.account_id)
+            self._info = daemon.ensure_running(self.state_dir, self.region, self.account_id, self.ports)
         return self._info
 
     def sagemaker(self) -> SageMakerClient:
@@ -125,8 +130,12 @@ class LocalServingHost:
         *,
         api_key_required: bool,
         canary: tuple[str, str, float] | None = None,
+        lease: str | None = None,
     ) -> str:
-        """Route ``POST /<model>/api`` (prd) or ``/<model>/dev/api`` to the API handler for ``endpoint_name``."""
+        """Route ``POST /<model>/api`` (prd) or ``/<model>/dev/api`` to the API handler for ``endpoint_name``.
+
+        ``lease``: the production deployment making the change (the runtime fences it with that deployment's lease).
+        """
         info = self.info()
         route, path = api_route(self.model_name, stage)
         document: dict[str, object] = {
@@ -134,6 +143,7 @@ class LocalServingHost:
             "Handler": f"{API_HANDLER}:create_handler",
             "Environment": {"ENDPOINT_NAME": endpoint_name, "MODEL_VERSION": model_version},
             "ApiKeyRequired": api_key_required,
+            "UsagePlan": self.model_name,  # the model's APIs (dev and prd) share its key, no other model's
         }
         if canary is not None:
             endpoint, version, weight = canary
@@ -141,12 +151,12 @@ class LocalServingHost:
                 "Environment": {"ENDPOINT_NAME": endpoint, "MODEL_VERSION": version},
                 "Weight": weight,
             }
-        daemon.put_route(info, route, document)
+        daemon.put_route(info, route, document, lease)
         return f"{info.gateway_url}{path}"
 
-    def unpublish_api(self, stage: str) -> None:
+    def unpublish_api(self, stage: str, lease: str | None = None) -> None:
         """Remove the route."""
-        daemon.delete_route(self.info(), api_route(self.model_name, stage)[0])
+        daemon.delete_route(self.info(), api_route(self.model_name, stage)[0], lease)
 
     def endpoint_exists(self, name: str) -> bool:
         """DescribeEndpoint answers for it."""
@@ -170,13 +180,21 @@ class LocalServingHost:
         return LocalProdHost(self, spec, source, execution_id, synthetic_rows, known[0], known[1])
 
     def outputs(self) -> dict[str, str]:
-        """What is served now, read from the running runtime and its saved state."""
+        """What is served now, read from the running runtime and its saved state (the model's own API key)."""
         paths = RuntimePaths(self.state_dir.resolve())
         info = daemon.read_info(paths)
         if info is None:
             raise SafeDeployError(f"the local runtime is not running (state {paths.root}); run `make deploy`")
         state = RuntimeState.load(paths.state)
-        outputs = {"RuntimeUrl": info.runtime_url, "Region": info.region, "ApiKey": state.ApiKey}
+        credentials = info.signing_credentials()
+        outputs = {
+            "RuntimeUrl": info.runtime_url,
+            "Region": info.region,
+            "AccessKeyId": credentials.access_key_id,
+            "SecretAccessKey": credentials.secret_access_key,
+        }
+        if self.model_name in state.ApiKeys:
+            outputs["ApiKey"] = state.ApiKeys[self.model_name]
         for stage, prefix in ((C.PRD_STAGE, ""), (C.DEV_STAGE, "Dev")):
             route_name = api_route(self.model_name, stage)[0]
             route = state.Routes.get(route_name)

@@ -8,7 +8,13 @@
   (``Content-Type``, ``Accept``, ``X-Amzn-SageMaker-Custom-Attributes``, ``-Target-Variant``,
   ``-Inference-Id``) and error shapes (the boto3 ``sagemaker-runtime`` client works unchanged);
 * ``GET /_local/health``, ``GET /_local/metrics`` (GetMetricStatistics' parameters as a query string),
-  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway).
+  ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway: its handler must be in
+  ``lambdas/``; a route requiring a key gets its usage plan's, created on first use; a deployment's changes
+  carry its lease in ``X-Safedeploy-Lease``);
+* ``PUT`` / ``DELETE /_local/leases/{deploymentId}``, ``POST /_local/leases/{deploymentId}/renew``: a production
+  deployment's lease on its route (:mod:`safedeploy.serving.leases`).
+
+Every request is authenticated before it gets here (:mod:`safedeploy.serving.auth`).
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ from safedeploy.serving.codedeploy import TARGET_PREFIX as CODEDEPLOY_TARGET
 from safedeploy.serving.codedeploy import HookStatuses
 from safedeploy.serving.control import ControlPlane
 from safedeploy.serving.errors import ApiError
+from safedeploy.serving.gateway import new_api_key
+from safedeploy.serving.handler_paths import handler_problem
 from safedeploy.serving.ids import random_uuid
 from safedeploy.serving.invoke import Invoker, InvokeRequest, validation_error
+from safedeploy.serving.leases import LEASE_HEADER, LeaseKeeper
 from safedeploy.serving.metrics import STATISTICS, MetricStore
 from safedeploy.serving.state import RestApiRoute
 
@@ -48,6 +57,11 @@ def _error_response(error: ApiError, request_id: str, content_type: str = "appli
     )
 
 
+def _retreat(previous: RestApiRoute | None, route: RestApiRoute) -> bool:
+    """Whether a route change takes traffic away from a canary (a rollback): it may use the disk reserve."""
+    return previous is not None and previous.Canary is not None and route.Canary is None
+
+
 class RuntimeApi:
     """Request handling only; the state lives in :class:`ControlPlane` and :class:`Invoker`."""
 
@@ -58,6 +72,7 @@ class RuntimeApi:
         metrics: MetricStore,
         on_routes_changed: Callable[[], None],
         metric_log: MetricLog | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.control = control
         self.invoker = invoker
@@ -65,6 +80,7 @@ class RuntimeApi:
         self.metrics = metrics
         self.metric_log = metric_log
         self.on_routes_changed = on_routes_changed
+        self.leases = leases
         self.operations: dict[str, Operation] = {
             "CreateModel": control.create_model,
             "DescribeModel": control.describe_model,
@@ -90,6 +106,9 @@ class RuntimeApi:
         app.router.add_put("/_local/routes/{name}", self.put_route)
         app.router.add_delete("/_local/routes/{name}", self.delete_route)
         app.router.add_get("/_local/codedeploy/{deployment}/{execution}", self.get_hook_status)
+        app.router.add_put("/_local/leases/{deployment}", self.acquire_lease)
+        app.router.add_post("/_local/leases/{deployment}/renew", self.renew_lease)
+        app.router.add_delete("/_local/leases/{deployment}", self.release_lease)
         return app
 
     async def get_hook_status(self, request: web.Request) -> web.Response:
@@ -124,6 +143,10 @@ class RuntimeApi:
                 result = await result
         except ApiError as error:
             return _error_response(error, request_id, JSON_11)
+        except OSError as exc:  # the state could not be saved (a full disk): nothing changed, try again later
+            LOG.error("%s failed: cannot save the runtime's state: %s", target, exc)
+            unavailable = ApiError(503, "ServiceUnavailable", f"the runtime could not save its state: {exc}")
+            return _error_response(unavailable, request_id, JSON_11)
         return web.Response(
             body=json.dumps(result).encode(), headers={"Content-Type": JSON_11, "x-amzn-RequestId": request_id}
         )
@@ -176,10 +199,17 @@ class RuntimeApi:
                 "EndpointStatus": record.EndpointStatus,
                 "Instances": {f.name: [i.process.pid for i in f.healthy_instances()] for f in fleets},
                 "InstanceUrls": {f.name: [i.url for i in f.healthy_instances()] for f in fleets},
+                "Spares": {f.name: [s.process.pid] for f in fleets if (s := f.spare()) is not None},
             }
-        pending = self.invoker.capture.pending()
+        capture = self.invoker.capture.health()
         return web.json_response(
-            {"status": "ok", "pid": os.getpid(), "endpoints": endpoints, "capturePending": pending}
+            {
+                "status": "ok",
+                "pid": os.getpid(),
+                "endpoints": endpoints,
+                "capturePending": capture["Pending"],
+                "capture": capture,
+            }
         )
 
     async def get_metric_statistics(self, request: web.Request) -> web.Response:
@@ -232,14 +262,91 @@ class RuntimeApi:
             route = RestApiRoute.model_validate_json(await request.read())
         except ValidationError as exc:
             return web.json_response({"message": str(exc)}, status=400)
-        self.control.state.Routes[request.match_info["name"]] = route
-        self.control.save()
+        problem = handler_problem(route.Handler)
+        if problem is not None:
+            return web.json_response({"message": problem}, status=400)
+        name = request.match_info["name"]
+        refused = self._fence(name, request)
+        if refused is not None:
+            return refused
+        previous = self.control.state.Routes.get(name)
+        new_key = route.ApiKeyRequired and (route.UsagePlan or name) not in self.control.state.ApiKeys
+        if new_key:
+            self.control.state.ApiKeys[route.UsagePlan or name] = new_api_key()
+        self.control.state.Routes[name] = route
+        try:
+            self.control.save(critical=_retreat(previous, route))
+        except OSError as exc:  # memory follows disk: the route stays as it was
+            self._undo_route(name, previous)
+            if new_key:
+                self.control.state.ApiKeys.pop(route.UsagePlan or name, None)
+            return web.json_response({"message": f"the runtime could not save the route: {exc}"}, status=503)
         self.on_routes_changed()
         return web.json_response(route.model_dump())
 
     async def delete_route(self, request: web.Request) -> web.Response:
         """Remove a REST API route (idempotent: 200 whether or not it existed)."""
-        removed = self.control.state.Routes.pop(request.match_info["name"], None)
-        self.control.save()
+        name = request.match_info["name"]
+        refused = self._fence(name, request)
+        if refused is not None:
+            return refused
+        removed = self.control.state.Routes.pop(name, None)
+        try:
+            self.control.save(critical=True)
+        except OSError as exc:
+            self._undo_route(name, removed)
+            return web.json_response({"message": f"the runtime could not save the route: {exc}"}, status=503)
         self.on_routes_changed()
         return web.json_response({"removed": removed is not None})
+
+    def _undo_route(self, name: str, previous: RestApiRoute | None) -> None:
+        if previous is None:
+            self.control.state.Routes.pop(name, None)
+        else:
+            self.control.state.Routes[name] = previous
+
+    def _fence(self, name: str, request: web.Request) -> web.Response | None:
+        if self.leases is None:
+            return None
+        try:
+            self.leases.check_route_change(name, request.headers.get(LEASE_HEADER))
+        except ApiError as error:
+            return _error_response(error, random_uuid())
+        return None
+
+    async def acquire_lease(self, request: web.Request) -> web.Response:
+        """A deployment takes its lease on a production route (body: :class:`DeploymentLease` without the id)."""
+        if self.leases is None:
+            return web.json_response({"message": "this runtime keeps no leases"}, status=404)
+        try:
+            document = json.loads(await request.read() or b"{}")
+            if not isinstance(document, dict):
+                raise ValueError("the lease is not a JSON object")
+            lease = self.leases.acquire(request.match_info["deployment"], document)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error_response(ApiError(400, "SerializationException", str(exc)), random_uuid())
+        except ApiError as error:
+            return _error_response(error, random_uuid())
+        except OSError as exc:
+            return web.json_response({"message": f"the runtime could not save the lease: {exc}"}, status=503)
+        return web.json_response(lease.model_dump(mode="json"))
+
+    async def renew_lease(self, request: web.Request) -> web.Response:
+        """The deployment's controller is alive (410 once the runtime has rolled its deployment back)."""
+        if self.leases is None:
+            return web.json_response({"message": "this runtime keeps no leases"}, status=404)
+        try:
+            self.leases.renew(request.match_info["deployment"])
+        except ApiError as error:
+            return _error_response(error, random_uuid())
+        return web.json_response({"renewed": True})
+
+    async def release_lease(self, request: web.Request) -> web.Response:
+        """The deployment ended, recorded by its controller (idempotent)."""
+        if self.leases is None:
+            return web.json_response({"released": False})
+        try:
+            released = self.leases.release(request.match_info["deployment"])
+        except OSError as exc:
+            return web.json_response({"message": f"the runtime could not save the lease: {exc}"}, status=503)
+        return web.json_response({"released": released})

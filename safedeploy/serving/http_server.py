@@ -9,7 +9,11 @@ per request here, a framework's worth of routing, middleware and stream objects;
 * limits: the body (413) and the request head (431), both answered before the connection closes;
 * a malformed request answered 400 and the connection closed; an exception in the handler answered 500,
   logged, and the connection kept;
-* connections idle (or stuck mid-request) longer than ``idle_timeout`` closed by a periodic sweep;
+* connections idle (or stuck mid-request) longer than ``idle_timeout`` closed by a periodic sweep, and a
+  request head not complete within ``header_timeout`` (a slow-loris client) closed too;
+* at most ``max_connections`` open: a new connection beyond it closes the least recently active idle one
+  (kept in an insertion-ordered dict, so this is O(1)), or is itself closed if every one is busy; so a flood
+  of idle connections cannot exhaust the process's file descriptors, which the runtime's control plane shares;
 * graceful shutdown: stop accepting, let in-flight requests finish (up to a deadline), close the rest.
 
 The handler is ``async def handler(request: Request) -> Response``.
@@ -32,6 +36,8 @@ import httptools
 
 LOG = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 64 * 1024
+HEADER_TIMEOUT_S = 10.0
+"""How long a request head may take to arrive in full."""
 LINGER_S = 1.0
 """After refusing a request, how long the client may stay quiet before the connection is closed."""
 LINGER_MAX_BYTES = 64 * 1024 * 1024
@@ -118,15 +124,17 @@ class _Connection(asyncio.Protocol):
         self._in_message = False
         self._lingering = False
         self._discarded = 0
+        self.head_started: float | None = None
+        """When the request head now arriving began (None between heads)."""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.server.connections.add(self)
+        self.server.admit(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.server.connections.discard(self)
+        self.server.connections.pop(self, None)
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
@@ -152,6 +160,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url, self._headers, self._head_bytes, self._body, self._body_bytes = b"", [], 0, [], 0
         self._in_message = True
+        self.head_started = time.monotonic()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -162,6 +171,7 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self.head_started = None
         declared = next((v for n, v in self._headers if n.lower() == "content-length"), None)
         if declared is not None and declared.strip().isdigit() and int(declared) > self.server.max_body:
             raise _RefusedError(413, f"request body of {declared} bytes exceeds the {self.server.max_body}-byte limit")
@@ -211,6 +221,7 @@ class _Connection(asyncio.Protocol):
         finally:
             self.busy = False
             self.last_active = time.monotonic()
+            self.server.touch(self)
 
     def _write(self, response: Response, keep_alive: bool) -> None:
         try:
@@ -262,13 +273,20 @@ class HttpServer:
         max_body: int,
         idle_timeout: float = 60.0,
         refusal: Callable[[int, str], Response] = text_response,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT_S,
     ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.refusal = refusal
         """Builds the answer to a request the server refuses itself (400, 413, 431)."""
         self.idle_timeout = idle_timeout
-        self.connections: set[_Connection] = set()
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.connections: dict[_Connection, None] = {}
+        """Open connections, least recently active first."""
+        self.shed = 0
+        """Connections closed to stay within ``max_connections``."""
         self.stopping = False
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -286,6 +304,24 @@ class HttpServer:
             self._sweeper = asyncio.create_task(self._sweep())
         return int(server.sockets[0].getsockname()[1])
 
+    def admit(self, connection: _Connection) -> None:
+        """Register a new connection, making room within ``max_connections`` first."""
+        limit = self.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            victim = next((c for c in self.connections if not c.busy and not c._in_message), None)
+            self.shed += 1
+            if victim is None:  # every connection is working: this one waits for another day
+                connection.close()
+                return
+            victim.close()
+            self.connections.pop(victim, None)
+        self.connections[connection] = None
+
+    def touch(self, connection: _Connection) -> None:
+        """Mark a connection as the most recently active."""
+        if self.connections.pop(connection, 0) is None:
+            self.connections[connection] = None
+
     def spawn(self, work: Awaitable[None]) -> None:
         """Run a connection's request loop as a task the shutdown waits for."""
         task = asyncio.ensure_future(work)
@@ -302,11 +338,14 @@ class HttpServer:
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(min(self.idle_timeout / 2, 5.0))
+            await asyncio.sleep(min(self.idle_timeout / 2, self.header_timeout / 2, 5.0))
             now = time.monotonic()
             for connection in list(self.connections):
+                started = connection.head_started
                 if connection.idle_for(now) > self.idle_timeout:
                     connection.close()
+                elif started is not None and now - started > self.header_timeout and not connection.busy:
+                    connection.close()  # a request head trickling in: a slow-loris client
 
     async def shutdown(self, timeout: float = 15.0) -> None:
         """Stop accepting, wait up to ``timeout`` s for in-flight requests, then close every connection."""

@@ -25,6 +25,14 @@ class InstanceUnreachableError(Exception):
     """No complete answer: the connection was refused, reset or closed early, or the answer was not HTTP."""
 
 
+class InstanceNotConnectedError(InstanceUnreachableError):
+    """The request was not taken, so another instance may take it.
+
+    No connection could be made, or a reused keep-alive connection turned out to be dead before any answer
+    began (the instance was gone: inference is a pure function, so the request is safe to send again).
+    """
+
+
 @dataclass(frozen=True)
 class InstanceReply:
     """An instance's answer; header names are lower-cased."""
@@ -46,12 +54,15 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] = {}
         self._chunks: list[bytes] = []
         self._headers_done = False
+        self.answering = False
+        """Whether any byte of an answer has arrived on this connection's current request."""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
 
     def data_received(self, data: bytes) -> None:
+        self.answering = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -105,6 +116,7 @@ class _Connection(asyncio.Protocol):
         """
         if self.transport is None or self.closed:
             raise InstanceUnreachableError("the connection is closed")
+        self.answering = False
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[tuple[InstanceReply, bool]] = loop.create_future()
         self._waiter = waiter
@@ -159,6 +171,7 @@ class InstanceClient:
 
         Raises:
             ValueError: a header value would break the request (line break or NUL).
+            InstanceNotConnectedError: no connection could be made (nothing was sent).
             InstanceUnreachableError: no complete answer came back.
             TimeoutError: none within ``timeout`` seconds.
         """
@@ -174,9 +187,15 @@ class InstanceClient:
                 async with asyncio.timeout(timeout):
                     _, connection = await loop.create_connection(_Connection, host, port)
             except OSError as exc:
-                raise InstanceUnreachableError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+                raise InstanceNotConnectedError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+        reused = connection.idle_since > 0
         try:
             reply, keep_alive = await connection.exchange(request, body, timeout)
+        except InstanceUnreachableError as exc:
+            connection.close()
+            if reused and not connection.answering:  # a stale pooled connection, as HTTP clients retry
+                raise InstanceNotConnectedError(f"stale keep-alive connection to {host}:{port}: {exc}") from None
+            raise
         except BaseException:
             connection.close()
             raise

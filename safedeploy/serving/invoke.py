@@ -21,7 +21,7 @@ from safedeploy.serving.control import ControlPlane, Deployment
 from safedeploy.serving.errors import ApiError
 from safedeploy.serving.fleet import VariantFleet
 from safedeploy.serving.ids import random_uuid
-from safedeploy.serving.instance_client import InstanceClient, InstanceUnreachableError
+from safedeploy.serving.instance_client import InstanceClient, InstanceNotConnectedError, InstanceUnreachableError
 from safedeploy.serving.metrics import MetricStore
 
 LOG = logging.getLogger(__name__)
@@ -116,29 +116,36 @@ class Invoker:
             )
         deployment = self._deployment(request.endpoint_name)
         fleet = self._choose(deployment, request)
-        instance = fleet.pick()
-        if instance is None:
-            self._record(request.endpoint_name, fleet.name, 503, 0.0, started)
-            raise ApiError(
-                503, "ServiceUnavailable", f"No instance of variant {fleet.name} of {request.endpoint_name} is up."
-            )
         headers = {"Content-Type": request.content_type or "application/octet-stream"}
         if request.accept:
             headers["Accept"] = request.accept
         if request.custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = request.custom_attributes
-        model_started = time.perf_counter()
-        try:
-            reply = await self.instances.post(
-                "127.0.0.1", instance.port, "/invocations", request.body, headers, MODEL_TIMEOUT_S
-            )
-        except ValueError as exc:
-            raise validation_error(str(exc)) from None
-        except (InstanceUnreachableError, TimeoutError) as exc:
-            instance.healthy = instance.process.returncode is None and not isinstance(exc, TimeoutError)
-            self._record(request.endpoint_name, fleet.name, 500, time.perf_counter() - model_started, started)
-            reason = f"no answer within {MODEL_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else str(exc)
-            raise self._model_error(request, fleet, 500, f"the instance did not answer: {reason}") from None
+        tried: set[int] = set()
+        while True:  # an instance that cannot be reached never saw the request: another one takes it
+            instance = fleet.pick(avoid=tried)
+            if instance is None:
+                self._record(request.endpoint_name, fleet.name, 503, 0.0, started)
+                raise ApiError(
+                    503, "ServiceUnavailable", f"No instance of variant {fleet.name} of {request.endpoint_name} is up."
+                )
+            tried.add(instance.port)
+            model_started = time.perf_counter()
+            try:
+                reply = await self.instances.post(
+                    "127.0.0.1", instance.port, "/invocations", request.body, headers, MODEL_TIMEOUT_S
+                )
+            except ValueError as exc:
+                raise validation_error(str(exc)) from None
+            except InstanceNotConnectedError:
+                instance.healthy = False  # its process is gone or going: the fleet replaces it
+                continue
+            except (InstanceUnreachableError, TimeoutError) as exc:
+                instance.healthy = instance.process.returncode is None and not isinstance(exc, TimeoutError)
+                self._record(request.endpoint_name, fleet.name, 500, time.perf_counter() - model_started, started)
+                reason = f"no answer within {MODEL_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError) else str(exc)
+                raise self._model_error(request, fleet, 500, f"the instance did not answer: {reason}") from None
+            break
         payload, status = reply.body, reply.status
         reply_type = reply.headers.get("content-type", "application/octet-stream")
         reply_attributes = reply.headers.get("x-amzn-sagemaker-custom-attributes")

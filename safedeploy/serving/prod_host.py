@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import threading
 import urllib.parse
 from collections.abc import Sequence
@@ -25,7 +26,9 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.blue_green import PRE_TRAFFIC, SyntheticAnswer, WindowStats
 from safedeploy.deployment import ModelSource, deploy
+from safedeploy.errors import DeploymentError
 from safedeploy.ledger import ServedModel
+from safedeploy.processes import process_start_ticks
 from safedeploy.serving import daemon
 from safedeploy.serving.faults import FAULT_ENV
 from safedeploy.serving.gateway import LambdaContext, load_handler_factory
@@ -51,6 +54,7 @@ class LocalProdHost:
     expected: Sequence[float] = ()
     """Known rows and the archive's offline scores for them: what the pre-traffic hook checks green against."""
     _local: threading.local = field(default_factory=threading.local)
+    _lease: str | None = None
     _next_row: int = 0
 
     def start_green(self, endpoint_name: str) -> ServedModel:
@@ -88,7 +92,7 @@ class LocalProdHost:
     def route(self, primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
         """The production API's alias: ``primary``, and ``weight`` of the requests to ``canary``."""
         if primary is None:
-            self.host.unpublish_api(C.PRD_STAGE)
+            self.host.unpublish_api(C.PRD_STAGE, lease=self._lease)
             return
         self.host.publish_api(
             C.PRD_STAGE,
@@ -96,7 +100,42 @@ class LocalProdHost:
             str(primary.version),
             api_key_required=self.spec.serving.api_key_required,
             canary=(canary.endpoint, str(canary.version), weight) if canary is not None else None,
+            lease=self._lease,
         )
+
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        """Lease the production route from the runtime: if this process is lost, the runtime rolls back to blue."""
+        document = {
+            "Pipeline": self.spec.pipeline_name,
+            "Route": api_route(self.spec.model_name, C.PRD_STAGE)[0],
+            "Blue": blue.as_dict() if blue else None,
+            "Green": green.as_dict(),
+            "HolderPid": os.getpid(),
+            "HolderStartTicks": process_start_ticks(os.getpid()),
+            "HangTimeoutSeconds": hang_timeout_seconds,
+        }
+        try:
+            daemon.local_call(self.host.info(), "PUT", f"/_local/leases/{deployment_id}", document)
+        except daemon.LocalRuntimeError as exc:
+            raise DeploymentError(f"cannot start deployment {deployment_id}: {exc}") from None
+        self._lease = deployment_id
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        """Renew it; False once the runtime has rolled the deployment back (410)."""
+        try:
+            daemon.local_call(self.host.info(), "POST", f"/_local/leases/{deployment_id}/renew")
+        except daemon.LocalRuntimeError as exc:
+            if exc.status in (404, 410):
+                return False
+            raise
+        return True
+
+    def release_lease(self, deployment_id: str) -> None:
+        """The deployment ended and the ledger says how."""
+        daemon.local_call(self.host.info(), "DELETE", f"/_local/leases/{deployment_id}")
+        self._lease = None
 
     def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
         """Invocations, 5XX errors and p99 model latency (ms) of the endpoint's traffic in ``[start, end)``."""

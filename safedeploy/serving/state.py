@@ -30,11 +30,31 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class S3ModelDataSource(_Shape):
+    """``ModelDataSource.S3DataSource``: where the model archive is, and its ``ETag``.
+
+    This runtime serves one gzipped archive (``S3Object``, ``Gzip``) and requires its ``ETag``: the local
+    artifact store's ETag is the object's sha256, the digest the registry recorded (``ModelDataETag``).
+    """
+
+    S3Uri: str
+    S3DataType: Literal["S3Prefix", "S3Object"]
+    CompressionType: Literal["None", "Gzip"]
+    ETag: str | None = None
+
+
+class ModelDataSourceShape(_Shape):
+    """``ContainerDefinition.ModelDataSource`` (the shape's name in SageMaker's model: ``ModelDataSource``)."""
+
+    S3DataSource: S3ModelDataSource
+
+
 class ContainerDefinition(_Shape):
     """``PrimaryContainer`` of ``CreateModel``."""
 
     Image: str
     ModelDataUrl: str | None = None
+    ModelDataSource: ModelDataSourceShape | None = None
     Environment: dict[str, str] = {}
 
 
@@ -149,6 +169,8 @@ class RestApiRoute(_Shape):
     """``<file.py>:<factory>``: the handler file and the function that builds a handler from (environ, client)."""
     Environment: dict[str, str] = {}
     ApiKeyRequired: bool = True
+    UsagePlan: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    """The usage plan whose API key the route accepts (one per model, as on AWS); default: the route's name."""
     Canary: RouteCanary | None = None
 
 
@@ -159,10 +181,11 @@ class RuntimeState(_Shape):
     EndpointConfigs: dict[str, EndpointConfigRecord] = {}
     Endpoints: dict[str, EndpointRecord] = {}
     Routes: dict[str, RestApiRoute] = {}
-    ApiKey: str = ""
+    ApiKeys: dict[str, str] = {}
+    """API keys by usage plan (a model's REST APIs share one; models never share a key)."""
 
     def save(self, path: Path) -> None:
-        """Write the state atomically (owner-only: it holds the API key)."""
+        """Write the state atomically (owner-only: it holds the API keys)."""
         atomic_write_text(path, self.model_dump_json(indent=2))
         path.chmod(0o600)
 

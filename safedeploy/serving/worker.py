@@ -31,9 +31,11 @@ from types import ModuleType
 from typing import Any
 
 from safedeploy import constants as C
+from safedeploy.filemodes import use_private_umask
 from safedeploy.serving import eventloop
 from safedeploy.serving.faults import FAULT_AFTER, FAULT_ENV, Fault, FaultSpecError
 from safedeploy.serving.http_server import Handler, HttpServer, Request, Response, text_response
+from safedeploy.serving.loopback import loopback_only
 
 LOG = logging.getLogger("safedeploy.worker")
 
@@ -166,7 +168,8 @@ def _listening_socket() -> socket.socket:
 
 async def serve(transform: Transform, sock: socket.socket, fault: Fault | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then finish in-flight requests and exit."""
-    server = HttpServer(build_handler(transform, fault), max_body=C.INVOKE_MAX_PAYLOAD_BYTES + 64 * 1024)
+    handler = loopback_only(build_handler(transform, fault))
+    server = HttpServer(handler, max_body=C.INVOKE_MAX_PAYLOAD_BYTES + 64 * 1024)
     await server.start(sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -178,6 +181,7 @@ async def serve(transform: Transform, sock: socket.socket, fault: Fault | None =
 
 def main() -> int:
     """Entry point of a serving instance process."""
+    use_private_umask()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(levelname)s %(message)s")
     try:
         fault = Fault.parse(os.environ.get(FAULT_ENV))

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from safedeploy import constants as C
 from safedeploy.archives import pack_directory, read_member, unpack
 from safedeploy.errors import ArtifactError
+from safedeploy.filemodes import PRIVATE_UMASK
 from safedeploy.processes import child_environment, die_with_parent
 from safedeploy.store import ArtifactStore, S3Uri
 
@@ -95,6 +96,7 @@ class LocalTrainingJobs:
                 proc = subprocess.run(
                     [self.python, entry_point],
                     preexec_fn=die_with_parent,
+                    umask=PRIVATE_UMASK,  # its files (model, reports) are owner-only
                     cwd=code_dir,
                     env=env,
                     stdout=log,
