@@ -119,6 +119,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "weights = {blue.endpoint: round(1.0 - weight, 5), green.endpoint: weight}",
     ): "the step's percent is an integer, so 1 - percent/100 rounds to the same value at 4 or 5 decimals",
     (
+        "safedeploy/blue_green.py",
+        "if feeder is None or not self.synthetic or feeder.rate <= 0:",
+        "if feeder is None or not self.synthetic or feeder.rate < 0:",
+    ): "a feeder at rate 0 asked for 0 requests, and no count of answers is below half of 0: not stalled either way",
+    (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',
         'return atomic_write_bytes(dest, text.encode("UTF-8"))',

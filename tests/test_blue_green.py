@@ -629,3 +629,30 @@ def test_without_extensions_the_same_stall_rolls_a_healthy_model_back(
     monkeypatch.setattr(host, "route", route_then_stall)
     with pytest.raises(RolledBackError, match="insufficient data during the 10% step"):
         deployment.run(BLUE, "churn-prd-v2", version=2)
+
+
+def _stalled(
+    tmp_path: Path, answers: int, rate: float = 20.0, late: float = 0.0, feeder: bool = True, synthetic: bool = True
+) -> bool:
+    """Whether the window [100, 102) with ``answers`` synthetic answers in it counts as starved by a stall."""
+    deployment = _deployment(SimulatedHost(), tmp_path)
+    deployment.synthetic = synthetic
+    if feeder:
+        deployment._feeder = SyntheticTraffic(send=lambda: SyntheticAnswer(0, -1, "", None), rate=rate)
+        deployment._feeder.answers = [(100.0 + i * 1.9 / max(answers, 1), _green(1, 0.0)) for i in range(answers)]
+        deployment._feeder.answers.append((102.0, _green(1, 0.0)))  # the next window's
+    return deployment._stalled(100.0, 102.0, late, real_period=2.0)
+
+
+def test_a_window_is_stalled_when_the_controller_woke_a_period_late(tmp_path: Path) -> None:
+    assert not _stalled(tmp_path, 40, late=2.0, feeder=False)  # exactly one period late: not yet
+    assert _stalled(tmp_path, 40, late=2.001, feeder=False)
+
+
+def test_a_window_is_stalled_when_the_feeder_sent_less_than_half_its_rate(tmp_path: Path) -> None:
+    assert not _stalled(tmp_path, 20)  # 20 /s x 2 s asked 40: exactly half is not a stall
+    assert _stalled(tmp_path, 19)
+    assert _stalled(tmp_path, 0, rate=1.0)  # a slow rate still counts
+    assert not _stalled(tmp_path, 0, rate=0.0)  # a paused feeder asked for nothing
+    assert not _stalled(tmp_path, 0, synthetic=False)  # no synthetic traffic: quiet is quiet
+    assert not _stalled(tmp_path, 0, feeder=False)
