@@ -12,6 +12,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from safedeploy.blue_green import (
     PREDICTION_ALARM,
     AlarmSettings,
     BlueGreenDeployment,
+    LeaseHeartbeat,
     RolledBackError,
     SyntheticAnswer,
     SyntheticTraffic,
@@ -656,3 +658,54 @@ def test_a_window_is_stalled_when_the_feeder_sent_less_than_half_its_rate(tmp_pa
     assert not _stalled(tmp_path, 0, rate=0.0)  # a paused feeder asked for nothing
     assert not _stalled(tmp_path, 0, synthetic=False)  # no synthetic traffic: quiet is quiet
     assert not _stalled(tmp_path, 0, feeder=False)
+
+
+@dataclass
+class _LeaseHost:
+    """Renewals answered from a script: True (renewed), False (revoked), or an exception (host unreachable)."""
+
+    answers: list[bool | Exception]
+    renewed: list[float] = field(default_factory=list)
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        assert deployment_id == "d-1"
+        self.renewed.append(time.monotonic())
+        answer = self.answers.pop(0) if self.answers else True
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_lease_heartbeat_renews_every_interval_through_errors_until_revoked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = _LeaseHost([True, RuntimeError("runtime restarting"), True, False])
+    heartbeat = LeaseHeartbeat(host, "d-1", interval=0.05)  # type: ignore[arg-type]
+    started = time.monotonic()
+    heartbeat.start()
+    assert heartbeat._thread is not None and heartbeat._thread.name == "lease-heartbeat" and heartbeat._thread.daemon
+    assert heartbeat.lost.wait(10)  # the fourth renewal was refused
+    assert len(host.renewed) == 4 and host.renewed[0] - started >= 0.04  # one interval before the first renewal
+    assert all(b - a >= 0.04 for a, b in zip(host.renewed, host.renewed[1:], strict=False))
+    _wait_until(lambda: not heartbeat._thread.is_alive())  # type: ignore[union-attr]  # a revoked lease stops it
+    assert "renewing the lease of d-1 failed; retrying" in caplog.text
+    heartbeat.stop()
+
+
+def test_a_stopped_heartbeat_renews_no_more() -> None:
+    host = _LeaseHost([])
+    heartbeat = LeaseHeartbeat(host, "d-1", interval=0.02)  # type: ignore[arg-type]
+    heartbeat.start()
+    _wait_until(lambda: len(host.renewed) >= 2)
+    heartbeat.stop()
+    assert heartbeat._thread is not None and not heartbeat._thread.is_alive() and not heartbeat.lost.is_set()
+    count = len(host.renewed)
+    time.sleep(0.1)  # several intervals: a stopped heartbeat stays silent
+    assert len(host.renewed) == count
