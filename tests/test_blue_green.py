@@ -7,6 +7,7 @@ and feeder run unchanged; only the serving is simulated.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import random
@@ -709,3 +710,41 @@ def test_a_stopped_heartbeat_renews_no_more() -> None:
     count = len(host.renewed)
     time.sleep(0.1)  # several intervals: a stopped heartbeat stays silent
     assert len(host.renewed) == count
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_stops_the_deployment_naming_the_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    deployment = _deployment(SimulatedHost(), tmp_path)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(code, "No space left on device")
+
+    monkeypatch.setattr(deployment.ledger, "append", full)
+    with pytest.raises(DeploymentError) as failure:
+        deployment._record("GreenReady", green=GREEN.as_dict())
+    assert str(failure.value) == (
+        f"the disk is full: cannot record GreenReady in {deployment.ledger.path} ([Errno {code}] No space left on device)"
+    )
+
+
+def test_other_ledger_write_errors_are_not_called_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployment = _deployment(SimulatedHost(), tmp_path)
+    denied = PermissionError(errno.EACCES, "Permission denied")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise denied
+
+    monkeypatch.setattr(deployment.ledger, "append", refuse)
+    with pytest.raises(PermissionError) as failure:
+        deployment._record("GreenReady", green=GREEN.as_dict())
+    assert failure.value is denied
+    deployment = _deployment(SimulatedHost(), tmp_path / "ok")
+    deployment._record("GreenReady", green=GREEN.as_dict())
+    [event] = deployment.ledger.events()
+    assert (event["event"], event["deployment_id"], event["green"]) == (
+        "GreenReady",
+        deployment.deployment_id,
+        GREEN.as_dict(),
+    )
