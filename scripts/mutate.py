@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import importlib.metadata
 import json
 import os
@@ -82,18 +83,39 @@ class Group:
     tests: tuple[str, ...]
     only_lines: tuple[str, ...] = ()
     """If given, only lines matching one of these regular expressions are mutated."""
+    mutants: tuple[str, ...] = ()
+    """If given, only the mutants whose names match one of these globs are run (and reported)."""
+    default: bool = True
+    """Part of a plain ``make mutate`` (else only when named: ``GROUPS=...``)."""
+
+
+def _methods(cls: str, *names: str) -> tuple[str, ...]:
+    return tuple(f"*ǁ{cls}ǁ{name}__mutmut_*" for name in names)
+
+
+BLUE_GREEN_DECISIONS = (
+    "*ǁAlarmSettingsǁ*",
+    "*ǁSyntheticTrafficǁ*",
+    "*ǁLeaseHeartbeatǁ*",
+    *_methods("BlueGreenDeployment", "_hook", "_shift", "_real_period", "_watch", "_judge_window", "_stalled"),
+    *_methods("BlueGreenDeployment", "_datapoints", "_prediction_shift", "_roll_back", "_release_lease", "_record"),
+    *_methods("BlueGreenDeployment", "_lease_lost"),
+)
+"""Everything in blue_green.py but the orchestration of ``run``/``_run`` (their ~200 mutants are judged only by
+whole deployments, 1-5 s each: ``GROUPS=blue_green_orchestration`` runs them, about half an hour on 2 cores)."""
+BLUE_GREEN_TESTS = (
+    "tests/test_blue_green.py",
+    "-k",
+    "not Linear10PercentEvery1Minute and not stalled_machine_is_extended",
+)
+"""Its two ~11 s ten-step deployments would double what every surviving mutant costs; the same logic is covered by
+the one-step deployments and the unit tests of the watch loop."""
 
 
 GROUPS = (
     Group("gate", ("safedeploy/training/gate.py",), ("tests/test_gate.py", "-m", "not slow")),
     Group("alarms", ("safedeploy/alarms.py",), ("tests/test_alarms.py",)),
-    # Its two ~11 s multi-step deployments (ten steps, a stall) would double the time every surviving mutant costs;
-    # the same logic is covered by the one-step deployments and the unit tests of the watch loop.
-    Group(
-        "blue_green",
-        ("safedeploy/blue_green.py",),
-        ("tests/test_blue_green.py", "-k", "not Linear10PercentEvery1Minute and not stalled_machine_is_extended"),
-    ),
+    Group("blue_green", ("safedeploy/blue_green.py",), BLUE_GREEN_TESTS, mutants=BLUE_GREEN_DECISIONS),
     Group(
         "gateway_api_key",
         ("safedeploy/serving/gateway.py",),
@@ -105,6 +127,13 @@ GROUPS = (
         "smoke",
         ("safedeploy/smoke.py",),
         ("tests/test_smoke.py", "-m", "not slow", "-k", "not live_deploy_dev and not source_archive"),
+    ),
+    Group(
+        "blue_green_orchestration",
+        ("safedeploy/blue_green.py",),
+        BLUE_GREEN_TESTS,
+        mutants=_methods("BlueGreenDeployment", "run", "_run"),
+        default=False,
     ),
 )
 
@@ -292,7 +321,7 @@ def collect(group: Group, work: Path, seconds: float) -> GroupResult:
     result = GroupResult(group, seconds)
     for text in _mutmut(work, "results", "--all", "true").splitlines():
         match = _RESULT.match(text)
-        if match:
+        if match and (not group.mutants or any(fnmatch.fnmatchcase(match["name"], g) for g in group.mutants)):
             result.mutants.append(Mutant(match["name"], match["status"].strip()))
     sources = {file: (ROOT / file).read_text(encoding="utf-8") for file in group.files}
     for mutant in result.mutants:
@@ -355,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.groups) - {g.name for g in GROUPS}
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}")
-    chosen = [g for g in GROUPS if not args.groups or g.name in args.groups]
+    chosen = [g for g in GROUPS if g.name in args.groups or (not args.groups and g.default)]
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = []
@@ -363,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         work = prepare(group, keep=args.keep)
         print(f"mutate: {group.name} ({', '.join(group.files)}) against {' '.join(group.tests)}", flush=True)
         began = time.monotonic()
-        run = ["run", "--max-children", str(args.max_children), *args.mutants]
+        run = ["run", "--max-children", str(args.max_children), *(args.mutants or group.mutants)]
         _mutmut(work, *run, log=OUT / "logs" / f"{group.name}.log")
         result = collect(group, work, time.monotonic() - began)
         results.append(result)
