@@ -748,3 +748,61 @@ def test_other_ledger_write_errors_are_not_called_a_full_disk(tmp_path: Path, mo
         deployment.deployment_id,
         GREEN.as_dict(),
     )
+
+
+@pytest.mark.parametrize(
+    ("cause", "suffix"),
+    [(None, ""), ("", ""), ("endpoint failed: weights are corrupt", " (endpoint failed: weights are corrupt)")],
+)
+def test_a_failed_hook_names_its_report_and_the_cause(tmp_path: Path, cause: str | None, suffix: str) -> None:
+    deployment = _deployment(SimulatedHost(failing_hook="BeforeAllowTraffic"), tmp_path)
+    with pytest.raises(DeploymentError) as failure:
+        deployment._hook("BeforeAllowTraffic", GREEN, datetime.now(UTC), cause)
+    assert str(failure.value) == f"the BeforeAllowTraffic hook reported Failed: BeforeAllowTraffic check failed{suffix}"
+    deployment._hook("AfterAllowTraffic", GREEN, datetime.now(UTC), "ignored when it passes")
+    hooks = [(e["hook"], e["status"], e["message"]) for e in deployment.ledger.events() if e["event"] == "HookResult"]
+    assert hooks == [
+        ("BeforeAllowTraffic", "Failed", "BeforeAllowTraffic check failed"),
+        ("AfterAllowTraffic", "Succeeded", "AfterAllowTraffic ok"),
+    ]
+
+
+@dataclass
+class _ReleaseFails(SimulatedHost):
+    def release_lease(self, deployment_id: str) -> None:
+        super().release_lease(deployment_id)
+        raise ConnectionError("runtime down")
+
+
+def _held(deployment: BlueGreenDeployment) -> LeaseHeartbeat | None:
+    return deployment._heartbeat
+
+
+def test_the_lease_is_released_once_and_never_after_it_was_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = SimulatedHost()
+    deployment = _deployment(host, tmp_path)
+    deployment._release_lease()  # no lease held: nothing to do
+    deployment._heartbeat = LeaseHeartbeat(host, deployment.deployment_id, interval=60)
+    deployment._heartbeat.start()
+    assert not deployment._lease_lost()
+    heartbeat = deployment._heartbeat
+    deployment._release_lease()
+    deployment._release_lease()
+    assert host.leases == [("release", deployment.deployment_id)] and _held(deployment) is None
+    assert heartbeat._thread is not None and not heartbeat._thread.is_alive()
+
+    lost = LeaseHeartbeat(host, deployment.deployment_id, interval=60)
+    lost.lost.set()
+    deployment._heartbeat = lost
+    assert deployment._lease_lost()
+    deployment._release_lease()  # the host rolled back and owns production: nothing to give back
+    assert host.leases == [("release", deployment.deployment_id)] and _held(deployment) is lost
+
+    failing = _ReleaseFails()
+    deployment = _deployment(failing, tmp_path / "b")
+    deployment._heartbeat = LeaseHeartbeat(failing, deployment.deployment_id, interval=60)
+    deployment._release_lease()  # a failed release is logged, not raised: the runtime drops the lease itself
+    assert failing.leases == [("release", deployment.deployment_id)]
+    assert f"releasing the lease of {deployment.deployment_id} failed" in caplog.text
