@@ -159,6 +159,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "if feeder is None or not self.synthetic or feeder.rate < 0:",
     ): "a feeder at rate 0 asked for 0 requests, and no count of answers is below half of 0: not stalled either way",
     (
+        "safedeploy/blue_green.py",
+        "end = max(window_start + real_period, start + (index + 1) * real_period)",
+        "end = max(window_start + real_period, start - (index + 1) * real_period)",
+    ): "window_start is the previous window's end, never before start + index periods, so window_start + period "
+    "is always the larger: the second term of max() never decides",
+    (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',
         'return atomic_write_bytes(dest, text.encode("UTF-8"))',

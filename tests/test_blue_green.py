@@ -535,11 +535,15 @@ class _Recorded:
     """Window statistics per call (green's ``errors`` in the periods listed), and the windows asked for."""
 
     failing_periods: tuple[int, ...] = ()
+    quiet_calls: int = 0
+    """Green's first windows without traffic."""
     asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
     def window(self, endpoint: str, start: datetime, end: datetime) -> WindowStats:
         self.asked.append((endpoint, start, end))
         period = len([a for a in self.asked if a[0] == endpoint])
+        if endpoint == GREEN.endpoint and period <= self.quiet_calls:
+            return WindowStats(0, 0, None)
         errors = 25 if endpoint == GREEN.endpoint and period in self.failing_periods else 0
         return WindowStats(50, errors, 1.0)
 
@@ -750,14 +754,26 @@ def test_other_ledger_write_errors_are_not_called_a_full_disk(tmp_path: Path, mo
     )
 
 
+@dataclass
+class _HookCalls(SimulatedHost):
+    calls: list[tuple[str, str, ServedModel, datetime]] = field(default_factory=list)
+
+    def run_hook(self, hook: str, deployment_id: str, green: ServedModel, since: datetime) -> tuple[str, str]:
+        self.calls.append((hook, deployment_id, green, since))
+        return super().run_hook(hook, deployment_id, green, since)
+
+
 @pytest.mark.parametrize(
     ("cause", "suffix"),
     [(None, ""), ("", ""), ("endpoint failed: weights are corrupt", " (endpoint failed: weights are corrupt)")],
 )
 def test_a_failed_hook_names_its_report_and_the_cause(tmp_path: Path, cause: str | None, suffix: str) -> None:
-    deployment = _deployment(SimulatedHost(failing_hook="BeforeAllowTraffic"), tmp_path)
+    host = _HookCalls(failing_hook="BeforeAllowTraffic")
+    deployment = _deployment(host, tmp_path)
+    since = datetime.now(UTC)
     with pytest.raises(DeploymentError) as failure:
-        deployment._hook("BeforeAllowTraffic", GREEN, datetime.now(UTC), cause)
+        deployment._hook("BeforeAllowTraffic", GREEN, since, cause)
+    assert host.calls == [("BeforeAllowTraffic", deployment.deployment_id, GREEN, since)]
     assert str(failure.value) == f"the BeforeAllowTraffic hook reported Failed: BeforeAllowTraffic check failed{suffix}"
     deployment._hook("AfterAllowTraffic", GREEN, datetime.now(UTC), "ignored when it passes")
     hooks = [(e["hook"], e["status"], e["message"]) for e in deployment.ledger.events() if e["event"] == "HookResult"]
@@ -805,4 +821,29 @@ def test_the_lease_is_released_once_and_never_after_it_was_lost(
     deployment._heartbeat = LeaseHeartbeat(failing, deployment.deployment_id, interval=60)
     deployment._release_lease()  # a failed release is logged, not raised: the runtime drops the lease itself
     assert failing.leases == [("release", deployment.deployment_id)]
-    assert f"releasing the lease of {deployment.deployment_id} failed" in caplog.text
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("releasing the lease")]
+    assert warning.getMessage() == f"releasing the lease of {deployment.deployment_id} failed"
+    assert warning.exc_info is not None and isinstance(warning.exc_info[1], ConnectionError)  # with its traceback
+
+
+def test_a_window_starved_by_a_late_controller_is_extended_and_the_next_starts_where_it_ended(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, host = _VirtualClock(scale=120, late=0.6), _Recorded(quiet_calls=1)  # every wake-up over a period late
+    _watcher(tmp_path, clock, host)._watch(None, GREEN, 300, "10% step")
+    s = 1_000_000.5
+    assert [(a.timestamp() - s, b.timestamp() - s) for _, a, b in host.asked] == [
+        (0.0, 0.5),  # no requests: starved, the machine was late
+        (0.0, 1.0),  # the same window, one period longer
+        (1.0, 1.5),
+        (1.5, 2.0),
+        (2.0, 2.5),
+        (2.5, 3.0),  # five judged windows of the five periods
+    ]
+    assert "the 10% step window" in caplog.text and "was starved by a stalled machine" in caplog.text
+
+
+def test_a_quiet_window_of_a_punctual_controller_is_missing_data_not_extended(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded(quiet_calls=1)
+    _watcher(tmp_path, clock, host)._watch(None, GREEN, 300, "10% step")
+    assert [b.timestamp() - a.timestamp() for _, a, b in host.asked] == [0.5] * 5
