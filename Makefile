@@ -19,6 +19,7 @@ ENV ?= dev
 TARGET ?= local
 YES ?=
 TEST_WORKERS ?= auto
+GROUPS ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON := $(PYTHON)
@@ -32,7 +33,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test chaos bench lint fmt pr clean
+.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +106,9 @@ test: $(STAMP) $(CHECKOV) ## Run the test suite (includes ruff, mypy, cfn-lint, 
 
 chaos: $(STAMP) ## The chaos suite at full size (fuzzing, kills, full disk, floods, CPU contention; loopback only) -> build/chaos/
 	CHAOS_FULL=1 $(BIN)/pytest -n 0 tests/chaos
+
+mutate: $(STAMP) ## Mutation testing (mutmut) of the gate, alarms, blue/green, API-key check, atomic writes, smoke test -> build/mutate/ (GROUPS= picks some)
+	$(BIN)/python scripts/mutate.py $(GROUPS)
 
 $(BENCH_VENV)/bin/mlflow: bench/requirements-mlflow.txt | $(UV)
 	rm -rf $(BENCH_VENV)

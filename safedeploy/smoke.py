@@ -57,7 +57,10 @@ def offline_predictions(model_archive: bytes, rows: npt.NDArray[np.float32]) -> 
     import xgboost as xgb  # here, not at the top: every CLI command imports this module, only DeployDev predicts
 
     with tarfile.open(fileobj=io.BytesIO(model_archive)) as archive:
-        member = archive.extractfile(MODEL_FILE)
+        try:
+            member = archive.extractfile(MODEL_FILE)
+        except KeyError:  # no such member (None: a member that is not a file)
+            member = None
         if member is None:
             raise DeploymentError(f"the model archive has no {MODEL_FILE}")
         booster = xgb.Booster()

@@ -171,8 +171,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--update-snapshots`` rewrites golden files (synthesized Terraform, CloudFormation templates)."""
     parser.addoption(
-        "--update-snapshots", action="store_true", default=False, help="rewrite golden files instead of comparing"
+        "--update-snapshots",
+        action="store_true",
+        default=False,
+        help="rewrite golden files that differ (those tests still fail; refused under CI)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse ``--update-snapshots`` / ``UPDATE_SNAPSHOTS`` under CI before any test runs."""
+    update_requested(config)
 
 
 @pytest.fixture

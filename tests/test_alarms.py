@@ -74,3 +74,34 @@ def test_the_tracker_reports_each_transition_once_with_its_datapoints() -> None:
     assert alarm is not None and alarm.new == ALARM
     assert "[0.01, 0.2] vs threshold GreaterThanThreshold 0.05, 1 of 2 x 60s" in alarm.reason
     assert tracker.in_alarm() == ["GreenErrorRate"]
+
+
+def test_the_limits_of_the_settings_are_valid() -> None:
+    """One period, all of N datapoints, a sub-second period: the edges CloudWatch accepts are accepted."""
+    assert evaluate(rule(evaluation_periods=1, datapoints_to_alarm=1), [0.06]) == ALARM
+    assert evaluate(rule(evaluation_periods=3, datapoints_to_alarm=3), [0.06, 0.06, 0.06]) == ALARM
+    assert evaluate(rule(evaluation_periods=3, datapoints_to_alarm=3), [0.06, 0.06, 0.0]) == OK
+    assert rule(period_seconds=0.5).period_seconds == 0.5
+    for bad in (
+        {"evaluation_periods": 0, "datapoints_to_alarm": 0},
+        {"datapoints_to_alarm": 0},
+        {"period_seconds": -1},
+    ):
+        with pytest.raises(ConfigError):
+            rule(**bad)
+
+
+def test_missing_datapoints_treated_as_breaching_add_to_the_breaches_present() -> None:
+    assert evaluate(rule(treat_missing_data="breaching"), [0.5, 0.0, None]) == ALARM  # 1 breach + 1 missing = 2
+    assert evaluate(rule(treat_missing_data="missing"), [0.5, 0.0, None]) == OK
+    assert evaluate(rule(treat_missing_data="breaching"), [None, None, None]) == ALARM
+
+
+def test_an_ignoring_alarm_keeps_its_state_through_missing_data_without_a_transition() -> None:
+    tracker = AlarmTracker([rule(name="a", evaluation_periods=2, datapoints_to_alarm=1, treat_missing_data="ignore")])
+    fired = tracker.update("a", [0.5])
+    assert fired is not None and (fired.alarm, fired.old, fired.new) == ("a", NODATA, ALARM)
+    assert tracker.update("a", [0.5, None, None]) is None and tracker.states["a"] == ALARM
+    ok = tracker.update("a", [None, 0.0])
+    assert ok is not None and (ok.alarm, ok.old, ok.new) == ("a", ALARM, OK)
+    assert ok.reason == "a: OK ([-, 0] vs threshold GreaterThanThreshold 0.05, 1 of 2 x 60s)"

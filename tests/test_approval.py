@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,8 +137,11 @@ class _After:
         return StageResult("prod")
 
 
-def _runner(tmp_path: Path, approver: Any, ran: list[str]) -> tuple[PipelineRunner, Backend]:
-    spec = load_spec(overrides={"state_dir": str(tmp_path / "state"), "data.source": str(tmp_path / "x.csv")})
+def _runner(
+    tmp_path: Path, approver: Any, ran: list[str], clock: Callable[[], datetime] | None = None, **overrides: Any
+) -> tuple[PipelineRunner, Backend]:
+    settings = {"state_dir": str(tmp_path / "state"), "data.source": str(tmp_path / "x.csv"), **overrides}
+    spec = load_spec(overrides=settings)
     backend = create_backend(spec)
     stages: list[Stage] = [
         _Registered(backend, C.STAGE_TRAIN),
@@ -146,7 +150,9 @@ def _runner(tmp_path: Path, approver: Any, ran: list[str]) -> tuple[PipelineRunn
         ApprovalStage(spec, backend, approver),
         _After(ran),
     ]
-    runner = PipelineRunner("p", stages, backend.executions, backend.lock_path, verify=lambda _: True)
+    runner = PipelineRunner(
+        "p", stages, backend.executions, backend.lock_path, verify=lambda _: True, **({"clock": clock} if clock else {})
+    )
     return runner, backend
 
 
@@ -218,6 +224,65 @@ def test_an_expired_approval_fails_the_execution_with_that_reason(tmp_path: Path
     assert failed.status == Status.FAILED and failed.error is not None and "expired" in failed.error
     assert failed.stage(C.STAGE_APPROVAL).approval.status == "Expired"  # type: ignore[union-attr]
     assert ran == [] and _status(backend, 1) == C.APPROVAL_PENDING
+
+
+def _paused_at_the_gate(tmp_path: Path, ran: list[str], **overrides: Any) -> ManualApproval:
+    """Run to the gate on the real clock; return the approval as the execution saved it."""
+    runner, backend = _runner(tmp_path, Deferred(), ran, **overrides)
+    before = datetime.now(UTC)
+    paused = runner.start({}, "test")
+    saved = backend.executions.get(paused.execution_id).stage(C.STAGE_APPROVAL).approval
+    assert saved is not None and saved.pending and before <= saved.requested_at <= datetime.now(UTC)
+    return saved
+
+
+@pytest.mark.parametrize(
+    ("overrides", "timeout"), [({}, timedelta(days=7)), ({"approval.timeout_seconds": 3600}, timedelta(hours=1))]
+)
+def test_an_approval_answered_at_its_timeout_has_expired(
+    tmp_path: Path, overrides: dict[str, Any], timeout: timedelta
+) -> None:
+    """At exactly ``approval.timeout_seconds`` (7 days by default) after the request, the execution fails."""
+    ran: list[str] = []
+    approval = _paused_at_the_gate(tmp_path, ran, **overrides)
+    assert approval.expires_at - approval.requested_at == timeout
+    late, backend = _runner(tmp_path, Deferred(), ran, clock=lambda: approval.requested_at + timeout, **overrides)
+    with pytest.raises(ExecutionError, match="is Failed: ApproveDeployment: the approval expired unanswered at"):
+        late.decide(Decision("Approved", "alice", "late"))
+    [execution] = backend.executions.list()
+    assert execution.status == Status.FAILED and execution.ended_at == approval.requested_at + timeout
+    expiry = f"{approval.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert execution.error == f"ApproveDeployment: the approval expired unanswered at {expiry}"
+    gate = execution.stage(C.STAGE_APPROVAL)
+    assert gate.status == Status.FAILED and gate.approval is not None and gate.approval.status == "Expired"
+    assert ran == [] and _status(backend, 1) == C.APPROVAL_PENDING
+
+
+@pytest.mark.parametrize(
+    ("overrides", "timeout"), [({}, timedelta(days=7)), ({"approval.timeout_seconds": 3600}, timedelta(hours=1))]
+)
+def test_an_approval_answered_just_inside_its_timeout_resumes(
+    tmp_path: Path, overrides: dict[str, Any], timeout: timedelta
+) -> None:
+    ran: list[str] = []
+    approval = _paused_at_the_gate(tmp_path, ran, **overrides)
+    just_in_time = approval.requested_at + timeout - timedelta(microseconds=1)
+    runner, backend = _runner(tmp_path, Deferred(), ran, clock=lambda: just_in_time, **overrides)
+    done = runner.decide(Decision("Approved", "alice", "just in time"))
+    assert done.status == Status.SUCCEEDED and ran == [done.execution_id]
+    gate = done.stage(C.STAGE_APPROVAL)
+    assert gate.approval is not None and gate.approval.status == "Approved"
+    assert gate.approval.decided_at == just_in_time and _status(backend, 1) == C.APPROVAL_APPROVED
+
+
+def test_a_new_execution_fails_an_expired_one_instead_of_superseding_it(tmp_path: Path) -> None:
+    ran: list[str] = []
+    approval = _paused_at_the_gate(tmp_path, ran)
+    later, backend = _runner(tmp_path, Deferred(), ran, clock=lambda: approval.expires_at)
+    second = later.start({}, "test")
+    first = next(e for e in backend.executions.list() if e.execution_id != second.execution_id)
+    assert first.status == Status.FAILED and first.error is not None and "expired unanswered" in first.error
+    assert second.awaiting_approval is not None
 
 
 def test_a_newer_execution_supersedes_one_waiting_at_the_gate(tmp_path: Path) -> None:

@@ -157,6 +157,57 @@ def test_pre_traffic_failures_are_reported_failed_once(
     assert result["status"] == "Failed" and message in result["message"]
 
 
+class _SlowAnswer:
+    """A clock (seconds) that the stubbed InvokeEndpoint moves on by ``latency_ms`` when it answers."""
+
+    def __init__(self, runtime: Any, latency_ms: float) -> None:
+        self.now = 1000.0
+        self.latency_s = latency_ms / 1000
+        runtime.meta.events.register("after-call.sagemaker-runtime.InvokeEndpoint", self._answered)
+
+    def _answered(self, **_: Any) -> None:
+        self.now += self.latency_s
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("latency_ms", "status"),
+    [(1.0, "Succeeded"), (500.0, "Succeeded"), (501.0, "Failed"), (2000.0, "Failed")],
+)
+def test_pre_traffic_enforces_the_default_500_ms_latency_budget(tmp_path: Path, latency_ms: float, status: str) -> None:
+    """No LATENCY_BUDGET_MS: the hook's own budget (500 ms) holds; an answer within it passes, a slower one fails."""
+    clients, stubs = _clients(tmp_path)
+    env = {k: v for k, v in _pre_env(clients).items() if k != "LATENCY_BUDGET_MS"}
+    clock = _SlowAnswer(clients.runtime, latency_ms)
+    _describe(stubs["sagemaker"])
+    _answer(stubs["runtime"], "0.25\n0.75\n")
+    _expect_report(stubs["codedeploy"], status)
+    result = _run(pre_traffic.create_handler(env, clients, timer=clock), stubs)
+    assert result["status"] == status
+    if status == "Failed":
+        assert f"took {latency_ms:.0f} ms for 2 known rows (budget 500 ms)" in result["message"]
+    else:
+        assert f"2 known rows correct in {latency_ms:.1f} ms" in result["message"]
+
+
+def test_the_latency_budget_is_the_configured_one(tmp_path: Path) -> None:
+    clients, _ = _clients(tmp_path)
+    env = _pre_env(clients) | {"LATENCY_BUDGET_MS": "50"}
+    for latency_ms, passes in ((50.0, True), (51.0, False)):
+        clients, stubs = _clients(tmp_path)
+        clock = _SlowAnswer(clients.runtime, latency_ms)
+        _describe(stubs["sagemaker"])
+        _answer(stubs["runtime"], "0.25\n0.75\n")
+        with stubs["sagemaker"], stubs["runtime"]:
+            if passes:
+                assert "known rows correct" in pre_traffic.check_green(env, clients, timer=clock)
+            else:
+                with pytest.raises(HookCheckError, match=r"took 51 ms for 2 known rows \(budget 50 ms\)"):
+                    pre_traffic.check_green(env, clients, timer=clock)
+
+
 def test_an_unexpected_exception_is_still_reported_failed_once(tmp_path: Path) -> None:
     clients, stubs = _clients(tmp_path)
     stubs["sagemaker"].add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint", 400)

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.inference import InferenceError, LoadedModel, model_fn, output_fn, predict_fn, transform_fn
+from model.inference import (
+    FAST_PATH_MAX_ROWS,
+    InferenceError,
+    LoadedModel,
+    model_fn,
+    output_fn,
+    predict_fn,
+    transform_fn,
+)
 from safedeploy.data.raw_table import read_raw_table
 from safedeploy.pipeline import Pipeline
 from safedeploy.spec import load_spec
@@ -88,6 +96,43 @@ def test_predictions_equal_offline_booster_predictions(served: tuple[LoadedModel
     singles = np.concatenate([predict_fn(matrix[i : i + 1], model) for i in range(len(matrix))])
     assert np.abs(singles - offline).max() <= 1e-6
     assert np.abs(model.fast.predict(matrix[:1]) - predict_fn(matrix[:1], model)).max() == 0
+
+
+class _Refuses:
+    """Stands in for one of the two predictors: a call means the request took the other path than expected."""
+
+    def __init__(self, which: str) -> None:
+        self.which = which
+
+    def inplace_predict(self, *args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError(f"{self.which} answered")
+
+    def predict(self, *args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError(f"{self.which} answered")
+
+
+def test_up_to_4_rows_are_answered_by_the_compiled_ensemble_and_more_by_xgboost(
+    served: tuple[LoadedModel, list[dict[str, object]]],
+) -> None:
+    model, records = served
+    assert FAST_PATH_MAX_ROWS == 4 and model.fast is not None  # model_fn compiled and verified the fast path
+    matrix = model.schema.encode(records).astype(np.float32)
+    offline = np.asarray(model.booster.inplace_predict(matrix, validate_features=False))
+    ensemble_only = LoadedModel(_Refuses("XGBoost"), model.schema, model.fast)  # type: ignore[arg-type]
+    xgboost_only = LoadedModel(model.booster, model.schema, _Refuses("the ensemble"))  # type: ignore[arg-type]
+    for start in range(0, len(matrix), 4):  # every real row, in requests of 1..4 rows
+        for size in (1, 2, 3, 4):
+            rows = matrix[start : start + size]
+            fast = predict_fn(rows, ensemble_only)
+            assert fast.dtype == np.float32 and np.abs(fast - offline[start : start + size]).max() <= 1e-6
+    body = "\n".join(",".join(f"{v:.10g}" for v in row) for row in matrix[:4]).encode()
+    answer, _ = transform_fn(ensemble_only, body, "text/csv", "text/csv")  # the whole handler path
+    assert np.abs(np.array([float(line) for line in answer.split()]) - offline[:4]).max() <= 1e-6
+    with pytest.raises(AssertionError, match="XGBoost answered"):
+        predict_fn(matrix[:5], ensemble_only)
+    with pytest.raises(AssertionError, match="the ensemble answered"):
+        predict_fn(matrix[:4], xgboost_only)
+    assert np.array_equal(predict_fn(matrix[:5], xgboost_only), offline[:5].astype(np.float32))
 
 
 @pytest.mark.parametrize(

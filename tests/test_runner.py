@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from safedeploy.runner import (
     StageResult,
     Status,
 )
-from safedeploy.store import ArtifactRef
+from safedeploy.store import ArtifactRef, LocalArtifactStore, S3Uri
 
 
 @dataclass
@@ -137,6 +138,59 @@ def test_retry_reruns_a_stage_whose_artifacts_changed(tmp_path: Path) -> None:
     runner.verify = lambda r: False  # the Data stage's artifact vanished
     assert runner.retry().status == Status.SUCCEEDED
     assert data.calls == 2
+
+
+@dataclass
+class WritingStage:
+    """Writes a real object to the local artifact store and records it as its artifact, as real stages do."""
+
+    name: str
+    store: LocalArtifactStore
+    calls: int = 0
+
+    def run(self, context: StageContext) -> StageResult:
+        self.calls += 1
+        ref = self.store.put_bytes(S3Uri("bucket", f"{self.name.lower()}/out.csv"), b"a,b\n1,2\n")
+        return StageResult(summary=f"{self.name} wrote {ref.uri}", artifacts={"out": ref})
+
+
+def _store_runner(tmp_path: Path, *stages: object, store: LocalArtifactStore) -> PipelineRunner:
+    return PipelineRunner(
+        "demo-dev",
+        stages,  # type: ignore[arg-type]
+        ExecutionStore(tmp_path / "executions", "demo-dev"),
+        tmp_path / "locks" / "demo-dev.lock",
+        verify=store.verify,  # what Pipeline wires in
+    )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(b"a,b\n1,3\n"),  # same size, other bytes
+        lambda path: path.write_bytes(b""),
+        lambda path: path.unlink(),
+    ],
+    ids=["corrupted", "truncated", "deleted"],
+)
+def test_retry_reruns_the_stage_whose_artifact_no_longer_verifies_in_the_store(
+    tmp_path: Path, damage: Callable[[Path], object]
+) -> None:
+    store = LocalArtifactStore(tmp_path / "s3")
+    data, train = WritingStage("Data", store), WritingStage("Train", store)
+    register = FakeStage("Register", fail_times=2)
+    runner = _store_runner(tmp_path, data, train, register, store=store)
+    assert runner.start({}, trigger="test").status == Status.FAILED
+
+    again = runner.retry()  # every artifact verifies: nothing before the failed stage runs again
+    assert again.status == Status.FAILED and (data.calls, train.calls, register.calls) == (1, 1, 2)
+
+    damage(store.path_of(S3Uri("bucket", "train/out.csv")))
+    resumed = runner.retry()
+    assert resumed.status == Status.SUCCEEDED
+    assert (data.calls, train.calls, register.calls) == (1, 2, 3)  # Train re-produced its artifact, Data did not
+    assert [s.attempts for s in resumed.stages] == [1, 2, 3]
+    assert store.verify(resumed.stage("Train").artifacts["out"])
 
 
 def test_unknown_execution(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from safedeploy.store import LocalArtifactStore, S3Uri
 from tests.serving import Live, health, model_data_source, signed, wait_for, wait_in_service
 
 
-def _model(live: Live, name: str, **environment: str) -> None:
-    daemon.sagemaker_client(live.info).create_model(
+def _model(live: Live, name: str, info: daemon.RuntimeInfo | None = None, **environment: str) -> None:
+    daemon.sagemaker_client(info or live.info).create_model(
         ModelName=name,
         PrimaryContainer={
             "Image": "local",
@@ -306,3 +306,42 @@ def test_a_dead_instance_is_replaced_and_traffic_goes_on(live: Live) -> None:
         return len(now) == 2 and before[0] not in now
 
     wait_for(replaced, 30, "the killed instance to be replaced")
+
+
+def _scores(info: daemon.RuntimeInfo, endpoint: str, rows: list[str]) -> list[float]:
+    reply = daemon.runtime_client(info).invoke_endpoint(
+        EndpointName=endpoint, Body="\n".join(rows), ContentType="text/csv"
+    )
+    return [float(line) for line in reply["Body"].read().decode().split()]
+
+
+def test_a_restarted_runtime_serves_the_endpoints_that_were_in_service(live: Live, tmp_path: Path) -> None:
+    """Stop + start on the same state directory: endpoints InService before answer InvokeEndpoint again."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "s3").symlink_to(live.state_dir / "s3")  # the same artifacts, a runtime of its own
+    try:
+        info = daemon.ensure_running(state, "us-east-1", "000000000000")
+        _model(live, "restored-model", info)
+        sagemaker = daemon.sagemaker_client(info)
+        sagemaker.create_endpoint_config(
+            EndpointConfigName="restored-config", ProductionVariants=[_variant("AllTraffic", "restored-model", count=2)]
+        )
+        for name in ("restored-a", "restored-b"):
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName="restored-config")
+            assert wait_in_service(info, name)["EndpointStatus"] == "InService"
+        before = _scores(info, "restored-a", live.csv_rows[:5])
+        sagemaker.delete_endpoint(EndpointName="restored-b")  # deleted before the restart: stays deleted
+        old_instances = health(info)["endpoints"]["restored-a"]["Instances"]["AllTraffic"]
+
+        assert daemon.stop(state) == info.pid
+        restarted = daemon.ensure_running(state, "us-east-1", "000000000000")
+        assert restarted.pid != info.pid
+        assert wait_in_service(restarted, "restored-a")["EndpointStatus"] == "InService"
+        assert _scores(restarted, "restored-a", live.csv_rows[:5]) == before
+        instances = health(restarted)["endpoints"]["restored-a"]["Instances"]["AllTraffic"]
+        assert len(instances) == 2 and not set(instances) & set(old_instances)  # new processes serve
+        names = [e["EndpointName"] for e in daemon.sagemaker_client(restarted).list_endpoints()["Endpoints"]]
+        assert names == ["restored-a"]
+    finally:
+        daemon.stop(state)

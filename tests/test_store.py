@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,48 @@ def test_object_without_metadata_does_not_exist(tmp_path: Path) -> None:
     assert store.head(uri) is None
     with pytest.raises(ArtifactError, match="no such artifact"):
         store.get_bytes(uri)
+
+
+def test_a_write_in_flight_is_a_temporary_named_for_its_writer(tmp_path: Path) -> None:
+    dest = tmp_path / "out" / "model.tar.gz"
+    with atomic.atomic_writer(dest) as stream:
+        stream.write(b"partial")
+        [temporary] = list(dest.parent.iterdir())
+        assert atomic.is_temporary(temporary) and not dest.exists()
+        assert temporary.name.startswith(f".model.tar.gz.{os.getpid()}.") and temporary.read_bytes() == b""
+        assert atomic.sweep_temporaries(tmp_path) == []  # its writer is alive
+    assert list(dest.parent.iterdir()) == [dest] and dest.read_bytes() == b"partial"
+    assert atomic.atomic_write_text(dest, "ünïcode") == hashlib.sha256("ünïcode".encode()).hexdigest()
+    assert dest.read_bytes() == "ünïcode".encode()
+
+
+def test_a_temporary_another_sweeper_removed_meanwhile_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orphan = tmp_path / ".x.csv.999999.0123abcd.tmp"
+    orphan.write_bytes(b"left by a dead writer")
+
+    def dead_and_already_swept(pid: int) -> bool:
+        orphan.unlink()  # a concurrent sweep got there first
+        return False
+
+    monkeypatch.setattr(atomic, "pid_alive", dead_and_already_swept)
+    assert atomic.sweep_temporaries(tmp_path) == [orphan]
+
+
+def test_hashing_and_copying_stream_in_bounded_memory(tmp_path: Path) -> None:
+    """Model archives can be large: a file is read in 1 MiB chunks, never whole."""
+    big = tmp_path / "big.bin"
+    content = os.urandom(1 << 20) * 12  # 12 MiB
+    big.write_bytes(content)
+    del content
+    tracemalloc.start()
+    try:
+        digest = atomic.sha256_file(big)
+        copied = atomic.atomic_copy(big, tmp_path / "copy.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest == copied == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert (tmp_path / "copy.bin").read_bytes() == big.read_bytes()
+    assert peak < 4 << 20, f"peak {peak / (1 << 20):.1f} MiB"

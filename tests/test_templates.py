@@ -650,6 +650,22 @@ def test_gate_decides_and_words_its_failures_as_the_local_gate(
     assert output["ModelPackageVersion"] == "12"
 
 
+def test_the_step_functions_gate_admits_metrics_exactly_at_their_thresholds(
+    tmp_path: Path, jsonata: Callable[[str, dict[str, Any]], Any]
+) -> None:
+    conditions = [
+        {"metric": "test:auc", "op": ">=", "threshold": 0.9},
+        {"metric": "validation:log_loss", "op": "<=", "threshold": 0.4},
+    ]
+    definition = _definition(render(tmp_path, **{"gate.conditions": conditions}))
+    state, _ = _run_gate(definition, _described(**{"test:auc": 0.9, "validation:log_loss": 0.4}), jsonata)
+    assert state == "SuggestBaselines"
+    state, _ = _run_gate(definition, _described(**{"test:auc": 0.8999999, "validation:log_loss": 0.4}), jsonata)
+    assert state == "Gate1Failed"
+    state, _ = _run_gate(definition, _described(**{"test:auc": 0.9, "validation:log_loss": 0.4000001}), jsonata)
+    assert state == "Gate2Failed"
+
+
 # --- Data-quality monitoring on AWS: the monitor's Processing jobs ---------------------------------------------
 
 

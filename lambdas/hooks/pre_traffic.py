@@ -15,12 +15,13 @@ controller uses :func:`create_handler` with injected ones.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import tarfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lambdas.hooks.aws import LazyHookHandler
@@ -47,8 +48,13 @@ def _read_checks(content: bytes, uri: str) -> dict[str, Any]:
         raise HookCheckError(f"{uri} has no {CHECKS_MEMBER} the hook can read ({exc})") from None
 
 
-def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
-    """Run the checks; return a summary or raise :class:`HookCheckError`."""
+def check_green(
+    environ: Mapping[str, str], clients: HookClients, timer: Callable[[], float] = time.perf_counter
+) -> str:
+    """Run the checks; return a summary or raise :class:`HookCheckError`.
+
+    ``timer`` (seconds) times the known-row inference against the latency budget.
+    """
     endpoint = require(environ, "ENDPOINT_NAME")
     budget_ms = float(environ.get("LATENCY_BUDGET_MS", "500"))
     described = clients.sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -62,7 +68,7 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
     tolerance = float(checks.get("tolerance", 1e-6))
     if not rows or len(rows) != len(expected):
         raise HookCheckError(f"the known rows at {environ['CHECKS_URI']} are empty or do not match their scores")
-    started = time.perf_counter()
+    started = timer()
     reply = clients.runtime.invoke_endpoint(
         EndpointName=endpoint,
         ContentType="text/csv",
@@ -70,7 +76,7 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
         Body="\n".join(rows),
         InferenceId=f"{KNOWN_ROWS_PREFIX}{uuid.uuid4()}",  # kept out of monitoring windows, counted apart
     )
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    elapsed_ms = (timer() - started) * 1000
     scores = [float(line) for line in reply["Body"].read().decode("utf-8").split()]
     if len(scores) != len(expected):
         raise HookCheckError(f"{endpoint} answered {len(scores)} scores for {len(expected)} known rows")
@@ -84,9 +90,11 @@ def check_green(environ: Mapping[str, str], clients: HookClients) -> str:
     return f"{endpoint} InService, capture on, {len(rows)} known rows correct in {elapsed_ms:.1f} ms"
 
 
-def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:
-    """The hook for a function configuration and injected clients."""
-    return hook_handler(check_green, environ, clients)
+def create_handler(
+    environ: Mapping[str, str], clients: HookClients, timer: Callable[[], float] = time.perf_counter
+) -> Handler:
+    """The hook for a function configuration and injected clients (and the timer of the latency budget)."""
+    return hook_handler(functools.partial(check_green, timer=timer), environ, clients)
 
 
 handler = LazyHookHandler(check_green)
