@@ -176,6 +176,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "if delay >= 0 and not self.clock.sleep(delay * self.clock.scale):",
     ): "a delay of exactly 0 s: sleeping 0 s is no wait, and an interrupt is seen at the next sleep",
     (
+        "safedeploy/blue_green.py",
+        '"GreaterThanThreshold",',
+        "",
+    ): "GreaterThanThreshold is AlarmRule's default comparison",
+    (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',
         'return atomic_write_bytes(dest, text.encode("UTF-8"))',

@@ -900,3 +900,23 @@ def test_a_lost_lease_stops_the_watch(tmp_path: Path) -> None:
         deployment._watch(BLUE, GREEN, 300, "10% step")
     assert str(failure.value) == "the lease on production was lost during the 10% step"
     assert host.asked == []  # nothing judged once production is not this deployment's
+
+
+def test_a_paused_feeder_resumes_and_a_slow_rate_still_sends() -> None:
+    sent: list[float] = []
+
+    def send() -> SyntheticAnswer:
+        sent.append(time.monotonic())
+        return SyntheticAnswer(200, 0, "g", 0.1)
+
+    feeder = SyntheticTraffic(send, concurrency=2)
+    feeder.start()
+    try:
+        time.sleep(0.1)  # paused: nothing may be sent meanwhile
+        assert sent == []
+        feeder.rate = 2.0  # one request a second per thread
+        _wait_until(lambda: len(sent) >= 2, timeout=5)
+        feeder.rate = 0.0
+        assert all(t.is_alive() for t in feeder._threads)  # pausing again keeps the threads
+    finally:
+        feeder.stop()
