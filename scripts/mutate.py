@@ -145,6 +145,11 @@ _BREACHING = (
 )
 _ALARMS_OK_LINE = 'if present or rule.treat_missing_data in ("notBreaching", "breaching"):'
 _GOT = "got = np.full(len(rows), np.nan, dtype=np.float64)"
+_KEY_LOOKUP = 'if route.ApiKeyRequired and not _key_matches(presented, self.api_keys.get(route.Path, b"")):'
+_EVERY_ROUTE_HAS_A_KEY = (
+    "configure() gives every route it installs an entry in api_keys (b'' when its plan has none), so this default "
+    "is never used"
+)
 EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("safedeploy/alarms.py", _ALARMS_OK_LINE, _ALARMS_OK_LINE.replace('"breaching"', '"XXbreachingXX"')): _BREACHING,
     ("safedeploy/alarms.py", _ALARMS_OK_LINE, _ALARMS_OK_LINE.replace('"breaching"', '"BREACHING"')): _BREACHING,
@@ -180,6 +185,20 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         '"GreaterThanThreshold",',
         "",
     ): "GreaterThanThreshold is AlarmRule's default comparison",
+    **{
+        ("safedeploy/serving/gateway.py", _KEY_LOOKUP, _KEY_LOOKUP.replace('b"")', mutated)): _EVERY_ROUTE_HAS_A_KEY
+        for mutated in ("None)", ")", 'b"XXXX")')
+    },
+    (
+        "safedeploy/serving/gateway.py",
+        'return hmac.compare_digest(presented.encode("utf-8", "replace"), expected)',
+        'return hmac.compare_digest(presented.encode("UTF-8", "replace"), expected)',
+    ): _CODEC,
+    (
+        "safedeploy/smoke.py",
+        'text = store.get_bytes(uri).decode("utf-8")',
+        'text = store.get_bytes(uri).decode("UTF-8")',
+    ): _CODEC,
     (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',
@@ -273,7 +292,9 @@ def prepare(group: Group, keep: bool = False) -> Path:
 
 def _mutmut(work: Path, *args: str, log: Path | None = None) -> str:
     command = [str(Path(sys.executable).with_name("mutmut")), *args]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # One OpenMP thread: mutmut forks each mutant from a process that ran XGBoost, and a forked child of a process
+    # with an OpenMP thread pool hangs in its next parallel region.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("CI", None)  # mutmut's own CI-mode output is not what the log needs; tests do not read it
     if log is None:
         return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True).stdout
@@ -402,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mutants", nargs="+", default=[], metavar="GLOB", help="only these mutant names (e.g. '*blue_green*run__*')"
     )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="re-check only the previous run's surviving and timed-out mutants against the current tests (--keep)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.groups) - {g.name for g in GROUPS}
     if unknown:
@@ -411,11 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = []
     for group in chosen:
-        work = prepare(group, keep=args.keep)
+        work = prepare(group, keep=args.keep or args.survivors)
         print(f"mutate: {group.name} ({', '.join(group.files)}) against {' '.join(group.tests)}", flush=True)
         began = time.monotonic()
-        run = ["run", "--max-children", str(args.max_children), *(args.mutants or group.mutants)]
-        _mutmut(work, *run, log=OUT / "logs" / f"{group.name}.log")
+        names = list(args.mutants or group.mutants)
+        if args.survivors:
+            names = [m.name for m in collect(group, work, 0.0).mutants if m.status in ("survived", "timeout")]
+        if names or not args.survivors:
+            run = ["run", "--max-children", str(args.max_children), *names]
+            _mutmut(work, *run, log=OUT / "logs" / f"{group.name}.log")
         result = collect(group, work, time.monotonic() - began)
         results.append(result)
         print(f"mutate: {group.name}: {result.counts()} in {result.seconds:.0f} s", flush=True)
