@@ -544,6 +544,7 @@ class _Recorded:
     """Window statistics per call (green's ``errors`` in the periods listed), and the windows asked for."""
 
     failing_periods: tuple[int, ...] = ()
+    slow_periods: tuple[int, ...] = ()
     quiet_calls: int = 0
     """Green's first windows without traffic."""
     asked: list[tuple[str, datetime, datetime]] = field(default_factory=list)
@@ -554,7 +555,8 @@ class _Recorded:
         if endpoint == GREEN.endpoint and period <= self.quiet_calls:
             return WindowStats(0, 0, None)
         errors = 25 if endpoint == GREEN.endpoint and period in self.failing_periods else 0
-        return WindowStats(50, errors, 1.0)
+        p99 = 900.0 if endpoint == GREEN.endpoint and period in self.slow_periods else 1.0
+        return WindowStats(50, errors, p99)
 
 
 def _watcher(tmp_path: Path, clock: _VirtualClock, host: _Recorded) -> BlueGreenDeployment:
@@ -607,6 +609,9 @@ def test_an_alarm_in_a_later_period_fails_the_step_and_is_recorded(tmp_path: Pat
     assert [(e["alarm"], e["old"], e["period"], e["during"]) for e in fired] == [
         (ERROR_RATE_ALARM, "OK", 3, "10% step")
     ]
+    assert fired[0]["reason"] == (
+        f"{ERROR_RATE_ALARM}: ALARM ([0, 0.5] vs threshold GreaterThanThreshold 0.02, 1 of 2 x 60s)"
+    )
     assert len({e for _, e, _ in host.asked}) == 3  # nothing after the failing period
 
 
@@ -875,10 +880,81 @@ def test_a_window_starved_by_a_late_controller_is_extended_and_the_next_starts_w
         (2.0, 2.5),
         (2.5, 3.0),  # five judged windows of the five periods
     ]
-    assert "the 10% step window" in caplog.text and "was starved by a stalled machine" in caplog.text
+    [warning] = [r.getMessage() for r in caplog.records if "starved" in r.getMessage()]
+    assert warning == (  # 1970-01-12 13:46:40.5 UTC, woken 0.65 s after the window's end
+        "the 10% step window 13:46:40.500000-13:46:41 was starved by a stalled machine (0.7 s late); extending it"
+    )
 
 
 def test_a_quiet_window_of_a_punctual_controller_is_missing_data_not_extended(tmp_path: Path) -> None:
     clock, host = _VirtualClock(scale=120), _Recorded(quiet_calls=1)
     _watcher(tmp_path, clock, host)._watch(None, GREEN, 300, "10% step")
     assert [b.timestamp() - a.timestamp() for _, a, b in host.asked] == [0.5] * 5
+
+
+def test_alarms_firing_together_are_all_named_with_their_reasons(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded(failing_periods=(2,), slow_periods=(2,))
+    deployment = _watcher(tmp_path, clock, host)
+    with pytest.raises(DeploymentError) as failure:
+        deployment._watch(BLUE, GREEN, 300, "10% step")
+    assert str(failure.value) == (
+        f"alarm {ERROR_RATE_ALARM}, {LATENCY_ALARM} in ALARM during the 10% step: "
+        f"{ERROR_RATE_ALARM}: OK ([0] vs threshold GreaterThanThreshold 0.02, 1 of 2 x 60s); "
+        f"{LATENCY_ALARM}: OK ([-26] vs threshold GreaterThanThreshold 0, 1 of 2 x 60s); "
+        f"{ERROR_RATE_ALARM}: ALARM ([0, 0.5] vs threshold GreaterThanThreshold 0.02, 1 of 2 x 60s); "
+        f"{LATENCY_ALARM}: ALARM ([-26, 873] vs threshold GreaterThanThreshold 0, 1 of 2 x 60s)"
+    )  # each firing alarm's transitions so far, in order
+
+
+def test_a_step_that_never_saw_traffic_names_every_alarm_never_shown_healthy(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded(quiet_calls=99)
+    with pytest.raises(DeploymentError) as failure:
+        _watcher(tmp_path, clock, host)._watch(BLUE, GREEN, 300, "10% step")
+    assert str(failure.value) == (
+        f"insufficient data during the 10% step: {ERROR_RATE_ALARM}, {LATENCY_ALARM} never had 10 requests to "
+        "churn-prd-v2 in a 60s period: never shown healthy"
+    )
+
+
+def test_a_starved_window_is_extended_at_most_five_times(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded(quiet_calls=99)
+    deployment = _watcher(tmp_path, clock, host)
+    deployment.synthetic = True  # a feeder asked for 20 requests a second and sent none: the machine stalls
+    deployment._feeder = SyntheticTraffic(send=lambda: SyntheticAnswer(0, -1, "", None), rate=20.0)
+    with pytest.raises(DeploymentError, match="insufficient data"):
+        deployment._watch(None, GREEN, 60, "bake at 100%")  # one period
+    s = 1_000_000.5
+    assert [(a.timestamp() - s, b.timestamp() - s) for _, a, b in host.asked] == [
+        (0.0, 0.5 * n) for n in range(1, 7)
+    ]  # the window, then 5 extensions, then it counts as missing
+
+
+def test_a_lost_lease_stops_the_watch(tmp_path: Path) -> None:
+    clock, host = _VirtualClock(scale=120), _Recorded()
+    deployment = _watcher(tmp_path, clock, host)
+    deployment._heartbeat = LeaseHeartbeat(SimulatedHost(), deployment.deployment_id, interval=60)
+    deployment._heartbeat.lost.set()
+    with pytest.raises(DeploymentError) as failure:
+        deployment._watch(BLUE, GREEN, 300, "10% step")
+    assert str(failure.value) == "the lease on production was lost during the 10% step"
+    assert host.asked == []  # nothing judged once production is not this deployment's
+
+
+def test_a_paused_feeder_resumes_and_a_slow_rate_still_sends() -> None:
+    sent: list[float] = []
+
+    def send() -> SyntheticAnswer:
+        sent.append(time.monotonic())
+        return SyntheticAnswer(200, 0, "g", 0.1)
+
+    feeder = SyntheticTraffic(send, concurrency=2)
+    feeder.start()
+    try:
+        time.sleep(0.1)  # paused: nothing may be sent meanwhile
+        assert sent == []
+        feeder.rate = 2.0  # one request a second per thread
+        _wait_until(lambda: len(sent) >= 2, timeout=5)
+        feeder.rate = 0.0
+        assert all(t.is_alive() for t in feeder._threads)  # pausing again keeps the threads
+    finally:
+        feeder.stop()

@@ -81,6 +81,14 @@ def test_a_reconfigured_key_replaces_the_old_one(tmp_path: Path) -> None:
     assert _served(calls) == ["rotated-key"]
 
 
+def test_a_route_whose_usage_plan_has_no_key_refuses_every_key(tmp_path: Path) -> None:
+    gateway, calls = _gateway(tmp_path)
+    gateway.configure({"api": gateway.routes["/churn/api"]}, {"another-plan": KEY})  # none for this route
+    for headers in ([], [("x-api-key", "")], [("x-api-key", KEY)], [("x-api-key", "XXXX")], [("x-api-key", "None")]):
+        assert _post(gateway, headers).status == 403
+    assert _served(calls) == []
+
+
 def test_without_a_configured_key_nothing_passes(tmp_path: Path) -> None:
     gateway, calls = _gateway(tmp_path, key="")
     assert [_post(gateway, h).status for h in ([], [("x-api-key", "")], [("x-api-key", "guess")])] == [403] * 3

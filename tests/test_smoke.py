@@ -176,6 +176,7 @@ def test_held_out_rows_are_the_first_test_rows_without_their_label(tmp_path: Pat
     rows = held_out_rows(store, "s3://b/data/test", limit=2)
     assert rows.dtype == np.float32 and rows.tolist() == [[0.5, 2.25, 3.0], [1.5, 0.0, 7.0]]
     assert held_out_rows(store, "s3://b/data/test/", limit=10).shape == (3, 3)
+    assert held_out_rows(store, "s3://b/data/test", limit=1).tolist() == [[0.5, 2.25, 3.0]]  # one row is still a table
     store.put_bytes(S3Uri("b", "empty/test.csv"), b"")
     with (
         pytest.warns(UserWarning, match="input contained no data"),
