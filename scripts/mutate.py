@@ -146,6 +146,7 @@ _BREACHING = (
 )
 _ALARMS_OK_LINE = 'if present or rule.treat_missing_data in ("notBreaching", "breaching"):'
 _GOT = "got = np.full(len(rows), np.nan, dtype=np.float64)"
+_GATEWAY = "safedeploy/runtime/apigateway/gateway.py"
 _KEY_LOOKUP = 'if route.ApiKeyRequired and not _key_matches(presented, self.api_keys.get(route.Path, b"")):'
 _EVERY_ROUTE_HAS_A_KEY = (
     "configure() gives every route it installs an entry in api_keys (b'' when its plan has none), so this default "
@@ -187,11 +188,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "",
     ): "GreaterThanThreshold is AlarmRule's default comparison",
     **{
-        ("safedeploy/serving/gateway.py", _KEY_LOOKUP, _KEY_LOOKUP.replace('b"")', mutated)): _EVERY_ROUTE_HAS_A_KEY
+        (_GATEWAY, _KEY_LOOKUP, _KEY_LOOKUP.replace('b"")', mutated)): _EVERY_ROUTE_HAS_A_KEY
         for mutated in ("None)", ")", 'b"XXXX")')
     },
     (
-        "safedeploy/serving/gateway.py",
+        "safedeploy/runtime/apigateway/gateway.py",
         'return hmac.compare_digest(presented.encode("utf-8", "replace"), expected)',
         'return hmac.compare_digest(presented.encode("UTF-8", "replace"), expected)',
     ): _CODEC,

@@ -1073,7 +1073,12 @@ def test_lambda_bundle_is_the_lambdas_and_what_they_import_reproducibly() -> Non
     bundle = build_lambda_bundle(REPO_ROOT)
     assert {"lambdas/api/app.py", "lambdas/hooks/common.py", "lambdas/hooks/pre_traffic.py"} <= set(bundle.files)
     assert {"safedeploy/__init__.py", "safedeploy/store.py", "safedeploy/errors.py"} <= set(bundle.files)
-    assert not any(f.startswith(("tests/", "model/", "safedeploy/serving/")) for f in bundle.files)
+    assert not any(
+        f.startswith(
+            ("tests/", "model/", "safedeploy/runtime/", "safedeploy/local/", "safedeploy/instance/", "safedeploy/http/")
+        )
+        for f in bundle.files
+    )
     assert "aws_lambda_powertools" in bundle.third_party and "boto3" not in bundle.third_party
     assert build_lambda_bundle(REPO_ROOT).sha256 == bundle.sha256
 
