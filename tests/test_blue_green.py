@@ -705,7 +705,9 @@ def test_the_lease_heartbeat_renews_every_interval_through_errors_until_revoked(
     assert len(host.renewed) == 4 and host.renewed[0] - started >= 0.04  # one interval before the first renewal
     assert all(b - a >= 0.04 for a, b in zip(host.renewed, host.renewed[1:], strict=False))
     _wait_until(lambda: not heartbeat._thread.is_alive())  # type: ignore[union-attr]  # a revoked lease stops it
-    assert "renewing the lease of d-1 failed; retrying" in caplog.text
+    [retry] = [r for r in caplog.records if "renewing" in r.getMessage()]
+    assert retry.getMessage() == "renewing the lease of d-1 failed; retrying" and retry.levelname == "WARNING"
+    assert retry.exc_info is not None and str(retry.exc_info[1]) == "runtime restarting"  # with its traceback
     heartbeat.stop()
 
 
