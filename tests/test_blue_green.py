@@ -925,3 +925,32 @@ def test_a_paused_feeder_resumes_and_a_slow_rate_still_sends() -> None:
         assert all(t.is_alive() for t in feeder._threads)  # pausing again keeps the threads
     finally:
         feeder.stop()
+
+
+@dataclass
+class _LeaseCalls(SimulatedHost):
+    """Records what the controller asks of the lease."""
+
+    acquired: list[tuple[str, ServedModel | None, ServedModel, float]] = field(default_factory=list)
+    renewals: list[str] = field(default_factory=list)
+
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        self.acquired.append((deployment_id, blue, green, hang_timeout_seconds))
+        super().acquire_lease(deployment_id, blue, green, hang_timeout_seconds)
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        self.renewals.append(deployment_id)
+        return super().renew_lease(deployment_id)
+
+
+def test_a_deployment_holds_renews_and_releases_its_lease(tmp_path: Path) -> None:
+    host = _LeaseCalls()
+    deployment = _deployment(host, tmp_path, bake_seconds=60)  # one bake period: 0.5 s on the wall
+    deployment.lease_hang_timeout_seconds, deployment.lease_renew_seconds = 1.0, 0.05
+    deployment.run(None, "churn-prd-v9", version=9)
+    # The hang timeout is at least ten alarm periods on the wall (10 x 0.5 s), whatever the setting below that.
+    assert host.acquired == [(deployment.deployment_id, None, ServedModel("churn-prd-v9", 9), 5.0)]
+    assert len(host.renewals) >= 3 and set(host.renewals) == {deployment.deployment_id}
+    assert host.leases == [("acquire", deployment.deployment_id), ("release", deployment.deployment_id)]
