@@ -238,6 +238,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             'booster.set_param({"nthread": 2})',
         )
     },
+    ("safedeploy/blue_green.py", "green: ServedModel | None = None", 'green: ServedModel | None = ""'): (
+        "green is only read as `green or ServedModel(...)`: an empty string is as falsy as None"
+    ),
     (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',

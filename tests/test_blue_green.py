@@ -229,6 +229,9 @@ def test_a_green_that_fails_to_start_never_takes_traffic(tmp_path: Path) -> None
     assert host.routes == [("churn-prd-v1", None, 0.0)]  # only the rollback's restatement of 100 % blue
     assert host.deleted == ["churn-prd-v2"]  # the failed green is removed too
     assert not any(r[1] == "churn-prd-v2" for r in host.served)
+    [failed] = [e for e in deployment.ledger.events() if e["event"] == "GreenFailed"]
+    assert failed["green"] == ServedModel("churn-prd-v2", 2).as_dict()
+    assert failed["reason"] == "endpoint churn-prd-v2 failed: model load failed: weights are corrupt"
 
 
 def test_the_first_deployment_goes_all_at_once_and_still_bakes_with_alarms(tmp_path: Path) -> None:
@@ -954,3 +957,14 @@ def test_a_deployment_holds_renews_and_releases_its_lease(tmp_path: Path) -> Non
     assert host.acquired == [(deployment.deployment_id, None, ServedModel("churn-prd-v9", 9), 5.0)]
     assert len(host.renewals) >= 3 and set(host.renewals) == {deployment.deployment_id}
     assert host.leases == [("acquire", deployment.deployment_id), ("release", deployment.deployment_id)]
+
+
+def test_the_hooks_judge_green_since_the_deployment_started_and_details_are_recorded(tmp_path: Path) -> None:
+    host = _HookCalls()
+    deployment = _deployment(host, tmp_path, bake_seconds=60)
+    before = datetime.now(UTC)
+    deployment.run(None, "churn-prd-v9", version=9, details={"rehearsal": True, "fault": "slow"})
+    [(_, _, _, pre_since), (_, _, _, post_since)] = host.calls
+    assert pre_since == post_since and pre_since.tzinfo is UTC and before <= pre_since <= datetime.now(UTC)
+    started = deployment.ledger.events()[0]
+    assert (started["rehearsal"], started["fault"]) == (True, "slow")
