@@ -147,6 +147,18 @@ _BREACHING = (
 _ALARMS_OK_LINE = 'if present or rule.treat_missing_data in ("notBreaching", "breaching"):'
 _GOT = "got = np.full(len(rows), np.nan, dtype=np.float64)"
 _GATEWAY = "safedeploy/runtime/apigateway/gateway.py"
+_PREDICT = "return np.asarray(booster.inplace_predict(rows, validate_features=False), dtype=np.float32).reshape(-1)"
+_ONE_D = "a binary:logistic booster's inplace_predict is already one score per row (1-D)"
+_NO_NAMES = "XGBoost checks feature names of data frames only; these rows are a numpy array"
+_PREDICT_MUTANTS = (
+    (".reshape(-1)", ".reshape(None)", _ONE_D),
+    (".reshape(-1)", ".reshape(-2)", _ONE_D),
+    ("dtype=np.float32", "dtype=None", "inplace_predict already returns float32"),
+    (", dtype=np.float32)", ", )", "inplace_predict already returns float32"),
+    ("validate_features=False", "validate_features=None", _NO_NAMES),
+    ("validate_features=False", "validate_features=True", _NO_NAMES),
+    ("rows, validate_features=False)", "rows, )", _NO_NAMES),
+)
 _KEY_LOOKUP = 'if route.ApiKeyRequired and not _key_matches(presented, self.api_keys.get(route.Path, b"")):'
 _EVERY_ROUTE_HAS_A_KEY = (
     "configure() gives every route it installs an entry in api_keys (b'' when its plan has none), so this default "
@@ -212,6 +224,25 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
             'raise AssertionError("UNREACHABLE")  # pragma: no cover',
         )
     },
+    (
+        "safedeploy/blue_green.py",
+        "for extension in range(MAX_WINDOW_EXTENSIONS + 1):",
+        "for extension in range(MAX_WINDOW_EXTENSIONS + 2):",
+    ): "the loop returns at extension == MAX_WINDOW_EXTENSIONS, so a longer range is never reached",
+    **{("safedeploy/smoke.py", _PREDICT, _PREDICT.replace(old, new)): why for old, new, why in _PREDICT_MUTANTS},
+    **{
+        ("safedeploy/smoke.py", 'booster.set_param({"nthread": 1})', mutated): (
+            "the thread count changes how fast XGBoost predicts, not what (an unknown parameter is ignored)"
+        )
+        for mutated in (
+            'booster.set_param({"XXnthreadXX": 1})',
+            'booster.set_param({"NTHREAD": 1})',
+            'booster.set_param({"nthread": 2})',
+        )
+    },
+    ("safedeploy/blue_green.py", "green: ServedModel | None = None", 'green: ServedModel | None = ""'): (
+        "green is only read as `green or ServedModel(...)`: an empty string is as falsy as None"
+    ),
     (
         "safedeploy/atomic.py",
         'return atomic_write_bytes(dest, text.encode("utf-8"))',

@@ -238,6 +238,9 @@ def test_a_green_that_fails_to_start_never_takes_traffic(tmp_path: Path) -> None
     assert host.routes == [("churn-prd-v1", None, 0.0)]  # only the rollback's restatement of 100 % blue
     assert host.deleted == ["churn-prd-v2"]  # the failed green is removed too
     assert not any(r[1] == "churn-prd-v2" for r in host.served)
+    [failed] = [e for e in deployment.ledger.events() if e["event"] == "GreenFailed"]
+    assert failed["green"] == ServedModel("churn-prd-v2", 2).as_dict()
+    assert failed["reason"] == "endpoint churn-prd-v2 failed: model load failed: weights are corrupt"
 
 
 def test_the_first_deployment_goes_all_at_once_and_still_bakes_with_alarms(tmp_path: Path) -> None:
@@ -740,7 +743,9 @@ def test_the_lease_heartbeat_renews_every_interval_through_errors_until_revoked(
     assert len(host.renewed) == 4 and host.renewed[0] - started >= 0.04  # one interval before the first renewal
     assert all(b - a >= 0.04 for a, b in zip(host.renewed, host.renewed[1:], strict=False))
     _wait_until(lambda: not heartbeat._thread.is_alive())  # type: ignore[union-attr]  # a revoked lease stops it
-    assert "renewing the lease of d-1 failed; retrying" in caplog.text
+    [retry] = [r for r in caplog.records if "renewing" in r.getMessage()]
+    assert retry.getMessage() == "renewing the lease of d-1 failed; retrying" and retry.levelname == "WARNING"
+    assert retry.exc_info is not None and str(retry.exc_info[1]) == "runtime restarting"  # with its traceback
     heartbeat.stop()
 
 
@@ -958,3 +963,43 @@ def test_a_paused_feeder_resumes_and_a_slow_rate_still_sends() -> None:
         assert all(t.is_alive() for t in feeder._threads)  # pausing again keeps the threads
     finally:
         feeder.stop()
+
+
+@dataclass
+class _LeaseCalls(SimulatedHost):
+    """Records what the controller asks of the lease."""
+
+    acquired: list[tuple[str, ServedModel | None, ServedModel, float]] = field(default_factory=list)
+    renewals: list[str] = field(default_factory=list)
+
+    def acquire_lease(
+        self, deployment_id: str, blue: ServedModel | None, green: ServedModel, hang_timeout_seconds: float
+    ) -> None:
+        self.acquired.append((deployment_id, blue, green, hang_timeout_seconds))
+        super().acquire_lease(deployment_id, blue, green, hang_timeout_seconds)
+
+    def renew_lease(self, deployment_id: str) -> bool:
+        self.renewals.append(deployment_id)
+        return super().renew_lease(deployment_id)
+
+
+def test_a_deployment_holds_renews_and_releases_its_lease(tmp_path: Path) -> None:
+    host = _LeaseCalls()
+    deployment = _deployment(host, tmp_path, bake_seconds=60)  # one bake period: 0.5 s on the wall
+    deployment.lease_hang_timeout_seconds, deployment.lease_renew_seconds = 1.0, 0.05
+    deployment.run(None, "churn-prd-v9", version=9)
+    # The hang timeout is at least ten alarm periods on the wall (10 x 0.5 s), whatever the setting below that.
+    assert host.acquired == [(deployment.deployment_id, None, ServedModel("churn-prd-v9", 9), 5.0)]
+    assert len(host.renewals) >= 3 and set(host.renewals) == {deployment.deployment_id}
+    assert host.leases == [("acquire", deployment.deployment_id), ("release", deployment.deployment_id)]
+
+
+def test_the_hooks_judge_green_since_the_deployment_started_and_details_are_recorded(tmp_path: Path) -> None:
+    host = _HookCalls()
+    deployment = _deployment(host, tmp_path, bake_seconds=60)
+    before = datetime.now(UTC)
+    deployment.run(None, "churn-prd-v9", version=9, details={"rehearsal": True, "fault": "slow"})
+    [(_, _, _, pre_since), (_, _, _, post_since)] = host.calls
+    assert pre_since == post_since and pre_since.tzinfo is UTC and before <= pre_since <= datetime.now(UTC)
+    started = deployment.ledger.events()[0]
+    assert (started["rehearsal"], started["fault"]) == (True, "slow")
