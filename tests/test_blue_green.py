@@ -1003,3 +1003,54 @@ def test_the_hooks_judge_green_since_the_deployment_started_and_details_are_reco
     assert pre_since == post_since and pre_since.tzinfo is UTC and before <= pre_since <= datetime.now(UTC)
     started = deployment.ledger.events()[0]
     assert (started["rehearsal"], started["fault"]) == (True, "slow")
+
+
+@dataclass
+class _ShiftsAtFullTraffic(SimulatedHost):
+    """Green's scores move only once it takes all the traffic (the bake), and blue's reference is recorded."""
+
+    references: list[ServedModel] = field(default_factory=list)
+
+    def reference_scores(self, blue: ServedModel) -> dict[int, float]:
+        self.references.append(blue)
+        return super().reference_scores(blue)
+
+    def send_synthetic(self) -> SyntheticAnswer:
+        answer = super().send_synthetic()
+        full = bool(self.routes) and self.routes[-1][1] is None
+        if full and answer.score is not None and answer.endpoint != BLUE.endpoint:
+            return SyntheticAnswer(answer.status, answer.row, answer.endpoint, answer.score + 0.3)
+        return answer
+
+
+def test_the_bake_still_compares_green_with_blue(tmp_path: Path) -> None:
+    host = _ShiftsAtFullTraffic()
+    deployment = _deployment(host, tmp_path, "AllAtOnce", bake_seconds=120)
+    with pytest.raises(RolledBackError, match=f"alarm {PREDICTION_ALARM} in ALARM during the bake at 100%"):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.references == [BLUE]  # blue's scores asked of blue, once
+
+
+def test_a_first_deployment_asks_no_reference_scores(tmp_path: Path) -> None:
+    host = _ShiftsAtFullTraffic()
+    _deployment(host, tmp_path, bake_seconds=60).run(None, "churn-prd-v9", version=9)
+    assert host.references == []
+
+
+def test_a_green_that_failed_to_start_is_judged_by_the_pre_traffic_hook_with_the_cause(tmp_path: Path) -> None:
+    host = _HookCalls(green_fails_to_start=True, failing_hook="BeforeAllowTraffic")
+    deployment = _deployment(host, tmp_path)
+    before = datetime.now(UTC)
+    with pytest.raises(RolledBackError) as failure:
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert str(failure.value) == (
+        "rolled back to churn-prd-v1: the BeforeAllowTraffic hook reported Failed: BeforeAllowTraffic check failed "
+        "(endpoint churn-prd-v2 failed: model load failed: weights are corrupt)"
+    )
+    [(hook, deployment_id, green, since)] = host.calls
+    assert (hook, deployment_id, green) == (
+        "BeforeAllowTraffic",
+        deployment.deployment_id,
+        ServedModel("churn-prd-v2", 2),
+    )
+    assert before <= since <= datetime.now(UTC)
