@@ -1054,3 +1054,21 @@ def test_a_green_that_failed_to_start_is_judged_by_the_pre_traffic_hook_with_the
         ServedModel("churn-prd-v2", 2),
     )
     assert before <= since <= datetime.now(UTC)
+
+
+def test_a_feeder_that_falls_behind_its_rate_keeps_sending() -> None:
+    """Sends slower than the rate asks put the schedule behind: the feeder starts afresh from now and goes on."""
+
+    def slow() -> SyntheticAnswer:
+        time.sleep(0.02)
+        return SyntheticAnswer(200, 0, "green", 0.5)
+
+    feeder = SyntheticTraffic(slow, rate=200.0, concurrency=1)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while feeder.sent < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert feeder.sent >= 10 and all(thread.is_alive() for thread in feeder._threads)
+    finally:
+        feeder.stop()
