@@ -618,10 +618,8 @@ def test_an_alarm_in_a_later_period_fails_the_step_and_is_recorded(tmp_path: Pat
     assert len({e for _, e, _ in host.asked}) == 3  # nothing after the failing period
 
 
-def test_a_window_starved_by_a_stalled_machine_is_extended_not_counted_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The feeder freezes for 3 periods of the 10 % step: the window waits for its evidence; green is healthy."""
+def _frozen_feeder_at_the_first_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BlueGreenDeployment:
+    """A linear deployment whose feeder freezes for 3 periods as soon as traffic moves to its 10 % step."""
     host = SimulatedHost()
     deployment = _deployment(host, tmp_path, "Linear10PercentEvery1Minute")
     real_route = host.route
@@ -632,6 +630,14 @@ def test_a_window_starved_by_a_stalled_machine_is_extended_not_counted_missing(
             host.stall_until = time.time() + 3 * deployment._real_period()
 
     monkeypatch.setattr(host, "route", route_then_stall)
+    return deployment
+
+
+def test_a_window_starved_by_a_stalled_machine_is_extended_not_counted_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feeder freezes for 3 periods of the 10 % step: the window waits for its evidence; green is healthy."""
+    deployment = _frozen_feeder_at_the_first_step(tmp_path, monkeypatch)
     deployment.run(BLUE, "churn-prd-v2", version=2)
     assert deployment.ledger.deployments()[-1]["outcome"] == "Succeeded"
 
@@ -641,16 +647,7 @@ def test_without_extensions_the_same_stall_rolls_a_healthy_model_back(
 ) -> None:
     """The control experiment: the stall above is what starves the window."""
     monkeypatch.setattr("safedeploy.blue_green.MAX_WINDOW_EXTENSIONS", 0)
-    host = SimulatedHost()
-    deployment = _deployment(host, tmp_path, "Linear10PercentEvery1Minute")
-    real_route = host.route
-
-    def route_then_stall(primary: ServedModel | None, canary: ServedModel | None, weight: float) -> None:
-        real_route(primary, canary, weight)
-        if weight == 0.1:
-            host.stall_until = time.time() + 3 * deployment._real_period()
-
-    monkeypatch.setattr(host, "route", route_then_stall)
+    deployment = _frozen_feeder_at_the_first_step(tmp_path, monkeypatch)
     with pytest.raises(RolledBackError, match="insufficient data during the 10% step"):
         deployment.run(BLUE, "churn-prd-v2", version=2)
 

@@ -171,9 +171,7 @@ class VariantFleet:
                 await self._start_instance(session, standby=True)
                 return
             except InstanceRefusedError as exc:  # the model's files changed on disk: nothing may start from them
-                LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
-                if self.on_refused is not None:
-                    self.on_refused(str(exc))
+                self._refused(exc)
                 return
             except DeploymentFailedError as exc:
                 failures += 1
@@ -277,14 +275,18 @@ class VariantFleet:
             try:
                 await self._start_instance(session)
                 return
-            except InstanceRefusedError as exc:
-                LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
-                if self.on_refused is not None:
-                    self.on_refused(str(exc))
+            except InstanceRefusedError as exc:  # the model's files changed on disk: nothing may start from them
+                self._refused(exc)
                 return
             except DeploymentFailedError as exc:
                 failures += 1
                 LOG.error("%s/%s: replacement failed: %s", self.endpoint, self.name, exc)
+
+    def _refused(self, exc: InstanceRefusedError) -> None:
+        """An instance may not start from the model's files: say why, and let the control plane fail the endpoint."""
+        LOG.error("%s/%s: %s", self.endpoint, self.name, exc)
+        if self.on_refused is not None:
+            self.on_refused(str(exc))
 
     async def scale(self, count: int, session: aiohttp.ClientSession) -> None:
         """Start or stop instances to reach ``count``."""
