@@ -160,3 +160,7 @@ STAGE_BUILD: Final = "Build"
 LAMBDA_ALIAS: Final = "live"
 """The API function's alias: API Gateway invokes it, CodeDeploy shifts it between versions."""
 LAMBDA_RUNTIME: Final = "python3.11"
+
+# --- AWS destroy --------------------------------------------------------------------------------------------------
+STACK_DELETE_TIMEOUT_S: Final = 1800.0
+"""How long ``destroy --target aws`` waits for each per-model stack's deletion by default."""
