@@ -173,22 +173,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_outputs(args: argparse.Namespace) -> int:
     """Print the stack outputs (ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...) as JSON."""
-    outputs: dict[str, Any] = dict(_pipeline(args).backend.serving.outputs())
-    from safedeploy.monitoring.records import MonitoringError
-
-    monitor = _monitor(args)
-    try:
-        schedule = monitor.schedule()
-    except MonitoringError:
-        schedule = None
-    if schedule is not None:
-        alarms = monitor.alarm_states()
-        combined = next(iter(alarms))
-        outputs["MonitoringSchedule"] = schedule.MonitoringScheduleName
-        outputs["DriftAlarm"] = combined
-        outputs["DriftAlarmState"] = alarms[combined]["StateValue"]
-        outputs["DriftAlarms"] = {name: alarm["StateValue"] for name, alarm in alarms.items()}
-    print(format_outputs(outputs))
+    print(format_outputs(_pipeline(args).outputs()))
     return 0
 
 

@@ -119,6 +119,24 @@ class Pipeline:
         """Delete what the pipeline created on the target."""
         return self.control.destroy(options, progress)
 
+    def outputs(self) -> dict[str, Any]:
+        """What the stacks would output (``ApiUrl``, ``ApiKey``, ``EndpointName``...) and the drift alarms' states."""
+        from safedeploy.monitoring.records import MonitoringError
+
+        outputs: dict[str, Any] = dict(self.backend.serving.outputs())
+        monitor = self.monitor()
+        try:
+            schedule = monitor.schedule()
+        except MonitoringError:
+            return outputs
+        alarms = monitor.alarm_states()
+        combined = next(iter(alarms))
+        outputs["MonitoringSchedule"] = schedule.MonitoringScheduleName
+        outputs["DriftAlarm"] = combined
+        outputs["DriftAlarmState"] = alarms[combined]["StateValue"]
+        outputs["DriftAlarms"] = {name: alarm["StateValue"] for name, alarm in alarms.items()}
+        return outputs
+
     def monitor(self) -> Monitor:
         """Production's data-quality monitor (local backend)."""
         from safedeploy.monitoring.monitor import Monitor  # numpy and the analyzer, only where it is used
