@@ -4,8 +4,9 @@
 handlers come from ``$SAGEMAKER_SUBMIT_DIRECTORY/$SAGEMAKER_PROGRAM`` and the model from
 ``$SAGEMAKER_BASE_DIR/model`` (``/opt/ml/model`` on SageMaker), as the framework containers resolve them:
 ``transform_fn(model, body, content_type, accept)`` if the module defines it, otherwise
-``input_fn`` -> ``predict_fn`` -> ``output_fn``. An exception carrying an HTTP ``status`` (4xx/5xx) is
-answered with that status and its message; anything else is a 500 and a traceback on stderr.
+``input_fn`` -> ``predict_fn`` -> ``output_fn``; a module defining both is refused, as both of SageMaker's
+serving toolkits (sagemaker-inference, sagemaker-containers) refuse it. An exception carrying an HTTP ``status``
+(4xx/5xx) is answered with that status and its message; anything else is a 500 and a traceback on stderr.
 
 The process listens on an inherited socket (``SAFEDEPLOY_LISTEN_FD``, so the runtime knows the port before
 the child starts) or on ``127.0.0.1:$SAGEMAKER_BIND_TO_PORT``. If the model cannot be loaded it exits with
@@ -92,9 +93,14 @@ def load_transform(settings: ContainerSettings) -> Transform:
     except Exception as exc:
         raise ModelLoadError(f"loading the model failed: {type(exc).__name__}: {exc}") from exc
     transform_fn = getattr(module, "transform_fn", None)
+    steps = [getattr(module, name, None) for name in ("input_fn", "predict_fn", "output_fn")]
+    if transform_fn is not None and any(step is not None for step in steps):
+        raise ModelLoadError(
+            f"{settings.program} defines transform_fn and input_fn/predict_fn/output_fn: SageMaker's serving "
+            "toolkits refuse a module with both, so define one or the other"
+        )
     if transform_fn is not None:
         return lambda body, ctype, accept: _as_response(transform_fn(model, body, ctype, accept), accept)
-    steps = [getattr(module, name, None) for name in ("input_fn", "predict_fn", "output_fn")]
     if any(step is None for step in steps):
         raise ModelLoadError(f"{settings.program} defines neither transform_fn nor input_fn/predict_fn/output_fn")
     input_fn, predict_fn, output_fn = steps

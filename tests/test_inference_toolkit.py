@@ -1,0 +1,260 @@
+"""model/inference.py as SageMaker's XGBoost image runs it: under sagemaker-inference's own ``Transformer``.
+
+The code comes from the shipped ``sourcedir.tar.gz`` (``safedeploy/shipping.py``), unpacked into a code directory,
+with the project's packages hidden, so the archive must stand alone as it does in the container. The toolkit is
+the image's version (1.5.5, a dev dependency). Its ``Transformer`` answers anything but its own error type with
+500: client mistakes must come out 4xx with their message, and good requests must score exactly as the local
+serving instance (``safedeploy/instance/worker.py``) scores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from sagemaker_inference.errors import BaseInferenceToolkitError  # type: ignore[import-untyped]
+from sagemaker_inference.transformer import Transformer  # type: ignore[import-untyped]
+
+from safedeploy import constants as C
+from safedeploy import shipping
+from safedeploy.data.raw_table import CATEGORICAL_FEATURES, IGNORED_COLUMNS, NUMERIC_FEATURES, read_raw_table
+from safedeploy.features import FeatureSchema
+from safedeploy.http.server import Handler, Request, Response
+from safedeploy.instance import worker
+from tests.conftest import REPO_ROOT, churn_rows, write_table
+
+SHIPPED_MODULES = ("inference", "features", "tree_ensemble")
+"""What the Transformer imports from the code directory (the archive's own copies)."""
+HIDDEN = ("safedeploy", "safedeploy.features", "model", "model.tree_ensemble", "model.inference")
+"""The project's packages, absent in the container: the shipped code must not need them."""
+
+
+@dataclass
+class _RequestProcessor:
+    headers: dict[str, str]
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self.headers
+
+
+@dataclass
+class MmsContext:
+    """The parts of the model server's per-request context that the toolkit's ``Transformer`` reads and sets."""
+
+    model_dir: str
+    headers: dict[str, str]
+    status: tuple[int, str] | None = None
+    content_types: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def system_properties(self) -> dict[str, str]:
+        return {"model_dir": self.model_dir}
+
+    @property
+    def request_processor(self) -> list[_RequestProcessor]:
+        return [_RequestProcessor(self.headers)]
+
+    def set_response_status(self, code: int, phrase: str) -> None:
+        self.status = (code, phrase)
+
+    def set_response_content_type(self, index: int, value: str) -> None:
+        self.content_types[index] = value
+
+
+@dataclass(frozen=True)
+class Shipped:
+    code_dir: Path
+    model_dir: Path
+    records: list[dict[str, object]]
+    schema: FeatureSchema
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Shipped:
+    """The source archive unpacked as the container unpacks it, and a small model in the training job's format."""
+    root = tmp_path_factory.mktemp("toolkit")
+    code = root / "code"
+    with tarfile.open(fileobj=io.BytesIO(shipping.source_archive(REPO_ROOT / "model"))) as tar:
+        tar.extractall(code, filter="data")
+    rows = churn_rows(400, seed=11)
+    table = read_raw_table(write_table(root / "churn.csv", rows))
+    schema = FeatureSchema.learn(table.records, NUMERIC_FEATURES, CATEGORICAL_FEATURES, IGNORED_COLUMNS)
+    labels = np.array([row[C.LABEL_COLUMN] == C.LABEL_POSITIVE for row in rows], dtype=np.float32)
+    matrix = xgb.DMatrix(schema.encode(table.records), label=labels, feature_names=schema.features)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1}, matrix, num_boost_round=20)
+    model = root / "model"
+    model.mkdir()
+    booster.save_model(model / "xgboost-model.json")
+    (model / "feature-schema.json").write_text(schema.to_json(), "utf-8")
+    records: list[dict[str, object]] = [
+        {k: v for k, v in dict(r).items() if k != C.LABEL_COLUMN} for r in table.records[:12]
+    ]
+    return Shipped(code, model, records, schema)
+
+
+def _forget_shipped_modules() -> None:
+    for name in SHIPPED_MODULES:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def transformer(shipped: Shipped, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The toolkit's Transformer with the shipped module loaded (imported and model_fn run, as on the first call)."""
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", C.INFERENCE_PROGRAM)
+    monkeypatch.delenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", raising=False)
+    monkeypatch.syspath_prepend(str(shipped.code_dir))
+    _forget_shipped_modules()
+    toolkit = Transformer()
+    with monkeypatch.context() as hidden:
+        for name in HIDDEN:
+            hidden.setitem(sys.modules, name, None)  # importing it raises ImportError, as in the container
+        toolkit.validate_and_initialize(model_dir=str(shipped.model_dir))
+    assert sys.modules["inference"].__file__ == str(shipped.code_dir / "inference.py")
+    assert sys.modules["features"].__file__ == str(shipped.code_dir / "features.py")
+    yield toolkit
+    _forget_shipped_modules()
+
+
+@pytest.fixture
+def local(shipped: Shipped) -> Iterator[Handler]:
+    """The local serving instance's HTTP handler over the same code directory and model."""
+    settings = worker.ContainerSettings(shipped.model_dir, shipped.code_dir, C.INFERENCE_PROGRAM)
+    _forget_shipped_modules()
+    yield worker.build_handler(worker.load_transform(settings))
+    _forget_shipped_modules()
+    sys.path.remove(str(shipped.code_dir))  # load_transform put it first, as the framework containers do
+
+
+def _toolkit(toolkit: Any, shipped: Shipped, body: bytes, headers: dict[str, str]) -> tuple[MmsContext, Any]:
+    context = MmsContext(str(shipped.model_dir), headers)
+    [answer] = toolkit.transform([{"body": body}], context)
+    return context, answer
+
+
+def _local(handler: Handler, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+    request = Request("POST", "/invocations", "", "HTTP/1.1", list(headers.items()), body, None)
+
+    async def call() -> Response:
+        return await handler(request)
+
+    response = asyncio.run(call())
+    content_type = dict((name.lower(), value) for name, value in response.headers).get("content-type", "")
+    return response.status, response.body, content_type
+
+
+def _csv_body(shipped: Shipped) -> bytes:
+    return "\n".join(",".join(f"{v:.10g}" for v in row) for row in shipped.schema.encode(shipped.records)).encode()
+
+
+def test_the_shipped_error_type_is_the_toolkits(transformer: Any) -> None:
+    inference = sys.modules["inference"]
+    assert issubclass(inference.InferenceError, BaseInferenceToolkitError)
+    error = inference.InferenceError(415, "unsupported")
+    assert (error.status_code, error.status, error.message, error.phrase) == (
+        415,
+        415,
+        "unsupported",
+        "Unsupported Media Type",
+    )
+    assert str(error) == "unsupported"
+
+
+def test_good_requests_score_as_the_local_instance_scores_them(
+    transformer: Any, local: Handler, shipped: Shipped
+) -> None:
+    cases = [
+        (json.dumps(shipped.records).encode(), {"Content-Type": "application/json", "Accept": "application/json"}),
+        (json.dumps(shipped.records[0]).encode(), {"content-type": "application/json", "accept": "application/json"}),
+        (_csv_body(shipped), {"Content-Type": "text/csv", "Accept": "application/json"}),
+        (_csv_body(shipped), {"Content-Type": "text/csv", "Accept": "text/csv"}),
+    ]
+    for body, headers in cases:
+        context, answer = _toolkit(transformer, shipped, body, headers)
+        assert context.status is None, (headers, answer)
+        status, local_body, local_type = _local(local, body, headers)
+        assert status == 200, local_body
+        assert context.content_types == {0: local_type}
+        assert answer == local_body  # the same bytes: the same scores, the same encoding
+        if local_type == "application/json":
+            scores = [p["score"] for p in json.loads(answer)["predictions"]]
+        else:
+            scores = [float(line) for line in answer.decode().splitlines()]
+        assert len(scores) == (1 if body.startswith(b"{") else len(shipped.records))
+        assert all(0.0 < s < 1.0 for s in scores)
+
+
+BAD_REQUESTS = [
+    pytest.param(
+        b'{"State": "NJ"}', "application/json", "application/json", 400, "missing", id="record-missing-fields"
+    ),
+    pytest.param(b"[1, 2", "application/json", "application/json", 400, "malformed JSON", id="malformed-json"),
+    pytest.param(b"1,2,abc", "text/csv", "text/csv", 400, "'abc' is not a number", id="csv-not-a-number"),
+    pytest.param(b"1,2,3", "text/csv", "text/csv", 400, "expected 69 features per row, found 3", id="csv-width"),
+    pytest.param(b"[[1e39, 2]]", "application/json", "text/csv", 400, "float32", id="beyond-float32"),
+    pytest.param(b"<r/>", "application/xml", "text/csv", 415, "unsupported content type", id="content-type"),
+    pytest.param(None, "text/csv", "application/x-protobuf", 406, "cannot answer in", id="accept"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "accept", "status", "message"), BAD_REQUESTS)
+def test_client_mistakes_are_4xx_with_their_message_under_the_toolkit_and_locally(
+    transformer: Any,
+    local: Handler,
+    shipped: Shipped,
+    body: bytes | None,
+    content_type: str,
+    accept: str,
+    status: int,
+    message: str,
+) -> None:
+    payload = body if body is not None else _csv_body(shipped)
+    headers = {"Content-Type": content_type, "Accept": accept}
+    context, answer = _toolkit(transformer, shipped, payload, headers)
+    assert context.status == (status, HTTPStatus(status).phrase), answer
+    first_line = answer.splitlines()[0]  # the toolkit answers the message, then the traceback
+    assert message in first_line
+    local_status, local_body, _ = _local(local, payload, headers)
+    assert local_status == status
+    assert local_body.decode() == first_line
+
+
+def test_a_failure_inside_the_model_is_still_a_500(
+    transformer: Any, shipped: Shipped, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only client mistakes become 4xx: a failure inside the model stays a server error."""
+
+    def broken(data: Any, model: Any) -> Any:
+        raise RuntimeError("the booster is gone")
+
+    monkeypatch.setattr(sys.modules["inference"], "predict", broken)
+    context, answer = _toolkit(transformer, shipped, _csv_body(shipped), {"Content-Type": "text/csv"})
+    assert context.status is not None and context.status[0] == 500
+    assert answer.startswith("the booster is gone")
+
+
+def test_a_module_with_transform_fn_and_input_fn_is_refused_locally_as_by_the_toolkits(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "both_handlers.py").write_text(
+        "def model_fn(model_dir):\n    return None\n\n"
+        "def transform_fn(model, body, content_type, accept):\n    return body, accept\n\n"
+        "def input_fn(body, content_type):\n    return body\n"
+    )
+    settings = worker.ContainerSettings(tmp_path, code, "both_handlers.py")
+    try:
+        with pytest.raises(worker.ModelLoadError, match="defines transform_fn and input_fn"):
+            worker.load_transform(settings)
+    finally:
+        sys.modules.pop("both_handlers", None)
+        sys.path.remove(str(code))
