@@ -229,6 +229,47 @@ def test_client_mistakes_are_4xx_with_their_message_under_the_toolkit_and_locall
     assert local_body.decode() == first_line
 
 
+def test_under_a_flask_worker_a_client_mistake_is_a_response_with_its_status(
+    transformer: Any, shipped: Shipped
+) -> None:
+    """The image's single-model server is sagemaker-containers' Flask worker (the image's Flask 3.1.3, as here): it
+    wraps every exception from the handlers into its ``ClientError``, which Flask answers 500. There
+    ``transform_fn`` returns the error as a Flask response with its status; the view below dispatches as that
+    worker's ``Transformer.transform`` does (a tuple becomes a response with that content type, a response passes).
+    (sagemaker-containers itself pins Flask 1.1.1, so it is not installed here.)
+    """
+    import flask
+
+    inference = sys.modules["inference"]
+    model = inference.model_fn(str(shipped.model_dir))
+    app = flask.Flask("xgboost-image-worker")
+
+    @app.post("/invocations")
+    def invocations() -> Any:
+        request = flask.request
+        accept = request.headers.get("Accept") or "application/json"
+        try:
+            result = inference.transform_fn(model, request.get_data(), request.headers.get("Content-Type"), accept)
+        except Exception as exc:  # the worker's error wrapper: never a client's status
+            raise RuntimeError(f"ClientError: {exc}") from exc
+        if isinstance(result, tuple):
+            return flask.Response(result[0], mimetype=result[1])
+        return result
+
+    client = app.test_client()
+    good = client.post(
+        "/invocations", data=_csv_body(shipped), headers={"Content-Type": "text/csv", "Accept": "text/csv"}
+    )
+    assert good.status_code == 200 and good.mimetype == "text/csv"
+    assert len(good.get_data(as_text=True).splitlines()) == len(shipped.records)
+    for body, content_type, accept, status, message in [p.values for p in BAD_REQUESTS]:
+        payload = body if body is not None else _csv_body(shipped)
+        answer = client.post("/invocations", data=payload, headers={"Content-Type": content_type, "Accept": accept})
+        assert answer.status_code == status, answer.get_data(as_text=True)
+        assert message in answer.get_data(as_text=True)
+        assert answer.mimetype == "text/plain"
+
+
 def test_a_failure_inside_the_model_is_still_a_500(
     transformer: Any, shipped: Shipped, monkeypatch: pytest.MonkeyPatch
 ) -> None:
