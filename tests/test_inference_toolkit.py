@@ -194,20 +194,21 @@ def test_good_requests_score_as_the_local_instance_scores_them(
         assert all(0.0 < s < 1.0 for s in scores)
 
 
-BAD_REQUESTS = [
-    pytest.param(
-        b'{"State": "NJ"}', "application/json", "application/json", 400, "missing", id="record-missing-fields"
-    ),
-    pytest.param(b"[1, 2", "application/json", "application/json", 400, "malformed JSON", id="malformed-json"),
-    pytest.param(b"1,2,abc", "text/csv", "text/csv", 400, "'abc' is not a number", id="csv-not-a-number"),
-    pytest.param(b"1,2,3", "text/csv", "text/csv", 400, "expected 69 features per row, found 3", id="csv-width"),
-    pytest.param(b"[[1e39, 2]]", "application/json", "text/csv", 400, "float32", id="beyond-float32"),
-    pytest.param(b"<r/>", "application/xml", "text/csv", 415, "unsupported content type", id="content-type"),
-    pytest.param(None, "text/csv", "application/x-protobuf", 406, "cannot answer in", id="accept"),
+BAD_REQUESTS: list[tuple[str, bytes | None, str, str, int, str]] = [
+    # (id, body (None: good CSV rows), Content-Type, Accept, status, what the message says)
+    ("record-missing-fields", b'{"State": "NJ"}', "application/json", "application/json", 400, "missing"),
+    ("malformed-json", b"[1, 2", "application/json", "application/json", 400, "malformed JSON"),
+    ("csv-not-a-number", b"1,2,abc", "text/csv", "text/csv", 400, "'abc' is not a number"),
+    ("csv-width", b"1,2,3", "text/csv", "text/csv", 400, "expected 69 features per row, found 3"),
+    ("beyond-float32", b"[[1e39, 2]]", "application/json", "text/csv", 400, "float32"),
+    ("content-type", b"<r/>", "application/xml", "text/csv", 415, "unsupported content type"),
+    ("accept", None, "text/csv", "application/x-protobuf", 406, "cannot answer in"),
 ]
 
 
-@pytest.mark.parametrize(("body", "content_type", "accept", "status", "message"), BAD_REQUESTS)
+@pytest.mark.parametrize(
+    ("body", "content_type", "accept", "status", "message"), [pytest.param(*c[1:], id=c[0]) for c in BAD_REQUESTS]
+)
 def test_client_mistakes_are_4xx_with_their_message_under_the_toolkit_and_locally(
     transformer: Any,
     local: Handler,
@@ -262,7 +263,7 @@ def test_under_a_flask_worker_a_client_mistake_is_a_response_with_its_status(
     )
     assert good.status_code == 200 and good.mimetype == "text/csv"
     assert len(good.get_data(as_text=True).splitlines()) == len(shipped.records)
-    for body, content_type, accept, status, message in [p.values for p in BAD_REQUESTS]:
+    for _, body, content_type, accept, status, message in BAD_REQUESTS:
         payload = body if body is not None else _csv_body(shipped)
         answer = client.post("/invocations", data=payload, headers={"Content-Type": content_type, "Accept": accept})
         assert answer.status_code == status, answer.get_data(as_text=True)
