@@ -108,11 +108,12 @@ def _forget_shipped_modules() -> None:
         sys.modules.pop(name, None)
 
 
-@pytest.fixture
-def transformer(shipped: Shipped, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def _load_toolkit(shipped: Shipped, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> Any:
     """The toolkit's Transformer with the shipped module loaded (imported and model_fn run, as on the first call)."""
     monkeypatch.setenv("SAGEMAKER_PROGRAM", C.INFERENCE_PROGRAM)
-    monkeypatch.delenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", raising=False)
+    monkeypatch.delenv(C.SM_DEFAULT_ACCEPT_ENV, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(shipped.code_dir))
     _forget_shipped_modules()
     toolkit = Transformer()
@@ -122,18 +123,36 @@ def transformer(shipped: Shipped, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
         toolkit.validate_and_initialize(model_dir=str(shipped.model_dir))
     assert sys.modules["inference"].__file__ == str(shipped.code_dir / "inference.py")
     assert sys.modules["features"].__file__ == str(shipped.code_dir / "features.py")
-    yield toolkit
+    return toolkit
+
+
+def _load_local(shipped: Shipped, environment: dict[str, str]) -> Handler:
+    """The local serving instance's HTTP handler over the same code directory and model."""
+    environ = {
+        C.SM_BASE_DIR_ENV: str(shipped.model_dir.parent),
+        C.SM_SUBMIT_DIRECTORY_ENV: str(shipped.code_dir),
+        C.SM_PROGRAM_ENV: C.INFERENCE_PROGRAM,
+        **environment,
+    }
+    _forget_shipped_modules()
+    try:
+        return worker.build_handler(worker.load_transform(worker.ContainerSettings.from_environ(environ)))
+    finally:
+        _forget_shipped_modules()
+        sys.path.remove(str(shipped.code_dir))  # load_transform put it first, as the framework containers do
+
+
+@pytest.fixture
+def transformer(shipped: Shipped, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The toolkit's Transformer over the shipped code, with no environment beyond ``SAGEMAKER_PROGRAM``."""
+    yield _load_toolkit(shipped, monkeypatch, {})
     _forget_shipped_modules()
 
 
 @pytest.fixture
-def local(shipped: Shipped) -> Iterator[Handler]:
-    """The local serving instance's HTTP handler over the same code directory and model."""
-    settings = worker.ContainerSettings(shipped.model_dir, shipped.code_dir, C.INFERENCE_PROGRAM)
-    _forget_shipped_modules()
-    yield worker.build_handler(worker.load_transform(settings))
-    _forget_shipped_modules()
-    sys.path.remove(str(shipped.code_dir))  # load_transform put it first, as the framework containers do
+def local(shipped: Shipped) -> Handler:
+    """The local serving instance's handler with no environment beyond the code and model."""
+    return _load_local(shipped, {})
 
 
 def _toolkit(toolkit: Any, shipped: Shipped, body: bytes, headers: dict[str, str]) -> tuple[MmsContext, Any]:
@@ -180,18 +199,44 @@ def test_good_requests_score_as_the_local_instance_scores_them(
         (_csv_body(shipped), {"Content-Type": "text/csv", "Accept": "text/csv"}),
     ]
     for body, headers in cases:
-        context, answer = _toolkit(transformer, shipped, body, headers)
-        assert context.status is None, (headers, answer)
-        status, local_body, local_type = _local(local, body, headers)
-        assert status == 200, local_body
-        assert context.content_types == {0: local_type}
-        assert answer == local_body  # the same bytes: the same scores, the same encoding
-        if local_type == "application/json":
-            scores = [p["score"] for p in json.loads(answer)["predictions"]]
-        else:
-            scores = [float(line) for line in answer.decode().splitlines()]
-        assert len(scores) == (1 if body.startswith(b"{") else len(shipped.records))
-        assert all(0.0 < s < 1.0 for s in scores)
+        _assert_same_answer(transformer, local, shipped, body, headers)
+
+
+def _assert_same_answer(toolkit: Any, local: Handler, shipped: Shipped, body: bytes, headers: dict[str, str]) -> str:
+    """Both answer 200 with the same bytes and content type, scores of every row; returns the content type."""
+    context, answer = _toolkit(toolkit, shipped, body, headers)
+    assert context.status is None, (headers, answer)
+    status, local_body, local_type = _local(local, body, headers)
+    assert status == 200, local_body
+    assert context.content_types == {0: local_type}
+    assert answer == local_body  # the same bytes: the same scores, the same encoding
+    if local_type == "application/json":
+        scores = [p["score"] for p in json.loads(answer)["predictions"]]
+    else:
+        scores = [float(line) for line in answer.decode().splitlines()]
+    assert len(scores) == (1 if body.startswith(b"{") else len(shipped.records))
+    assert all(0.0 < s < 1.0 for s in scores)
+    return local_type
+
+
+@pytest.mark.parametrize(
+    ("environment", "answer_type"),
+    [
+        ({}, C.TOOLKIT_DEFAULT_ACCEPT),  # the toolkits' own default
+        ({C.SM_DEFAULT_ACCEPT_ENV: C.DEFAULT_INVOCATIONS_ACCEPT}, "text/csv"),  # what model_request sets
+    ],
+)
+def test_without_accept_both_answer_the_default_type(
+    shipped: Shipped, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], answer_type: str
+) -> None:
+    toolkit = _load_toolkit(shipped, monkeypatch, environment)
+    local = _load_local(shipped, environment)
+    try:
+        for accept in (None, "*/*"):
+            headers = {"Content-Type": "text/csv", **({"Accept": accept} if accept else {})}
+            assert _assert_same_answer(toolkit, local, shipped, _csv_body(shipped), headers) == answer_type
+    finally:
+        _forget_shipped_modules()
 
 
 BAD_REQUESTS: list[tuple[str, bytes | None, str, str, int, str]] = [
