@@ -180,3 +180,7 @@ LAMBDA_ALIAS: Final = "live"
 LAMBDA_RUNTIME: Final = "python3.11"
 """The Lambda functions' runtime (the stacks' ``Runtime``): ``lambdas/`` and the ``safedeploy`` modules its bundle
 carries must run on it (``scripts/python_compat.py``)."""
+
+# --- AWS destroy --------------------------------------------------------------------------------------------------
+STACK_DELETE_TIMEOUT_S: Final = 1800.0
+"""How long ``destroy --target aws`` waits for each per-model stack's deletion by default."""
