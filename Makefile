@@ -121,10 +121,11 @@ bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow $(EVIDENTLY_VENV)/bin/pyth
 	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
 	$(BIN)/python bench/monitoring.py --data $(DEMO_DATA) --evidently-python $(EVIDENTLY_VENV)/bin/python
 
-lint: $(STAMP) $(CHECKOV) ## Static checks: ruff (lint + format), mypy, and the policy gates (cfn-lint, checkov)
+lint: $(STAMP) $(CHECKOV) ## Static checks: ruff (lint + format), mypy, vermin (shipped code vs the container's and Lambda's Python), the policy gates (cfn-lint, checkov)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/python_compat.py
 	$(BIN)/python scripts/policy_gates.py --checkov $(CHECKOV)
 
 synth: $(STAMP) ## Synthesize the CDKTF base infrastructure into terraform/<env>/cdk.tf.json (dev, prod)

@@ -13,10 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from safedeploy import constants as C
-from safedeploy import features as features_module
 from safedeploy import naming
 from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
-from safedeploy.archives import pack_directory
 from safedeploy.backends import Backend
 from safedeploy.blue_green import AlarmSettings, BlueGreenDeployment
 from safedeploy.clock import ScaledClock
@@ -28,6 +26,7 @@ from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
+from safedeploy.shipping import source_archive
 from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
 from safedeploy.stage_outputs import (
@@ -103,9 +102,7 @@ class TrainStage:
         source_dir = self.spec.training.source_dir
         if not (source_dir / self.spec.training.entry_point).is_file():
             raise ConfigError(f"training entry point {source_dir / self.spec.training.entry_point} not found")
-        # The handler code imports the feature encoder; the archive carries its own copy, so the serving
-        # container (SageMaker's, or a local instance) needs nothing but the archive.
-        archive = pack_directory(source_dir, extra={"features.py": Path(features_module.__file__)})
+        archive = source_archive(source_dir)  # model/ + features.py (safedeploy/shipping.py)
         source = self.backend.store.put_bytes(source_archive_uri(output_prefix, job_name), archive, "application/gzip")
         request = training_job_request(
             self.spec,

@@ -129,7 +129,7 @@ class _Registered:
             ModelRegistration(
                 model_data_url="s3://b/model.tar.gz",
                 model_data_sha256="1" * 64,
-                framework_version="1.7-1",
+                framework_version=C.XGBOOST_FRAMEWORK_VERSION,
                 metrics={"test:auc": 0.93},
                 hyperparameters={},
                 data_sha256="0" * 64,
