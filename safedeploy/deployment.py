@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from safedeploy.errors import DeploymentError
-from safedeploy.sagemaker_requests import deployment_names, endpoint_config_request, model_request
+from safedeploy.sagemaker_requests.serving import deployment_names, endpoint_config_request, model_request
 from safedeploy.spec import PipelineSpec
 
 if TYPE_CHECKING:

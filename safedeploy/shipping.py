@@ -3,8 +3,8 @@
 * **The SageMaker XGBoost framework image** (``C.XGBOOST_FRAMEWORK_VERSION``, Python
   ``C.XGBOOST_CONTAINER_PYTHON``): the training and serving code archive ``sourcedir.tar.gz`` (the spec's
   ``training.source_dir``, ``model/``, plus ``features.py``), which training jobs and endpoints run, and the
-  monitor's analyzer bundle (``monitoring.requests.analyzer_files``), which the Processing jobs run on the same
-  image.
+  monitor's analyzer bundle (:func:`analyzer_files`: ``safedeploy/monitoring/analyzer/`` with ``features.py``,
+  uploaded content-addressed by :func:`upload_analyzer`), which the Processing jobs run on the same image.
 * **Lambda** (``C.LAMBDA_RUNTIME``): ``lambdas/`` and the ``safedeploy`` modules it imports
   (``cloudformation.lambda_bundle.first_party_closure``).
 
@@ -14,13 +14,17 @@ their file sets from here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from safedeploy import constants as C
 from safedeploy import features as features_module
+from safedeploy import naming
 from safedeploy.archives import directory_members, pack_files
+from safedeploy.spec import PipelineSpec
+from safedeploy.store import ArtifactStore, S3Uri
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FEATURES_ARCHIVE_NAME = "features.py"
@@ -36,6 +40,38 @@ def source_archive_files(source_dir: Path) -> dict[str, Path]:
 def source_archive(source_dir: Path) -> bytes:
     """``sourcedir.tar.gz``'s bytes (reproducible: the same files give the same sha256)."""
     return pack_files(source_archive_files(source_dir))
+
+
+def analyzer_files(root: Path = PROJECT_ROOT) -> dict[str, Path]:
+    """The files of the analyzer bundle, by their path in the code input (``safedeploy/...``)."""
+    package = root / "safedeploy"
+    files = {
+        "safedeploy/__init__.py": package / "__init__.py",
+        "safedeploy/features.py": package / "features.py",
+        "safedeploy/monitoring/__init__.py": package / "monitoring" / "__init__.py",
+    }
+    for path in sorted((package / "monitoring" / "analyzer").glob("*.py")):
+        files[f"safedeploy/monitoring/analyzer/{path.name}"] = path
+    return files
+
+
+def analyzer_prefix(spec: PipelineSpec, root: Path = PROJECT_ROOT) -> S3Uri:
+    """Where the bundle of ``root``'s analyzer lives: ``naming.analyzer_code_prefix`` of its content's sha256."""
+    digest = hashlib.sha256()
+    for name, path in analyzer_files(root).items():
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return naming.analyzer_code_prefix(spec, digest.hexdigest())
+
+
+def upload_analyzer(store: ArtifactStore, spec: PipelineSpec, root: Path = PROJECT_ROOT) -> S3Uri:
+    """Upload the bundle once per content (its sha256 names the prefix); return the prefix."""
+    files = analyzer_files(root)
+    prefix = analyzer_prefix(spec, root)
+    for name, path in files.items():
+        uri = prefix.join(name)
+        if store.head(uri) is None:
+            store.put_file(uri, path, "text/x-python")
+    return prefix
 
 
 def python_version(runtime: str) -> str:
@@ -64,7 +100,6 @@ def destinations(root: Path = PROJECT_ROOT, source_dir: Path | None = None) -> t
     ``root``).
     """
     from safedeploy.cloudformation.lambda_bundle import first_party_closure
-    from safedeploy.monitoring.requests import analyzer_files
     from safedeploy.spec import TrainingSpec
 
     source = source_dir if source_dir is not None else root / TrainingSpec().source_dir

@@ -26,6 +26,7 @@ from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
+from safedeploy.sagemaker_requests.training import source_archive_uri, training_job_request
 from safedeploy.shipping import source_archive
 from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
@@ -43,7 +44,6 @@ from safedeploy.stage_outputs import (
 from safedeploy.store import S3Uri
 from safedeploy.traffic import Schedule, build_schedule
 from safedeploy.training.gate import check_gate
-from safedeploy.training.request import source_archive_uri, training_job_request
 
 LOG = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import pytest
 
 from safedeploy import constants as C
 from safedeploy import shipping
-from safedeploy.monitoring.requests import analyzer_files
+from safedeploy.shipping import analyzer_files
 from tests.conftest import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "python_compat.py"

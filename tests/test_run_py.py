@@ -20,7 +20,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from safedeploy import naming
-from safedeploy.monitoring.requests import analyzer_files, analyzer_prefix
+from safedeploy.shipping import analyzer_files, analyzer_prefix
 from safedeploy.spec import load_spec
 from tests.conftest import REPO_ROOT
 from tests.test_templates import ACCOUNT, EXECUTION_ID, STARTED, write_contract

@@ -33,17 +33,17 @@ from safedeploy.cloudformation.traffic_shifting import codedeploy_routing
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ConfigError, GateFailedError
 from safedeploy.infra.policy import DEFAULT_CHECKOV, PolicyToolMissingError, run_cfn_lint, run_checkov
-from safedeploy.monitoring import requests as monitoring_requests
 from safedeploy.monitoring.baseline import version_baseline
 from safedeploy.monitoring.drift_alarms import drift_alarm_rules
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.monitoring.schedule import parse_schedule
 from safedeploy.registry import MetricsSource
-from safedeploy.sagemaker_requests import deployment_names, green_endpoint_name
+from safedeploy.sagemaker_requests import processing as monitoring_requests
+from safedeploy.sagemaker_requests.serving import deployment_names, green_endpoint_name
+from safedeploy.sagemaker_requests.training import training_job_request
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.traffic import build_schedule
 from safedeploy.training.gate import check_gate
-from safedeploy.training.request import training_job_request
 from tests.conftest import REPO_ROOT
 from tests.snapshots import Snapshot
 

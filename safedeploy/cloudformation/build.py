@@ -24,8 +24,8 @@ from safedeploy.cloudformation.contract import read_contract
 from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
 from safedeploy.cloudformation.stacks import render_stacks
 from safedeploy.errors import ConfigError, SafeDeployError
-from safedeploy.monitoring.requests import analyzer_files, analyzer_prefix
 from safedeploy.revision import code_revision
+from safedeploy.shipping import analyzer_files, analyzer_prefix
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 

@@ -9,10 +9,10 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation.contract import DataSourceContract
 from safedeploy.errors import ConfigError
-from safedeploy.monitoring.requests import BaselineUris, execution_baseline
+from safedeploy.sagemaker_requests.processing import BaselineUris, execution_baseline
+from safedeploy.sagemaker_requests.training import source_archive_uri
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
-from safedeploy.training.request import source_archive_uri
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.endpoints import add_serving
 from safedeploy.cloudformation.template import MODEL_VERSION_PARAMETER, Json, Template, token
-from safedeploy.sagemaker_requests import DeploymentNames, deployment_names
+from safedeploy.sagemaker_requests.serving import DeploymentNames, deployment_names
 
 
 def dev_names(ctx: BuildContext) -> DeploymentNames:

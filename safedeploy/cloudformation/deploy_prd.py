@@ -37,7 +37,7 @@ from safedeploy.cloudformation.template import (
     token,
 )
 from safedeploy.cloudformation.traffic_shifting import codedeploy_type, guardrails_deployment_config, uses_guardrails
-from safedeploy.sagemaker_requests import DeploymentNames, deployment_names, green_endpoint_name
+from safedeploy.sagemaker_requests.serving import DeploymentNames, deployment_names, green_endpoint_name
 
 
 def prd_names(ctx: BuildContext) -> DeploymentNames:

@@ -16,7 +16,7 @@ from typing import Any
 from safedeploy import constants as C
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, checkov_skips, parameterize, token
-from safedeploy.sagemaker_requests import DeploymentNames, endpoint_config_request, model_request
+from safedeploy.sagemaker_requests.serving import DeploymentNames, endpoint_config_request, model_request
 
 MODEL_PROPERTIES = frozenset(
     {

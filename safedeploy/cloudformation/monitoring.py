@@ -12,8 +12,9 @@ SageMaker **Processing** job, scheduled by **EventBridge Scheduler**:
   inputs). It lists each folder (``listObjectsV2``, one key) and keeps the non-empty ones: SageMaker fails a job
   whose S3 input is empty. No capture at all ends the execution ``InsufficientData`` without a job, so no metric
   is published and the drift alarms see missing data (``TreatMissingData: missing``), as the local monitor's empty
-  window does. Otherwise ``createProcessingJob.sync`` with :func:`safedeploy.monitoring.requests.monitoring_job_request`
-  (the local monitor's builder) and ``metrics_publisher=cloudwatch``: the job publishes its metrics itself.
+  window does. Otherwise ``createProcessingJob.sync`` with
+  :func:`safedeploy.sagemaker_requests.processing.monitoring_job_request` (the local monitor's builder) and
+  ``metrics_publisher=cloudwatch``: the job publishes its metrics itself.
 * The baseline is the serving version's: this stack serves the version this execution registers, whose
   ``DriftCheckBaselines`` (training features) and ``Output*`` metadata (the model's validation scores) are the
   files of this execution's two baseline jobs (``BuildContext.baseline``): features and scores are both watched.
@@ -35,9 +36,13 @@ from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.state_machine import add_state_machine, role_arn
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, get_att, parameterize, ref, token
-from safedeploy.monitoring.requests import MAX_PROCESSING_INPUTS, BaselineUris, monitoring_job_request
 from safedeploy.monitoring.schedule import CronSchedule, parse_schedule
-from safedeploy.sagemaker_requests import MONITOR_OUTPUT_PATH
+from safedeploy.sagemaker_requests.processing import (
+    MAX_PROCESSING_INPUTS,
+    MONITOR_OUTPUT_PATH,
+    BaselineUris,
+    monitoring_job_request,
+)
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 

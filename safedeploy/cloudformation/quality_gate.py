@@ -19,8 +19,8 @@ import json
 from typing import Any
 
 from safedeploy.errors import ConfigError
+from safedeploy.sagemaker_requests.training import reported_metrics
 from safedeploy.spec import GateCondition, GateSpec
-from safedeploy.training.request import reported_metrics
 
 Json = dict[str, Any]
 GATE_ERROR = "QualityGateFailed"

@@ -18,7 +18,7 @@ from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.state_machine import add_state_machine
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, parameterize, ref, token
-from safedeploy.sagemaker_requests import model_monitor_baseline_job_request
+from safedeploy.sagemaker_requests.processing import model_monitor_baseline_job_request
 
 BASELINE_STATE = "SuggestBaseline"
 PROCESSING_TASK = "arn:aws:states:::sagemaker:createProcessingJob.sync"

@@ -22,9 +22,9 @@ from safedeploy.cloudformation.quality_gate import gate_states, metrics_output
 from safedeploy.cloudformation.state_machine import add_state_machine
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, parameterize, ref, token
 from safedeploy.monitoring.analyzer import formats as F
-from safedeploy.monitoring.requests import baseline_job_request, output_baseline_job_request
-from safedeploy.sagemaker_requests import serving_environment
-from safedeploy.training.request import training_job_request
+from safedeploy.sagemaker_requests.processing import baseline_job_request, output_baseline_job_request
+from safedeploy.sagemaker_requests.serving import serving_environment
+from safedeploy.sagemaker_requests.training import training_job_request
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, CreateTrainingJobRequestTypeDef

@@ -22,8 +22,9 @@ from safedeploy.ids import random_uuid
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.monitor import ProcessingJobs
 from safedeploy.monitoring.records import BaselineFiles, MonitoringError
-from safedeploy.monitoring.requests import baseline_job_request, output_baseline_job_request, upload_analyzer
 from safedeploy.registry import MetricsSource, VersionAttachments
+from safedeploy.sagemaker_requests.processing import baseline_job_request, output_baseline_job_request
+from safedeploy.shipping import upload_analyzer
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
 

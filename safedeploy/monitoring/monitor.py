@@ -32,9 +32,10 @@ from safedeploy.monitoring.records import (
     MonitoringRecords,
     MonitoringSchedule,
 )
-from safedeploy.monitoring.requests import BaselineUris, monitoring_job_request, upload_analyzer
 from safedeploy.monitoring.schedule import ScheduleClock, parse_schedule
 from safedeploy.processing.local_job import ProcessingJobDescription
+from safedeploy.sagemaker_requests.processing import BaselineUris, monitoring_job_request
+from safedeploy.shipping import upload_analyzer
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
 

@@ -1,1 +1,1 @@
-"""Train stage: the training-job request, the local job runner, and the quality gate."""
+"""Train stage: the local training-job runner and the quality gate (the request: ``sagemaker_requests.training``)."""

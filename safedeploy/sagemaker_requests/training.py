@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.sagemaker_requests import resource_tags
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
 
@@ -104,8 +105,5 @@ def training_job_request(
         "OutputDataConfig": output,
         "ResourceConfig": resources,
         "StoppingCondition": {"MaxRuntimeInSeconds": spec.training.max_runtime_seconds},
-        "Tags": [
-            {"Key": "safedeploy:model", "Value": spec.model_name},
-            {"Key": "safedeploy:environment", "Value": spec.environment},
-        ],
+        "Tags": resource_tags(spec),
     }

@@ -1,31 +1,38 @@
-"""The monitor's Processing jobs as ``CreateProcessingJob`` requests: one builder for both backends.
+"""Processing requests: the monitor's baseline and monitoring jobs (and Model Monitor's own baseline job).
 
-The analyzer (``safedeploy/monitoring/analyzer/`` with ``safedeploy/features.py``) ships as the job's code
-input: its files, content-addressed under ``naming.analyzer_code_prefix``, land in
-``/opt/ml/processing/input/code`` and run on a framework image the project already pins, with
-``PYTHONPATH`` pointing there: ``python3 -m safedeploy.monitoring.analyzer.job``. Locally the same request runs
-as a child process (``safedeploy/processing/local_job.py``), so the bundle is proven self-contained.
+Every ``CreateProcessingJob`` the project sends is built by :func:`processing_job_request`: one cluster, one
+output, the spec's KMS key on both, the model's tags. The analyzer (``safedeploy/monitoring/analyzer/`` with
+``safedeploy/features.py``, see :func:`safedeploy.shipping.analyzer_files`) ships as the job's code input: its
+files, content-addressed under ``naming.analyzer_code_prefix``, land in ``/opt/ml/processing/input/code`` and run
+on the framework image the project pins, with ``PYTHONPATH`` pointing there:
+``python3 -m safedeploy.monitoring.analyzer.job``. Locally the same request runs as a child process
+(``safedeploy/processing/local_job.py``), so the bundle is proven self-contained.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from safedeploy import naming
 from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.sagemaker_requests import resource_tags
 from safedeploy.spec import PipelineSpec
-from safedeploy.store import ArtifactStore, S3Uri
+from safedeploy.store import S3Uri
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType
-    from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, ProcessingInputTypeDef
+    from mypy_boto3_sagemaker.type_defs import (
+        AppSpecificationTypeDef,
+        CreateProcessingJobRequestTypeDef,
+        ProcessingClusterConfigTypeDef,
+        ProcessingInputTypeDef,
+        ProcessingOutputConfigTypeDef,
+    )
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 CODE_PATH = "/opt/ml/processing/input/code"
 OUTPUT_PATH = "/opt/ml/processing/output"
 DATASET_PATH = "/opt/ml/processing/input/dataset"
@@ -33,41 +40,10 @@ ENDPOINT_PATH = "/opt/ml/processing/input/endpoint"
 BASELINE_PATH = "/opt/ml/processing/input/baseline"
 MODEL_PATH = "/opt/ml/processing/input/model"
 ENTRYPOINT = ["python3", "-m", "safedeploy.monitoring.analyzer.job"]
+VOLUME_GB = 20
 METRICS_PUBLISHER_CLOUDWATCH = "cloudwatch"
 MAX_PROCESSING_INPUTS = 10
 """``CreateProcessingJob`` takes at most 10 ``ProcessingInputs`` (the code and the baseline files included)."""
-
-
-def analyzer_files(root: Path = PACKAGE_ROOT) -> dict[str, Path]:
-    """The files of the analyzer bundle, by their path in the code input (``safedeploy/...``)."""
-    package = root / "safedeploy"
-    files = {
-        "safedeploy/__init__.py": package / "__init__.py",
-        "safedeploy/features.py": package / "features.py",
-        "safedeploy/monitoring/__init__.py": package / "monitoring" / "__init__.py",
-    }
-    for path in sorted((package / "monitoring" / "analyzer").glob("*.py")):
-        files[f"safedeploy/monitoring/analyzer/{path.name}"] = path
-    return files
-
-
-def analyzer_prefix(spec: PipelineSpec, root: Path = PACKAGE_ROOT) -> S3Uri:
-    """Where the bundle of ``root``'s analyzer lives: ``naming.analyzer_code_prefix`` of its content's sha256."""
-    digest = hashlib.sha256()
-    for name, path in analyzer_files(root).items():
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return naming.analyzer_code_prefix(spec, digest.hexdigest())
-
-
-def upload_analyzer(store: ArtifactStore, spec: PipelineSpec, root: Path = PACKAGE_ROOT) -> S3Uri:
-    """Upload the bundle once per content (its sha256 names the prefix); return the prefix."""
-    files = analyzer_files(root)
-    prefix = analyzer_prefix(spec, root)
-    for name, path in files.items():
-        uri = prefix.join(name)
-        if store.head(uri) is None:
-            store.put_file(uri, path, "text/x-python")
-    return prefix
 
 
 def _input(name: str, uri: S3Uri | str, local_path: str) -> ProcessingInputTypeDef:
@@ -83,6 +59,51 @@ def _input(name: str, uri: S3Uri | str, local_path: str) -> ProcessingInputTypeD
     }
 
 
+def processing_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    role_arn: str,
+    app: AppSpecificationTypeDef,
+    environment: Mapping[str, str],
+    inputs: Sequence[ProcessingInputTypeDef],
+    output: S3Uri,
+    output_path: str,
+    instance_type: str,
+    max_runtime_seconds: int,
+    kms_key_id: str | None,
+) -> CreateProcessingJobRequestTypeDef:
+    """The one ``CreateProcessingJob`` shape: one instance, one ``EndOfJob`` output, KMS on volume and output."""
+    cluster: ProcessingClusterConfigTypeDef = {
+        "InstanceCount": 1,
+        "InstanceType": cast("ProcessingInstanceTypeType", instance_type),
+        "VolumeSizeInGB": VOLUME_GB,
+    }
+    output_config: ProcessingOutputConfigTypeDef = {
+        "Outputs": [
+            {
+                "OutputName": "monitoring_output",
+                "S3Output": {"S3Uri": str(output), "LocalPath": output_path, "S3UploadMode": "EndOfJob"},
+            }
+        ]
+    }
+    if kms_key_id is not None:
+        cluster["VolumeKmsKeyId"] = kms_key_id
+        output_config["KmsKeyId"] = kms_key_id
+    return {
+        "ProcessingJobName": job_name,
+        "RoleArn": role_arn,
+        "AppSpecification": app,
+        "Environment": dict(environment),
+        "ProcessingInputs": list(inputs),
+        "ProcessingOutputConfig": output_config,
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
+        "Tags": resource_tags(spec),
+    }
+
+
 def _request(
     spec: PipelineSpec,
     *,
@@ -94,40 +115,19 @@ def _request(
     environment: Mapping[str, str],
     kms_key_id: str | None,
 ) -> CreateProcessingJobRequestTypeDef:
-    monitoring = spec.monitoring
-    cluster: dict[str, Any] = {
-        "InstanceCount": 1,
-        "InstanceType": cast("ProcessingInstanceTypeType", monitoring.instance_type),
-        "VolumeSizeInGB": 20,
-    }
-    output_config: dict[str, Any] = {
-        "Outputs": [
-            {
-                "OutputName": "monitoring_output",
-                "S3Output": {"S3Uri": str(output), "LocalPath": OUTPUT_PATH, "S3UploadMode": "EndOfJob"},
-            }
-        ]
-    }
-    if kms_key_id is not None:
-        cluster["VolumeKmsKeyId"] = kms_key_id
-        output_config["KmsKeyId"] = kms_key_id
-    return cast(
-        "CreateProcessingJobRequestTypeDef",
-        {
-            "ProcessingJobName": job_name,
-            "RoleArn": naming.monitor_role_arn(spec),
-            "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": list(ENTRYPOINT)},
-            "Environment": {"PYTHONPATH": CODE_PATH, **environment},
-            "ProcessingInputs": [_input("code", code, CODE_PATH), *inputs],
-            "ProcessingOutputConfig": output_config,
-            "ProcessingResources": {"ClusterConfig": cluster},
-            "StoppingCondition": {"MaxRuntimeInSeconds": monitoring.max_runtime_seconds},
-            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
-            "Tags": [
-                {"Key": "safedeploy:model", "Value": spec.model_name},
-                {"Key": "safedeploy:environment", "Value": spec.environment},
-            ],
-        },
+    """A job of this project's analyzer: its code input first, ``PYTHONPATH`` on it, the monitor's role."""
+    return processing_job_request(
+        spec,
+        job_name=job_name,
+        role_arn=naming.monitor_role_arn(spec),
+        app={"ImageUri": image_uri, "ContainerEntrypoint": list(ENTRYPOINT)},
+        environment={"PYTHONPATH": CODE_PATH, **environment},
+        inputs=[_input("code", code, CODE_PATH), *inputs],
+        output=output,
+        output_path=OUTPUT_PATH,
+        instance_type=spec.monitoring.instance_type,
+        max_runtime_seconds=spec.monitoring.max_runtime_seconds,
+        kms_key_id=kms_key_id,
     )
 
 
@@ -307,5 +307,54 @@ def monitoring_job_request(
         inputs=inputs,
         output=output,
         environment=environment,
+        kms_key_id=kms_key_id,
+    )
+
+
+# --- Model Monitor's own analyzer (monitoring.use_model_monitor) ---------------------------------------------
+
+MODEL_MONITOR_INPUT_NAME = "baseline_dataset_input"
+MODEL_MONITOR_INPUT_PATH = f"/opt/ml/processing/input/{MODEL_MONITOR_INPUT_NAME}"
+MONITOR_OUTPUT_PATH = OUTPUT_PATH
+"""Model Monitor's analyzer container: where it writes statistics/constraints (the same path as this project's)."""
+MODEL_MONITOR_MAX_RUNTIME_SECONDS = 3600
+
+
+def monitor_dataset_format() -> str:
+    """The analyzer's ``dataset_format``: CSV with a header (the baseline dataset of the Data stage)."""
+    return json.dumps({"csv": {"header": True, "output_columns_position": "START"}}, separators=(",", ":"))
+
+
+def model_monitor_baseline_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    baseline_uri: str,
+    output: S3Uri,
+    image_uri: str,
+    kms_key_id: str | None = None,
+) -> CreateProcessingJobRequestTypeDef:
+    """``CreateProcessingJob`` of Model Monitor's own suggest-baseline job (``monitoring.use_model_monitor``).
+
+    It reads the Data stage's baseline CSV (training features with a header) and writes ``statistics.json`` and
+    ``constraints.json`` to ``output`` (the execution's baseline prefix, never a shared key). Without the switch the
+    stacks run this project's analyzer instead (:func:`baseline_job_request`).
+    """
+    return processing_job_request(
+        spec,
+        job_name=job_name,
+        role_arn=naming.execution_role_arn(spec),
+        app={"ImageUri": image_uri},
+        environment={
+            "dataset_format": monitor_dataset_format(),
+            "dataset_source": MODEL_MONITOR_INPUT_PATH,
+            "output_path": MONITOR_OUTPUT_PATH,
+            "publish_cloudwatch_metrics": "Disabled",
+        },
+        inputs=[_input(MODEL_MONITOR_INPUT_NAME, baseline_uri, MODEL_MONITOR_INPUT_PATH)],
+        output=output,
+        output_path=MONITOR_OUTPUT_PATH,
+        instance_type=spec.training.instance_type,
+        max_runtime_seconds=MODEL_MONITOR_MAX_RUNTIME_SECONDS,
         kms_key_id=kms_key_id,
     )

@@ -1,13 +1,11 @@
-"""SageMaker request bodies, built once and executed by both backends.
+"""Serving requests: ``CreateModel`` and ``CreateEndpointConfig`` (with data capture), and the names they use.
 
 The local backend sends these dicts to its SageMaker client (``deploy()``); the AWS backend renders the very
-same dicts into CloudFormation properties and Step Functions task arguments (``safedeploy.cloudformation``).
-Each builder is pure: spec and names in, request out, no client and no clock.
+same dicts into CloudFormation properties (``safedeploy.cloudformation.endpoints``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -15,29 +13,18 @@ from typing import TYPE_CHECKING, cast
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.spec import PipelineSpec
-from safedeploy.store import S3Uri
 
 if TYPE_CHECKING:
-    from mypy_boto3_sagemaker.literals import ProcessingInstanceTypeType, ProductionVariantInstanceTypeType
+    from mypy_boto3_sagemaker.literals import ProductionVariantInstanceTypeType
     from mypy_boto3_sagemaker.type_defs import (
         ContainerDefinitionTypeDef,
         CreateEndpointConfigInputTypeDef,
         CreateModelInputTypeDef,
-        CreateProcessingJobRequestTypeDef,
         DataCaptureConfigTypeDef,
-        ProcessingClusterConfigTypeDef,
-        ProcessingOutputConfigTypeDef,
     )
 
 VersionRef = int | str
 """A registry version: a number, or a template token such as ``${ModelVersion}`` resolved at deploy time."""
-
-BASELINE_INPUT_NAME = "baseline_dataset_input"
-BASELINE_INPUT_PATH = f"/opt/ml/processing/input/{BASELINE_INPUT_NAME}"
-MONITOR_OUTPUT_PATH = "/opt/ml/processing/output"
-"""Model Monitor's analyzer container: where it reads the dataset and writes statistics/constraints."""
-BASELINE_VOLUME_GB = 20
-BASELINE_MAX_RUNTIME_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -160,75 +147,3 @@ def endpoint_config_request(
     if kms_key_id is not None:
         request["KmsKeyId"] = kms_key_id
     return request
-
-
-def monitor_dataset_format() -> str:
-    """The analyzer's ``dataset_format``: CSV with a header (the baseline dataset of the Data stage)."""
-    return json.dumps({"csv": {"header": True, "output_columns_position": "START"}}, separators=(",", ":"))
-
-
-def model_monitor_baseline_job_request(
-    spec: PipelineSpec,
-    *,
-    job_name: str,
-    baseline_uri: str,
-    output: S3Uri,
-    image_uri: str,
-    kms_key_id: str | None = None,
-) -> CreateProcessingJobRequestTypeDef:
-    """``CreateProcessingJob`` of Model Monitor's own suggest-baseline job (``monitoring.use_model_monitor``).
-
-    It reads the Data stage's baseline CSV (training features with a header) and writes ``statistics.json`` and
-    ``constraints.json`` to ``output`` (the execution's baseline prefix, never a shared key). Without the switch the
-    stacks run this project's analyzer instead (``safedeploy.monitoring.requests.baseline_job_request``).
-    """
-    cluster: ProcessingClusterConfigTypeDef = {
-        "InstanceCount": 1,
-        "InstanceType": cast("ProcessingInstanceTypeType", spec.training.instance_type),
-        "VolumeSizeInGB": BASELINE_VOLUME_GB,
-    }
-    outputs: ProcessingOutputConfigTypeDef = {
-        "Outputs": [
-            {
-                "OutputName": "monitoring_output",
-                "S3Output": {
-                    "S3Uri": str(output),
-                    "LocalPath": MONITOR_OUTPUT_PATH,
-                    "S3UploadMode": "EndOfJob",
-                },
-            }
-        ],
-    }
-    if kms_key_id is not None:
-        cluster["VolumeKmsKeyId"] = kms_key_id
-        outputs["KmsKeyId"] = kms_key_id
-    return {
-        "ProcessingJobName": job_name,
-        "RoleArn": naming.execution_role_arn(spec),
-        "AppSpecification": {"ImageUri": image_uri},
-        "Environment": {
-            "dataset_format": monitor_dataset_format(),
-            "dataset_source": BASELINE_INPUT_PATH,
-            "output_path": MONITOR_OUTPUT_PATH,
-            "publish_cloudwatch_metrics": "Disabled",
-        },
-        "ProcessingInputs": [
-            {
-                "InputName": BASELINE_INPUT_NAME,
-                "S3Input": {
-                    "S3Uri": baseline_uri,
-                    "LocalPath": BASELINE_INPUT_PATH,
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
-                },
-            }
-        ],
-        "ProcessingOutputConfig": outputs,
-        "ProcessingResources": {"ClusterConfig": cluster},
-        "StoppingCondition": {"MaxRuntimeInSeconds": BASELINE_MAX_RUNTIME_SECONDS},
-        "Tags": [
-            {"Key": "safedeploy:model", "Value": spec.model_name},
-            {"Key": "safedeploy:environment", "Value": spec.environment},
-        ],
-    }
