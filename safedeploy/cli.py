@@ -22,11 +22,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from safedeploy import naming
 from safedeploy.approval import choose_approver
 from safedeploy.aws import cleanup
 from safedeploy.aws import codepipeline as cp
-from safedeploy.aws.clients import AwsClients, session_for, verify_account
+from safedeploy.aws.clients import AwsClients, aws_error_line, connect, verify_account
+from safedeploy.aws.registry import record_approval
 from safedeploy.aws.submit import submit
 from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
@@ -53,8 +56,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def aws_clients(spec: PipelineSpec) -> AwsClients:
-    """The AWS clients ``--target aws`` uses (tests replace this)."""
-    return AwsClients(session_for(spec))
+    """The AWS clients ``--target aws`` uses, credentials checked (tests replace this)."""
+    return connect(spec)
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
@@ -126,8 +129,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def _decide_aws(args: argparse.Namespace) -> int:
     spec = load_spec(args.config, _overrides(args))
     name = naming.codepipeline_name(spec)
+    clients = aws_clients(spec)
     decision = cp.decide(
-        aws_clients(spec).codepipeline,
+        clients.codepipeline,
         name,
         approved=args.command == "approve",
         comment=args.comment,
@@ -139,6 +143,7 @@ def _decide_aws(args: argparse.Namespace) -> int:
         f"{decision.status} {name} execution {approval.execution_id} at {approval.stage_name}/{approval.action_name}: "
         f"{decision.comment!r}; {then}. CodePipeline records your AWS identity with the decision."
     )
+    print(record_approval(clients, spec, decision))
     return 0
 
 
@@ -579,6 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except SafeDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (BotoCoreError, ClientError) as exc:  # --target aws: credentials gone mid-way, a refused call...
+        print(f"error: {aws_error_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     return code
 

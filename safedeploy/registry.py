@@ -271,6 +271,7 @@ _ALLOWED: Mapping[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
     "Rejected": ("Approved",),
 }
 """Legal approval transitions. A decision can be reversed, but never undone back to pending."""
+ALLOWED_TRANSITIONS = _ALLOWED
 
 
 class LocalModelRegistry:
