@@ -292,7 +292,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         source = args.terraform_dir or Path("terraform") / spec.environment
         terraform_dir = working_copy(source, Path("build") / "terraform" / source.name) if source.is_dir() else source
     stacks = ", ".join(naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER)
-    base = "keep the base infrastructure" if terraform_dir is None else f"terraform destroy {terraform_dir}"
+    base = (
+        "keep the base infrastructure"
+        if terraform_dir is None
+        else f"empty the buckets {', '.join(cleanup.destroy_buckets(spec))} (every object version), delete "
+        f"the registry's model packages and group {naming.model_package_group(spec)}, "
+        f"then terraform destroy {terraform_dir}"
+    )
     plan = (
         f"destroy {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}) as {caller}: "
         f"stop the running executions of CodePipeline {naming.codepipeline_name(spec)}, "
@@ -301,7 +307,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     if not args.yes and not _confirmed(spec, plan):
         return EXIT_ERROR
     print(f"destroying {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}):", flush=True)
-    width = max(len(naming.stack_name(spec, kind)) for kind in naming.DESTROY_ORDER)
+    width = cleanup.report_width(spec)
     report = cleanup.destroy_aws(
         clients.cloudformation,
         spec,
@@ -309,6 +315,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         codepipeline=clients.codepipeline,
         timeout_s=args.timeout,
         progress=lambda done: print(cleanup.format_stack_line(done, width), flush=True),
+        s3=clients.s3,
+        sagemaker=clients.sagemaker,
+        resource_progress=lambda done: print(cleanup.format_resource_line(done, width), flush=True),
     )
     print(cleanup.format_base_line(report.base, width))
     for execution_id in report.stopped:
