@@ -630,6 +630,14 @@ def test_delete_registry_deletes_the_versions_then_the_group_and_a_rerun_finishe
         assert [(o.kind, o.result, o.detail) for o in third] == [("model package group", "absent", "already deleted")]
 
 
+def _recorder(commands: list[list[str]]) -> cleanup.Runner:
+    def run(argv: Sequence[str]) -> int:
+        commands.append(list(argv))
+        return 0
+
+    return run
+
+
 def test_destroy_aws_empties_the_buckets_and_the_registry_before_terraform(tmp_path: Path, aws: AwsClients) -> None:
     spec = _spec(tmp_path)
     for bucket in cleanup.destroy_buckets(spec):
@@ -649,7 +657,7 @@ def test_destroy_aws_empties_the_buckets_and_the_registry_before_terraform(tmp_p
             aws.cloudformation,
             spec,
             terraform_dir=root,
-            run=lambda argv: commands.append(list(argv)) or 0,
+            run=_recorder(commands),
             terraform="terraform",
             s3=aws.s3,
             sagemaker=sagemaker,
@@ -670,7 +678,7 @@ def test_destroy_aws_empties_the_buckets_and_the_registry_before_terraform(tmp_p
     # A bucket that cannot be emptied keeps the base infrastructure (terraform is not run).
     aws.s3.put_object(Bucket=naming.logs_bucket(spec), Key="late-log", Body=b"x")
     real = aws.s3.delete_objects
-    aws.s3.delete_objects = lambda **kw: {  # type: ignore[method-assign]
+    aws.s3.delete_objects = lambda **kw: {  # type: ignore[method-assign,assignment]
         "Errors": [{"Key": o["Key"], "Code": "AccessDenied", "Message": "no"} for o in kw["Delete"]["Objects"]]
     }
     with Stubber(sagemaker) as stub:
@@ -685,7 +693,7 @@ def test_destroy_aws_empties_the_buckets_and_the_registry_before_terraform(tmp_p
             aws.cloudformation,
             spec,
             terraform_dir=root,
-            run=lambda argv: commands.append(list(argv)) or 0,
+            run=_recorder(commands),
             terraform="terraform",
             s3=aws.s3,
             sagemaker=sagemaker,
