@@ -29,7 +29,7 @@ from safedeploy.approval import choose_approver
 from safedeploy.aws import cleanup
 from safedeploy.aws import codepipeline as cp
 from safedeploy.aws.clients import AwsClients, aws_error_line, connect, verify_account
-from safedeploy.aws.registry import record_approval
+from safedeploy.aws.registry import aws_listing, record_approval
 from safedeploy.aws.submit import submit
 from safedeploy.blue_green import RolledBackError
 from safedeploy.errors import ConfigError, SafeDeployError
@@ -330,6 +330,10 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def cmd_registry(args: argparse.Namespace) -> int:
     """List, describe, approve or reject model package versions."""
+    if args.action == "list" and args.target == "aws":
+        spec = load_spec(args.config, _overrides(args))
+        print(aws_listing(aws_clients(spec), spec))
+        return 0
     pipeline = _pipeline(args)
     if args.action == "list":
         packages = pipeline.model_packages()
@@ -502,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registry = sub.add_parser("registry", parents=[common], help="model registry: list, describe, approve, reject")
     actions = registry.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", parents=[common], help="list versions")
+    _add_target(actions.add_parser("list", parents=[common], help="list versions (* marks production)"))
     describe = actions.add_parser("describe", parents=[common], help="show one version")
     describe.add_argument("version", type=int)
     for action in ("approve", "reject"):

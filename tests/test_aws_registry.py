@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
+from safedeploy import cli
+from safedeploy.aws.clients import AwsClients
 from safedeploy.aws.registry import AwsModelRegistry, record_decision, version_of_execution
 from safedeploy.errors import RegistryError
 from safedeploy.report import format_packages
@@ -111,3 +115,59 @@ def test_serving_rollback_and_the_listing(registry: AwsModelRegistry) -> None:
         registry.register(GROUP, None, None)  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match="DescribeModelPackage"):
         registry.describe(GROUP, 7)
+
+
+def _stack(cfn: object, name: str, version: int) -> None:
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"ModelVersion": {"Value": str(version)}},
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))  # type: ignore[attr-defined]
+
+
+def test_the_aws_listing_follows_the_stacks_and_a_failed_deploy_prd(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        clients = AwsClients(session)
+        clients.sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+        for n in range(3):
+            _register(clients.sagemaker, f"exec-{n + 1}")
+        _stack(clients.cloudformation, "customerchurn-deploy-dev", 3)
+        _stack(clients.cloudformation, "customerchurn-deploy-prd", 2)
+        state = {
+            "pipelineName": "customerchurn-dev",
+            "stageStates": [
+                {
+                    "stageName": "DeployPrd",
+                    "latestExecution": {"pipelineExecutionId": "exec-3", "status": "Failed"},
+                    "actionStates": [
+                        {
+                            "actionName": "DeployPrdStack",
+                            "latestExecution": {
+                                "status": "Failed",
+                                "lastStatusChange": datetime(2026, 12, 3, 12, 0, tzinfo=UTC),
+                                "errorDetails": {"code": "JobFailed", "message": "alarm customerchurn-5xx in ALARM"},
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        monkeypatch.setattr(cli, "aws_clients", lambda spec: clients)
+        argv = ["registry", "list", "--target", "aws", "--set", f"account_id={ACCOUNT}"]
+        with Stubber(clients.codepipeline) as stub:
+            stub.add_response("get_pipeline_state", state, {"name": "customerchurn-dev"})
+            stub.add_response("get_pipeline_state", state, {"name": "customerchurn-dev"})
+            assert cli.main(argv) == 0
+            first = capsys.readouterr().out
+            assert cli.main(argv) == 0  # nothing more to record the second time
+            second = capsys.readouterr().out
+    assert "* in production: v2" in first and "v3 serves dev" in first and "v2 serves prd" in first
+    assert (
+        "v3 rolled back at 2026-12-03T12:00:00Z by CodePipeline customerchurn-dev: DeployPrd of execution exec-3"
+        in first
+    )
+    assert "alarm customerchurn-5xx in ALARM" in first and "v3 marked rolled back" in first
+    assert "(updated:" not in second and "* in production: v2" in second

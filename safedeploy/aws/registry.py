@@ -45,6 +45,8 @@ from safedeploy.registry import (
 )
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker.type_defs import DescribeModelPackageOutputTypeDef
 
@@ -303,3 +305,90 @@ def record_approval(clients: AwsClients, spec: PipelineSpec, decision: ApprovalD
         f"{package.ModelApprovalStatus} (ApprovalDescription {package.ApprovalDescription!r}, "
         f"ApprovalDecidedBy {package.CustomerMetadataProperties.get(META_DECIDED_BY, '?')})"
     )
+
+
+SERVING_STACKS: tuple[tuple[ServingStage, str], ...] = ((C.DEV_STAGE, "deploy-dev"), (C.PRD_STAGE, "deploy-prd"))
+"""Which per-model stack serves which stage (its ``ModelVersion`` output names the version)."""
+SETTLED_STACK_STATUSES = frozenset(("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"))
+"""Stack statuses whose outputs say what serves now (after a rolled-back update: the version from before)."""
+
+
+def sync_from_aws(
+    registry: AwsModelRegistry,
+    spec: PipelineSpec,
+    cloudformation: CloudFormationClient,
+    codepipeline: CodePipelineClient,
+) -> list[str]:
+    """Bring the registry's ``ServesIn`` and rollback marks up to date with what AWS runs; return what changed.
+
+    * the deploy-dev and deploy-prd stacks' ``ModelVersion`` output is the version serving that stage (since the
+      stack's last update);
+    * a DeployPrd stage whose latest execution failed (CodeDeploy rolled the canary back, or the stack update
+      failed and CloudFormation rolled it back) marks the version that execution registered as rolled back, with the
+      action's error as the reason.
+
+    Anything that cannot be read is skipped with a note (the listing still shows what the registry holds).
+    """
+    from safedeploy.aws import codepipeline as cp
+
+    group = naming.model_package_group(spec)
+    notes: list[str] = []
+    for stage, kind in SERVING_STACKS:
+        name = naming.stack_name(spec, kind)
+        try:
+            stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        except ClientError as exc:
+            if "does not exist" not in _error(exc):
+                notes.append(f"{name} could not be read ({_error(exc)})")
+            continue
+        stack = stacks[0] if stacks else None
+        if stack is None or stack["StackStatus"] not in SETTLED_STACK_STATUSES:
+            continue
+        outputs = {o.get("OutputKey", ""): o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+        if not outputs.get("ModelVersion", "").isdigit():
+            continue
+        version = int(outputs["ModelVersion"])
+        since = stack.get("LastUpdatedTime") or stack.get("CreationTime")
+        try:
+            if stage not in registry.describe(group, version).serves_in:
+                endpoint = outputs.get("EndpointName") or naming.endpoint_name(spec, stage)
+                registry.record_serving(group, version, stage, endpoint, at=since)
+                notes.append(f"v{version} serves {stage} ({name})")
+        except RegistryError as exc:
+            notes.append(f"{name} serves v{version}, which the registry cannot record: {exc}")
+    try:
+        states = cp.stage_states(codepipeline, naming.codepipeline_name(spec))
+    except cp.PipelineQueryError as exc:
+        notes.append(f"the pipeline's DeployPrd could not be read ({exc})")
+        return notes
+    deploy_prd = next((s for s in states if s.name == C.STAGE_DEPLOY_PRD), None)
+    if deploy_prd is None or deploy_prd.status != "Failed" or deploy_prd.execution_id is None:
+        return notes
+    failed = next((a for a in deploy_prd.actions if a.status == "Failed"), None)
+    try:
+        package = version_of_execution(registry, group, deploy_prd.execution_id)
+        if C.PRD_STAGE not in package.serves_in and not package.rolled_back:
+            why = failed.error if failed and failed.error else "no error message"
+            registry.record_rollback(
+                group,
+                package.ModelPackageVersion,
+                reason=f"DeployPrd of execution {deploy_prd.execution_id} failed: {why}",
+                by=f"CodePipeline {naming.codepipeline_name(spec)}",
+                at=failed.changed_at if failed else None,
+            )
+            notes.append(f"v{package.ModelPackageVersion} marked rolled back (its DeployPrd failed)")
+    except RegistryError as exc:
+        notes.append(f"the version of the failed DeployPrd is unknown: {exc}")
+    return notes
+
+
+def aws_listing(clients: AwsClients, spec: PipelineSpec) -> str:
+    """``make registry TARGET=aws``: the registry brought up to date with AWS, as the local listing shows it."""
+    from safedeploy.report import format_packages
+
+    registry = registry_of(clients, spec)
+    notes = sync_from_aws(registry, spec, clients.cloudformation, clients.codepipeline)
+    group = naming.model_package_group(spec)
+    packages = registry.list_versions(group)
+    text = format_packages(packages) if packages else f"no versions of {group} registered yet"
+    return "\n".join([text, *(f"(updated: {note})" for note in notes)])
