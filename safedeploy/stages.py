@@ -499,8 +499,14 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
     if not succeeded:
         raise DeploymentError("production has never been deployed: nothing to roll back")
     current = ServedModel.from_dict(succeeded[-1]["green"])
-    previous = next((d for d in reversed(succeeded[:-1]) if int(d["green"]["version"]) != current.version), None)
+    candidates = [d for d in reversed(succeeded[:-1]) if int(d["green"]["version"]) != current.version]
+    previous = next((d for d in candidates if not _rolled_back(backend, spec, int(d["green"]["version"]))), None)
     if previous is None:
+        if candidates:  # every earlier version was itself rolled back since: none is a healthy candidate
+            raise DeploymentError(
+                f"production serves v{current.version}; every earlier version was rolled back since "
+                f"({', '.join(sorted({'v' + str(d['green']['version']) for d in candidates}))}, see `make registry`)"
+            )
         raise DeploymentError(f"production serves v{current.version} and no earlier version was ever deployed")
     try:
         execution = backend.executions.get(str(previous["execution_id"]))
@@ -519,6 +525,14 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
     why = f"production rolled back by {by} (safedeploy rollback) to v{green.version}"
     record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))
     return current, green
+
+
+def _rolled_back(backend: Backend, spec: PipelineSpec, version: int) -> bool:
+    """Whether the registry marks ``version`` rolled back (an unknown version is not)."""
+    try:
+        return backend.registry.describe(spec.model_name, version).rolled_back
+    except SafeDeployError:
+        return False
 
 
 def record_in_registry(write: Callable[[], object]) -> None:
