@@ -44,7 +44,11 @@ META_ROLLED_BACK_AT = "RolledBackAt"
 META_ROLLED_BACK_REASON = "RolledBackReason"
 META_ROLLED_BACK_BY = "RolledBackBy"
 MAX_METADATA_VALUE = 256
-"""SageMaker's limit on a ``CustomerMetadataProperties`` value (keys: 128)."""
+"""SageMaker's limit on a ``CustomerMetadataProperties`` value (keys: 128; at most 50 properties)."""
+METADATA_PUNCTUATION = frozenset("_.:/=+-@")
+"""Besides letters, digits and spaces, the only characters SageMaker accepts in a metadata value
+(``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``)."""
+_SPELLED = {"%": " percent", "\u2026": "...", "#": " number ", "&": " and "}
 
 
 def _stage_key(stage: ServingStage, what: Literal["Endpoint", "Since", "Until"]) -> str:
@@ -55,10 +59,20 @@ def _timestamp(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _value(text: str) -> str:
-    """A metadata value within SageMaker's limit (a long reason is cut, marked with an ellipsis)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_METADATA_VALUE else flat[: MAX_METADATA_VALUE - 1] + "\u2026"
+def metadata_value(text: str) -> str:
+    """``text`` as SageMaker accepts a metadata value: other punctuation becomes spaces, at most 256 characters.
+
+    The full text stays where it fits (the comment is also the ``ApprovalDescription``; the rollback's reason is in
+    the deployment ledger).
+    """
+    chars = (
+        _SPELLED.get(ch, ch if ch.isalnum() or ch in METADATA_PUNCTUATION else " ")
+        for ch in text.replace("\u2026", "...")
+    )
+    flat = " ".join("".join(chars).split())
+    if len(flat) > MAX_METADATA_VALUE:
+        flat = flat[: MAX_METADATA_VALUE - 3].rstrip() + "..."
+    return flat or "-"
 
 
 @dataclass(frozen=True)
@@ -82,14 +96,14 @@ class MetadataChange:
 
 def serving_stages(metadata: Mapping[str, str]) -> tuple[ServingStage, ...]:
     """The stages a version serves in, per its ``ServesIn``."""
-    named = {part.strip() for part in metadata.get(META_SERVES_IN, "").split(",")}
+    named = set(metadata.get(META_SERVES_IN, "").replace(",", " ").split())
     return tuple(stage for stage in SERVING_STAGES if stage in named)
 
 
 def _serves_in(stages: Sequence[ServingStage]) -> MetadataChange:
     ordered = [stage for stage in SERVING_STAGES if stage in stages]
     return (
-        MetadataChange(set={META_SERVES_IN: ",".join(ordered)}) if ordered else MetadataChange(remove=(META_SERVES_IN,))
+        MetadataChange(set={META_SERVES_IN: " ".join(ordered)}) if ordered else MetadataChange(remove=(META_SERVES_IN,))
     )
 
 
@@ -97,7 +111,11 @@ def approval_change(status: ApprovalStatus, *, by: str, comment: str, at: dateti
     """Who decided the version's approval, when and why (the comment is also its ``ApprovalDescription``)."""
     del status  # the status itself is ModelApprovalStatus
     return MetadataChange(
-        set={META_DECIDED_BY: _value(by), META_DECIDED_AT: _timestamp(at), META_COMMENT: _value(comment)}
+        set={
+            META_DECIDED_BY: metadata_value(by),
+            META_DECIDED_AT: _timestamp(at),
+            META_COMMENT: metadata_value(comment),
+        }
     )
 
 
@@ -109,7 +127,11 @@ def serving_change(metadata: Mapping[str, str], stage: ServingStage, endpoint: s
     """
     stages = (*serving_stages(metadata), stage)
     change = _serves_in(stages)
-    set_ = {**change.set, _stage_key(stage, "Endpoint"): _value(endpoint), _stage_key(stage, "Since"): _timestamp(at)}
+    set_ = {
+        **change.set,
+        _stage_key(stage, "Endpoint"): metadata_value(endpoint),
+        _stage_key(stage, "Since"): _timestamp(at),
+    }
     remove = [*change.remove, _stage_key(stage, "Until")]
     if stage == C.PRD_STAGE:
         remove += [META_ROLLED_BACK_AT, META_ROLLED_BACK_REASON, META_ROLLED_BACK_BY]
@@ -132,8 +154,8 @@ def rollback_change(metadata: Mapping[str, str], *, reason: str, by: str, at: da
         set={
             **leaving.set,
             META_ROLLED_BACK_AT: _timestamp(at),
-            META_ROLLED_BACK_REASON: _value(reason),
-            META_ROLLED_BACK_BY: _value(by),
+            META_ROLLED_BACK_REASON: metadata_value(reason),
+            META_ROLLED_BACK_BY: metadata_value(by),
         },
         remove=leaving.remove,
     )

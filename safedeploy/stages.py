@@ -421,7 +421,7 @@ def deploy_to_production(
         green = controller.run(blue, green_name, version=version, details=details)
     except RolledBackError as exc:
         why = f"deployment {controller.deployment_id} to production rolled back: {exc}"
-        by = f"pipeline {spec.pipeline_name} (automatic rollback)"
+        by = f"pipeline {spec.pipeline_name} automatic rollback"
         record_in_registry(lambda: registry.record_rollback(spec.model_name, version, reason=why, by=by))
         raise
     record_in_registry(lambda: registry.record_serving(spec.model_name, version, C.PRD_STAGE, green.endpoint))
@@ -522,7 +522,7 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
         schedule=schedule,
         deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
     )
-    why = f"production rolled back by {by} (safedeploy rollback) to v{green.version}"
+    why = f"production rolled back by {by} with safedeploy rollback to v{green.version}"
     record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))
     return current, green
 

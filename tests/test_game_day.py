@@ -169,7 +169,7 @@ def test_each_fault_is_rolled_back_with_blue_serving(
     registry = Pipeline(spec, project_root=REPO_ROOT).backend.registry
     rolled = registry.describe(spec.model_name, int(green_version))
     assert rolled.rolled_back and not rolled.production_candidate and "prd" not in rolled.serves_in
-    assert names_cause(rolled.CustomerMetadataProperties["RolledBackReason"], cause)
+    assert cause.removeprefix("the ") in rolled.CustomerMetadataProperties["RolledBackReason"]
     live = registry.describe(spec.model_name, int(before["ModelVersion"]))
     assert "prd" in live.serves_in and live.CustomerMetadataProperties["PrdEndpoint"] == before["EndpointName"]
 

@@ -119,7 +119,7 @@ def test_serving_moves_from_version_to_version_and_a_rollback_marks_the_version(
     registry.record_serving("customerchurn", 1, "dev", "customerchurn-dev", at=t1)
     registry.record_serving("customerchurn", 1, "prd", "customerchurn-prd-v1-a", at=t1)
     one = registry.describe("customerchurn", 1)
-    assert one.serves_in == ("dev", "prd") and one.CustomerMetadataProperties["ServesIn"] == "dev,prd"
+    assert one.serves_in == ("dev", "prd") and one.CustomerMetadataProperties["ServesIn"] == "dev prd"
     assert one.CustomerMetadataProperties["PrdSince"] == "2026-12-03T10:00:00Z"
 
     registry.update_approval("customerchurn", 2, "Approved", changed_by="bob", reason="ok")
@@ -160,3 +160,25 @@ def test_serving_moves_from_version_to_version_and_a_rollback_marks_the_version(
         registry.record_rollback("customerchurn", 2, reason=" ", by="oncall")
     with pytest.raises(RegistryError, match="does not exist"):
         registry.record_serving("customerchurn", 9, "prd", "x")
+
+
+def test_metadata_values_are_what_sagemaker_accepts(registry: LocalModelRegistry) -> None:
+    """SageMaker takes ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]{1,256}`` as a value (moto does not check it)."""
+    from safedeploy.registry import metadata_value
+
+    def accepted(value: str) -> bool:
+        return 1 <= len(value) <= 256 and all(c.isalnum() or c.isspace() or c in "_.:/=+-@" for c in value)
+
+    assert metadata_value(
+        "rolled back: alarm green-error-rate, green-p99-latency in ALARM during the 10% step (x)"
+    ) == ("rolled back: alarm green-error-rate green-p99-latency in ALARM during the 10 percent step x")
+    assert metadata_value("  ") == "-" and metadata_value("é ü 日本") == "é ü 日本"
+    assert len(metadata_value("y" * 300)) == 256
+    registry.register("customerchurn", _registration())
+    registry.update_approval("customerchurn", 1, "Approved", changed_by="o'brien (ops)", reason="100% sure, 'ok'!")
+    registry.record_serving("customerchurn", 1, "dev", "customerchurn-dev")
+    registry.record_serving("customerchurn", 1, "prd", "customerchurn-prd-v1-ab")
+    package = registry.record_rollback("customerchurn", 1, reason="alarm (5xx) > 1%; see ledger…", by="a, b")
+    written = {k: v for k, v in package.CustomerMetadataProperties.items() if k not in ("FeatureSchemaUri",)}
+    assert all(accepted(v) for v in written.values()), written
+    assert package.ApprovalDescription == "100% sure, 'ok'!"  # the description takes any text
