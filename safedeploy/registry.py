@@ -8,7 +8,7 @@ Field names follow ``DescribeModelPackage`` so code and knowledge carry over to 
 
 Besides its approval, each version says in ``CustomerMetadataProperties`` (the place SageMaker users look, and the
 one the AWS backend writes too: :mod:`safedeploy.aws.registry`) who decided it (``ApprovalDecidedBy``,
-``ApprovalDecidedAt``, ``ApprovalComment``), where it serves (``ServesIn`` = ``dev``, ``prd`` or ``dev,prd``, with
+``ApprovalDecidedAt``, ``ApprovalComment``), where it serves (``ServesIn`` = ``dev``, ``prd`` or ``dev prd``, with
 ``<Stage>Endpoint`` and ``<Stage>Since``; ``<Stage>Until`` once another version took its place) and whether it was
 rolled back (``RolledBackAt``, ``RolledBackReason``, ``RolledBackBy``). The approval status stays in SageMaker's enum:
 a rolled-back version is still ``Approved``, but its ``RolledBackAt`` says it is not a healthy production candidate
