@@ -85,8 +85,8 @@ status: $(STAMP) ## Show the latest execution, stage by stage, with durations (T
 retry: $(STAMP) ## Resume the latest failed execution from its failed stage (TARGET=aws: RetryStageExecution)
 	$(BIN)/safedeploy retry --target $(TARGET)
 
-registry: $(STAMP) ## List the registered model versions and their approval status
-	$(BIN)/safedeploy registry list
+registry: $(STAMP) ## List the registered model versions: approval, where each serves (* = production), rollbacks (TARGET=aws: SageMaker's registry)
+	$(BIN)/safedeploy registry list --target $(TARGET)
 
 outputs: $(STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...
 	@$(BIN)/safedeploy outputs

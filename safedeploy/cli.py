@@ -21,9 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from safedeploy import constants as C
 from safedeploy.approval import ApprovalOutcome, Decision, choose_approver
-from safedeploy.aws.clients import AwsClients, session_for
+from safedeploy.aws.clients import AwsClients, aws_error_line, connect
 from safedeploy.blue_green import RolledBackError
 from safedeploy.control import TARGETS, ControlReport, DestroyOptions
 from safedeploy.errors import ConfigError, SafeDeployError
@@ -31,7 +33,6 @@ from safedeploy.filemodes import use_private_umask
 from safedeploy.local import daemon
 from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
-from safedeploy.report import format_packages
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec, parse_assignment
 
@@ -51,8 +52,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def aws_clients(spec: PipelineSpec) -> AwsClients:
-    """The AWS clients ``--target aws`` uses (the composition root's one choice; tests replace it)."""
-    return AwsClients(session_for(spec))
+    """The AWS clients ``--target aws`` uses, credentials checked first (tests replace this)."""
+    return connect(spec)
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
@@ -160,9 +161,8 @@ def cmd_registry(args: argparse.Namespace) -> int:
     """List, describe, approve or reject model package versions."""
     pipeline = _pipeline(args)
     if args.action == "list":
-        packages = pipeline.model_packages()
-        print(format_packages(packages) if packages else f"no versions of {pipeline.spec.model_name} registered yet")
-    elif args.action == "describe":
+        return _print(pipeline.registry())
+    if args.action == "describe":
         print(pipeline.backend.registry.describe(pipeline.spec.model_name, args.version).model_dump_json(indent=2))
     else:
         change = pipeline.approve if args.action == "approve" else pipeline.reject
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registry = sub.add_parser("registry", parents=[common], help="model registry: list, describe, approve, reject")
     actions = registry.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", parents=[common], help="list versions")
+    _add_target(actions.add_parser("list", parents=[common], help="list versions (* marks production)"))
     describe = actions.add_parser("describe", parents=[common], help="show one version")
     describe.add_argument("version", type=int)
     for action in ("approve", "reject"):
@@ -403,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except SafeDeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (BotoCoreError, ClientError) as exc:  # --target aws: credentials gone mid-way, a refused call...
+        print(f"error: {aws_error_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     return code
 

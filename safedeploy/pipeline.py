@@ -111,6 +111,10 @@ class Pipeline:
         """Answer the approval gate on the target (the latest waiting execution by default)."""
         return self.control.decide(decision, execution_id)
 
+    def registry(self) -> ControlReport[object]:
+        """The target's model registry listing (``*`` marks production, rolled-back versions say so)."""
+        return self.control.registry()
+
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` would delete on the target."""
         return self.control.destroy_plan(options)

@@ -5,12 +5,21 @@ archive's sha256 (``ModelDataETag``: serving refuses an archive that no longer h
 the data it was trained on, the code revision, the hyperparameters and an approval status
 (``PendingManualApproval`` / ``Approved`` / ``Rejected``) with the history of who changed it, when and why.
 Field names follow ``DescribeModelPackage`` so code and knowledge carry over to the AWS backend.
+
+Besides its approval, each version says in ``CustomerMetadataProperties`` (the place SageMaker users look, and the
+one the AWS backend writes too: :mod:`safedeploy.aws.registry`) who decided it (``ApprovalDecidedBy``,
+``ApprovalDecidedAt``, ``ApprovalComment``), where it serves (``ServesIn`` = ``dev``, ``prd`` or ``dev prd``, with
+``<Stage>Endpoint`` and ``<Stage>Since``; ``<Stage>Until`` once another version took its place) and whether it was
+rolled back (``RolledBackAt``, ``RolledBackReason``, ``RolledBackBy``). The approval status stays in SageMaker's enum:
+a rolled-back version is still ``Approved``, but its ``RolledBackAt`` says it is not a healthy production candidate
+(:func:`is_production_candidate`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -24,6 +33,137 @@ from safedeploy.locking import exclusive_lock
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES: tuple[ApprovalStatus, ...] = (C.APPROVAL_PENDING, C.APPROVAL_APPROVED, C.APPROVAL_REJECTED)
+ServingStage = Literal["dev", "prd"]
+SERVING_STAGES: tuple[ServingStage, ...] = (C.DEV_STAGE, C.PRD_STAGE)
+
+META_DECIDED_BY = "ApprovalDecidedBy"
+META_DECIDED_AT = "ApprovalDecidedAt"
+META_COMMENT = "ApprovalComment"
+META_SERVES_IN = "ServesIn"
+META_ROLLED_BACK_AT = "RolledBackAt"
+META_ROLLED_BACK_REASON = "RolledBackReason"
+META_ROLLED_BACK_BY = "RolledBackBy"
+MAX_METADATA_VALUE = 256
+"""SageMaker's limit on a ``CustomerMetadataProperties`` value (keys: 128; at most 50 properties)."""
+METADATA_PUNCTUATION = frozenset("_.:/=+-@")
+"""Besides letters, digits and spaces, the only characters SageMaker accepts in a metadata value
+(``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``)."""
+_SPELLED = {"%": " percent", "\u2026": "...", "#": " number ", "&": " and "}
+
+
+def _stage_key(stage: ServingStage, what: Literal["Endpoint", "Since", "Until"]) -> str:
+    return f"{stage.capitalize()}{what}"
+
+
+def _timestamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def metadata_value(text: str) -> str:
+    """``text`` as SageMaker accepts a metadata value: other punctuation becomes spaces, at most 256 characters.
+
+    The full text stays where it fits (the comment is also the ``ApprovalDescription``; the rollback's reason is in
+    the deployment ledger).
+    """
+    chars = (
+        _SPELLED.get(ch, ch if ch.isalnum() or ch in METADATA_PUNCTUATION else " ")
+        for ch in text.replace("\u2026", "...")
+    )
+    flat = " ".join("".join(chars).split())
+    if len(flat) > MAX_METADATA_VALUE:
+        flat = flat[: MAX_METADATA_VALUE - 3].rstrip() + "..."
+    return flat or "-"
+
+
+@dataclass(frozen=True)
+class MetadataChange:
+    """A change of ``CustomerMetadataProperties``: keys to set and keys to remove.
+
+    ``UpdateModelPackage``'s ``CustomerMetadataProperties`` and ``CustomerMetadataPropertiesToRemove``.
+    """
+
+    set: dict[str, str] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.remove)
+
+    def apply(self, metadata: Mapping[str, str]) -> dict[str, str]:
+        """``metadata`` with the change applied."""
+        merged = {k: v for k, v in metadata.items() if k not in self.remove}
+        return {**merged, **self.set}
+
+
+def serving_stages(metadata: Mapping[str, str]) -> tuple[ServingStage, ...]:
+    """The stages a version serves in, per its ``ServesIn``."""
+    named = set(metadata.get(META_SERVES_IN, "").replace(",", " ").split())
+    return tuple(stage for stage in SERVING_STAGES if stage in named)
+
+
+def _serves_in(stages: Sequence[ServingStage]) -> MetadataChange:
+    ordered = [stage for stage in SERVING_STAGES if stage in stages]
+    return (
+        MetadataChange(set={META_SERVES_IN: " ".join(ordered)}) if ordered else MetadataChange(remove=(META_SERVES_IN,))
+    )
+
+
+def approval_change(status: ApprovalStatus, *, by: str, comment: str, at: datetime) -> MetadataChange:
+    """Who decided the version's approval, when and why (the comment is also its ``ApprovalDescription``)."""
+    del status  # the status itself is ModelApprovalStatus
+    return MetadataChange(
+        set={
+            META_DECIDED_BY: metadata_value(by),
+            META_DECIDED_AT: _timestamp(at),
+            META_COMMENT: metadata_value(comment),
+        }
+    )
+
+
+def serving_change(metadata: Mapping[str, str], stage: ServingStage, endpoint: str, at: datetime) -> MetadataChange:
+    """The version now serves ``stage`` on ``endpoint``, since ``at``.
+
+    Serving production again after a rollback clears ``RolledBack*``: the version proved healthy there (the
+    deployment ledger keeps the history).
+    """
+    stages = (*serving_stages(metadata), stage)
+    change = _serves_in(stages)
+    set_ = {
+        **change.set,
+        _stage_key(stage, "Endpoint"): metadata_value(endpoint),
+        _stage_key(stage, "Since"): _timestamp(at),
+    }
+    remove = [*change.remove, _stage_key(stage, "Until")]
+    if stage == C.PRD_STAGE:
+        remove += [META_ROLLED_BACK_AT, META_ROLLED_BACK_REASON, META_ROLLED_BACK_BY]
+    return MetadataChange(set=set_, remove=tuple(k for k in remove if k in metadata))
+
+
+def leaving_change(metadata: Mapping[str, str], stage: ServingStage, at: datetime) -> MetadataChange:
+    """The version no longer serves ``stage`` (another took its place, or it was rolled back); empty if it did not."""
+    if stage not in serving_stages(metadata):
+        return MetadataChange()
+    change = _serves_in([s for s in serving_stages(metadata) if s != stage])
+    remove = tuple(k for k in change.remove if k in metadata)
+    return MetadataChange(set={**change.set, _stage_key(stage, "Until"): _timestamp(at)}, remove=remove)
+
+
+def rollback_change(metadata: Mapping[str, str], *, reason: str, by: str, at: datetime) -> MetadataChange:
+    """The version was rolled back from production (its canary failed, or ``make rollback`` took it out)."""
+    leaving = leaving_change(metadata, C.PRD_STAGE, at)
+    return MetadataChange(
+        set={
+            **leaving.set,
+            META_ROLLED_BACK_AT: _timestamp(at),
+            META_ROLLED_BACK_REASON: metadata_value(reason),
+            META_ROLLED_BACK_BY: metadata_value(by),
+        },
+        remove=leaving.remove,
+    )
+
+
+def is_production_candidate(status: str, metadata: Mapping[str, str]) -> bool:
+    """``Approved`` and never rolled back since (a rolled-back version is not a healthy candidate)."""
+    return status == C.APPROVAL_APPROVED and META_ROLLED_BACK_AT not in metadata
 
 
 class ApprovalChange(BaseModel):
@@ -71,7 +211,22 @@ class ModelPackage(BaseModel):
     the scores' baseline (``OutputStatisticsUri``/``OutputConstraintsUri`` with their ``...Sha256``)."""
     DriftCheckBaselines: dict[str, dict[str, MetricsSource]] = Field(default_factory=dict)
     """SageMaker's ``DriftCheckBaselines``: ``ModelDataQuality`` ``Statistics``/``Constraints`` of this version."""
-    ApprovalHistory: list[ApprovalChange]
+    ApprovalHistory: list[ApprovalChange] = Field(default_factory=list)
+
+    @property
+    def serves_in(self) -> tuple[ServingStage, ...]:
+        """The stages this version serves in (``ServesIn``)."""
+        return serving_stages(self.CustomerMetadataProperties)
+
+    @property
+    def rolled_back(self) -> bool:
+        """Rolled back from production (and not served there successfully since)."""
+        return META_ROLLED_BACK_AT in self.CustomerMetadataProperties
+
+    @property
+    def production_candidate(self) -> bool:
+        """Approved and not rolled back."""
+        return is_production_candidate(self.ModelApprovalStatus, self.CustomerMetadataProperties)
 
 
 class ModelRegistration(BaseModel):
@@ -119,6 +274,18 @@ class ModelRegistry(Protocol):
         """Change a version's approval status, recording who and why."""
         ...
 
+    def record_serving(
+        self, group: str, version: int, stage: ServingStage, endpoint: str, *, at: datetime | None = None
+    ) -> ModelPackage:
+        """``version`` now serves ``stage`` on ``endpoint``; whichever version served it before no longer does."""
+        ...
+
+    def record_rollback(
+        self, group: str, version: int, *, reason: str, by: str, at: datetime | None = None
+    ) -> ModelPackage:
+        """``version`` was rolled back from production: when, why and by whom."""
+        ...
+
 
 _ALLOWED: Mapping[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
     "PendingManualApproval": ("Approved", "Rejected"),
@@ -126,6 +293,7 @@ _ALLOWED: Mapping[ApprovalStatus, tuple[ApprovalStatus, ...]] = {
     "Rejected": ("Approved",),
 }
 """Legal approval transitions. A decision can be reversed, but never undone back to pending."""
+ALLOWED_TRANSITIONS = _ALLOWED
 
 
 class LocalModelRegistry:
@@ -234,13 +402,69 @@ class LocalModelRegistry:
             change = ApprovalChange(
                 from_status=current, to_status=status, changed_by=changed_by, reason=reason, time=now
             )
+            metadata = approval_change(status, by=changed_by, comment=reason, at=now).apply(
+                package.CustomerMetadataProperties
+            )
             updated = package.model_copy(
                 update={
                     "ModelApprovalStatus": status,
                     "ApprovalDescription": reason,
                     "LastModifiedTime": now,
+                    "CustomerMetadataProperties": metadata,
                     "ApprovalHistory": [*package.ApprovalHistory, change],
                 }
             )
             atomic_write_text(self._path(group, version), updated.model_dump_json(indent=2))
         return updated
+
+    def _write_metadata(self, package: ModelPackage, change: MetadataChange, at: datetime) -> ModelPackage:
+        if not change:
+            return package
+        updated = package.model_copy(
+            update={
+                "CustomerMetadataProperties": change.apply(package.CustomerMetadataProperties),
+                "LastModifiedTime": at,
+            }
+        )
+        atomic_write_text(
+            self._path(package.ModelPackageGroupName, package.ModelPackageVersion), updated.model_dump_json(indent=2)
+        )
+        return updated
+
+    def record_serving(
+        self, group: str, version: int, stage: ServingStage, endpoint: str, *, at: datetime | None = None
+    ) -> ModelPackage:
+        """``version`` serves ``stage`` on ``endpoint`` since ``at`` (now); the one serving it before gets an Until.
+
+        Raises:
+            RegistryError: an unknown version.
+        """
+        now = at or datetime.now(UTC)
+        with exclusive_lock(self._group_dir(group) / ".lock", wait=True):
+            package = self.describe(group, version)
+            for other in self.list_versions(group):
+                if other.ModelPackageVersion != version:
+                    self._write_metadata(other, leaving_change(other.CustomerMetadataProperties, stage, now), now)
+            return self._write_metadata(
+                package, serving_change(package.CustomerMetadataProperties, stage, endpoint, now), now
+            )
+
+    def record_rollback(
+        self, group: str, version: int, *, reason: str, by: str, at: datetime | None = None
+    ) -> ModelPackage:
+        """``version`` was rolled back from production (it no longer serves there).
+
+        Raises:
+            RegistryError: an unknown version, or an empty reason.
+        """
+        if not reason.strip():
+            raise RegistryError("a rollback needs a reason")
+        now = at or datetime.now(UTC)
+        with exclusive_lock(self._group_dir(group) / ".lock", wait=True):
+            package = self.describe(group, version)
+            change = rollback_change(package.CustomerMetadataProperties, reason=reason, by=by, at=now)
+            return self._write_metadata(package, change, now)
+
+    def production(self, group: str) -> ModelPackage | None:
+        """The version serving production, per the registry."""
+        return next((p for p in reversed(self.list_versions(group)) if C.PRD_STAGE in p.serves_in), None)

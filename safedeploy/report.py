@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from safedeploy import constants as C
-from safedeploy.registry import ModelPackage
+from safedeploy.registry import (
+    META_DECIDED_BY,
+    META_ROLLED_BACK_AT,
+    META_ROLLED_BACK_BY,
+    META_ROLLED_BACK_REASON,
+    ModelPackage,
+)
 from safedeploy.runner import PipelineExecution
 from safedeploy.stage_outputs import RegisterOutputs, TrainOutputs
 
@@ -90,17 +96,48 @@ def format_history(executions: Sequence[PipelineExecution]) -> str:
     return "\n".join(f"{e.started_at:%Y-%m-%d %H:%M:%S}  {e.execution_id}  {e.status}" for e in executions)
 
 
+def _serving(package: ModelPackage) -> str:
+    meta = package.CustomerMetadataProperties
+    parts = []
+    for stage in package.serves_in:
+        since = meta.get(f"{stage.capitalize()}Since", "")
+        parts.append(f"{stage} since {since[:16].replace('T', ' ')}" if since else stage)
+    return ", ".join(parts) or "-"
+
+
+def _status(package: ModelPackage) -> str:
+    if package.rolled_back:
+        return f"{package.ModelApprovalStatus}, rolled back"
+    return package.ModelApprovalStatus
+
+
 def format_packages(packages: Sequence[ModelPackage]) -> str:
-    """Render registry versions as a table."""
+    """Render registry versions as a table: ``*`` marks the version in production, and rolled-back versions say so.
+
+    Under the table: what the marker means and, for each rolled-back version, when and why.
+    """
     rows = [
         [
+            "*" if C.PRD_STAGE in p.serves_in else "",
             str(p.ModelPackageVersion),
-            p.ModelApprovalStatus,
+            _status(p),
+            _serving(p),
             f"{p.CreationTime:%Y-%m-%d %H:%M:%S}",
             f"{p.Metrics.get('test:auc', float('nan')):.4f}",
+            p.CustomerMetadataProperties.get(META_DECIDED_BY, "")[:24],
             p.CustomerMetadataProperties.get("CodeRevision", "")[:12],
             p.CustomerMetadataProperties.get("DataSha256", "")[:12],
         ]
         for p in packages
     ]
-    return _table(["VERSION", "STATUS", "CREATED (UTC)", "TEST AUC", "CODE", "DATA"], rows)
+    table = _table(["", "VERSION", "STATUS", "SERVES", "CREATED (UTC)", "TEST AUC", "DECIDED BY", "CODE", "DATA"], rows)
+    live = next((p for p in reversed(packages) if C.PRD_STAGE in p.serves_in), None)
+    notes = [f"* in production: v{live.ModelPackageVersion}" if live else "no version is in production"]
+    for p in packages:
+        if p.rolled_back:
+            meta = p.CustomerMetadataProperties
+            notes.append(
+                f"v{p.ModelPackageVersion} rolled back at {meta.get(META_ROLLED_BACK_AT, '?')} by "
+                f"{meta.get(META_ROLLED_BACK_BY, '?')}: {meta.get(META_ROLLED_BACK_REASON, '')}"
+            )
+    return "\n".join([table, "", *notes])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
 from safedeploy.backends import Backend
-from safedeploy.blue_green import AlarmSettings, BlueGreenDeployment
+from safedeploy.blue_green import AlarmSettings, BlueGreenDeployment, RolledBackError
 from safedeploy.clock import ScaledClock
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
@@ -263,6 +264,11 @@ class DeployDevStage:
             str(version),
             api_key_required=self.spec.serving.api_key_required,
         )
+        record_in_registry(
+            lambda: self.backend.registry.record_serving(
+                self.spec.model_name, version, C.DEV_STAGE, deployed.endpoint_name
+            )
+        )
         return StageResult(
             summary=f"{deployed.endpoint_name} {deployed.status} v{version}; {smoke.describe()}; REST API {api_url}",
             outputs=DeployDevOutputs(
@@ -414,7 +420,15 @@ def deploy_to_production(
     )
     green_name = naming.green_endpoint_name(spec, release.source.version, execution_id)
     details = {"execution_id": release.execution_id, "model_package_arn": release.model_package_arn, **details}
-    green = controller.run(blue, green_name, version=release.source.version, details=details)
+    registry, version = backend.registry, release.source.version
+    try:
+        green = controller.run(blue, green_name, version=version, details=details)
+    except RolledBackError as exc:
+        why = f"deployment {controller.deployment_id} to production rolled back: {exc}"
+        by = f"pipeline {spec.pipeline_name} automatic rollback"
+        record_in_registry(lambda: registry.record_rollback(spec.model_name, version, reason=why, by=by))
+        raise
+    record_in_registry(lambda: registry.record_serving(spec.model_name, version, C.PRD_STAGE, green.endpoint))
     if spec.monitoring.enabled:
         monitor_production(spec, backend, green)
     return controller, blue, green
@@ -489,8 +503,14 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
     if not succeeded:
         raise DeploymentError("production has never been deployed: nothing to roll back")
     current = ServedModel.from_dict(succeeded[-1]["green"])
-    previous = next((d for d in reversed(succeeded[:-1]) if int(d["green"]["version"]) != current.version), None)
+    candidates = [d for d in reversed(succeeded[:-1]) if int(d["green"]["version"]) != current.version]
+    previous = next((d for d in candidates if not _rolled_back(backend, spec, int(d["green"]["version"]))), None)
     if previous is None:
+        if candidates:  # every earlier version was itself rolled back since: none is a healthy candidate
+            raise DeploymentError(
+                f"production serves v{current.version}; every earlier version was rolled back since "
+                f"({', '.join(sorted({'v' + str(d['green']['version']) for d in candidates}))}, see `make registry`)"
+            )
         raise DeploymentError(f"production serves v{current.version} and no earlier version was ever deployed")
     try:
         execution = backend.executions.get(str(previous["execution_id"]))
@@ -506,7 +526,28 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
         schedule=schedule,
         deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
     )
+    why = f"production rolled back by {by} with safedeploy rollback to v{green.version}"
+    record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))
     return current, green
+
+
+def _rolled_back(backend: Backend, spec: PipelineSpec, version: int) -> bool:
+    """Whether the registry marks ``version`` rolled back (an unknown version is not)."""
+    try:
+        return backend.registry.describe(spec.model_name, version).rolled_back
+    except SafeDeployError:
+        return False
+
+
+def record_in_registry(write: Callable[[], object]) -> None:
+    """Record where a version serves (or its rollback) in the registry; a failure is logged, not raised.
+
+    The deployment it records has already happened: failing it now would misreport what production serves.
+    """
+    try:
+        write()
+    except (SafeDeployError, OSError) as exc:
+        LOG.warning("the registry could not record the deployment: %s", exc)
 
 
 def pipeline_stages(

@@ -211,6 +211,9 @@ def test_unanswered_gate_pauses_with_state_saved_then_approval_resumes_the_same_
     assert package.ModelApprovalStatus == C.APPROVAL_APPROVED
     assert package.ApprovalHistory[-1].changed_by == "alice"
     assert package.ApprovalHistory[-1].reason == "smoke test and AUC fine"
+    assert package.ApprovalDescription == "smoke test and AUC fine"
+    meta = package.CustomerMetadataProperties
+    assert (meta["ApprovalDecidedBy"], meta["ApprovalComment"]) == ("alice", "smoke test and AUC fine")
     with pytest.raises(ExecutionError, match="no execution of p is waiting"):
         runner2.decide(Decision("Approved", "alice", "again"))
 
@@ -223,6 +226,9 @@ def test_rejection_fails_the_execution_and_marks_the_version_rejected(tmp_path: 
     assert done.status == Status.FAILED and ran == []
     assert done.error is not None and "not approved: Rejected by bob" in done.error and "recall too low" in done.error
     assert _status(backend, 1) == C.APPROVAL_REJECTED
+    package = backend.registry.describe("customerchurn", 1)
+    assert package.ApprovalDescription == "recall too low" and not package.production_candidate
+    assert package.CustomerMetadataProperties["ApprovalDecidedBy"] == "bob"
 
 
 def test_an_answering_approver_never_pauses(tmp_path: Path) -> None:

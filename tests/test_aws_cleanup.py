@@ -520,3 +520,230 @@ def test_cli_destroy_aws(
     captured = capsys.readouterr()
     assert f"failed   no Terraform configuration in {tmp_path / 'nowhere'}" in captured.out
     assert "some resources remain" in captured.err
+
+
+# --- What terraform cannot delete: versioned buckets' contents, the registry ---------------------------------------
+
+
+def _versioned_bucket(aws: AwsClients, bucket: str, versions: int, markers: int) -> None:
+    aws.s3.create_bucket(Bucket=bucket)
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for n in range(versions):
+        aws.s3.put_object(Bucket=bucket, Key=f"k{n % 7}", Body=b"x")
+    for n in range(markers):
+        aws.s3.delete_object(Bucket=bucket, Key=f"k{n}")
+
+
+def test_empty_bucket_deletes_every_version_and_marker_in_batches_of_1000(aws: AwsClients) -> None:
+    _versioned_bucket(aws, "versioned", versions=1205, markers=3)
+    sizes: list[int] = []
+    real = aws.s3.delete_objects
+
+    def counting(**kwargs: Any) -> Any:
+        sizes.append(len(kwargs["Delete"]["Objects"]))
+        return real(**kwargs)
+
+    aws.s3.delete_objects = counting  # type: ignore[method-assign]
+    done = cleanup.empty_bucket(aws.s3, "versioned")
+    assert (done.result, done.detail) == ("deleted", "emptied: 1205 object versions and 3 delete markers deleted")
+    assert sum(sizes) == 1208 and max(sizes) <= 1000 and len(sizes) >= 2
+    assert aws.s3.list_object_versions(Bucket="versioned").get("Versions", []) == []
+    again = cleanup.empty_bucket(aws.s3, "versioned")  # re-running finds nothing
+    assert (again.result, again.detail) == ("absent", "already empty")
+    assert cleanup.empty_bucket(aws.s3, "no-such-bucket").result == "absent"
+
+
+def test_empty_bucket_reports_what_s3_refused_and_a_rerun_finishes(aws: AwsClients) -> None:
+    _versioned_bucket(aws, "versioned", versions=4, markers=0)
+    real = aws.s3.delete_objects
+    calls = {"n": 0}
+
+    def refusing(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first call: S3 refuses one of the four (a legal hold, say)
+            first, *rest = kwargs["Delete"]["Objects"]
+            real(**{**kwargs, "Delete": {**kwargs["Delete"], "Objects": rest}})
+            return {"Errors": [{**first, "Code": "AccessDenied", "Message": "object is under legal hold"}]}
+        return real(**kwargs)
+
+    aws.s3.delete_objects = refusing  # type: ignore[method-assign]
+    failed = cleanup.empty_bucket(aws.s3, "versioned")
+    assert failed.result == "failed" and "1 objects not deleted" in failed.detail and "legal hold" in failed.detail
+    rerun = cleanup.empty_bucket(aws.s3, "versioned")
+    assert (rerun.result, rerun.detail) == ("deleted", "emptied: 1 object versions and 0 delete markers deleted")
+
+
+def _sagemaker() -> Any:
+    return boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+
+
+def _package(version: int) -> str:
+    return f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/customerchurn/{version}"
+
+
+def _summary(version: int) -> dict[str, Any]:
+    return {
+        "ModelPackageArn": _package(version),
+        "ModelPackageName": "customerchurn",
+        "ModelPackageGroupName": "customerchurn",
+        "ModelPackageVersion": version,
+        "CreationTime": NOW,
+        "ModelPackageStatus": "Completed",
+        "ModelApprovalStatus": "Approved",
+    }
+
+
+def test_delete_registry_deletes_the_versions_then_the_group_and_a_rerun_finishes() -> None:
+    sagemaker = _sagemaker()
+    group = {"ModelPackageGroupName": "customerchurn"}
+    with Stubber(sagemaker) as stub:
+        # First run: v2 refuses, so the group is kept.
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": [_summary(1)], "NextToken": "p2"}, group)
+        stub.add_response(
+            "list_model_packages", {"ModelPackageSummaryList": [_summary(2)]}, {**group, "NextToken": "p2"}
+        )
+        stub.add_response("delete_model_package", {}, {"ModelPackageName": _package(1)})
+        stub.add_client_error("delete_model_package", "ConflictException", "in use by a pipeline", 400)
+        first = cleanup.delete_registry(sagemaker, "customerchurn")
+        assert [(o.kind, o.result) for o in first] == [
+            ("model package", "deleted"),
+            ("model package", "failed"),
+            ("model package group", "failed"),
+        ]
+        assert "ConflictException: in use by a pipeline" in first[1].detail
+        assert "kept while 1 of its versions remain" in first[2].detail
+        # Second run: v2 goes, then the group.
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": [_summary(2)]}, group)
+        stub.add_response("delete_model_package", {}, {"ModelPackageName": _package(2)})
+        stub.add_response("delete_model_package_group", {}, group)
+        second = cleanup.delete_registry(sagemaker, "customerchurn")
+        assert [(o.name, o.result) for o in second] == [(_package(2), "deleted"), ("customerchurn", "deleted")]
+        # Third run: nothing left.
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": []}, group)
+        stub.add_client_error(
+            "delete_model_package_group",
+            "ValidationException",
+            f"ModelPackageGroup arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/customerchurn does not exist.",
+            400,
+        )
+        third = cleanup.delete_registry(sagemaker, "customerchurn")
+        assert [(o.kind, o.result, o.detail) for o in third] == [("model package group", "absent", "already deleted")]
+
+
+def _recorder(commands: list[list[str]]) -> cleanup.Runner:
+    def run(argv: Sequence[str]) -> int:
+        commands.append(list(argv))
+        return 0
+
+    return run
+
+
+def test_destroy_aws_empties_the_buckets_and_the_registry_before_terraform(tmp_path: Path, aws: AwsClients) -> None:
+    spec = _spec(tmp_path)
+    for bucket in cleanup.destroy_buckets(spec):
+        _versioned_bucket(aws, bucket, versions=3, markers=1)
+    root = tmp_path / "terraform"
+    root.mkdir()
+    (root / "cdk.tf.json").write_text("{}")
+    commands: list[list[str]] = []
+    sagemaker = _sagemaker()
+    lines: list[str] = []
+    with Stubber(sagemaker) as stub:
+        group = {"ModelPackageGroupName": "customerchurn"}
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": [_summary(1)]}, group)
+        stub.add_response("delete_model_package", {}, {"ModelPackageName": _package(1)})
+        stub.add_response("delete_model_package_group", {}, group)
+        report = cleanup.destroy_aws(
+            aws.cloudformation,
+            spec,
+            terraform_dir=root,
+            run=_recorder(commands),
+            terraform="terraform",
+            s3=aws.s3,
+            sagemaker=sagemaker,
+            resource_progress=lambda done: lines.append(cleanup.format_resource_line(done, 60)),
+        )
+    assert report.ok and report.base.result == "destroyed" and [c[2] for c in commands] == ["init", "destroy"]
+    assert [(r.kind, r.result) for r in report.resources] == [
+        ("bucket", "deleted"),
+        ("bucket", "deleted"),
+        ("bucket", "deleted"),
+        ("model package", "deleted"),
+        ("model package group", "deleted"),
+    ]
+    assert lines[0].split()[:3] == ["bucket", naming.data_bucket(spec), "deleted"]
+    assert "emptied: 3 object versions and 1 delete markers deleted" in lines[0]
+    assert "model package group customerchurn" in cleanup.format_aws_report(report)
+
+    # A bucket that cannot be emptied keeps the base infrastructure (terraform is not run).
+    aws.s3.put_object(Bucket=naming.logs_bucket(spec), Key="late-log", Body=b"x")
+    real = aws.s3.delete_objects
+    aws.s3.delete_objects = lambda **kw: {  # type: ignore[method-assign,assignment]
+        "Errors": [{"Key": o["Key"], "Code": "AccessDenied", "Message": "no"} for o in kw["Delete"]["Objects"]]
+    }
+    with Stubber(sagemaker) as stub:
+        stub.add_response(
+            "list_model_packages", {"ModelPackageSummaryList": []}, {"ModelPackageGroupName": "customerchurn"}
+        )
+        stub.add_client_error(
+            "delete_model_package_group", "ValidationException", "ModelPackageGroup x does not exist."
+        )
+        commands.clear()
+        kept = cleanup.destroy_aws(
+            aws.cloudformation,
+            spec,
+            terraform_dir=root,
+            run=_recorder(commands),
+            terraform="terraform",
+            s3=aws.s3,
+            sagemaker=sagemaker,
+        )
+    aws.s3.delete_objects = real  # type: ignore[method-assign]
+    assert not kept.ok and commands == [] and kept.base.result == "skipped"
+    assert naming.logs_bucket(spec) in kept.base.detail and "run destroy again" in kept.base.detail
+    # Without a terraform CLI nothing is emptied at all.
+    none = cleanup.destroy_aws(
+        aws.cloudformation, spec, terraform_dir=tmp_path / "no-root", terraform="terraform", s3=aws.s3
+    )
+    assert none.resources == () and none.base.result == "failed"
+
+
+def test_cli_destroy_aws_reports_each_bucket_and_registry_entry_and_a_rerun_finds_them_gone(
+    tmp_path: Path, aws: AwsClients, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path)
+    for bucket in cleanup.destroy_buckets(spec):
+        _versioned_bucket(aws, bucket, versions=2, markers=1)
+    root = tmp_path / "terraform" / "dev"
+    root.mkdir(parents=True)
+    (root / "cdk.tf.json").write_text("{}")
+    fake = tmp_path / "terraform-cli"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("TERRAFORM", str(fake))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "aws_clients", lambda spec: aws)
+    argv = ["destroy", "--target", "aws", "--yes", "--set", f"account_id={ACCOUNT}", "--terraform-dir", str(root)]
+    group = {"ModelPackageGroupName": "customerchurn"}
+    with Stubber(aws.sagemaker) as stub:
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": [_summary(1), _summary(2)]}, group)
+        stub.add_response("delete_model_package", {}, {"ModelPackageName": _package(1)})
+        stub.add_response("delete_model_package", {}, {"ModelPackageName": _package(2)})
+        stub.add_response("delete_model_package_group", {}, group)
+        assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line.split()[2] for line in out.splitlines() if line.startswith("  bucket ")}
+    assert rows == dict.fromkeys(cleanup.destroy_buckets(spec), "deleted")
+    assert f"model package {_package(2)}" in out and "model package group customerchurn" in out
+    assert "base infrastructure" in out and "destroyed" in out.splitlines()[-1]
+
+    with Stubber(aws.sagemaker) as stub:  # the re-run: everything already gone
+        stub.add_response("list_model_packages", {"ModelPackageSummaryList": []}, group)
+        stub.add_client_error(
+            "delete_model_package_group", "ValidationException", "ModelPackageGroup x does not exist."
+        )
+        assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line.split()[2] for line in out.splitlines() if line.startswith("  bucket ")}
+    assert rows == dict.fromkeys(cleanup.destroy_buckets(spec), "absent")
+    assert "model package group customerchurn" in out and "already deleted" in out

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from moto import mock_aws
 
 from safedeploy import cli
 from safedeploy.aws import codepipeline as cp
@@ -345,6 +346,36 @@ def test_the_cli_targets_local_by_default() -> None:
 
 
 def test_cli_approve_and_reject_on_aws(aws_cli: AwsClients, stub: Stubber, capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():  # the registry (SageMaker) and the caller (STS); CodePipeline is stubbed
+        sagemaker = aws_cli.sagemaker
+        sagemaker.create_model_package_group(ModelPackageGroupName="customerchurn")
+        for execution in ("an-earlier-execution", EXECUTION):
+            sagemaker.create_model_package(
+                ModelPackageGroupName="customerchurn",
+                ModelApprovalStatus="PendingManualApproval",
+                InferenceSpecification={
+                    "Containers": [{"Image": "xgb", "ModelDataUrl": "s3://b/model.tar.gz"}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+                CustomerMetadataProperties={"PipelineExecutionId": execution},
+            )
+        _approve_and_reject(stub, capsys)
+        # The version the waiting execution registered (v2) carries the decisions; v1 is untouched.
+        v1, v2 = (
+            sagemaker.describe_model_package(
+                ModelPackageName=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/customerchurn/{v}"
+            )
+            for v in (1, 2)
+        )
+        assert v1["ModelApprovalStatus"] == "PendingManualApproval"
+        assert v2["ModelApprovalStatus"] == "Rejected" and v2["ApprovalDescription"] == "looks right"
+        meta = v2["CustomerMetadataProperties"]
+        assert meta["ApprovalDecidedBy"].startswith("arn:aws:") and meta["ApprovalComment"] == "looks right"
+        assert meta["ServesIn"] == "dev" and meta["DevEndpoint"] == "customerchurn-dev"
+
+
+def _approve_and_reject(stub: Stubber, capsys: pytest.CaptureFixture[str]) -> None:
     for command, status in (("approve", "Approved"), ("reject", "Rejected")):
         _expect_pending(stub)
         stub.add_response(
@@ -358,9 +389,11 @@ def test_cli_approve_and_reject_on_aws(aws_cli: AwsClients, stub: Stubber, capsy
                 "token": TOKEN,
             },
         )
-        assert cli.main([command, "--target", "aws", "--comment", "looks right"]) == 0
+        account = ["--set", "account_id=123456789012"]  # moto's: the registry's ARNs are the spec account's
+        assert cli.main([command, "--target", "aws", "--comment", "looks right", *account]) == 0
         out = capsys.readouterr().out
         assert f"{status} {PIPELINE} execution {EXECUTION} at DeployDev/ApproveDeploy: 'looks right'" in out
+        assert f"model package customerchurn/2 is now {status} (ApprovalDescription 'looks right'" in out
 
 
 def test_cli_approve_on_aws_with_nothing_waiting_exits_2(

@@ -10,10 +10,12 @@ import pytest
 
 from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
+from safedeploy.errors import DeploymentError
 from safedeploy.ledger import DeploymentLedger
 from safedeploy.local import daemon
 from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
+from safedeploy.report import format_packages
 from safedeploy.runner import PipelineExecution
 from safedeploy.spec import load_spec
 from tests.conftest import REPO_ROOT, churn_rows, write_table
@@ -88,6 +90,13 @@ def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]
     alarms = [e for e in ledger.events(deployments[1]["deployment_id"]) if e["event"] == "AlarmTransition"]
     assert {(e["alarm"], e["new"]) for e in alarms} >= {("green-error-rate", "OK"), ("green-p99-latency", "OK")}
     assert ledger.live() is not None and ledger.live().endpoint == green  # type: ignore[union-attr]
+    # The registry says where each version serves: v2 in dev and production since this deployment, v1 nowhere now.
+    registry = Pipeline(spec, project_root=REPO_ROOT).backend.registry
+    one, two = registry.describe(spec.model_name, 1), registry.describe(spec.model_name, 2)
+    assert two.serves_in == ("dev", "prd") and two.CustomerMetadataProperties["PrdEndpoint"] == green
+    assert two.CustomerMetadataProperties["ApprovalDecidedBy"] == "tests" and two.production_candidate
+    assert one.serves_in == () and one.CustomerMetadataProperties["PrdEndpoint"] == blue
+    assert one.CustomerMetadataProperties["PrdUntil"] >= one.CustomerMetadataProperties["PrdSince"]
     # The canary traffic reached green through the API, marked synthetic in the captured data.
     captured = list((state / "s3").rglob(f"datacapture/{green}/AllTraffic/**/*.jsonl"))
     # (The pre-traffic hook's known-row check is captured too, unmarked: look across the files, in no given order.)
@@ -112,3 +121,14 @@ def test_rollback_returns_production_to_the_previous_model_in_one_command(prod: 
     last = DeploymentLedger(state / "deployments", spec.pipeline_name).deployments()[-1]
     assert last["outcome"] == "Succeeded" and last["rollback_of"]["version"] == 2 and last["approver"] == "oncall"
     assert last["strategy"].startswith("AllAtOnce")
+    # The registry: v1 serves production again, v2 is marked rolled back (still Approved, no longer a candidate).
+    pipeline = Pipeline(spec, project_root=REPO_ROOT)
+    one, two = (pipeline.backend.registry.describe(spec.model_name, v) for v in (1, 2))
+    assert "prd" in one.serves_in and one.CustomerMetadataProperties["PrdEndpoint"] == now.endpoint
+    assert two.ModelApprovalStatus == "Approved" and two.rolled_back and not two.production_candidate
+    assert "prd" not in two.serves_in and "by oncall" in two.CustomerMetadataProperties["RolledBackReason"]
+    listing = format_packages(pipeline.model_packages())
+    assert "* in production: v1" in listing and "v2 rolled back at" in listing
+    # Rolling back again would bring back the version just taken out: refused, naming it.
+    with pytest.raises(DeploymentError, match=r"every earlier version was rolled back since \(v2"):
+        pipeline.rollback_production(by="oncall")

@@ -165,6 +165,13 @@ def test_each_fault_is_rolled_back_with_blue_serving(
         ]
         assert fired and fired[0]["period"] <= 3
     assert not LocalServingHost(spec.state_dir, spec.region, spec.account_id).endpoint_exists(last["green"]["endpoint"])
+    # The registry marks the rolled-back version, and production is still blue's version.
+    registry = Pipeline(spec, project_root=REPO_ROOT).backend.registry
+    rolled = registry.describe(spec.model_name, int(green_version))
+    assert rolled.rolled_back and not rolled.production_candidate and "prd" not in rolled.serves_in
+    assert cause.removeprefix("the ") in rolled.CustomerMetadataProperties["RolledBackReason"]
+    live = registry.describe(spec.model_name, int(before["ModelVersion"]))
+    assert "prd" in live.serves_in and live.CustomerMetadataProperties["PrdEndpoint"] == before["EndpointName"]
 
 
 def test_make_deploy_with_a_fault_exits_non_zero_naming_the_alarm(blue: tuple[PipelineSpec, dict[str, str]]) -> None:

@@ -5,7 +5,11 @@ serves traffic first, what it was built from last), each waited for and reported
 gone) or ``failed`` with CloudFormation's reason (the stack's status reason and the resources that would not delete).
 A failure does not stop the others being attempted, and a re-run picks up where the last one stopped (a
 ``DELETE_FAILED`` stack is deleted again, a deleted one is ``absent``). Only once every stack is gone is the base
-infrastructure destroyed, with ``terraform destroy`` of ``terraform/<env>`` through an injected command runner.
+infrastructure destroyed: first what Terraform cannot delete by itself (the buckets are versioned and not
+``force_destroy``, and a model package group with versions cannot be deleted), each reported ``deleted``, ``absent``
+or ``failed`` with the reason: every object version and delete marker of the data, artifact and logs buckets (in
+batches of 1000, ``DeleteObjects``' limit), then every model package of the registry and the group; then
+``terraform destroy`` of ``terraform/<env>`` through an injected command runner. A re-run finishes what a failure left.
 
 Local: the local runtime (endpoints, REST APIs) is stopped and the state directory (artifact store, registry,
 executions, ledger) removed, refusing while an execution is running or if the directory is not a state directory.
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudformation.type_defs import StackTypeDef
     from mypy_boto3_codepipeline import CodePipelineClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_sagemaker import SageMakerClient
 
     from safedeploy.spec import PipelineSpec
 
@@ -71,6 +78,17 @@ class BaseInfraOutcome:
 
 
 @dataclass(frozen=True)
+class ResourceOutcome:
+    """What happened to one resource Terraform cannot delete by itself (a bucket's contents, a registry entry)."""
+
+    kind: str
+    """``bucket``, ``model package`` or ``model package group``."""
+    name: str
+    result: StackResult
+    detail: str
+
+
+@dataclass(frozen=True)
 class AwsDestroyReport:
     """The outcome of destroying a pipeline on AWS."""
 
@@ -78,11 +96,17 @@ class AwsDestroyReport:
     base: BaseInfraOutcome
     stopped: tuple[str, ...] = ()
     """Pipeline executions stopped first, so that none recreates a stack meanwhile."""
+    resources: tuple[ResourceOutcome, ...] = ()
+    """The buckets emptied and the registry deleted before ``terraform destroy``."""
 
     @property
     def ok(self) -> bool:
-        """Every stack is gone and the base infrastructure was destroyed or deliberately kept."""
-        return all(s.result != "failed" for s in self.stacks) and self.base.result != "failed"
+        """Every stack and resource is gone and the base infrastructure was destroyed or deliberately kept."""
+        return (
+            all(s.result != "failed" for s in self.stacks)
+            and all(r.result != "failed" for r in self.resources)
+            and self.base.result != "failed"
+        )
 
 
 def _error(exc: ClientError) -> tuple[str, str]:
@@ -228,23 +252,29 @@ def find_terraform() -> str | None:
         return None
 
 
+def terraform_problem(directory: Path, terraform: str | None) -> str | None:
+    """Why ``terraform destroy`` cannot run in ``directory`` (no configuration, no CLI), or ``None``."""
+    if not directory.is_dir() or not (any(directory.glob("*.tf")) or any(directory.glob("*.tf.json"))):
+        return (
+            f"no Terraform configuration in {directory}: synthesize it (cdktf_app) or pass --terraform-dir; "
+            "--keep-base-infra skips this step"
+        )
+    if terraform is None:
+        return (
+            "the terraform CLI is not installed (not on PATH, $TERRAFORM unset): install terraform >= 1.5 "
+            "and run destroy again"
+        )
+    return None
+
+
 def terraform_destroy(directory: Path, run: Runner, terraform: str | None) -> BaseInfraOutcome:
     """``terraform init`` then ``terraform destroy -auto-approve`` in ``directory`` (the caller asked to confirm).
 
     Uses the directory's ``backend.hcl`` (state backend) and ``terraform.tfvars.json`` when present.
     """
-    if not directory.is_dir() or not (any(directory.glob("*.tf")) or any(directory.glob("*.tf.json"))):
-        return BaseInfraOutcome(
-            "failed",
-            f"no Terraform configuration in {directory}: synthesize it (cdktf_app) or pass --terraform-dir; "
-            "--keep-base-infra skips this step",
-        )
-    if terraform is None:
-        return BaseInfraOutcome(
-            "failed",
-            "the terraform CLI is not installed (not on PATH, $TERRAFORM unset): install terraform >= 1.5 "
-            "and run destroy again",
-        )
+    problem = terraform_problem(directory, terraform)
+    if problem is not None or terraform is None:
+        return BaseInfraOutcome("failed", problem or "no terraform CLI")
     chdir = f"-chdir={directory}"
     init = [terraform, chdir, "init", "-input=false", "-reconfigure"]
     if (directory / "backend.hcl").is_file():
@@ -300,6 +330,150 @@ def stop_executions(
     return [e.execution_id for e in running]
 
 
+DELETE_BATCH = 1000
+"""``DeleteObjects`` takes at most 1000 keys a call."""
+MISSING_BUCKET_CODES = frozenset(("NoSuchBucket", "404", "NotFound"))
+
+
+def destroy_buckets(spec: PipelineSpec) -> tuple[str, ...]:
+    """The base infrastructure's buckets ``destroy`` empties: data and artifacts, then the logs they write to."""
+    return (naming.data_bucket(spec), naming.artifact_bucket(spec), naming.logs_bucket(spec))
+
+
+def empty_bucket(s3: S3Client, bucket: str) -> ResourceOutcome:
+    """Delete every object version and delete marker of ``bucket`` (versioned or not), 1000 a call; never raises.
+
+    ``deleted`` with the counts, ``absent`` if the bucket does not exist or was already empty, ``failed`` with the
+    first keys S3 refused and why (a re-run deletes what is left).
+    """
+    versions = markers = 0
+    refused: list[str] = []
+    kept: set[tuple[str, str]] = set()
+    try:
+        # Always the first page again: what was deleted is gone from it (paging on past deleted keys is not
+        # reliable everywhere), and what S3 refused is skipped; a page of nothing but refusals ends it.
+        while True:
+            page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH)
+            entries = [(v["Key"], v.get("VersionId", "null"), False) for v in page.get("Versions", [])]
+            entries += [(m["Key"], m.get("VersionId", "null"), True) for m in page.get("DeleteMarkers", [])]
+            entries = [e for e in entries if (e[0], e[1]) not in kept]
+            if not entries:
+                break
+            before = versions + markers
+            for start in range(0, len(entries), DELETE_BATCH):
+                chunk = entries[start : start + DELETE_BATCH]
+                objects: list[ObjectIdentifierTypeDef] = [{"Key": key, "VersionId": vid} for key, vid, _ in chunk]
+                reply = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+                errors = reply.get("Errors", [])
+                refused += [f"{e.get('Key')} ({e.get('Code')}: {e.get('Message')})" for e in errors]
+                failed = {(e.get("Key", ""), e.get("VersionId")) for e in errors}
+                not_done = {(key, vid) for key, vid, _ in chunk if {(key, vid), (key, None)} & failed}
+                kept |= not_done
+                done = [is_marker for key, vid, is_marker in chunk if (key, vid) not in not_done]
+                markers += sum(done)
+                versions += len(done) - sum(done)
+            if versions + markers == before:  # nothing went this round: S3 refuses the rest
+                break
+    except ClientError as exc:
+        code, message = _error(exc)
+        if code in MISSING_BUCKET_CODES:
+            return ResourceOutcome("bucket", bucket, "absent", "already deleted (or never created)")
+        return ResourceOutcome("bucket", bucket, "failed", f"{code}: {message}; run destroy again")
+    if refused:
+        shown = "; ".join(refused[:3]) + (f"; and {len(refused) - 3} more" if len(refused) > 3 else "")
+        return ResourceOutcome("bucket", bucket, "failed", f"{len(refused)} objects not deleted: {shown}")
+    if versions == markers == 0:
+        return ResourceOutcome("bucket", bucket, "absent", "already empty")
+    return ResourceOutcome(
+        "bucket", bucket, "deleted", f"emptied: {versions} object versions and {markers} delete markers deleted"
+    )
+
+
+def _registry_missing(exc: ClientError) -> bool:
+    code, message = _error(exc)
+    return code in ("ValidationException", "ResourceNotFound") and (
+        "does not exist" in message or "not found" in message.lower()
+    )
+
+
+def delete_registry(sagemaker: SageMakerClient, group: str) -> list[ResourceOutcome]:
+    """Delete every model package (version) of ``group``, then the group; one outcome each; never raises.
+
+    The group is attempted only once no version is left (SageMaker refuses to delete a group with versions).
+    """
+    outcomes: list[ResourceOutcome] = []
+    arns: list[str] = []
+    try:
+        token: str | None = None
+        while True:
+            page = (
+                sagemaker.list_model_packages(ModelPackageGroupName=group, NextToken=token)
+                if token
+                else sagemaker.list_model_packages(ModelPackageGroupName=group)
+            )
+            arns += [summary["ModelPackageArn"] for summary in page.get("ModelPackageSummaryList", [])]
+            token = page.get("NextToken")
+            if not token:
+                break
+    except ClientError as exc:
+        if not _registry_missing(exc):
+            code, message = _error(exc)
+            return [ResourceOutcome("model package group", group, "failed", f"listing its versions: {code}: {message}")]
+    for arn in arns:
+        try:
+            sagemaker.delete_model_package(ModelPackageName=arn)
+            outcomes.append(ResourceOutcome("model package", arn, "deleted", ""))
+        except ClientError as exc:
+            if _registry_missing(exc):
+                outcomes.append(ResourceOutcome("model package", arn, "absent", "already deleted"))
+            else:
+                outcomes.append(ResourceOutcome("model package", arn, "failed", "{}: {}".format(*_error(exc))))
+    left = [o.name for o in outcomes if o.result == "failed"]
+    if left:
+        outcomes.append(
+            ResourceOutcome(
+                "model package group",
+                group,
+                "failed",
+                f"kept while {len(left)} of its versions remain; run destroy again",
+            )
+        )
+        return outcomes
+    try:
+        sagemaker.delete_model_package_group(ModelPackageGroupName=group)
+        outcomes.append(ResourceOutcome("model package group", group, "deleted", f"after its {len(arns)} versions"))
+    except ClientError as exc:
+        if _registry_missing(exc):
+            outcomes.append(ResourceOutcome("model package group", group, "absent", "already deleted"))
+        else:
+            outcomes.append(ResourceOutcome("model package group", group, "failed", "{}: {}".format(*_error(exc))))
+    return outcomes
+
+
+def destroy_data(
+    spec: PipelineSpec,
+    *,
+    s3: S3Client | None,
+    sagemaker: SageMakerClient | None,
+    progress: Callable[[ResourceOutcome], None] | None = None,
+) -> list[ResourceOutcome]:
+    """Empty the buckets and delete the registry (what ``terraform destroy`` cannot), reporting each."""
+    outcomes: list[ResourceOutcome] = []
+
+    def report(outcome: ResourceOutcome) -> None:
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome)
+
+    if s3 is not None:
+        for bucket in destroy_buckets(spec):
+            report(empty_bucket(s3, bucket))
+    if sagemaker is not None:
+        for outcome in delete_registry(sagemaker, naming.model_package_group(spec)):
+            report(outcome)
+    return outcomes
+
+
 def destroy_aws(
     cfn: CloudFormationClient,
     spec: PipelineSpec,
@@ -313,10 +487,15 @@ def destroy_aws(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     progress: Callable[[StackOutcome], None] | None = None,
+    s3: S3Client | None = None,
+    sagemaker: SageMakerClient | None = None,
+    resource_progress: Callable[[ResourceOutcome], None] | None = None,
 ) -> AwsDestroyReport:
     """Stop running executions, delete the stacks, then (only if all are gone) the base infrastructure.
 
-    ``codepipeline=None`` leaves executions alone; ``terraform_dir=None`` keeps the base infrastructure.
+    ``codepipeline=None`` leaves executions alone; ``terraform_dir=None`` keeps the base infrastructure (and its
+    buckets' data and the registry). Before ``terraform destroy``, the buckets are emptied (``s3``) and the registry's
+    versions and group deleted (``sagemaker``); ``terraform destroy`` runs only if all of them went.
     """
     stopped: tuple[str, ...] = ()
     if codepipeline is not None:
@@ -334,7 +513,17 @@ def destroy_aws(
     elif terraform_dir is None:
         base = BaseInfraOutcome("skipped", "kept (--keep-base-infra)")
     else:
-        base = terraform_destroy(terraform_dir, run, terraform if terraform is not None else find_terraform())
+        cli = terraform if terraform is not None else find_terraform()
+        problem = terraform_problem(terraform_dir, cli)
+        if problem is not None:  # nothing is emptied for a destroy that cannot follow
+            return AwsDestroyReport(stacks, BaseInfraOutcome("failed", problem), stopped)
+        resources = tuple(destroy_data(spec, s3=s3, sagemaker=sagemaker, progress=resource_progress))
+        remaining = [r.name for r in resources if r.result == "failed"]
+        if remaining:
+            base = BaseInfraOutcome("skipped", f"kept while {', '.join(remaining)} remain; run destroy again")
+        else:
+            base = terraform_destroy(terraform_dir, run, cli)
+        return AwsDestroyReport(stacks, base, stopped, resources)
     return AwsDestroyReport(stacks, base, stopped)
 
 
@@ -345,15 +534,35 @@ def format_stack_line(outcome: StackOutcome, width: int) -> str:
     return f"  {outcome.stack_name:<{width + 2}}{outcome.result:<9}{detail}".rstrip()
 
 
+def format_resource_line(outcome: ResourceOutcome, width: int) -> str:
+    """``  <kind> <name>  <result>  <detail>``, aligned with :func:`format_stack_line`."""
+    label = f"{outcome.kind} {outcome.name}"
+    return f"  {label:<{width + 2}}{outcome.result:<9}{outcome.detail}".rstrip()
+
+
+def report_width(spec: PipelineSpec) -> int:
+    """The label width that aligns the stacks', the buckets' and the registry's lines."""
+    labels = [naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER]
+    labels += [f"bucket {bucket}" for bucket in destroy_buckets(spec)]
+    return max(len(label) for label in labels)
+
+
 def format_base_line(base: BaseInfraOutcome, width: int) -> str:
     """The base infrastructure's line, aligned with :func:`format_stack_line`."""
-    return f"  {'base infrastructure':<{width + 2}}{base.result:<9}{base.detail}"
+    result = f"{base.result} ".ljust(9)  # "destroyed" fills the column: keep a space before the detail
+    return f"  {'base infrastructure':<{width + 2}}{result}{base.detail}"
 
 
 def format_aws_report(report: AwsDestroyReport) -> str:
     """One line per stack, then the base infrastructure."""
     width = max((len(s.stack_name) for s in report.stacks), default=0)
-    return "\n".join([*(format_stack_line(s, width) for s in report.stacks), format_base_line(report.base, width)])
+    return "\n".join(
+        [
+            *(format_stack_line(s, width) for s in report.stacks),
+            *(format_resource_line(r, width) for r in report.resources),
+            format_base_line(report.base, width),
+        ]
+    )
 
 
 # --- Local --------------------------------------------------------------------------------------------------

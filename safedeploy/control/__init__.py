@@ -1,4 +1,4 @@
-"""Pipeline control: start, retry, status, decide and destroy, the same verbs on every target.
+"""Pipeline control: start, retry, status, decide, registry and destroy, the same verbs on every target.
 
 :class:`PipelineControl` is the interface; :mod:`safedeploy.control.local` implements it with this machine's runner
 and :mod:`safedeploy.control.aws` with the pipeline's AWS CodePipeline. The :class:`safedeploy.pipeline.Pipeline`
@@ -85,6 +85,10 @@ class PipelineControl(Protocol):
 
     def decide(self, decision: Decision, execution_id: str | None = None) -> ControlReport[object]:
         """Answer the approval gate of the execution waiting there (the latest one by default)."""
+        ...
+
+    def registry(self) -> ControlReport[object]:
+        """The model's registered versions: which serves where, which were rolled back."""
         ...
 
     def destroy_plan(self, options: DestroyOptions) -> str:

@@ -21,10 +21,13 @@ from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.aws import codepipeline as cp
 from safedeploy.aws.clients import AwsClients, verify_account
+from safedeploy.aws.registry import record_approval, registry_of, sync_from_aws
 from safedeploy.aws.submit import Submission, submit
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.errors import ConfigError
 from safedeploy.infra.terraform_cli import working_copy
+from safedeploy.registry import ModelPackage
+from safedeploy.report import format_packages
 from safedeploy.spec import PipelineSpec
 
 LOG = logging.getLogger(__name__)
@@ -138,9 +141,19 @@ class AwsControl:
         text = (
             f"{answered.status} {self.pipeline_name} execution {approval.execution_id} at "
             f"{approval.stage_name}/{approval.action_name}: {answered.comment!r}; {then}. "
-            "CodePipeline records your AWS identity with the decision."
+            "CodePipeline records your AWS identity with the decision.\n"
+            f"{record_approval(self.clients, self.spec, answered)}"
         )
         return ControlReport(answered, text)
+
+    def registry(self) -> ControlReport[list[ModelPackage]]:
+        """SageMaker's registry, first brought up to date with what the stacks serve and a failed DeployPrd."""
+        registry = registry_of(self.clients, self.spec)
+        notes = sync_from_aws(registry, self.spec, self.clients.cloudformation, self.clients.codepipeline)
+        group = naming.model_package_group(self.spec)
+        packages = registry.list_versions(group)
+        text = format_packages(packages) if packages else f"no versions of {group} registered yet"
+        return ControlReport(packages, "\n".join([text, *(f"(updated: {note})" for note in notes)]))
 
     def _terraform_dir(self, options: DestroyOptions) -> Path | None:
         if options.keep_base_infra:
@@ -155,7 +168,13 @@ class AwsControl:
         spec = self.spec
         stacks = ", ".join(naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER)
         root = options.terraform_dir or Path("terraform") / spec.environment
-        base = "keep the base infrastructure" if options.keep_base_infra else f"terraform destroy {root}"
+        base = (
+            "keep the base infrastructure"
+            if options.keep_base_infra
+            else f"empty the buckets {', '.join(cleanup.destroy_buckets(spec))} (every object version), delete "
+            f"the registry's model packages and group {naming.model_package_group(spec)}, "
+            f"then terraform destroy {root}"
+        )
         return (
             f"destroy {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}) as {self.caller}: "
             f"stop the running executions of CodePipeline {self.pipeline_name}, "
@@ -167,7 +186,7 @@ class AwsControl:
         spec = self.spec
         _ = self.caller
         progress(f"destroying {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}):")
-        width = max(len(naming.stack_name(spec, kind)) for kind in naming.DESTROY_ORDER)
+        width = cleanup.report_width(spec)
         report = cleanup.destroy_aws(
             self.clients.cloudformation,
             spec,
@@ -175,6 +194,9 @@ class AwsControl:
             codepipeline=self.clients.codepipeline,
             timeout_s=options.stack_timeout_s,
             progress=lambda done: progress(cleanup.format_stack_line(done, width)),
+            s3=self.clients.s3,
+            sagemaker=self.clients.sagemaker,
+            resource_progress=lambda done: progress(cleanup.format_resource_line(done, width)),
         )
         lines = [cleanup.format_base_line(report.base, width)]
         lines += [f"  (stopped execution {e} of {self.pipeline_name} first)" for e in report.stopped]

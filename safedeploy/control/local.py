@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
-from safedeploy.report import format_execution, format_history, format_outcome
+from safedeploy.registry import ModelPackage
+from safedeploy.report import format_execution, format_history, format_outcome, format_packages
 from safedeploy.runner import PipelineExecution, Status
 
 if TYPE_CHECKING:
@@ -96,6 +97,13 @@ class LocalControl:
     def decide(self, decision: Decision, execution_id: str | None = None) -> ControlReport[PipelineExecution]:
         """Record the decision at the waiting execution's gate and resume it (into production when approved)."""
         return _settled(self.pipeline.run_decision(decision, execution_id))
+
+    def registry(self) -> ControlReport[list[ModelPackage]]:
+        """Every registered version of the model (``*`` marks production)."""
+        pipeline = self.pipeline
+        packages = pipeline.model_packages()
+        text = format_packages(packages) if packages else f"no versions of {pipeline.spec.model_name} registered yet"
+        return ControlReport(packages, text)
 
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` removes."""
