@@ -263,10 +263,12 @@ class PipelineRoles(Construct):
     def _sagemaker(self) -> list[Statement]:
         names = self.names
         buckets = [self.data_arn, self.artifacts_arn]
-        objects = [f"{self.data_arn}/*", f"{self.artifacts_arn}/*"]
+        # every key SageMaker reads or writes is under <model>/ (safedeploy.naming); it writes only artifacts
+        # (training output, capture, Model Monitor's baselines), never the data bucket
+        objects = [f"{arn}/{names.model}/*" for arn in buckets]
         return [
             *read_objects("ReadPipelineData", buckets, objects),
-            write_objects("WritePipelineData", objects),
+            write_objects("WritePipelineData", [f"{self.artifacts_arn}/{names.model}/*"]),
             use_key(self.key_arn),
             grant_key_to_services(self.key_arn),
             write_logs("JobAndEndpointLogs", names, "/aws/sagemaker/*"),
@@ -379,7 +381,7 @@ class PipelineRoles(Construct):
                 ),
                 resources=(self._arn("codecommit", names.name(naming.codecommit_repository)),),
             ),
-            *read_objects("ReadPipelineData", buckets, [f"{arn}/*" for arn in buckets]),
+            *read_objects("ReadPipelineData", buckets, [f"{arn}/{names.model}/*" for arn in buckets]),
             write_objects("UploadData", [f"{self.data_arn}/{names.model}/*"]),
             use_key(self.key_arn),
             write_logs("NotebookLogs", names, "/aws/sagemaker/NotebookInstances"),

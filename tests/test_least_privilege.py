@@ -187,3 +187,25 @@ def test_rendered_models_are_isolated_or_justify_why_not(tmp_path: Path) -> None
 
 def test_model_tag_key_is_the_stacks_tag() -> None:
     assert MODEL_TAG == naming.MODEL_TAG_KEY == "safedeploy:model"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("role", ["sagemaker", "notebook", "monitor", "hooks_lambda"])
+def test_model_roles_reach_only_the_models_objects(env: str, role: str) -> None:
+    """Every key these roles touch is under ``<model>/`` (safedeploy.naming): nothing else in the buckets."""
+    model = cfg.ENVIRONMENTS[env].model_name
+    document = _doc(env)["data"]["aws_iam_policy_document"][f"roles_{role}_permissions"]
+    objects = [
+        arn
+        for statement in document["statement"]
+        if set(statement["actions"]) & OBJECT_ACTIONS
+        for arn in statement["resources"]
+    ]
+    assert objects
+    for arn in objects:
+        assert re.sub(r"\$\{[^}]*\}", "X", arn).split("/", 1)[1].startswith(f"{model}/"), arn
+    if role == "sagemaker":
+        writes = [s for s in document["statement"] if "s3:PutObject" in s["actions"]]
+        assert [r for s in writes for r in s["resources"]] == [
+            arn for arn in objects if "-artifacts-" in arn and arn.endswith(f"/{model}/*")
+        ][:1], "SageMaker writes only the artifact bucket"
