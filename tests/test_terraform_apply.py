@@ -23,6 +23,7 @@ from botocore.stub import Stubber
 from safedeploy.infra.moto_gaps import MOTO_GAPS, dependencies, split_targets
 from safedeploy.infra.plan import moto_overrides, moto_server
 from safedeploy.infra.terraform_cli import Terraform, find_provider_mirror, terraform_env, working_copy
+from tests.test_stacks_moto import minimal_response
 from tests.test_terraform import REPO_ROOT, _cli_or_skip
 
 pytestmark = pytest.mark.slow
@@ -433,7 +434,8 @@ def test_what_moto_cannot_create_is_requested_in_the_apis_own_shapes(applied: Ap
         service, operation, params = REQUESTS[kind](_unknowns_filled(after))
         client = applied.client(service)
         with Stubber(client) as stub:
-            stub.add_response(operation, {}, params)  # botocore validates params against the API model first
+            # botocore validates params against the API model first, the response against its output shape
+            stub.add_response(operation, minimal_response(client, operation), params)
             getattr(client, operation)(**params)
             stub.assert_no_pending_responses()
         checked.append(kind)
