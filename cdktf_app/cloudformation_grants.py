@@ -136,6 +136,14 @@ class CloudFormationGrants:
             )
         return tuple(grants)
 
+    @property
+    def _sagemaker_variants(self) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+        """Scalable-target ids are AWS's (``scalable-target/<id>``): held to SageMaker variants' instance counts."""
+        return (
+            ("StringEquals", "application-autoscaling:service-namespace", ("sagemaker",)),
+            ("StringEquals", "application-autoscaling:scalable-dimension", ("sagemaker:variant:DesiredInstanceCount",)),
+        )
+
     # --- The table -------------------------------------------------------------------------------------------------
 
     def by_type(self, *, use_model_monitor: bool) -> dict[str, tuple[Grant, ...]]:
@@ -375,6 +383,7 @@ class CloudFormationGrants:
                         "application-autoscaling:ListTagsForResource",
                     ),
                     resources=(names.arn("application-autoscaling", "scalable-target/*"),),
+                    conditions=self._sagemaker_variants,
                 ),
                 Grant(
                     sid="AutoScalingServiceLinkedRole",
@@ -397,6 +406,7 @@ class CloudFormationGrants:
                     sid="EndpointScalingPolicies",
                     actions=("application-autoscaling:PutScalingPolicy", "application-autoscaling:DeleteScalingPolicy"),
                     resources=(names.arn("application-autoscaling", "scalable-target/*"),),
+                    conditions=self._sagemaker_variants,
                 ),
                 Grant(
                     sid="TargetTrackingAlarms",  # Application Auto Scaling creates them as the caller

@@ -464,7 +464,8 @@ class PipelineRoles(Construct):
                 resources=(self._baseline_digests(),),
             ),
             use_key(self.key_arn, decrypt_only=True),
-            Statement(sid="InvokeGateFunctions", actions=("lambda:InvokeFunction",), resources=self._functions()),
+            # no lambda:InvokeFunction: no state machine invokes a Lambda (the quality gate is JSONata Choice states;
+            # tests/test_least_privilege.py fails if a definition ever gains a Lambda task)
             Statement(
                 sid="PublishModelVersion",  # the registered version, read by the deploy stacks
                 actions=("ssm:PutParameter",),

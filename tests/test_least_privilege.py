@@ -209,3 +209,33 @@ def test_model_roles_reach_only_the_models_objects(env: str, role: str) -> None:
         assert [r for s in writes for r in s["resources"]] == [
             arn for arn in objects if "-artifacts-" in arn and arn.endswith(f"/{model}/*")
         ][:1], "SageMaker writes only the artifact bucket"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_step_functions_invokes_no_lambda_unless_a_state_machine_does(env: str, tmp_path: Path) -> None:
+    from tests.test_templates import render
+
+    definitions = [
+        json.dumps(resource["Properties"])
+        for documents in render(tmp_path).values()
+        for resource in documents.template["Resources"].values()
+        if resource["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert len(definitions) >= 2
+    invokes_lambda = any("arn:aws:states:::lambda" in d or ":lambda:" in d for d in definitions)
+    statements = _doc(env)["data"]["aws_iam_policy_document"]["roles_stepfunctions_permissions"]["statement"]
+    granted = any("lambda:InvokeFunction" in s["actions"] for s in statements)
+    assert granted == invokes_lambda
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_scalable_target_grants_are_held_to_sagemaker_variants(env: str) -> None:
+    for where, statement in _statements(_doc(env)):
+        if not any(a.startswith("application-autoscaling:") for a in statement["actions"]):
+            continue
+        conditions = _conditions(statement)
+        assert conditions["application-autoscaling:service-namespace"] == ("StringEquals", ["sagemaker"]), where
+        assert conditions["application-autoscaling:scalable-dimension"] == (
+            "StringEquals",
+            ["sagemaker:variant:DesiredInstanceCount"],
+        ), where
