@@ -54,6 +54,9 @@ class BucketConfig:
         kms_key_arn: Default encryption key (SSE-KMS with an S3 bucket key); ``None``: SSE-S3, for the access-log
             target (server access log delivery does not support SSE-KMS destinations).
         access_logs_bucket: Where this bucket's server access logs go (``None`` for the log bucket itself).
+        access_logs_policy: The log bucket's policy: S3 refuses ``PutBucketLogging`` (``InvalidTargetBucketForLogging``)
+            until the target's policy lets ``logging.s3.amazonaws.com`` write, so the logging configuration waits
+            for it (found by ``terraform apply`` against moto, which checks the same).
         log_sources: Buckets (ARNs) allowed to deliver server access logs into this bucket.
         noncurrent_version_days: Days a replaced or deleted object version is kept.
         abort_multipart_days: Days before an incomplete multipart upload is aborted.
@@ -65,6 +68,7 @@ class BucketConfig:
     name: str
     kms_key_arn: str | None
     access_logs_bucket: str | None
+    access_logs_policy: S3BucketPolicy | None = None
     log_sources: tuple[str, ...] = ()
     noncurrent_version_days: int
     abort_multipart_days: int
@@ -125,7 +129,9 @@ class SecureBucket(Construct):
             ],
         )
         self.policy_document = policy_document(self, "policy_document", self._statements(config))
-        S3BucketPolicy(self, "policy", bucket=bucket_id, policy=self.policy_document.json, depends_on=[public_access])
+        self.policy = S3BucketPolicy(
+            self, "policy", bucket=bucket_id, policy=self.policy_document.json, depends_on=[public_access]
+        )
         if config.access_logs_bucket is not None:
             S3BucketLoggingA(
                 self,
@@ -133,6 +139,7 @@ class SecureBucket(Construct):
                 bucket=bucket_id,
                 target_bucket=config.access_logs_bucket,
                 target_prefix=f"{config.name}/",
+                depends_on=[config.access_logs_policy] if config.access_logs_policy is not None else None,
             )
         S3BucketLifecycleConfiguration(
             self, "lifecycle", bucket=bucket_id, rule=self._lifecycle_rules(config), depends_on=[versioning]
@@ -264,6 +271,7 @@ class PipelineBuckets(Construct):
                 name=name,
                 kms_key_arn=config.kms_key_arn,
                 access_logs_bucket=self.logs.name,
+                access_logs_policy=self.logs.policy,
                 noncurrent_version_days=config.noncurrent_version_days,
                 abort_multipart_days=config.abort_multipart_days,
             )

@@ -23,6 +23,8 @@ MIN_LOG_RETENTION_DAYS = 365
 REGION_PATTERN = "^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
 EMAIL_PATTERN = "^[^@ ]+@[^@ ]+[.][^@ ]+$"
 SCHEDULE_PATTERN = "^(rate|cron)[(][^()]+[)]$"
+SUBNET_PATTERN = "^subnet-[0-9a-f]{8,17}$"
+SECURITY_GROUP_PATTERN = "^sg-[0-9a-f]{8,17}$"
 """Patterns of the Terraform variables' validations (Terraform's RE2 and Python's re read them alike)."""
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
 
@@ -45,6 +47,9 @@ class EnvironmentConfig:
         region: Default of the ``aws_region`` variable (names use the region Terraform runs in).
         notebook_instance_type: Default of the ``notebook_instance_type`` variable.
         notebook_volume_size_gb: EBS volume of the notebook instance.
+        notebook_in_vpc: Run the notebook in a private subnet of the account's VPC (``DirectInternetAccess``
+            disabled; the ``notebook_subnet_id`` and ``notebook_security_group_ids`` variables, which have no default)
+            instead of with SageMaker's direct internet access.
         retrain_schedule: Default of ``retrain_schedule``: an EventBridge ``rate(...)``/``cron(...)`` expression that
             retrains on a schedule, or ``None`` for no schedule rule.
         log_retention_days: Default of ``log_retention_days`` (CodeBuild and notebook logs).
@@ -64,6 +69,7 @@ class EnvironmentConfig:
     region: str = "us-east-1"
     notebook_instance_type: str = "ml.t3.medium"
     notebook_volume_size_gb: int = 20
+    notebook_in_vpc: bool = False
     retrain_schedule: str | None = None
     log_retention_days: int = MIN_LOG_RETENTION_DAYS
     noncurrent_version_days: int = 90
@@ -124,6 +130,7 @@ def _environments() -> dict[str, EnvironmentConfig]:
         "prod": EnvironmentConfig.from_spec(
             prod,
             notebook_instance_type="ml.t3.large",
+            notebook_in_vpc=True,  # production data: no direct internet access from the notebook
             retrain_schedule="cron(0 3 ? * MON *)",  # weekly, Monday 03:00 UTC, on top of the drift alarm
             log_retention_days=731,
             noncurrent_version_days=365,

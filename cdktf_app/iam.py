@@ -86,12 +86,25 @@ def grant_key_to_services(key_arn: str, *, sid: str = "GrantPipelineKeyToService
     )
 
 
-def read_objects(sid: str, bucket_arns: Sequence[str], object_arns: Sequence[str]) -> Statement:
-    """List ``bucket_arns`` and read the objects matching ``object_arns``."""
-    return Statement(
-        sid=sid,
-        actions=("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"),
-        resources=(*bucket_arns, *object_arns),
+BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
+"""Actions on a bucket: granted on bucket ARNs only (``arn:aws:s3:::<bucket>``), never on object ARNs."""
+READ_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+"""Reading objects: granted on object ARNs only (``arn:aws:s3:::<bucket>/<key pattern>``)."""
+
+
+def read_objects(sid: str, bucket_arns: Sequence[str], object_arns: Sequence[str]) -> tuple[Statement, Statement]:
+    """List ``bucket_arns`` (statement ``<sid>List``) and read the objects matching ``object_arns`` (``<sid>``).
+
+    Two statements, so that each action is granted only on the kind of ARN it applies to: ``s3:ListBucket`` on
+    an object ARN grants nothing, and ``s3:GetObject`` on a bucket ARN reads nothing.
+    """
+    if any("/" in arn.removeprefix("arn:aws:s3:::") for arn in bucket_arns):
+        raise ValueError(f"{sid}: bucket ARNs must not name objects: {list(bucket_arns)}")
+    if any("/" not in arn.removeprefix("arn:aws:s3:::") for arn in object_arns):
+        raise ValueError(f"{sid}: object ARNs must name objects (<bucket>/<key pattern>): {list(object_arns)}")
+    return (
+        Statement(sid=f"{sid}List", actions=BUCKET_ACTIONS, resources=tuple(bucket_arns)),
+        Statement(sid=sid, actions=READ_OBJECT_ACTIONS, resources=tuple(object_arns)),
     )
 
 

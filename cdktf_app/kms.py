@@ -70,10 +70,25 @@ class PipelineKey(Construct):
                     ),
                 ),
                 Statement(
-                    sid="NotificationsToEncryptedTopics",
-                    principals=(service("cloudwatch.amazonaws.com", "events.amazonaws.com"),),
+                    sid="AlarmsToEncryptedTopics",
+                    principals=(service("cloudwatch.amazonaws.com"),),
                     actions=("kms:Decrypt", "kms:GenerateDataKey*"),
                     resources=("*",),
+                    conditions=(
+                        # only this account's alarms: a service principal acts for every account otherwise
+                        condition("StringEquals", "aws:SourceAccount", names.account_id),
+                        condition("ArnLike", "aws:SourceArn", names.arn("cloudwatch", "alarm:*")),
+                    ),
+                ),
+                Statement(
+                    sid="EventsToEncryptedTopics",
+                    principals=(service("events.amazonaws.com"),),
+                    actions=("kms:Decrypt", "kms:GenerateDataKey*"),
+                    resources=("*",),
+                    conditions=(
+                        condition("StringEquals", "aws:SourceAccount", names.account_id),
+                        condition("ArnLike", "aws:SourceArn", names.arn("events", "rule/*")),
+                    ),
                 ),
             ],
             skips=_KEY_POLICY_SKIPS,

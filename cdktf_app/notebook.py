@@ -16,6 +16,7 @@ from constructs import Construct
 
 from cdktf_app.checks import skip_checks
 from cdktf_app.names import TerraformNames
+from cdktf_app.variables import NotebookNetwork
 from safedeploy import naming
 
 PLATFORM = "notebook-al2-v3"
@@ -54,6 +55,8 @@ class NotebookConfig:
         volume_size_gb: Volume size.
         repository: The CodeCommit repository name.
         clone_url: Its HTTPS clone URL.
+        network: VPC mode: the private subnet and security groups (``DirectInternetAccess`` disabled); ``None``:
+            SageMaker's direct internet access (dev, which has no VPC of its own).
     """
 
     names: TerraformNames
@@ -63,6 +66,7 @@ class NotebookConfig:
     volume_size_gb: int
     repository: str
     clone_url: str
+    network: NotebookNetwork | None = None
 
 
 def setup_script(*, repository: str, clone_url: str) -> str:
@@ -79,6 +83,7 @@ class Notebook(Construct):
     def __init__(self, scope: Construct, id_: str, *, config: NotebookConfig) -> None:
         super().__init__(scope, id_)
         name = config.names.name(naming.notebook_instance_name)
+        network = config.network
         script = Fn.base64encode(setup_script(repository=config.repository, clone_url=config.clone_url))
         self.lifecycle = SagemakerNotebookInstanceLifecycleConfiguration(
             self, "lifecycle", name=name, on_create=script, on_start=script
@@ -93,16 +98,22 @@ class Notebook(Construct):
             volume_size=config.volume_size_gb,
             kms_key_id=config.key_arn,
             root_access="Disabled",
-            direct_internet_access="Enabled",
+            direct_internet_access="Enabled" if network is None else "Disabled",
+            subnet_id=None if network is None else network.subnet_id,
+            security_groups=None if network is None else network.security_group_ids,
             lifecycle_config_name=self.lifecycle.name,
             instance_metadata_service_configuration=SagemakerNotebookInstanceInstanceMetadataServiceConfiguration(
                 minimum_instance_metadata_service_version="2"
             ),
         )
+        if network is not None:
+            return  # VPC mode, no direct internet access: CKV_AWS_122 and CKV_AWS_306 pass
         no_vpc = (
-            "The base infrastructure has no VPC; the notebook reaches CodeCommit and PyPI directly to clone and "
-            "install the project. It accepts no inbound connections (users open it through IAM-authorized presigned "
-            "URLs), root access is disabled, IMDSv2 is required and its volume is KMS-encrypted."
+            "Dev only (prod runs the notebook in a private subnet, DirectInternetAccess disabled: "
+            "cdktf_app/config.py notebook_in_vpc). The dev base infrastructure has no VPC; the notebook reaches "
+            "CodeCommit and PyPI directly to clone and install the project. It accepts no inbound connections (users "
+            "open it through IAM-authorized presigned URLs), root access is disabled, IMDSv2 is required and its "
+            "volume is KMS-encrypted."
         )
         skip_checks(
             self.instance,

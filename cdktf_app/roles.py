@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
+from cdktf_app.cloudformation_grants import CloudFormationGrants
 from cdktf_app.iam import (
     ServiceRole,
     ServiceRoleConfig,
@@ -162,14 +163,14 @@ class PipelineRoles(Construct):
         )
         data_source = names.uri(naming.data_source_uri)
         return [
-            read_objects("ReadArtifacts", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
+            *read_objects("ReadArtifacts", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
             write_objects("WriteArtifacts", [f"{self.artifacts_arn}/*"]),
             Statement(
                 sid="ArtifactBucketVersioning",
                 actions=("s3:GetBucketVersioning",),
                 resources=(self.artifacts_arn, self.data_arn),
             ),
-            read_objects("ReadDataSource", [self.data_arn], [names.s3_arn(data_source.bucket, data_source.key)]),
+            *read_objects("ReadDataSource", [self.data_arn], [names.s3_arn(data_source.bucket, data_source.key)]),
             use_key(self.key_arn),
             Statement(
                 sid="SourceRepository",
@@ -231,9 +232,9 @@ class PipelineRoles(Construct):
         project = names.name(naming.codebuild_project)
         return [
             write_logs("BuildLogs", names, f"/aws/codebuild/{project}", create=False),
-            read_objects("ReadArtifacts", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
+            *read_objects("ReadArtifacts", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
             write_objects("WriteArtifacts", [f"{self.artifacts_arn}/*"]),
-            read_objects("ReadData", [self.data_arn], [f"{self.data_arn}/{names.model}/*"]),
+            *read_objects("ReadData", [self.data_arn], [f"{self.data_arn}/{names.model}/*"]),
             use_key(self.key_arn),
             Statement(
                 sid="DescribeTrainedModels",
@@ -247,241 +248,27 @@ class PipelineRoles(Construct):
         ]
 
     def _cloudformation(self) -> list[Statement]:
-        names = self.names
-        prefix = self.model_prefix
-        apigateway = tuple(
-            names.arn("apigateway", path, in_account=False)
-            for path in (
-                "/restapis",
-                "/restapis/*",
-                "/apikeys",
-                "/apikeys/*",
-                "/usageplans",
-                "/usageplans/*",
-                "/tags/*",
-            )
-        )
+        """The per-model stacks' resources: the table by resource type (:mod:`cdktf_app.cloudformation_grants`)."""
+        grants = CloudFormationGrants(self.names, key_arn=self.key_arn, artifacts_arn=self.artifacts_arn)
         return [
             Statement(
-                sid="SageMakerServing",
-                actions=(
-                    "sagemaker:CreateModel",
-                    "sagemaker:DeleteModel",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DeleteEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DeleteEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:UpdateEndpointWeightsAndCapacities",
-                    "sagemaker:AddTags",
-                    "sagemaker:DeleteTags",
-                    "sagemaker:ListTags",
-                ),
-                resources=self._sagemaker_arns("model", "endpoint-config", "endpoint"),
-            ),
-            *self._model_monitor_grants(),
-            Statement(
-                sid="MonitoringSchedules",
-                actions=(
-                    "scheduler:CreateSchedule",
-                    "scheduler:UpdateSchedule",
-                    "scheduler:DeleteSchedule",
-                    "scheduler:GetSchedule",
-                ),
-                resources=(names.arn("scheduler", f"schedule/default/{prefix}"),),
-            ),
-            Statement(
-                sid="ReadModelRegistry",  # the group is base infrastructure (cdktf_app/registry.py)
-                actions=("sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup"),
-                resources=self._model_packages,
-            ),
-            Statement(
-                sid="ReadModelVersionParameters",  # the deploy stacks' ModelVersion parameter (training publishes it)
-                actions=("ssm:GetParameters", "ssm:GetParameter"),
-                resources=(self._model_version_parameters,),
-            ),
-            Statement(
-                sid="StateMachineLogDelivery",
-                actions=LOG_DELIVERY_ACTIONS,
-                resources=("*",),  # no resource-level permissions exist for these (see LOG_DELIVERY_ACTIONS)
-            ),
-            Statement(
-                sid="LambdaFunctions",
-                actions=(
-                    "lambda:CreateFunction",
-                    "lambda:DeleteFunction",
-                    "lambda:GetFunction",
-                    "lambda:GetFunctionConfiguration",
-                    "lambda:UpdateFunctionCode",
-                    "lambda:UpdateFunctionConfiguration",
-                    "lambda:PublishVersion",
-                    "lambda:ListVersionsByFunction",
-                    "lambda:CreateAlias",
-                    "lambda:UpdateAlias",
-                    "lambda:DeleteAlias",
-                    "lambda:GetAlias",
-                    "lambda:AddPermission",
-                    "lambda:RemovePermission",
-                    "lambda:GetPolicy",
-                    "lambda:PutFunctionConcurrency",
-                    "lambda:DeleteFunctionConcurrency",
-                    "lambda:TagResource",
-                    "lambda:UntagResource",
-                    "lambda:ListTags",
-                ),
-                resources=self._functions(),
-            ),
-            read_objects("ReadTemplatesAndCode", [self.artifacts_arn], [f"{self.artifacts_arn}/*"]),
-            use_key(self.key_arn),
-            grant_key_to_services(self.key_arn),
-            Statement(
-                sid="RestApis",
-                actions=(
-                    "apigateway:GET",
-                    "apigateway:POST",
-                    "apigateway:PUT",
-                    "apigateway:PATCH",
-                    "apigateway:DELETE",
-                    "apigateway:UpdateRestApiPolicy",
-                ),
-                resources=apigateway,
-            ),
-            Statement(
-                sid="CodeDeployApplications",
-                actions=(
-                    "codedeploy:CreateApplication",
-                    "codedeploy:DeleteApplication",
-                    "codedeploy:GetApplication",
-                    "codedeploy:RegisterApplicationRevision",
-                    "codedeploy:GetApplicationRevision",
-                    "codedeploy:CreateDeploymentGroup",
-                    "codedeploy:UpdateDeploymentGroup",
-                    "codedeploy:DeleteDeploymentGroup",
-                    "codedeploy:GetDeploymentGroup",
-                    "codedeploy:CreateDeployment",
-                    "codedeploy:GetDeployment",
-                    "codedeploy:StopDeployment",
-                    "codedeploy:TagResource",
-                    "codedeploy:UntagResource",
-                    "codedeploy:ListTagsForResource",
-                ),
-                resources=(
-                    names.arn("codedeploy", f"application:{prefix}"),
-                    names.arn("codedeploy", f"deploymentgroup:{prefix}/*"),
-                ),
-            ),
-            Statement(
-                sid="CodeDeployConfigs",
-                actions=(
-                    "codedeploy:CreateDeploymentConfig",
-                    "codedeploy:DeleteDeploymentConfig",
-                    "codedeploy:GetDeploymentConfig",
-                ),
-                resources=(
-                    names.arn("codedeploy", f"deploymentconfig:{prefix}"),
-                    names.arn("codedeploy", "deploymentconfig:CodeDeployDefault.*"),
-                ),
-            ),
-            Statement(
-                sid="EndpointAutoScaling",
-                actions=(
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:DeleteScalingPolicy",
-                    "application-autoscaling:TagResource",
-                    "application-autoscaling:UntagResource",
-                    "application-autoscaling:ListTagsForResource",
-                ),
-                resources=(names.arn("application-autoscaling", "scalable-target/*"),),
-            ),
-            Statement(
-                sid="AutoScalingServiceLinkedRole",
-                actions=("iam:CreateServiceLinkedRole",),
-                resources=(
-                    names.arn(
-                        "iam",
-                        "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
-                        regional=False,
-                    ),
-                ),
-                conditions=(
-                    condition("StringEquals", "iam:AWSServiceName", "sagemaker.application-autoscaling.amazonaws.com"),
-                ),
-            ),
-            Statement(
-                sid="Alarms",
-                actions=(
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:PutCompositeAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:TagResource",
-                    "cloudwatch:UntagResource",
-                    "cloudwatch:ListTagsForResource",
-                ),
-                resources=(
-                    names.arn("cloudwatch", f"alarm:{prefix}"),
-                    names.arn("cloudwatch", f"alarm:TargetTracking-endpoint/{prefix}"),
-                ),
-            ),
-            Statement(
-                sid="StateMachines",
-                actions=(
-                    "states:CreateStateMachine",
-                    "states:UpdateStateMachine",
-                    "states:DeleteStateMachine",
-                    "states:DescribeStateMachine",
-                    "states:TagResource",
-                    "states:UntagResource",
-                    "states:ListTagsForResource",
-                ),
-                resources=(names.arn("states", f"stateMachine:{prefix}"),),
-            ),
-            Statement(
-                sid="FunctionLogGroups",
-                actions=(
-                    "logs:CreateLogGroup",
-                    "logs:DeleteLogGroup",
-                    "logs:PutRetentionPolicy",
-                    "logs:DeleteRetentionPolicy",
-                    "logs:AssociateKmsKey",
-                    "logs:DisassociateKmsKey",
-                    "logs:TagResource",
-                    "logs:UntagResource",
-                    "logs:ListTagsForResource",
-                ),
-                resources=(
-                    names.arn("logs", f"log-group:/aws/lambda/{prefix}"),
-                    names.arn("logs", f"log-group:/aws/vendedlogs/states/{prefix}"),
-                    names.arn("logs", f"log-group:/aws/apigateway/{prefix}"),
-                ),
-            ),
-            Statement(
-                sid="DescribeLogGroups",
-                actions=("logs:DescribeLogGroups",),
-                resources=(names.arn("logs", "log-group:*"),),
-            ),
-            pass_role("PassSageMakerRole", [names.role_arn(SAGEMAKER)], "sagemaker.amazonaws.com"),
-            pass_role("PassStepFunctionsRole", [names.role_arn(STEPFUNCTIONS)], "states.amazonaws.com"),
-            pass_role("PassSchedulerRole", [names.role_arn(SCHEDULER)], "scheduler.amazonaws.com"),
-            pass_role(
-                "PassLambdaRoles", [names.role_arn(API_LAMBDA), names.role_arn(HOOKS_LAMBDA)], "lambda.amazonaws.com"
-            ),
-            pass_role("PassCodeDeployRole", [names.role_arn(CODEDEPLOY)], "codedeploy.amazonaws.com"),
+                sid=grant.sid,
+                actions=grant.actions,
+                resources=grant.resources,
+                conditions=tuple(condition(test, key, *values) for test, key, values in grant.conditions),
+            )
+            for grant in grants.statements(use_model_monitor=self._use_model_monitor)
         ]
 
     def _sagemaker(self) -> list[Statement]:
         names = self.names
         buckets = [self.data_arn, self.artifacts_arn]
-        objects = [f"{self.data_arn}/*", f"{self.artifacts_arn}/*"]
+        # every key SageMaker reads or writes is under <model>/ (safedeploy.naming); it writes only artifacts
+        # (training output, capture, Model Monitor's baselines), never the data bucket
+        objects = [f"{arn}/{names.model}/*" for arn in buckets]
         return [
-            read_objects("ReadPipelineData", buckets, objects),
-            write_objects("WritePipelineData", objects),
+            *read_objects("ReadPipelineData", buckets, objects),
+            write_objects("WritePipelineData", [f"{self.artifacts_arn}/{names.model}/*"]),
             use_key(self.key_arn),
             grant_key_to_services(self.key_arn),
             write_logs("JobAndEndpointLogs", names, "/aws/sagemaker/*"),
@@ -514,31 +301,6 @@ class PipelineRoles(Construct):
     def _sagemaker_images(self) -> tuple[str, ...]:
         return (FRAMEWORK_IMAGE, MODEL_MONITOR_IMAGE) if self._use_model_monitor else (FRAMEWORK_IMAGE,)
 
-    def _model_monitor_grants(self) -> list[Statement]:
-        """CloudFormation's grants on Model Monitor's resources, only for accounts that use it."""
-        if not self._use_model_monitor:
-            return []
-        return [
-            Statement(
-                sid="SageMakerMonitoring",
-                actions=(
-                    "sagemaker:CreateMonitoringSchedule",
-                    "sagemaker:UpdateMonitoringSchedule",
-                    "sagemaker:DeleteMonitoringSchedule",
-                    "sagemaker:DescribeMonitoringSchedule",
-                    "sagemaker:StartMonitoringSchedule",
-                    "sagemaker:StopMonitoringSchedule",
-                    "sagemaker:CreateDataQualityJobDefinition",
-                    "sagemaker:DeleteDataQualityJobDefinition",
-                    "sagemaker:DescribeDataQualityJobDefinition",
-                    "sagemaker:AddTags",
-                    "sagemaker:DeleteTags",
-                    "sagemaker:ListTags",
-                ),
-                resources=self._sagemaker_arns("monitoring-schedule", "data-quality-job-definition"),
-            ),
-        ]
-
     def _monitor(self) -> list[Statement]:
         """The monitor's Processing jobs: only what the analyzer touches.
 
@@ -558,7 +320,7 @@ class PipelineRoles(Construct):
         datasets = under(names.uri(naming.dataset_prefix, ""))
         models = under(names.uri(naming.training_output_prefix))  # the output baseline job scores model.tar.gz
         return [
-            read_objects("ReadMonitorInputs", [artifacts, data], [code, baselines, capture, datasets, models]),
+            *read_objects("ReadMonitorInputs", [artifacts, data], [code, baselines, capture, datasets, models]),
             write_objects("WriteReportsAndBaselines", [reports, baselines]),
             use_key(self.key_arn),
             grant_key_to_services(self.key_arn),
@@ -619,7 +381,7 @@ class PipelineRoles(Construct):
                 ),
                 resources=(self._arn("codecommit", names.name(naming.codecommit_repository)),),
             ),
-            read_objects("ReadPipelineData", buckets, [f"{arn}/*" for arn in buckets]),
+            *read_objects("ReadPipelineData", buckets, [f"{arn}/{names.model}/*" for arn in buckets]),
             write_objects("UploadData", [f"{self.data_arn}/{names.model}/*"]),
             use_key(self.key_arn),
             write_logs("NotebookLogs", names, "/aws/sagemaker/NotebookInstances"),
@@ -702,7 +464,8 @@ class PipelineRoles(Construct):
                 resources=(self._baseline_digests(),),
             ),
             use_key(self.key_arn, decrypt_only=True),
-            Statement(sid="InvokeGateFunctions", actions=("lambda:InvokeFunction",), resources=self._functions()),
+            # no lambda:InvokeFunction: no state machine invokes a Lambda (the quality gate is JSONata Choice states;
+            # tests/test_least_privilege.py fails if a definition ever gains a Lambda task)
             Statement(
                 sid="PublishModelVersion",  # the registered version, read by the deploy stacks
                 actions=("ssm:PutParameter",),
@@ -736,7 +499,7 @@ class PipelineRoles(Construct):
                 actions=("sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:InvokeEndpoint"),
                 resources=self._sagemaker_arns("endpoint", "endpoint-config"),
             ),
-            read_objects("ReadCaptureAndChecks", [self.artifacts_arn], [f"{self.artifacts_arn}/{names.model}/*"]),
+            *read_objects("ReadCaptureAndChecks", [self.artifacts_arn], [f"{self.artifacts_arn}/{names.model}/*"]),
             use_key(self.key_arn, decrypt_only=True),
             Statement(
                 sid="ReadEndpointMetrics",

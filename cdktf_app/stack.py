@@ -129,6 +129,7 @@ class BaseInfrastructureStack(TerraformStack):
                 volume_size_gb=config.notebook_volume_size_gb,
                 repository=repository.name,
                 clone_url=repository.repository.clone_url_http,
+                network=variables.notebook_network,
             ),
         )
         monitoring = Monitoring(

@@ -5,6 +5,7 @@ Every variable is typed, described, validated and defaults to the environment's 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from cdktf_app.config import (
     MIN_LOG_RETENTION_DAYS,
     REGION_PATTERN,
     SCHEDULE_PATTERN,
+    SECURITY_GROUP_PATTERN,
+    SUBNET_PATTERN,
     EnvironmentConfig,
 )
 
@@ -32,6 +35,8 @@ class Variables:
         alarm_email: Subscribed to the alarm topic ("" for none).
         retrain_schedule: EventBridge schedule that retrains ("" for none).
         log_retention_days: Retention of the build and notebook log groups.
+        notebook_network: The notebook's private subnet and security groups (environments with
+            ``notebook_in_vpc`` only; ``None`` otherwise).
     """
 
     aws_region: str
@@ -40,6 +45,20 @@ class Variables:
     alarm_email: str
     retrain_schedule: str
     log_retention_days: float
+    notebook_network: NotebookNetwork | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotebookNetwork:
+    """Where a VPC-mode notebook instance runs.
+
+    Attributes:
+        subnet_id: A private subnet (no route to an internet gateway).
+        security_group_ids: Its security groups (a list expression).
+    """
+
+    subnet_id: str
+    security_group_ids: list[str]
 
 
 def count_unless_empty(value: str) -> float:
@@ -115,6 +134,7 @@ def declare_variables(scope: Construct, config: EnvironmentConfig) -> Variables:
         error_message=f"log_retention_days must be one of CloudWatch's periods of at least {MIN_LOG_RETENTION_DAYS}.",
     )
     return Variables(
+        notebook_network=_notebook_network(scope) if config.notebook_in_vpc else None,
         aws_region=region.string_value,
         notebook_instance_type=instance_type.string_value,
         approval_email=_email(scope, "approval_email", "manual approval topic").string_value,
@@ -122,3 +142,38 @@ def declare_variables(scope: Construct, config: EnvironmentConfig) -> Variables:
         retrain_schedule=schedule.string_value,
         log_retention_days=retention.number_value,
     )
+
+
+def _notebook_network(scope: Construct) -> NotebookNetwork:
+    """The VPC-mode notebook's variables: required (no default), typed, described and validated."""
+    subnet = TerraformVariable(
+        scope,
+        "notebook_subnet_id",
+        type="string",
+        description="Private subnet of the notebook instance (it has no direct internet access). The subnet must "
+        "reach CodeCommit, S3, SageMaker, CloudWatch Logs and a Python package index through VPC endpoints or a "
+        "NAT gateway: the lifecycle script clones the repository and pip-installs the project at every start.",
+    )
+    subnet.add_validation(
+        condition=Fn.can(Fn.regex(SUBNET_PATTERN, subnet.string_value)),
+        error_message="notebook_subnet_id must be a subnet id (subnet-...).",
+    )
+    groups = TerraformVariable(
+        scope,
+        "notebook_security_group_ids",
+        type="list(string)",
+        description="Security groups of the notebook instance's network interface (1 to 5, in the subnet's VPC): "
+        "outbound HTTPS to the endpoints above; no inbound rule is needed (users open the notebook through "
+        "presigned URLs).",
+    )
+    groups.add_validation(
+        condition=Op.and_(Op.gte(Fn.length_of(groups.list_value), 1), Op.lte(Fn.length_of(groups.list_value), 5)),
+        error_message="notebook_security_group_ids must hold 1 to 5 security group ids.",
+    )
+    pattern = json.dumps(SECURITY_GROUP_PATTERN)
+    groups.add_validation(
+        # a for expression, which cdktf has no builder for: Terraform reads the string as an expression
+        condition=f"${{alltrue([for id in var.notebook_security_group_ids : can(regex({pattern}, id))])}}",
+        error_message="notebook_security_group_ids must be security group ids (sg-...).",
+    )
+    return NotebookNetwork(subnet_id=subnet.string_value, security_group_ids=groups.list_value)

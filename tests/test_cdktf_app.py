@@ -451,10 +451,11 @@ def test_monitor_and_scheduler_roles_hold_only_what_monitoring_uses(synth: Synth
     monitor = {s["sid"]: s for s in documents["roles_monitor_permissions"]["statement"]}
     artifacts, data = naming.artifact_bucket(spec), naming.data_bucket(spec)
     model = spec.model_name
+    assert sorted(resolve(doc, r) for r in monitor["ReadMonitorInputsList"]["resources"]) == sorted(
+        [f"arn:aws:s3:::{artifacts}", f"arn:aws:s3:::{data}"]
+    )
     assert sorted(resolve(doc, r) for r in monitor["ReadMonitorInputs"]["resources"]) == sorted(
         [
-            f"arn:aws:s3:::{artifacts}",
-            f"arn:aws:s3:::{data}",
             f"arn:aws:s3:::{artifacts}/{model}/monitor-code/*",
             f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*",
             f"arn:aws:s3:::{artifacts}/{model}/datacapture/*",
@@ -774,6 +775,7 @@ def test_monitoring_watches_the_production_api(synth: Synth, env: str) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_variables_and_outputs_are_typed_and_described(synth: Synth, env: str) -> None:
     doc = synth.doc(env)
+    vpc_notebook = {"notebook_subnet_id", "notebook_security_group_ids"}
     assert set(doc["variable"]) == {
         "aws_region",
         "notebook_instance_type",
@@ -781,10 +783,12 @@ def test_variables_and_outputs_are_typed_and_described(synth: Synth, env: str) -
         "alarm_email",
         "retrain_schedule",
         "log_retention_days",
-    }
+    } | (vpc_notebook if cfg.ENVIRONMENTS[env].notebook_in_vpc else set())
     for name, variable in doc["variable"].items():
-        assert variable["type"] in ("string", "number"), name
-        assert variable["description"].strip() and "default" in variable and variable["validation"], name
+        assert variable["type"] in ("string", "number", "list(string)"), name
+        assert variable["description"].strip() and variable["validation"], name
+        # the VPC-mode notebook's network has no sensible default: it is the account's own subnet and groups
+        assert ("default" in variable) == (name not in vpc_notebook), name
     assert doc["variable"]["notebook_instance_type"]["default"] == cfg.ENVIRONMENTS[env].notebook_instance_type
     for name, output in doc["output"].items():
         assert output["description"].strip(), name
@@ -804,7 +808,11 @@ def test_hand_written_files_match_the_variables(synth: Synth, env: str) -> None:
     tfvars = json.loads((TERRAFORM_DIR / env / "terraform.tfvars.json").read_text(encoding="utf-8"))
     assert set(tfvars) <= set(variables)
     for name, value in tfvars.items():
-        assert isinstance(value, str if variables[name]["type"] == "string" else int), name
+        kind = variables[name]["type"]
+        if kind == "list(string)":
+            assert isinstance(value, list) and all(isinstance(item, str) for item in value), name
+        else:
+            assert isinstance(value, str if kind == "string" else int), name
     assert re.match(REGION_PATTERN, tfvars["aws_region"])
     for name in ("approval_email", "alarm_email"):
         assert tfvars[name] == "" or re.match(EMAIL_PATTERN, tfvars[name])

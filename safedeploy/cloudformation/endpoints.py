@@ -46,13 +46,24 @@ ENDPOINT_CONFIG_PROPERTIES = frozenset(
     }
 )
 MODEL, ENDPOINT_CONFIG, ENDPOINT = "Model", "EndpointConfig", "Endpoint"
-MODEL_SKIPS = (
-    (
-        "CKV_AWS_370",
-        "No network isolation: script-mode serving downloads its handler code (SAGEMAKER_SUBMIT_DIRECTORY, "
-        "sourcedir.tar.gz) from S3 inside the container, which isolation forbids.",
-    ),
+MODEL_DIR = "/opt/ml/model"
+"""Where SageMaker unpacks ``model.tar.gz`` in the serving container."""
+NO_ISOLATION = (
+    "CKV_AWS_370",
+    "No network isolation: script-mode serving downloads its handler code (SAGEMAKER_SUBMIT_DIRECTORY, "
+    "sourcedir.tar.gz) from S3 inside the container, which isolation forbids. Isolation is set as soon as the "
+    "code ships inside model.tar.gz (network_isolation(): a submit directory under /opt/ml/model).",
 )
+
+
+def network_isolation(source_dir_uri: str) -> bool:
+    """Whether the model can run network-isolated: its inference code ships inside the model archive.
+
+    SageMaker's framework containers download an ``s3://`` ``SAGEMAKER_SUBMIT_DIRECTORY`` themselves, from inside
+    the container, which ``EnableNetworkIsolation`` cuts off (SageMaker itself still downloads ``model.tar.gz``).
+    Code packed into the archive (``code/`` under :data:`MODEL_DIR`) needs no network: isolate.
+    """
+    return source_dir_uri == MODEL_DIR or source_dir_uri.startswith(f"{MODEL_DIR}/")
 
 
 def to_properties(request: Mapping[str, Any], allowed: frozenset[str], resource_type: str) -> Json:
@@ -100,11 +111,14 @@ def add_serving(
         instance_type=instance_type,
         kms_key_id=token(KMS_KEY_PARAMETER),
     )
+    isolated = network_isolation(str(ctx.source_archive))
+    if isolated:
+        model["EnableNetworkIsolation"] = True
     model_id = template.add(
         MODEL,
         "AWS::SageMaker::Model",
         to_properties(model, MODEL_PROPERTIES, MODEL),
-        metadata=checkov_skips(*MODEL_SKIPS),
+        metadata=None if isolated else checkov_skips(NO_ISOLATION),
     )
     config_id = template.add(
         ENDPOINT_CONFIG,

@@ -46,6 +46,10 @@ def add_rest_api(template: Template, ctx: BuildContext, function_id: str, kms_ke
     """Add the REST API in front of ``function_id``'s alias; return the stage's logical id."""
     spec = ctx.spec
     key_required = spec.serving.api_key_required
+    # Explicit, not only the stack's tags: the CloudFormation role may create and change API Gateway resources only
+    # with this tag (their ids are AWS's choice; resources, methods, deployments and stages inherit the API's tag,
+    # usage plan keys the plan's).
+    model_tags = [{"Key": naming.MODEL_TAG_KEY, "Value": spec.model_name}]
     api = template.add(
         REST_API,
         "AWS::ApiGateway::RestApi",
@@ -53,6 +57,7 @@ def add_rest_api(template: Template, ctx: BuildContext, function_id: str, kms_ke
             "Name": naming.rest_api_name(spec),
             "Description": f"{spec.model_name} predictions (production, blue/green behind the alias)",
             "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            "Tags": model_tags,
         },
     )
     model = template.add(
@@ -137,7 +142,12 @@ def add_rest_api(template: Template, ctx: BuildContext, function_id: str, kms_ke
     key = template.add(
         API_KEY,
         "AWS::ApiGateway::ApiKey",
-        {"Name": f"{spec.pipeline_name}-api-key", "Enabled": True, "Description": f"Clients of {api}"},
+        {
+            "Name": f"{spec.pipeline_name}-api-key",
+            "Enabled": True,
+            "Description": f"Clients of {api}",
+            "Tags": model_tags,
+        },
         depends_on=[stage],
     )
     plan = template.add(
@@ -147,6 +157,7 @@ def add_rest_api(template: Template, ctx: BuildContext, function_id: str, kms_ke
             "UsagePlanName": f"{spec.pipeline_name}-api",
             "ApiStages": [{"ApiId": ref(api), "Stage": ref(stage)}],
             "Throttle": {"RateLimit": THROTTLE_RATE_PER_SECOND, "BurstLimit": THROTTLE_BURST},
+            "Tags": model_tags,
         },
     )
     template.add(
