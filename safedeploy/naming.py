@@ -99,6 +99,8 @@ STACK_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "deploy-dev"
 """The per-model CloudFormation stacks ``model/run.py`` emits (the seed's names)."""
 MODEL_TAG_KEY = "safedeploy:model"
 """The tag naming the model on what the per-model stacks create (a stack tag, and explicit where IAM depends on it)."""
+ENVIRONMENT_TAG_KEY = "safedeploy:environment"
+"""The tag naming the environment (dev, prod) beside :data:`MODEL_TAG_KEY`."""
 DESTROY_ORDER: tuple[str, ...] = ("deploy-prd", "deploy-dev", "training-job", "suggest-baseline")
 """The order ``make destroy`` deletes them in: what serves traffic first, what it was built from last."""
 

@@ -44,7 +44,7 @@ def template_configuration(ctx: BuildContext, template: Json, kms_key_arn: str) 
         "Parameters": {name: known[name] for name in declared},
         "Tags": {
             naming.MODEL_TAG_KEY: ctx.spec.model_name,
-            "safedeploy:environment": ctx.spec.environment,
+            naming.ENVIRONMENT_TAG_KEY: ctx.spec.environment,
             "safedeploy:pipeline-execution": ctx.execution_id,
             "safedeploy:code-revision": ctx.code_revision[:256],
         },

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from safedeploy import naming
+
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import TagTypeDef
 
     from safedeploy.spec import PipelineSpec
 
-MODEL_TAG = "safedeploy:model"
-ENVIRONMENT_TAG = "safedeploy:environment"
-
 
 def resource_tags(spec: PipelineSpec) -> list[TagTypeDef]:
     """The tags every job and resource of a pipeline carries: its model and environment."""
-    return [{"Key": MODEL_TAG, "Value": spec.model_name}, {"Key": ENVIRONMENT_TAG, "Value": spec.environment}]
+    return [
+        {"Key": naming.MODEL_TAG_KEY, "Value": spec.model_name},
+        {"Key": naming.ENVIRONMENT_TAG_KEY, "Value": spec.environment},
+    ]
