@@ -51,6 +51,8 @@ class AlarmRule:
     evaluation_periods: int = 2
     datapoints_to_alarm: int = 1
     treat_missing_data: TreatMissing = "missing"
+    statistic: str = ""
+    """What each datapoint is (``Sum``, ``Average``, ``p99``...): informational locally, CloudWatch's on AWS."""
 
     def __post_init__(self) -> None:
         if self.comparison not in _COMPARE:

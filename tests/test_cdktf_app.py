@@ -753,7 +753,7 @@ def test_monitoring_watches_the_production_api(synth: Synth, env: str) -> None:
     }
     for alarm in alarms.values():
         assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
-    assert alarms["monitoring_gateway_5xx"]["threshold"] == spec.production.max_error_rate
+    assert alarms["monitoring_gateway_5xx"]["threshold"] == spec.alarms.standing.gateway_5xx.threshold
     body = json.loads(
         resolve(doc, resources(doc, "aws_cloudwatch_dashboard")["monitoring_dashboard"]["dashboard_body"])
     )

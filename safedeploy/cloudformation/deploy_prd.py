@@ -5,8 +5,9 @@ Two shapes, chosen by ``production.strategy`` (see :mod:`.traffic_shifting`):
 * **CodeDeploy** (its configs, or ``Custom``): every version gets its own endpoint (green) beside the
   previous one (blue, kept by the previous stack state until CloudFormation's cleanup); the API function's
   new version points at green and CodeDeploy shifts the ``live`` alias from blue's version to green's per the
-  schedule, watching the alarms, with the pre/post-traffic hooks. An alarm or a failed hook rolls the alias
-  and the stack back, which deletes green.
+  schedule, watching the alarms (the catalog's: error rate, latency relative to blue, prediction shift; missing
+  data breaching), with the pre/post-traffic hooks and the synthetic canary feeding green and blue held-out rows
+  (:mod:`.synthetic`). An alarm or a failed hook rolls the alias and the stack back, which deletes green.
 * **Guardrails** (``CANARY``/``LINEAR``/``ALL_AT_ONCE``): one stable endpoint whose config changes; SageMaker
   shifts capacity per the endpoint's ``DeploymentConfig`` and rolls back on the alarms.
 
@@ -27,6 +28,7 @@ from safedeploy.cloudformation.functions import add_api_function, add_hook_funct
 from safedeploy.cloudformation.monitoring import add_model_monitor_schedule, add_monitoring_schedule
 from safedeploy.cloudformation.rest_api import add_rest_api
 from safedeploy.cloudformation.state_machine import role_arn
+from safedeploy.cloudformation.synthetic import add_canary
 from safedeploy.cloudformation.template import (
     MODEL_VERSION_PARAMETER,
     Json,
@@ -84,7 +86,17 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
         add_serving(
             template, ctx, names, instance_count=production.instance_count, instance_type=production.instance_type
         )
-        alarms = deployment_alarms(template, spec, endpoint_dimensions(endpoint))
+        blue = template.blue_endpoint_parameter()
+        canary = production.synthetic_traffic
+        alarms = deployment_alarms(
+            template,
+            spec,
+            endpoint_dimensions(endpoint),
+            blue_dimensions=endpoint_dimensions(blue),
+            canary_endpoint=endpoint if canary else None,
+        )
+        if canary:
+            add_canary(template, ctx, endpoint=endpoint, blue_endpoint=blue, kms_key=kms)
         pre, post = add_hook_functions(template, ctx, endpoint=endpoint, kms_key=kms)
         preference = {
             "Type": codedeploy_type(template, production),
