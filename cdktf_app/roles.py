@@ -337,9 +337,9 @@ class PipelineRoles(Construct):
                 resources=(names.arn("events", f"rule/{prefix}"),),
             ),
             Statement(
-                sid="RunSmokeTest",  # the deploy-dev stack's custom resource
+                sid="RunCustomResources",  # deploy-dev's smoke test, deploy-prd's canary warm-up
                 actions=("lambda:InvokeFunction",),
-                resources=(self._function_arn("smoke-test"),),
+                resources=(self._function_arn("smoke-test"), self._function_arn("canary")),
             ),
             Statement(
                 sid="StateMachineLogDelivery",

@@ -482,7 +482,7 @@ class BlueGreenDeployment:
         if model_seconds <= 0:
             return
         rules = self.alarms.rules(compare_predictions=blue is not None and self.synthetic)
-        tracker = AlarmTracker(rules)
+        tracker = AlarmTracker(rules, unseen_missing=False)  # the periods before this step were judged already
         real_period = self._real_period()
         start = math.ceil(self.clock.wall() / real_period) * real_period  # whole windows, as the metrics are kept
         periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))

@@ -200,3 +200,95 @@ def test_standing_alarms_are_the_catalogs(tmp_path: Path) -> None:
         local = standing_local_fields(spec, local_rule(alarm))
         for key in set(local) - {"alarm_name"}:
             assert synthesized[key] == local[key], (alarm.name, key)
+
+
+# --- the local controller judges by the catalog (missing data breaching) ---------------------------------------
+
+
+def _catalog_deployment(host: Any, tmp_path: Path, **overrides: Any) -> Any:
+    from tests.test_blue_green import _deployment
+
+    deployment = _deployment(host, tmp_path)
+    deployment.alarms = local_alarm_settings(fixture_spec(**overrides))
+    return deployment
+
+
+def test_the_controller_with_the_catalog_fails_a_quiet_step_as_insufficient_data(tmp_path: Path) -> None:
+    from safedeploy.blue_green import RolledBackError
+    from tests.test_blue_green import BLUE, SimulatedHost
+
+    host = SimulatedHost(feed=False)
+    deployment = _catalog_deployment(host, tmp_path)
+    assert {rule.treat_missing_data for rule in deployment.alarms.rules(compare_predictions=True)} == {"breaching"}
+    with pytest.raises(RolledBackError, match="insufficient data during the 10% step: green-error-rate, "):
+        deployment.run(BLUE, "churn-prd-v2", version=2)
+    assert host.routes[-1] == ("churn-prd-v1", None, 0.0)
+
+
+def test_the_controller_with_the_catalog_passes_a_healthy_green_and_uses_its_names(tmp_path: Path) -> None:
+    from safedeploy.blue_green import RolledBackError
+    from tests.test_blue_green import BLUE, SimulatedHost
+
+    healthy = _catalog_deployment(SimulatedHost(), tmp_path / "a")
+    assert healthy.run(BLUE, "churn-prd-v2", version=2).endpoint == "churn-prd-v2"
+    renamed = _catalog_deployment(
+        SimulatedHost(green_error_rate=0.3), tmp_path / "b", **{"alarms.deployment.error_rate.name": "green-5xx"}
+    )
+    with pytest.raises(RolledBackError, match="alarm green-5xx in ALARM"):
+        renamed.run(BLUE, "churn-prd-v2", version=2)
+
+
+# --- the stacks: the canary, the deployment alarms' wiring, the smoke test ---------------------------------------
+
+
+def test_the_prd_stack_wires_the_canary_blue_and_the_prediction_shift_alarm(tmp_path: Path) -> None:
+    stacks = render(tmp_path)
+    prd = stacks["deploy-prd"]
+    resources = prd.template["Resources"]
+    assert prd.template["Parameters"]["BlueEndpoint"]["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert prd.configuration["Parameters"]["BlueEndpoint"] == "/safedeploy/customerchurn-dev/production-endpoint"
+    latency = {m["Id"]: m for m in resources["LatencyAlarm"]["Properties"]["Metrics"]}
+    blue = latency["blue_p99"]["MetricStat"]["Metric"]["Dimensions"]
+    assert {"Name": "EndpointName", "Value": {"Ref": "BlueEndpoint"}} in blue
+    assert latency["judged"]["Expression"] == (
+        "IF(green_n >= 10, IF(FILL(blue_n, 0) >= 10, green_p99 / 1000 - (2 * FILL(blue_p99, 0) / 1000 + 25), "
+        "green_p99 / 1000 - 100))"
+    )
+    shift = {m["Id"]: m for m in resources["PredictionShiftAlarm"]["Properties"]["Metrics"]}
+    assert shift["rows"]["MetricStat"]["Stat"] == "SampleCount"
+    assert shift["shift"]["MetricStat"]["Metric"]["Namespace"] == "SafeDeploy/Canary"
+    assert shift["judged"]["Expression"] == "IF(rows >= 10, shift)"
+    canary = resources["CanaryFunction"]["Properties"]
+    assert canary["Handler"] == "lambdas.canary.app.handler"
+    assert canary["Role"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-canary-lambda"
+    variables = canary["Environment"]["Variables"]
+    assert variables["BLUE_ENDPOINT"] == {"Ref": "BlueEndpoint"}
+    assert variables["ENDPOINT_NAME"] == {"Fn::GetAtt": ["Endpoint", "EndpointName"]}
+    assert variables["ROWS_PER_RUN"] == "30" and variables["CANARY_NAMESPACE"] == "SafeDeploy/Canary"
+    assert variables["CHECKS_URI"].endswith("/output/model.tar.gz")
+    assert canary["Events"]["EveryMinute"]["Properties"]["Schedule"] == "rate(1 minute)"
+    post = resources["PostTrafficHook"]["Properties"]["Environment"]["Variables"]
+    assert post["PRODUCTION_PARAMETER"] == variables["PRODUCTION_PARAMETER"]
+    # The canary feeds green for the alarms' evaluation periods (+1) before the alias moves (missing is breaching).
+    warm_up = resources["CanaryWarmUp"]
+    assert warm_up["Type"] == "Custom::CanaryWarmUp" and warm_up["Properties"]["WarmUpRuns"] == 3
+    assert warm_up["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["CanaryFunction", "Arn"]}
+    assert "CanaryWarmUp" in resources["ApiFunction"]["DependsOn"]
+    assert canary["Timeout"] >= 60 * 3
+    quiet = render(tmp_path / "quiet", **{"production.synthetic_traffic": False})["deploy-prd"].template["Resources"]
+    assert "CanaryFunction" not in quiet and "PredictionShiftAlarm" not in quiet
+
+
+def test_the_dev_stack_smoke_tests_the_endpoint_before_the_approval(tmp_path: Path) -> None:
+    dev = render(tmp_path, **{"serving.smoke_test_rows": 20})["deploy-dev"].template
+    test = dev["Resources"]["SmokeTest"]
+    assert test["Type"] == "Custom::SmokeTest"
+    properties = test["Properties"]
+    assert properties["ServiceToken"] == {"Fn::GetAtt": ["SmokeTestFunction", "Arn"]}
+    assert properties["EndpointName"] == {"Fn::GetAtt": ["Endpoint", "EndpointName"]}
+    assert properties["Rows"] == 20 and properties["Tolerance"] == 1e-6
+    assert properties["ModelVersion"] == {"Ref": "ModelVersion"}  # every version runs it again
+    function = dev["Resources"]["SmokeTestFunction"]["Properties"]
+    assert function["Handler"] == "lambdas.smoke_test.app.handler"
+    assert function["Role"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-smoke-test-lambda"
+    assert dev["Outputs"]["SmokeTest"]["Value"] == {"Fn::GetAtt": ["SmokeTest", "Summary"]}

@@ -189,6 +189,63 @@ def test_the_handler_builds_nothing_at_import_and_refuses_other_events(
     assert built == [1]
 
 
+def _canary_environ() -> dict[str, str]:
+    return {
+        "ENDPOINT_NAME": GREEN,
+        "BLUE_ENDPOINT": BLUE,
+        "CHECKS_URI": CHECKS_URI,
+        "PRODUCTION_PARAMETER": PARAMETER,
+        "CANARY_NAMESPACE": "SafeDeploy/Canary",
+        "ROWS_PER_RUN": "1",
+        "SPREAD_SECONDS": "0",
+    }
+
+
+def test_the_warm_up_feeds_green_run_by_run_before_the_alias_moves(
+    aws: tuple[canary.CanaryClients, Stubber, Stubber],
+) -> None:
+    clients, runtime, cloudwatch = aws
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    answers: list[dict[str, Any]] = []
+    handler = canary.CanaryHandler(
+        clients=lambda: clients,
+        environ=_canary_environ(),
+        sleep=sleep,
+        clock=lambda: now[0],
+        put=lambda url, body: answers.append(json.loads(body)),
+    )
+    for row, blue, green in (("1,2", "0.2", "0.2"), ("3,4", "0.4", "0.5")):
+        _expect_score(runtime, BLUE, row, blue)
+        _expect_score(runtime, GREEN, row, green)
+    _expect_shifts(cloudwatch, [0.0], [1.0])
+    _expect_shifts(cloudwatch, [0.1], [1.0])
+    result = handler(
+        {**_request(), "ResourceType": "Custom::CanaryWarmUp", "ResourceProperties": {"WarmUpRuns": "2"}}, None
+    )
+    assert result["Status"] == "SUCCESS" and sleeps == [60.0]  # one run a minute, as the schedule
+    assert answers[0]["Data"]["Summary"] == "warmed up green: 2 runs, 2 of 2 synthetic rows answered"
+
+
+def test_a_green_that_answers_nothing_fails_the_warm_up(aws: tuple[canary.CanaryClients, Stubber, Stubber]) -> None:
+    clients, runtime, _ = aws
+    answers: list[dict[str, Any]] = []
+    handler = canary.CanaryHandler(
+        clients=lambda: clients, environ=_canary_environ(), put=lambda url, body: answers.append(json.loads(body))
+    )
+    _expect_score(runtime, BLUE, "1,2", "0.2")
+    runtime.add_client_error("invoke_endpoint", "ModelError", "boom", 424)
+    result = handler({**_request(), "ResourceProperties": {"WarmUpRuns": "1"}}, None)
+    assert result["Status"] == "FAILED" and "green answered none of 1 synthetic held-out rows" in result["Reason"]
+    deleted = handler({**_request("Delete"), "PhysicalResourceId": "CanaryWarmUp-1"}, None)
+    assert deleted["Status"] == "SUCCESS" and len(answers) == 2
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [

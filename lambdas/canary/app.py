@@ -12,9 +12,11 @@ publishes one ``PredictionShift`` value per row green answered (``put_metric_dat
 SampleCount reaches the minimum. With no blue (the first deployment) the reference is the model's own offline
 scores for the rows.
 
-It feeds only while green is not production yet: the SSM parameter ``PRODUCTION_PARAMETER`` names production's
-endpoint, and the post-traffic hook records green there once the deployment passed; from then on a run returns
-at once.
+The stack also runs it as a custom resource (``CanaryWarmUp``) before the API function's alias moves: a few
+runs, one a minute, so that the deployment alarms (missing data breaching) have green's evidence before CodeDeploy
+watches them. It feeds only while green is not production yet: the SSM parameter ``PRODUCTION_PARAMETER`` names
+production's endpoint, and the post-traffic hook records green there once the deployment passed; from then on a
+run returns at once.
 
 Configuration: ``ENDPOINT_NAME`` (green), ``BLUE_ENDPOINT`` (``none`` without a blue), ``CHECKS_URI`` (green's
 ``model.tar.gz``), ``PRODUCTION_PARAMETER``, ``CANARY_NAMESPACE``, ``ROWS_PER_RUN`` (default 30),
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.custom_resource import CustomResourceEvent, Put, ResourceError, answer_once, http_put
 from lambdas.hooks.common import ObjectStore
 from lambdas.hooks.pre_traffic import read_checks
 from safedeploy.store import S3Uri
@@ -49,6 +52,10 @@ SYNTHETIC_PREFIX = "synthetic-"
 """Inference-id prefix of synthetic requests (``safedeploy.monitoring.analyzer.formats.SYNTHETIC_INFERENCE_PREFIX``)."""
 PREDICTION_SHIFT_METRIC = "PredictionShift"
 NO_BLUE = "none"
+RUN_EVERY_SECONDS = 60.0
+"""The schedule's rate (``rate(1 minute)``): the warm-up paces its runs the same way."""
+MAX_WARM_UP_RUNS = 13
+"""Runs that fit in one Lambda invocation (15 minutes)."""
 MAX_VALUES_PER_DATUM = 150
 """``PutMetricData`` takes at most 150 distinct values per datum."""
 
@@ -259,18 +266,31 @@ def _default_clients() -> CanaryClients:
 
 @dataclass
 class CanaryHandler:
-    """Lambda's entry point: settings, clients and rows built on the first call, then reused by the container."""
+    """Lambda's entry point: settings, clients and rows built on the first call, then reused by the container.
+
+    Two events: EventBridge's scheduled event (one run), and CloudFormation's custom-resource request of the
+    stack's ``CanaryWarmUp`` (``WarmUpRuns`` runs, one a minute, before the API function's alias moves: the
+    deployment alarms, whose missing data is breaching, have green's evidence for their evaluation periods by the
+    time CodeDeploy starts watching them).
+    """
 
     clients: Callable[[], CanaryClients] = _default_clients
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    put: Put = http_put
     _built: tuple[CanarySettings, CanaryClients, HeldOutRows] | None = None
     _next_row: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        """Run once per scheduled event."""
+        """One run per scheduled event; the warm-up's runs for a custom-resource request."""
+        if CustomResourceEvent.matches(event):
+            return dict(answer_once(event, self._warm_up, self.put))
         ScheduledEvent.parse(event)
+        return self._run().as_dict()
+
+    def _run(self) -> CanaryResult:
         with self._lock:
             if self._built is None:
                 settings = CanarySettings.from_environ(self.environ)
@@ -279,7 +299,24 @@ class CanaryHandler:
             settings, clients, rows = self._built
             result = run_canary(settings, clients, rows, start=self._next_row, sleep=self.sleep)
             self._next_row = (self._next_row + result.sent) % len(rows.rows)
-        return result.as_dict()
+        return result
+
+    def _warm_up(self, request: CustomResourceEvent) -> str:
+        runs = int(request.properties.get("WarmUpRuns", 1))
+        if not 1 <= runs <= MAX_WARM_UP_RUNS:
+            raise ResourceError(f"WarmUpRuns={runs} must be within 1..{MAX_WARM_UP_RUNS} (a Lambda runs 15 minutes)")
+        answered = sent = 0
+        for number in range(runs):
+            started = self.clock()
+            result = self._run()
+            if result.sent == 0:  # green is production already: nothing to warm up
+                return result.reason
+            answered, sent = answered + result.answered, sent + result.sent
+            if number + 1 < runs:
+                self.sleep(max(0.0, RUN_EVERY_SECONDS - (self.clock() - started)))
+        if answered == 0:
+            raise ResourceError(f"green answered none of {sent} synthetic held-out rows: it cannot take traffic")
+        return f"warmed up green: {runs} runs, {answered} of {sent} synthetic rows answered"
 
 
 handler = CanaryHandler()

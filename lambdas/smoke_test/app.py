@@ -13,15 +13,14 @@ the HTTP ``put`` and the clients are injected (:func:`handle`); :data:`handler` 
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.custom_resource import Put, ResourceError, answer_once, http_put
 from lambdas.hooks.common import ObjectStore
 from lambdas.hooks.pre_traffic import read_checks
 from safedeploy.store import S3Uri
@@ -30,12 +29,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 BATCH = 10
-REQUEST_TYPES = ("Create", "Update", "Delete")
-Put = Callable[[str, bytes], None]
-"""``put(url, body)``: send CloudFormation its answer."""
 
 
-class SmokeTestError(Exception):
+class SmokeTestError(ResourceError):
     """The endpoint did not answer as the model does; the message says where."""
 
 
@@ -58,36 +54,6 @@ class SmokeTestProperties:
         if rows < 1 or not 0 < tolerance <= 0.01:
             raise ValueError(f"Rows={rows} must be >= 1 and Tolerance={tolerance:g} within (0, 0.01]")
         return cls(endpoint, checks, rows, tolerance)
-
-
-@dataclass(frozen=True)
-class CustomResourceEvent:
-    """CloudFormation's custom-resource request."""
-
-    request_type: Literal["Create", "Update", "Delete"]
-    response_url: str
-    stack_id: str
-    request_id: str
-    logical_resource_id: str
-    physical_resource_id: str | None
-    properties: Mapping[str, Any]
-
-    @classmethod
-    def parse(cls, event: Mapping[str, Any]) -> CustomResourceEvent:
-        """Read the event; raise ``ValueError`` if it cannot be answered."""
-        request_type = event.get("RequestType")
-        missing = [k for k in ("ResponseURL", "StackId", "RequestId", "LogicalResourceId") if not event.get(k)]
-        if request_type not in REQUEST_TYPES or missing:
-            raise ValueError(f"not a CloudFormation custom-resource request (RequestType {request_type!r}, {missing})")
-        return cls(
-            request_type=request_type,
-            response_url=str(event["ResponseURL"]),
-            stack_id=str(event["StackId"]),
-            request_id=str(event["RequestId"]),
-            logical_resource_id=str(event["LogicalResourceId"]),
-            physical_resource_id=event.get("PhysicalResourceId"),
-            properties=dict(event.get("ResourceProperties") or {}),
-        )
 
 
 @dataclass(frozen=True)
@@ -138,38 +104,9 @@ def smoke_test(properties: SmokeTestProperties, clients: SmokeTestClients) -> st
     return f"{len(rows)} held-out rows equal offline predictions on {properties.endpoint} (max |diff| {worst:.1g})"
 
 
-def _http_put(url: str, body: bytes) -> None:
-    request = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - CloudFormation's https URL
-        response.read()
-
-
 def handle(event: Mapping[str, Any], clients: Callable[[], SmokeTestClients], put: Put) -> dict[str, str]:
     """Run the smoke test for Create/Update (Delete: nothing), and answer CloudFormation exactly once."""
-    request = CustomResourceEvent.parse(event)
-    status, reason, summary = "FAILED", "the smoke test did not finish", ""
-    try:
-        if request.request_type == "Delete":
-            summary = "nothing to delete"
-        else:
-            if not request.response_url.startswith("https://"):
-                raise ValueError("the ResponseURL is not https")
-            summary = smoke_test(SmokeTestProperties.parse(request.properties), clients())
-        status, reason = "SUCCESS", summary
-    except Exception as exc:  # any failure is the stack's failure, with its reason
-        reason = str(exc) if isinstance(exc, SmokeTestError) else f"{type(exc).__name__}: {exc}"
-    finally:
-        answer = {
-            "Status": status,
-            "Reason": reason[:3000],
-            "PhysicalResourceId": request.physical_resource_id or f"{request.logical_resource_id}-smoke-test",
-            "StackId": request.stack_id,
-            "RequestId": request.request_id,
-            "LogicalResourceId": request.logical_resource_id,
-            "Data": {"Summary": summary[:1000]},
-        }
-        put(request.response_url, json.dumps(answer).encode("utf-8"))
-    return {"Status": status, "Reason": reason}
+    return answer_once(event, lambda request: smoke_test(SmokeTestProperties.parse(request.properties), clients()), put)
 
 
 def _default_clients() -> SmokeTestClients:
@@ -189,7 +126,7 @@ class SmokeTestHandler:
     """Lambda's entry point: boto3 clients built on the first request that needs them, then reused."""
 
     build: Callable[[], SmokeTestClients] = _default_clients
-    put: Put = _http_put
+    put: Put = http_put
     _clients: SmokeTestClients | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -69,6 +69,7 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
     endpoint = get_att(ENDPOINT, "EndpointName")
 
     preference: Json | None = None
+    before_shift: list[str] = []
     if guardrails:
         # Literal names, not GetAtt: the endpoint's rollback configuration refers to these alarms.
         alarms = deployment_alarms(
@@ -95,8 +96,8 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
             blue_dimensions=endpoint_dimensions(blue),
             canary_endpoint=endpoint if canary else None,
         )
-        if canary:
-            add_canary(template, ctx, endpoint=endpoint, blue_endpoint=blue, kms_key=kms)
+        if canary:  # created before the alias moves, so it feeds green while the pre-traffic hook runs
+            before_shift.append(add_canary(template, ctx, endpoint=endpoint, blue_endpoint=blue, kms_key=kms))
         pre, post = add_hook_functions(template, ctx, endpoint=endpoint, kms_key=kms)
         preference = {
             "Type": codedeploy_type(template, production),
@@ -111,7 +112,13 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
         add_monitoring_schedule(template, ctx, names.endpoint, kms, depends_on=[ENDPOINT])
     drift_alarms(template, spec, endpoint)
     function = add_api_function(
-        template, ctx, endpoint=endpoint, model_version=version, kms_key=kms, deployment_preference=preference
+        template,
+        ctx,
+        endpoint=endpoint,
+        model_version=version,
+        kms_key=kms,
+        deployment_preference=preference,
+        depends_on=before_shift,
     )
     add_rest_api(template, ctx, function, kms)
     add_autoscaling(template, spec, variant_resource_id("${Endpoint.EndpointName}"))

@@ -8,7 +8,7 @@ variables encrypted with the pipeline's KMS key, and a KMS-encrypted log group e
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from safedeploy import constants as C
@@ -66,6 +66,7 @@ def lambda_function(
     environment: Mapping[str, Any],
     kms_key: Json,
     extra: Mapping[str, Any] | None = None,
+    depends_on: Sequence[str] = (),
 ) -> str:
     """A SAM function from the content-addressed bundle, with a base-infrastructure ``role`` and its log group."""
     name = naming.function_name(ctx.spec, purpose)
@@ -87,7 +88,7 @@ def lambda_function(
             "Environment": {"Variables": dict(environment)},
             **(extra or {}),
         },
-        depends_on=[logs],
+        depends_on=[logs, *depends_on],
         metadata=checkov_skips(*LAMBDA_SKIPS),
     )
 
@@ -100,8 +101,12 @@ def add_api_function(
     model_version: Json,
     kms_key: Json,
     deployment_preference: Json | None,
+    depends_on: Sequence[str] = (),
 ) -> str:
-    """The REST API's handler, published as alias ``live`` (which CodeDeploy shifts when it has a preference)."""
+    """The REST API's handler, published as alias ``live`` (which CodeDeploy shifts when it has a preference).
+
+    ``depends_on``: what must exist before the alias moves (the synthetic canary, feeding green beforehand).
+    """
     extra: dict[str, Any] = {"AutoPublishAlias": C.LAMBDA_ALIAS}
     if deployment_preference is not None:
         extra["DeploymentPreference"] = deployment_preference
@@ -116,6 +121,7 @@ def add_api_function(
         environment={"ENDPOINT_NAME": endpoint, "MODEL_VERSION": model_version},
         kms_key=kms_key,
         extra=extra,
+        depends_on=depends_on,
     )
 
 
