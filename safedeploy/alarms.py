@@ -84,6 +84,8 @@ def evaluate(
     controller's previous step, or the pre-traffic hook before the first one).
     """
     recent = list(datapoints)[-rule.evaluation_periods :]
+    if not recent and not unseen_missing:
+        return previous  # no period of its own yet: nothing to judge
     present = [value for value in recent if value is not None]
     periods = rule.evaluation_periods if unseen_missing else len(recent)
     missing = periods - len(present)  # fewer datapoints than periods: the rest are missing

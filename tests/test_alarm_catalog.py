@@ -292,3 +292,11 @@ def test_the_dev_stack_smoke_tests_the_endpoint_before_the_approval(tmp_path: Pa
     assert function["Handler"] == "lambdas.smoke_test.app.handler"
     assert function["Role"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-smoke-test-lambda"
     assert dev["Outputs"]["SmokeTest"]["Value"] == {"Fn::GetAtt": ["SmokeTest", "Summary"]}
+
+
+def test_periods_before_the_first_datapoint_are_missing_unless_judged_elsewhere() -> None:
+    rule = local_rule(fixture_spec().alarms.deployment.error_rate)  # 1 of 2, missing data breaching
+    assert evaluate(rule, [0.0]) == AlarmState.ALARM  # CloudWatch on a new metric: the unseen period breaches
+    assert evaluate(rule, [0.0], unseen_missing=False) == AlarmState.OK  # the controller: a step's own periods
+    assert evaluate(rule, [0.0, None], unseen_missing=False) == AlarmState.ALARM
+    assert evaluate(rule, [], unseen_missing=False) == AlarmState.INSUFFICIENT_DATA
