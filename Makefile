@@ -65,11 +65,7 @@ $(DEMO_DATA): scripts/demo_data.py | $(STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
 deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Baseline -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=; TARGET=aws uploads the data to the applied base infra, which starts CodePipeline)
-ifeq ($(TARGET),aws)
-	$(BIN)/safedeploy run --target aws --data "$(or $(DATA),$(DEMO_DATA))"
-else
-	$(BIN)/safedeploy run --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve) $(if $(FAULT),--set production.fault=$(FAULT))
-endif
+	$(BIN)/safedeploy run --target $(TARGET) --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve) $(if $(FAULT),--set production.fault=$(FAULT))
 
 approve: $(STAMP) ## Approve the execution waiting at the approval gate and resume it (COMMENT='why' required)
 	$(BIN)/safedeploy approve --target $(TARGET) --comment "$(COMMENT)"
@@ -86,8 +82,8 @@ deployments: $(STAMP) ## The production deployment ledger: versions, outcome, ro
 status: $(STAMP) ## Show the latest execution, stage by stage, with durations (TARGET=aws: the CodePipeline's)
 	$(BIN)/safedeploy status --target $(TARGET)
 
-retry: $(STAMP) ## Resume the latest failed execution from its failed stage
-	$(BIN)/safedeploy retry
+retry: $(STAMP) ## Resume the latest failed execution from its failed stage (TARGET=aws: RetryStageExecution)
+	$(BIN)/safedeploy retry --target $(TARGET)
 
 registry: $(STAMP) ## List the registered model versions and their approval status
 	$(BIN)/safedeploy registry list
@@ -125,10 +121,11 @@ bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow $(EVIDENTLY_VENV)/bin/pyth
 	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
 	$(BIN)/python bench/monitoring.py --data $(DEMO_DATA) --evidently-python $(EVIDENTLY_VENV)/bin/python
 
-lint: $(STAMP) $(CHECKOV) ## Static checks: ruff (lint + format), mypy, and the policy gates (cfn-lint, checkov)
+lint: $(STAMP) $(CHECKOV) ## Static checks: ruff (lint + format), mypy, vermin (shipped code vs the container's and Lambda's Python), the policy gates (cfn-lint, checkov)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/python_compat.py
 	$(BIN)/python scripts/policy_gates.py --checkov $(CHECKOV)
 
 synth: $(STAMP) ## Synthesize the CDKTF base infrastructure into terraform/<env>/cdk.tf.json (dev, prod)

@@ -37,6 +37,7 @@ from safedeploy.local import daemon  # noqa: E402
 from safedeploy.local.host import LocalServingHost  # noqa: E402
 from safedeploy.pipeline import Pipeline  # noqa: E402
 from safedeploy.spec import load_spec  # noqa: E402
+from safedeploy.stage_outputs import TrainOutputs  # noqa: E402
 from safedeploy.store import LocalArtifactStore, S3Uri  # noqa: E402
 
 
@@ -226,7 +227,7 @@ def main() -> int:
         time.sleep(0.1)
 
     store = LocalArtifactStore(state / "s3")
-    archive = store.get_bytes(S3Uri.parse(execution.stage("Train").outputs["model_data_url"]))
+    archive = store.get_bytes(S3Uri.parse(execution.output(TrainOutputs).model_data_url))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(work / "model", filter="data")
     schema = FeatureSchema.from_json((work / "model" / "feature-schema.json").read_text())

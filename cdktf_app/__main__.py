@@ -33,11 +33,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from cdktf_app.scan import CheckovMissingError, scan_roots
+    from cdktf_app.scan import scan_roots
+    from safedeploy.infra.policy import PolicyToolMissingError
 
     try:
         results = scan_roots(sorted(p.parent for p in args.out.glob("*/cdk.tf.json")), checkov=args.checkov)
-    except CheckovMissingError as exc:
+    except PolicyToolMissingError as exc:
         print(exc, file=sys.stderr)
         return 2
     for result in results:

@@ -6,32 +6,25 @@ written in the resources themselves (``"//": {"checkov": {"skip": [{"id", "comme
 skipped only if the resource it failed on suppresses that check with a non-empty justification. A suppression
 that matches no failed check is reported too (``unused``), so stale justifications do not pile up.
 
-This module does not import cdktf: scanning needs only the committed JSON and the checkov executable.
+This module does not import cdktf: scanning needs only the committed JSON and the checkov executable, run by the
+project's one checkov runner (:mod:`safedeploy.infra.policy`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cdktf_app.checks import COMMENT_KEY
+from safedeploy.infra.policy import PolicyToolMissingError, checkov_reports
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CHECKOV = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
-"""Where ``make test`` installs checkov (its own virtual environment, pinned in ``tools/checkov``)."""
 FRAMEWORK = "terraform_json"
 
 Address = tuple[str, str, str]
 """``(block, type, name)`` of a resource (``resource``) or data source (``data``)."""
-
-
-class CheckovMissingError(FileNotFoundError):
-    """The checkov executable is not installed."""
 
 
 class ScanError(RuntimeError):
@@ -100,20 +93,6 @@ class ScanResult:
         return "\n".join(lines)
 
 
-def checkov_executable(checkov: Path | None = None) -> Path:
-    """The checkov executable to run.
-
-    Raises:
-        CheckovMissingError: it is not installed.
-    """
-    path = checkov or CHECKOV
-    if not path.is_file():
-        raise CheckovMissingError(
-            f"checkov not found at {path}: `make test` installs it (pinned in tools/checkov/requirements.txt)"
-        )
-    return path
-
-
 def inline_skips(document: Mapping[str, Any]) -> dict[Address, dict[str, str]]:
     """Every resource's and data source's suppressions: ``{address: {check id: justification}}``."""
     skips: dict[Address, dict[str, str]] = {}
@@ -129,37 +108,19 @@ def inline_skips(document: Mapping[str, Any]) -> dict[Address, dict[str, str]]:
 
 
 def run_checkov(root: Path, *, checkov: Path | None = None) -> dict[str, Any]:
-    """Run checkov on ``root`` and return its JSON report (offline: no platform, no guideline download).
+    """Checkov's ``terraform_json`` report on ``root`` (run by :func:`safedeploy.infra.policy.checkov_reports`).
 
     Raises:
-        CheckovMissingError: checkov is not installed.
+        PolicyToolMissingError: checkov is not installed.
         ScanError: checkov crashed or printed no report.
     """
-    executable = checkov_executable(checkov)
-    env = {**os.environ, "LOG_LEVEL": "ERROR"}
-    command = [
-        str(executable),
-        "-d",
-        str(root),
-        "--framework",
-        FRAMEWORK,
-        "-o",
-        "json",
-        "--skip-download",
-        "--soft-fail",
-    ]
-    process = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if process.returncode != 0:
-        raise ScanError(f"checkov exited {process.returncode} on {root}:\n{process.stderr[-4000:]}")
     try:
-        report = json.loads(process.stdout)
-    except json.JSONDecodeError as exc:
-        raise ScanError(f"checkov printed no JSON report for {root}: {exc}\n{process.stdout[-2000:]}") from None
-    if isinstance(report, list):  # one report per framework; only terraform_json runs
-        report = next((r for r in report if r.get("check_type") == FRAMEWORK), {})
-    if not isinstance(report, dict):
-        raise ScanError(f"unexpected checkov report for {root}: {str(report)[:500]}")
-    return report
+        reports = checkov_reports(root, FRAMEWORK, checkov)
+    except RuntimeError as exc:
+        if isinstance(exc, PolicyToolMissingError):
+            raise
+        raise ScanError(str(exc)) from None
+    return next((r for r in reports if r.get("check_type", FRAMEWORK) == FRAMEWORK), {})
 
 
 def locate(resource: str, document: Mapping[str, Any]) -> Address:

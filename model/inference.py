@@ -1,10 +1,21 @@
 """Churn model serving handlers: the SageMaker inference-toolkit contract.
 
 ``model_fn`` loads ``xgboost-model.json`` and ``feature-schema.json`` from the model directory;
-``input_fn`` decodes a request body by content type; ``predict_fn`` returns churn probabilities;
-``output_fn`` encodes them for the ``Accept`` type. ``transform_fn`` chains them. All four have the
-toolkit's signatures, so the module runs unchanged in SageMaker's XGBoost container. Every client mistake
-raises :class:`InferenceError` carrying its HTTP status (400, 406, 415), never a 5xx.
+``transform_fn`` answers a request: ``decode`` reads the body by its content type, ``predict`` returns churn
+probabilities, ``encode`` writes them for the ``Accept`` type. ``model_fn`` and ``transform_fn`` have the toolkits'
+signatures, so the module runs unchanged in SageMaker's XGBoost container. The module defines no ``input_fn``/
+``predict_fn``/``output_fn``: both of the image's servers (sagemaker-inference's ``Transformer`` and
+sagemaker-containers') refuse a module that has them beside ``transform_fn``.
+
+Every client mistake raises :class:`InferenceError` carrying its HTTP status (400, 406, 415), never a 5xx, and
+comes out with that status wherever the module runs:
+
+* the local serving instance (``safedeploy/instance/worker.py``) answers an exception's ``status``;
+* sagemaker-inference's ``Transformer`` (the image's multi-model server) answers its own error type,
+  ``BaseInferenceToolkitError``, with its ``status_code`` and anything else 500: ``InferenceError`` subclasses it
+  when the toolkit is importable;
+* sagemaker-containers' Flask worker (the image's single-model server) turns every exception into 500, so there
+  ``transform_fn`` returns the error as a Flask response with its status instead of raising.
 
 Inputs:
 
@@ -24,6 +35,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +66,32 @@ FAST_PATH_MAX_ROWS = 4
 """Up to this many rows, the verified numpy evaluator answers (~50 µs); beyond, XGBoost's batch predictor."""
 
 
-class InferenceError(Exception):
-    """A request the model cannot serve, with the HTTP status that says why."""
+if TYPE_CHECKING:
+    _ToolkitError = Exception
+else:
+    try:  # SageMaker's XGBoost image has the inference toolkit: its Transformer answers this type with its status
+        from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
+    except ImportError:  # a local serving instance need not have it
+        _ToolkitError = Exception
+
+
+class InferenceError(_ToolkitError):
+    """A request the model cannot serve, with the HTTP status that says why.
+
+    The inference toolkit's ``BaseInferenceToolkitError`` where it is installed (``status_code``, ``message`` and
+    ``phrase``, the HTTP reason phrase), else a plain exception with the same attributes; ``status`` is
+    ``status_code``, as the local serving instance reads it.
+    """
 
     def __init__(self, status: int, message: str) -> None:
-        self.status = status
+        phrase = HTTPStatus(status).phrase
+        super().__init__(status, message, phrase)  # the toolkit's (status_code, message, phrase)
+        self.status = self.status_code = status
         self.message = message
-        super().__init__(message)
+        self.phrase = phrase
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -121,7 +152,7 @@ def _finite_row(values: list[float], where: str) -> list[float]:
 
 @dataclass(frozen=True)
 class Batch:
-    """A decoded request: feature rows (already encoded) or raw customer records (encoded by ``predict_fn``)."""
+    """A decoded request: feature rows (already encoded) or raw customer records (encoded by ``predict``)."""
 
     rows: Matrix | None = None
     records: list[Mapping[str, object]] | None = None
@@ -210,8 +241,8 @@ DECODERS: Mapping[str, Callable[[bytes], Batch]] = {CSV: _decode_csv, JSON: _dec
 """Request decoders by media type (the toolkit's decoder lookup table)."""
 
 
-def input_fn(input_data: bytes | str, content_type: str | None) -> Batch:
-    """Decode a request body by its content type (the toolkit's ``input_fn(input_data, content_type)``)."""
+def decode(input_data: bytes | str, content_type: str | None) -> Batch:
+    """Decode a request body by its content type (the toolkit's ``input_fn(input_data, content_type)`` contract)."""
     media = _media_type(content_type)
     decoder = DECODERS.get(media)
     if decoder is None:
@@ -219,7 +250,7 @@ def input_fn(input_data: bytes | str, content_type: str | None) -> Batch:
     return decoder(input_data.encode("utf-8") if isinstance(input_data, str) else input_data)
 
 
-def predict_fn(data: Batch | Matrix, model: LoadedModel) -> npt.NDArray[np.float32]:
+def predict(data: Batch | Matrix, model: LoadedModel) -> npt.NDArray[np.float32]:
     """Churn probabilities, one per row; raw records are encoded with the model's own feature schema."""
     if isinstance(data, Batch):
         if data.records is not None:
@@ -265,7 +296,7 @@ ENCODERS: Mapping[str, Callable[[npt.NDArray[np.float32]], bytes]] = {CSV: _enco
 """Response encoders by media type."""
 
 
-def output_fn(prediction: npt.NDArray[np.float32], accept: str | None) -> tuple[bytes, str]:
+def encode(prediction: npt.NDArray[np.float32], accept: str | None) -> tuple[bytes, str]:
     """Encode predictions for the first acceptable media type (``*/*`` or none means ``text/csv``)."""
     for candidate in (accept or "*/*").split(","):
         media = _media_type(candidate)
@@ -276,8 +307,27 @@ def output_fn(prediction: npt.NDArray[np.float32], accept: str | None) -> tuple[
     raise InferenceError(406, f"cannot answer in {accept!r}; use one of {', '.join(ENCODERS)}")
 
 
-def transform_fn(
-    model: LoadedModel, request_body: bytes | str, content_type: str | None, accept: str | None
-) -> tuple[bytes, str]:
-    """The whole request path, decode -> predict -> encode (the toolkit's ``transform_fn`` signature)."""
-    return output_fn(predict_fn(input_fn(request_body, content_type), model), accept)
+def transform_fn(model: LoadedModel, request_body: bytes | str, content_type: str | None, accept: str | None) -> Any:
+    """The whole request path, decode -> predict -> encode (the toolkits' ``transform_fn`` signature).
+
+    Returns ``(body, content type)``; a client mistake raises :class:`InferenceError`, except under
+    sagemaker-containers' Flask worker, where it is returned as a response with its status (see the module's doc).
+    """
+    try:
+        return encode(predict(decode(request_body, content_type), model), accept)
+    except InferenceError as exc:
+        answer = _flask_error_response(exc)
+        if answer is None:
+            raise
+        return answer
+
+
+def _flask_error_response(error: InferenceError) -> Any:
+    """The error as a Flask response inside a Flask request (the image's single-model server), else None."""
+    try:
+        import flask
+    except ImportError:  # no Flask: not the Flask worker
+        return None
+    if not flask.has_request_context():
+        return None
+    return flask.Response(f"{error.message}\n", status=error.status, mimetype="text/plain")

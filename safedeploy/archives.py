@@ -11,14 +11,10 @@ from pathlib import Path
 from safedeploy.errors import ArtifactError
 
 
-def pack_directory(
+def directory_members(
     directory: Path, exclude: tuple[str, ...] = ("__pycache__",), extra: Mapping[str, Path] | None = None
-) -> bytes:
-    """Return a gzipped tar of ``directory``'s content (paths relative to it), with normalised metadata.
-
-    ``extra`` adds files from elsewhere under the given archive names (a file of the directory with the same
-    name is replaced).
-    """
+) -> dict[str, Path]:
+    """``directory``'s files by their path relative to it, plus ``extra`` (archive name -> file; it wins)."""
     members: dict[str, Path] = {}
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
@@ -26,6 +22,11 @@ def pack_directory(
             continue
         members[relative.as_posix()] = path
     members.update(extra or {})
+    return members
+
+
+def pack_files(members: Mapping[str, Path]) -> bytes:
+    """Return a gzipped tar of ``members`` (archive name -> file), sorted, with normalised metadata."""
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         for name in sorted(members):
@@ -36,6 +37,17 @@ def pack_directory(
             with path.open("rb") as stream:
                 tar.addfile(info, stream)
     return buffer.getvalue()
+
+
+def pack_directory(
+    directory: Path, exclude: tuple[str, ...] = ("__pycache__",), extra: Mapping[str, Path] | None = None
+) -> bytes:
+    """Return a gzipped tar of ``directory``'s content (paths relative to it), with normalised metadata.
+
+    ``extra`` adds files from elsewhere under the given archive names (a file of the directory with the same
+    name is replaced).
+    """
+    return pack_files(directory_members(directory, exclude, extra))
 
 
 def _owner_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:

@@ -11,7 +11,6 @@ spec's region.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import getpass
 import json
 import logging
@@ -20,25 +19,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from safedeploy import naming
-from safedeploy.approval import choose_approver
-from safedeploy.aws import cleanup
-from safedeploy.aws import codepipeline as cp
-from safedeploy.aws.clients import AwsClients, session_for, verify_account
-from safedeploy.aws.submit import submit
+from safedeploy import constants as C
+from safedeploy.approval import ApprovalOutcome, Decision, choose_approver
+from safedeploy.aws.clients import AwsClients, session_for
 from safedeploy.blue_green import RolledBackError
+from safedeploy.control import TARGETS, ControlReport, DestroyOptions
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.filemodes import use_private_umask
-from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.local import daemon
 from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
-from safedeploy.report import execution_summary, format_execution, format_packages
-from safedeploy.runner import PipelineExecution, Status
+from safedeploy.report import format_packages
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec, parse_assignment
+
+if TYPE_CHECKING:
+    from safedeploy.monitoring.monitor import Monitor
 
 LOG = logging.getLogger("safedeploy")
 EXIT_FAILED = 1
@@ -53,61 +51,33 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def aws_clients(spec: PipelineSpec) -> AwsClients:
-    """The AWS clients ``--target aws`` uses (tests replace this)."""
+    """The AWS clients ``--target aws`` uses (the composition root's one choice; tests replace it)."""
     return AwsClients(session_for(spec))
 
 
 def _pipeline(args: argparse.Namespace) -> Pipeline:
     approver = choose_approver(getattr(args, "auto_approve", False))
-    return Pipeline(load_spec(args.config, _overrides(args)), approver=approver)
+    return Pipeline(
+        load_spec(args.config, _overrides(args)),
+        approver=approver,
+        target=getattr(args, "target", "local"),
+        aws_clients=lambda spec: aws_clients(spec),
+    )
 
 
-def _finish(execution: PipelineExecution) -> int:
-    """Print the execution and its outcome; 0 for success or a pause at the approval gate."""
-    print(format_execution(execution))
-    print()
-    print(execution_summary(execution))
-    waiting = execution.awaiting_approval
-    if waiting is not None and waiting.approval is not None:
-        print(
-            f"\n{waiting.approval.summary}\n{waiting.approval.question}\n"
-            f"  approve: make approve COMMENT='why'   (.venv/bin/safedeploy approve --comment 'why')\n"
-            f"  reject:  make reject COMMENT='why'    (.venv/bin/safedeploy reject --comment 'why')\n"
-            f"The approval expires at {waiting.approval.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
-            f"the dev endpoint keeps serving meanwhile."
-        )
-        return 0
-    return 0 if execution.status == Status.SUCCEEDED else EXIT_FAILED
+def _print(report: ControlReport[object]) -> int:
+    print(report.text)
+    return 0 if report.ok else EXIT_FAILED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start a new execution (on AWS: upload the prepared data, whose contract starts CodePipeline)."""
-    if args.target == "aws":
-        return _run_aws(args)
-    return _finish(_pipeline(args).run(trigger=args.trigger))
-
-
-def _run_aws(args: argparse.Namespace) -> int:
-    spec = load_spec(args.config, _overrides(args))
-    if spec.data.source is None:
-        raise ConfigError("no input data: pass --data <path> (make deploy TARGET=aws DATA=<path>)")
-    clients = aws_clients(spec)
-    verify_account(clients.sts, spec)
-    submitted = submit(spec, clients.s3, spec.data.source)
-    rows = submitted.prepared.rows
-    print(
-        f"uploaded {sum(rows.values())} rows (train {rows['train']} / validation {rows['validation']} / "
-        f"test {rows['test']}) and {submitted.contract_uri} (version {submitted.contract_version}):\n"
-        f"CodePipeline {submitted.pipeline} starts on it (EventBridge rule on the upload).\n"
-        f"  follow:  make status TARGET=aws\n"
-        f"  approve: make approve TARGET=aws COMMENT='why' once DeployDev waits for approval"
-    )
-    return 0
+    return _print(_pipeline(args).start(trigger=args.trigger))
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Resume a failed execution."""
-    return _finish(_pipeline(args).retry(args.execution_id))
+    return _print(_pipeline(args).retry_execution(args.execution_id))
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -116,30 +86,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.command} needs a comment saying why: --comment 'why' (make {args.command} COMMENT='why')"
         )
-    if args.target == "aws":
-        return _decide_aws(args)
-    pipeline = _pipeline(args)
-    decide = pipeline.approve_execution if args.command == "approve" else pipeline.reject_execution
-    return _finish(decide(args.comment, approver=args.by, execution_id=args.execution_id))
-
-
-def _decide_aws(args: argparse.Namespace) -> int:
-    spec = load_spec(args.config, _overrides(args))
-    name = naming.codepipeline_name(spec)
-    decision = cp.decide(
-        aws_clients(spec).codepipeline,
-        name,
-        approved=args.command == "approve",
-        comment=args.comment,
-        execution_id=args.execution_id,
-    )
-    approval = decision.approval
-    then = "it goes on to DeployPrd" if decision.status == "Approved" else "the execution stops there"
-    print(
-        f"{decision.status} {name} execution {approval.execution_id} at {approval.stage_name}/{approval.action_name}: "
-        f"{decision.comment!r}; {then}. CodePipeline records your AWS identity with the decision."
-    )
-    return 0
+    outcome: ApprovalOutcome = "Approved" if args.command == "approve" else "Rejected"
+    return _print(_pipeline(args).decide(Decision(outcome, args.by, args.comment), args.execution_id))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -168,81 +116,9 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Show the latest (or a given) execution."""
-    if args.target == "aws":
-        return _status_aws(args)
+    """Show the latest (or a given) execution, or every execution."""
     pipeline = _pipeline(args)
-    if args.all:
-        for past in pipeline.executions():
-            print(f"{past.started_at:%Y-%m-%d %H:%M:%S}  {past.execution_id}  {past.status}")
-        return 0
-    execution: PipelineExecution | None = (
-        pipeline.backend.executions.get(args.execution_id) if args.execution_id else pipeline.latest_execution()
-    )
-    if execution is None:
-        print(f"pipeline {pipeline.spec.pipeline_name} has not run yet (start it with `make deploy`)")
-        return 0
-    print(execution.model_dump_json(indent=2) if args.json else format_execution(execution))
-    if not args.json:
-        _print_monitoring(args)
-    return 0
-
-
-def _print_monitoring(args: argparse.Namespace) -> None:
-    """The production schedule, its latest execution and the drift alarms, under ``make status``."""
-    from safedeploy.monitoring import summary
-    from safedeploy.monitoring.records import MonitoringError
-
-    monitor = _monitor(args)
-    try:
-        schedule = monitor.schedule()
-    except MonitoringError:
-        return
-    executions = monitor.executions()
-    print(
-        f"\nMonitoring: {schedule.MonitoringScheduleName} {schedule.ScheduleExpression} on {schedule.EndpointName} "
-        f"(v{schedule.ModelPackageVersion}'s baseline)"
-    )
-    if executions:
-        last = executions[-1]
-        print(
-            f"  last execution {last.ScheduledTime:%Y-%m-%d %H:%M:%S}: {last.MonitoringExecutionStatus}, "
-            f"{len(last.Violations)} violations ({last.Trigger}); report {last.ReportUri or '-'}"
-        )
-    else:
-        print("  no executions yet (`make monitor` runs one now)")
-    print(summary.format_alarms(monitor.alarm_states()))
-
-
-def _status_aws(args: argparse.Namespace) -> int:
-    spec = load_spec(args.config, _overrides(args))
-    name = naming.codepipeline_name(spec)
-    client = aws_clients(spec).codepipeline
-    if args.all:
-        for past in cp.list_executions(client, name, limit=100):
-            started = f"{past.started_at:%Y-%m-%d %H:%M:%S}" if past.started_at else "-"
-            print(f"{started}  {past.execution_id}  {past.status}")
-        return 0
-    execution = (
-        cp.find_execution(client, name, args.execution_id) if args.execution_id else cp.latest_execution(client, name)
-    )
-    stages = cp.stage_states(client, name)
-    try:
-        approval = cp.pending_approval(client, name, states=stages)
-    except cp.PipelineQueryError as exc:  # a pipeline without the approval action still has a status
-        LOG.debug("no approval to show: %s", exc)
-        approval = None
-    if args.json:
-        document = {
-            "pipeline": name,
-            "execution": dataclasses.asdict(execution) if execution else None,
-            "stages": [dataclasses.asdict(stage) for stage in stages],
-            "pending_approval": dataclasses.asdict(approval) if approval else None,
-        }
-        print(json.dumps(document, indent=2, default=str))
-    else:
-        print(cp.format_status(name, execution, stages, approval))
-    return 0
+    return _print(pipeline.history() if args.all else pipeline.status(args.execution_id, as_json=args.json))
 
 
 def _confirmed(spec: PipelineSpec, plan: str) -> bool:
@@ -259,7 +135,7 @@ def _confirmed(spec: PipelineSpec, plan: str) -> bool:
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     """Delete everything the pipeline created: local runtime and state, or the AWS stacks and base infrastructure."""
-    spec = load_spec(args.config, _overrides(args))
+    pipeline = _pipeline(args)
     if not args.yes and not sys.stdin.isatty():
         print(
             "error: destroy asks you to type the pipeline name on a terminal, and there is none: "
@@ -267,47 +143,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    if args.target == "local":
-        plan = (
-            f"destroy {spec.pipeline_name} locally: stop the local runtime (every endpoint and REST API it serves) "
-            f"and remove {spec.state_dir.resolve()} (artifact store, registry, executions, deployment ledger of "
-            "every pipeline kept there)"
-        )
-        if not args.yes and not _confirmed(spec, plan):
-            return EXIT_ERROR
-        local = cleanup.destroy_local(spec)
-        print("\n".join([f"destroyed {spec.pipeline_name} locally:", *local.lines()]))
-        return 0
-    clients = aws_clients(spec)
-    caller = verify_account(clients.sts, spec)
-    terraform_dir = None
-    if not args.keep_base_infra:
-        # The reviewed root stays free of .terraform state: terraform runs in the same working copy `make plan` uses
-        # (the state itself is in the S3 backend that backend.hcl names).
-        source = args.terraform_dir or Path("terraform") / spec.environment
-        terraform_dir = working_copy(source, Path("build") / "terraform" / source.name) if source.is_dir() else source
-    stacks = ", ".join(naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER)
-    base = "keep the base infrastructure" if terraform_dir is None else f"terraform destroy {terraform_dir}"
-    plan = (
-        f"destroy {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}) as {caller}: "
-        f"stop the running executions of CodePipeline {naming.codepipeline_name(spec)}, "
-        f"delete the stacks {stacks} (in this order), then {base}"
+    options = DestroyOptions(
+        keep_base_infra=args.keep_base_infra, terraform_dir=args.terraform_dir, stack_timeout_s=args.timeout
     )
-    if not args.yes and not _confirmed(spec, plan):
+    if not args.yes and not _confirmed(pipeline.spec, pipeline.destroy_plan(options)):
         return EXIT_ERROR
-    print(f"destroying {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}):", flush=True)
-    width = max(len(naming.stack_name(spec, kind)) for kind in naming.DESTROY_ORDER)
-    report = cleanup.destroy_aws(
-        clients.cloudformation,
-        spec,
-        terraform_dir=terraform_dir,
-        codepipeline=clients.codepipeline,
-        timeout_s=args.timeout,
-        progress=lambda done: print(cleanup.format_stack_line(done, width), flush=True),
-    )
-    print(cleanup.format_base_line(report.base, width))
-    for execution_id in report.stopped:
-        print(f"  (stopped execution {execution_id} of {naming.codepipeline_name(spec)} first)")
+    report = pipeline.destroy(options, progress=lambda line: print(line, flush=True))
+    print(report.text)
     if not report.ok:
         print("\nsome resources remain (see above); fix what blocks them and run destroy again", file=sys.stderr)
         return EXIT_FAILED
@@ -331,22 +173,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def cmd_outputs(args: argparse.Namespace) -> int:
     """Print the stack outputs (ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...) as JSON."""
-    outputs: dict[str, Any] = dict(_pipeline(args).backend.serving.outputs())
-    from safedeploy.monitoring.records import MonitoringError
-
-    monitor = _monitor(args)
-    try:
-        schedule = monitor.schedule()
-    except MonitoringError:
-        schedule = None
-    if schedule is not None:
-        alarms = monitor.alarm_states()
-        combined = next(iter(alarms))
-        outputs["MonitoringSchedule"] = schedule.MonitoringScheduleName
-        outputs["DriftAlarm"] = combined
-        outputs["DriftAlarmState"] = alarms[combined]["StateValue"]
-        outputs["DriftAlarms"] = {name: alarm["StateValue"] for name, alarm in alarms.items()}
-    print(format_outputs(outputs))
+    print(format_outputs(_pipeline(args).outputs()))
     return 0
 
 
@@ -370,12 +197,8 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     return 0
 
 
-def _monitor(args: argparse.Namespace) -> Any:
-    from safedeploy.monitoring.monitor import Monitor  # numpy and the analyzer, for this command only
-
-    pipeline = _pipeline(args)
-    backend = pipeline.backend
-    return Monitor(pipeline.spec, backend.store, backend.processing, backend.processing_image)
+def _monitor(args: argparse.Namespace) -> Monitor:
+    return _pipeline(args).monitor()
 
 
 def _time(text: str | None) -> Any:
@@ -462,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", parents=[common], help="resume a failed execution from its failed stage")
     retry.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")
     retry.add_argument("--auto-approve", action="store_true", help="answer the approval gate yes")
+    _add_target(retry)
     retry.set_defaults(func=cmd_retry)
 
     for action, what in (("approve", "approve and resume it into production"), ("reject", "reject it")):
@@ -522,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.add_argument(
         "--timeout",
         type=float,
-        default=cleanup.DEFAULT_STACK_TIMEOUT_S,
+        default=C.STACK_DELETE_TIMEOUT_S,
         help="aws: seconds to wait for each stack's delete (default %(default).0f)",
     )
     destroy.set_defaults(func=cmd_destroy)
@@ -555,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
-        choices=["local", "aws"],
+        choices=TARGETS,
         default="local",
         help="local: this machine's pipeline (default); aws: the AWS CodePipeline and stacks",
     )

@@ -90,8 +90,20 @@ METRICS_FILE: Final = "metrics.json"
 MODEL_ARCHIVE: Final = "model.tar.gz"
 OUTPUT_ARCHIVE: Final = "output.tar.gz"
 FAILURE_FILE: Final = "failure"
-XGBOOST_FRAMEWORK_VERSION: Final = "1.7-1"
-"""SageMaker XGBoost framework container version the AWS backend pins (never ``latest``)."""
+XGBOOST_FRAMEWORK_VERSION: Final = "3.2-0"
+"""SageMaker XGBoost framework container version the AWS backend pins (never ``latest``): the newest that
+sagemaker-core's image-URI table (``image_uri_config/xgboost.json``) lists."""
+# The 3.2-0 image is built by aws/deep-learning-containers (aws/sagemaker-xgboost-container's README moves XGBoost
+# upgrades there; its serving code still comes from that repository): docker/xgboost/Dockerfile
+# (``ARG PYTHON_VERSION=3.12``, an Amazon Linux 2023 venv of python3.12) installs docker/xgboost/pyproject.toml's lock
+# (``xgboost==3.2.0``, ``sagemaker-inference==1.5.5``, ``requires-python = ">=3.12,<3.13"``); its image config
+# .github/config/image/xgboost/sagemaker.yml says ``python_version: "3.12"``, ``framework_version: "3.2.0"``.
+XGBOOST_CONTAINER_PYTHON: Final = "3.12"
+"""The Python of the pinned framework image: the code shipped into it (``model/``, ``features.py``, the monitor's
+analyzer) must run on it (``scripts/python_compat.py``, vermin, in ``make lint``)."""
+XGBOOST_CONTAINER_XGBOOST: Final = "3.2.0"
+"""The XGBoost of the pinned framework image; pyproject.toml pins ``xgboost-cpu`` to exactly this version, so a local
+training is the container's training (tests/test_python_compat.py checks the lock and the installed package)."""
 
 # --- Data-source contract (the seed's data-source.zip) ---------------------------------------------
 DATA_SOURCE_ARCHIVE: Final = "data-source.zip"
@@ -125,6 +137,12 @@ APPROVAL_REJECTED: Final = "Rejected"
 SM_PROGRAM_ENV: Final = "SAGEMAKER_PROGRAM"
 SM_SUBMIT_DIRECTORY_ENV: Final = "SAGEMAKER_SUBMIT_DIRECTORY"
 SM_BIND_PORT_ENV: Final = "SAGEMAKER_BIND_TO_PORT"
+SM_DEFAULT_ACCEPT_ENV: Final = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+"""The serving toolkits' answer type for a request without ``Accept`` or with ``*/*`` (unset: application/json)."""
+DEFAULT_INVOCATIONS_ACCEPT: Final = "text/csv"
+"""What the model's environment sets it to: such a request gets one probability per line (the seed's clients)."""
+TOOLKIT_DEFAULT_ACCEPT: Final = "application/json"
+"""sagemaker-inference's and sagemaker-containers' default when ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` is unset."""
 LISTEN_FD_ENV: Final = "SAFEDEPLOY_LISTEN_FD"
 """File descriptor of the listening socket a local serving instance inherits from the runtime."""
 INFERENCE_PROGRAM: Final = "inference.py"
@@ -160,6 +178,12 @@ STAGE_BUILD: Final = "Build"
 LAMBDA_ALIAS: Final = "live"
 """The API function's alias: API Gateway invokes it, CodeDeploy shifts it between versions."""
 LAMBDA_RUNTIME: Final = "python3.11"
+"""The Lambda functions' runtime (the stacks' ``Runtime``): ``lambdas/`` and the ``safedeploy`` modules its bundle
+carries must run on it (``scripts/python_compat.py``)."""
+
+# --- AWS destroy --------------------------------------------------------------------------------------------------
+STACK_DELETE_TIMEOUT_S: Final = 1800.0
+"""How long ``destroy --target aws`` waits for each per-model stack's deletion by default."""
 
 # --- The alarm catalog (spec.alarms): defaults of every alarm, rendered locally, to CloudFormation and to CDKTF ---
 ALARM_PERIOD_SECONDS: Final = 60

@@ -1,24 +1,37 @@
-"""The pipeline facade: one object for the CLI, the notebook and tests.
+"""The pipeline facade: one object for the CLI, the notebook and tests, whatever the target.
 
 >>> pipeline = Pipeline.load(overrides={"data.source": "../shared/data/churn.txt"})  # doctest: +SKIP
->>> execution = pipeline.run()                                                        # doctest: +SKIP
+>>> print(pipeline.start("notebook").text)                                          # doctest: +SKIP
+>>> on_aws = Pipeline.load(overrides={"data.source": "churn.txt"}, target="aws")   # doctest: +SKIP
+>>> print(on_aws.status().text)                                                     # doctest: +SKIP
+
+``start``, ``status``, ``history``, ``decide`` and ``destroy`` go to the target's :mod:`safedeploy.control`
+implementation (this machine's runner, or the AWS CodePipeline). The rest (``run``, ``retry``, the registry,
+``rollback_production``, ``deployments``, ``monitor``) works on the local backend, created on first use.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safedeploy import constants as C
-from safedeploy.approval import Approver, Decision
+from safedeploy.approval import Approver, AutoApprove, Decision
 from safedeploy.backends import Backend, create_backend
+from safedeploy.errors import ConfigError
 from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelPackage
 from safedeploy.runner import PipelineExecution, PipelineRunner
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.stages import pipeline_stages, roll_back_production
+
+if TYPE_CHECKING:
+    from safedeploy.aws.clients import AwsClients
+    from safedeploy.control import ControlReport, DestroyOptions, PipelineControl, Progress, Target
+    from safedeploy.monitoring.monitor import Monitor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,23 +39,116 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 class Pipeline:
     """A pipeline (one spec) bound to its backend."""
 
-    def __init__(self, spec: PipelineSpec, project_root: Path = PROJECT_ROOT, approver: Approver | None = None) -> None:
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        project_root: Path = PROJECT_ROOT,
+        approver: Approver | None = None,
+        *,
+        target: Target = "local",
+        aws_clients: Callable[[PipelineSpec], AwsClients] | None = None,
+    ) -> None:
         self.spec = spec
         self.project_root = project_root
         self.approver = approver
-        self.backend: Backend = create_backend(spec)
-        self.runner = PipelineRunner(
-            spec.pipeline_name,
-            pipeline_stages(spec, self.backend, project_root, approver),
+        self.target: Target = target
+        self._aws_clients = aws_clients
+
+    @cached_property
+    def backend(self) -> Backend:
+        """The local backend (artifact store, registry, runtime...), created on first use."""
+        return create_backend(self.spec)
+
+    @cached_property
+    def runner(self) -> PipelineRunner:
+        """The local stage runner over this spec's stages."""
+        return PipelineRunner(
+            self.spec.pipeline_name,
+            pipeline_stages(self.spec, self.backend, self.project_root, self.approver),
             self.backend.executions,
             self.backend.lock_path,
             verify=self.backend.store.verify,
         )
 
+    @cached_property
+    def control(self) -> PipelineControl:
+        """Start, status, decide and destroy on this pipeline's target."""
+        if self.target == "aws":
+            from safedeploy.aws.clients import AwsClients, session_for
+            from safedeploy.control.aws import AwsControl
+
+            return AwsControl(self.spec, self._aws_clients or (lambda spec: AwsClients(session_for(spec))))
+        from safedeploy.control.local import LocalControl
+
+        return LocalControl(self)
+
+    def start(self, trigger: str = "api") -> ControlReport[object]:
+        """Start an execution on the target (locally it runs to the end or to the approval gate).
+
+        Raises:
+            ConfigError: an automatic approver on AWS, where the gate is CodePipeline's manual approval.
+        """
+        if self.target == "aws" and isinstance(self.approver, AutoApprove):
+            raise ConfigError(
+                "--auto-approve (AUTO_APPROVE=1) is for local runs: on AWS the gate is CodePipeline's manual "
+                "approval; answer it with `make approve TARGET=aws COMMENT='why'`"
+            )
+        return self.control.start(trigger)
+
+    def retry_execution(self, execution_id: str | None = None) -> ControlReport[object]:
+        """Resume the latest (or the given) failed execution on the target from its failed stage."""
+        return self.control.retry(execution_id)
+
+    def status(self, execution_id: str | None = None, *, as_json: bool = False) -> ControlReport[object]:
+        """The latest (or the given) execution on the target, stage by stage."""
+        return self.control.status(execution_id, as_json=as_json)
+
+    def history(self) -> ControlReport[object]:
+        """The target's executions."""
+        return self.control.history()
+
+    def decide(self, decision: Decision, execution_id: str | None = None) -> ControlReport[object]:
+        """Answer the approval gate on the target (the latest waiting execution by default)."""
+        return self.control.decide(decision, execution_id)
+
+    def destroy_plan(self, options: DestroyOptions) -> str:
+        """What :meth:`destroy` would delete on the target."""
+        return self.control.destroy_plan(options)
+
+    def destroy(self, options: DestroyOptions, progress: Progress = print) -> ControlReport[object]:
+        """Delete what the pipeline created on the target."""
+        return self.control.destroy(options, progress)
+
+    def outputs(self) -> dict[str, Any]:
+        """What the stacks would output (``ApiUrl``, ``ApiKey``, ``EndpointName``...) and the drift alarms' states."""
+        from safedeploy.monitoring.records import MonitoringError
+
+        outputs: dict[str, Any] = dict(self.backend.serving.outputs())
+        monitor = self.monitor()
+        try:
+            schedule = monitor.schedule()
+        except MonitoringError:
+            return outputs
+        alarms = monitor.alarm_states()
+        combined = next(iter(alarms))
+        outputs["MonitoringSchedule"] = schedule.MonitoringScheduleName
+        outputs["DriftAlarm"] = combined
+        outputs["DriftAlarmState"] = alarms[combined]["StateValue"]
+        outputs["DriftAlarms"] = {name: alarm["StateValue"] for name, alarm in alarms.items()}
+        return outputs
+
+    def monitor(self) -> Monitor:
+        """Production's data-quality monitor (local backend)."""
+        from safedeploy.monitoring.monitor import Monitor  # numpy and the analyzer, only where it is used
+
+        return Monitor(self.spec, self.backend.store, self.backend.processing, self.backend.processing_image)
+
     @classmethod
-    def load(cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Pipeline:
-        """Resolve the spec (arguments > environment > file > defaults) and bind its backend."""
-        return cls(load_spec(config_file, overrides))
+    def load(
+        cls, config_file: Path | None = None, overrides: Mapping[str, Any] | None = None, target: Target = "local"
+    ) -> Pipeline:
+        """Resolve the spec (arguments > environment > file > defaults) and bind it to a target."""
+        return cls(load_spec(config_file, overrides), target=target)
 
     def run(self, trigger: str = "api") -> PipelineExecution:
         """Start a new execution and run it to the end."""
@@ -60,15 +166,16 @@ class Pipeline:
         self, comment: str, *, approver: str | None = None, execution_id: str | None = None
     ) -> PipelineExecution:
         """Approve the execution waiting at the gate (the latest waiting one by default) and resume it into prod."""
-        return self._decide(Decision("Approved", approver or getpass.getuser(), comment), execution_id)
+        return self.run_decision(Decision("Approved", approver or getpass.getuser(), comment), execution_id)
 
     def reject_execution(
         self, comment: str, *, approver: str | None = None, execution_id: str | None = None
     ) -> PipelineExecution:
         """Reject the execution waiting at the gate: it fails, and the version is marked Rejected."""
-        return self._decide(Decision("Rejected", approver or getpass.getuser(), comment), execution_id)
+        return self.run_decision(Decision("Rejected", approver or getpass.getuser(), comment), execution_id)
 
-    def _decide(self, decision: Decision, execution_id: str | None) -> PipelineExecution:
+    def run_decision(self, decision: Decision, execution_id: str | None = None) -> PipelineExecution:
+        """Record ``decision`` at the local gate of the waiting execution and resume it."""
         waiting = self.runner.waiting_execution(execution_id)  # resume with the spec it started with
         if waiting.spec != self.spec.model_dump(mode="json"):
             other = Pipeline(PipelineSpec.model_validate(waiting.spec), self.project_root, self.approver)

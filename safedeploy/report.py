@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from safedeploy import constants as C
 from safedeploy.registry import ModelPackage
 from safedeploy.runner import PipelineExecution
+from safedeploy.stage_outputs import RegisterOutputs, TrainOutputs
 
 
 def _duration(seconds: float | None) -> str:
@@ -55,18 +56,38 @@ def execution_summary(execution: PipelineExecution) -> str:
     if execution.status != "Succeeded":
         first_line = (execution.error or "").splitlines()[0] if execution.error else ""
         return f"Execution {execution.execution_id} {execution.status}: {first_line}"
-    train = execution.stage(C.STAGE_TRAIN).outputs
-    register = execution.stage(C.STAGE_REGISTER).outputs
-    auc = train["metrics"].get("test:auc")
-    status = register["approval_status"]
+    train = execution.output(TrainOutputs)
+    register = execution.output(RegisterOutputs)
+    auc = train.metrics.get("test:auc", float("nan"))
+    status = register.approval_status
     approved = next((s for s in execution.stages if s.name == C.STAGE_APPROVAL and s.approval is not None), None)
     if approved is not None and approved.approval is not None:
         status = f"{approved.approval.status} by {approved.approval.approver}"
     return (
         f"Execution {execution.execution_id} Succeeded in {_duration(execution.duration_seconds)}: "
-        f"model package {execution.spec['model_name']} v{register['model_package_version']} "
+        f"model package {execution.spec['model_name']} v{register.model_package_version} "
         f"({status}), test AUC {auc:.4f}"
     )
+
+
+def format_outcome(execution: PipelineExecution) -> str:
+    """An execution as a run, retry or decision leaves it: stages, closing line, and how to answer a waiting gate."""
+    text = f"{format_execution(execution)}\n\n{execution_summary(execution)}"
+    waiting = execution.awaiting_approval
+    if waiting is not None and waiting.approval is not None:
+        text += (
+            f"\n\n{waiting.approval.summary}\n{waiting.approval.question}\n"
+            f"  approve: make approve COMMENT='why'   (.venv/bin/safedeploy approve --comment 'why')\n"
+            f"  reject:  make reject COMMENT='why'    (.venv/bin/safedeploy reject --comment 'why')\n"
+            f"The approval expires at {waiting.approval.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
+            f"the dev endpoint keeps serving meanwhile."
+        )
+    return text
+
+
+def format_history(executions: Sequence[PipelineExecution]) -> str:
+    """One line per execution: start, id, status."""
+    return "\n".join(f"{e.started_at:%Y-%m-%d %H:%M:%S}  {e.execution_id}  {e.status}" for e in executions)
 
 
 def format_packages(packages: Sequence[ModelPackage]) -> str:

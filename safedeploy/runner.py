@@ -28,6 +28,7 @@ from safedeploy.approval import ApprovalExpiredError, ApprovalPending, Decision,
 from safedeploy.atomic import atomic_write_text
 from safedeploy.errors import ExecutionError, PipelineLockedError, SafeDeployError
 from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.stage_outputs import OutputsT, StageOutputs
 from safedeploy.store import ArtifactRef
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class StageExecution(BaseModel):
     ended_at: datetime | None = None
     summary: str = ""
     outputs: dict[str, Any] = {}
+    """The stage's outputs as stored; read them typed with :meth:`PipelineExecution.output`."""
     artifacts: dict[str, ArtifactRef] = {}
     error: str | None = None
     attempts: int = 0
@@ -94,6 +96,15 @@ class PipelineExecution(BaseModel):
             return None
         return next((stage for stage in self.stages if stage.awaiting_approval), None)
 
+    def output(self, kind: type[OutputsT]) -> OutputsT:
+        """The typed outputs of ``kind``'s stage (``execution.output(TrainOutputs).model_data_url``).
+
+        Raises:
+            KeyError: the execution has no such stage.
+            pydantic.ValidationError: the stored outputs do not have ``kind``'s fields (the stage did not succeed).
+        """
+        return kind.read(self.stage(kind.STAGE).outputs)
+
     def stage(self, name: str) -> StageExecution:
         """Return the named stage's record."""
         for stage in self.stages:
@@ -109,10 +120,10 @@ class PipelineExecution(BaseModel):
 
 @dataclass(frozen=True)
 class StageResult:
-    """What a stage returns: a one-line summary, plain outputs, and the artifacts it wrote."""
+    """What a stage returns: a one-line summary, its typed outputs, and the artifacts it wrote."""
 
     summary: str
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: StageOutputs | None = None
     artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
 
 
@@ -127,9 +138,9 @@ class StageContext:
         """The running execution's id."""
         return self.execution.execution_id
 
-    def outputs(self, stage: str) -> dict[str, Any]:
-        """Outputs of an earlier, succeeded stage."""
-        return self.execution.stage(stage).outputs
+    def output(self, kind: type[OutputsT]) -> OutputsT:
+        """Typed outputs of an earlier, succeeded stage (``context.output(DataOutputs).input_data``)."""
+        return self.execution.output(kind)
 
     def artifacts(self, stage: str) -> dict[str, ArtifactRef]:
         """Artifacts of an earlier, succeeded stage."""
@@ -396,7 +407,7 @@ class PipelineRunner:
             record.status, record.ended_at = Status.SUCCEEDED, self.clock()
             record.summary, record.outputs, record.artifacts = (
                 result.summary,
-                result.outputs,
+                result.outputs.model_dump(mode="json") if result.outputs is not None else {},
                 result.artifacts,
             )
             self.executions.save(execution)

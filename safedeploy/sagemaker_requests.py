@@ -76,10 +76,11 @@ def green_endpoint_name(spec: PipelineSpec, version: VersionRef, execution_id: s
 def serving_environment(
     spec: PipelineSpec, source_dir_uri: str, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The serving container's environment: script-mode handler, its code and the region."""
+    """The serving container's environment: script-mode handler, its code, the default answer type, the region."""
     return {
         C.SM_PROGRAM_ENV: C.INFERENCE_PROGRAM,
         C.SM_SUBMIT_DIRECTORY_ENV: source_dir_uri,
+        C.SM_DEFAULT_ACCEPT_ENV: C.DEFAULT_INVOCATIONS_ACCEPT,
         "SAGEMAKER_REGION": spec.region,
         **(extra or {}),
     }

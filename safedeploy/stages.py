@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from safedeploy import constants as C
-from safedeploy import features as features_module
 from safedeploy import naming
 from safedeploy.alarm_catalog import local_alarm_settings
 from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
-from safedeploy.archives import pack_directory
 from safedeploy.backends import Backend
 from safedeploy.blue_green import BlueGreenDeployment
 from safedeploy.clock import ScaledClock
@@ -29,8 +27,20 @@ from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
+from safedeploy.shipping import source_archive
 from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
+from safedeploy.stage_outputs import (
+    ApprovalOutputs,
+    BaselineOutputs,
+    DataOutputs,
+    DeployDevOutputs,
+    DeployPrdOutputs,
+    InputData,
+    RegisterOutputs,
+    SmokeTestSummary,
+    TrainOutputs,
+)
 from safedeploy.store import S3Uri
 from safedeploy.traffic import Schedule, build_schedule
 from safedeploy.training.gate import check_gate
@@ -62,13 +72,13 @@ class DataStage:
                 f"{sum(rows.values())} rows, {prepared.feature_count} features -> "
                 f"train {rows['train']} / validation {rows['validation']} / test {rows['test']}"
             ),
-            outputs={
-                "dataset_id": prepared.dataset_id,
-                "data_sha256": prepared.data_sha256,
-                "rows": rows,
-                "positives": prepared.positives,
-                "input_data": prepared.input_data,
-            },
+            outputs=DataOutputs(
+                dataset_id=prepared.dataset_id,
+                data_sha256=prepared.data_sha256,
+                rows=rows,
+                positives=prepared.positives,
+                input_data=InputData.model_validate(prepared.input_data),
+            ),
             artifacts=prepared.artifacts,
         )
 
@@ -93,9 +103,7 @@ class TrainStage:
         source_dir = self.spec.training.source_dir
         if not (source_dir / self.spec.training.entry_point).is_file():
             raise ConfigError(f"training entry point {source_dir / self.spec.training.entry_point} not found")
-        # The handler code imports the feature encoder; the archive carries its own copy, so the serving
-        # container (SageMaker's, or a local instance) needs nothing but the archive.
-        archive = pack_directory(source_dir, extra={"features.py": Path(features_module.__file__)})
+        archive = source_archive(source_dir)  # model/ + features.py (safedeploy/shipping.py)
         source = self.backend.store.put_bytes(source_archive_uri(output_prefix, job_name), archive, "application/gzip")
         request = training_job_request(
             self.spec,
@@ -119,14 +127,14 @@ class TrainStage:
             raise ArtifactError(f"training job {job_name} reported {job.model_artifacts}, which does not exist")
         return StageResult(
             summary=f"job {job_name}; gate passed: {gate}",
-            outputs={
-                "training_job_name": job_name,
-                "model_data_url": job.model_artifacts,
-                "metrics": job.final_metrics,
-                "hyperparameters": dict(hyperparameters),
-                "feature_schema_uri": input_data["FeatureSchemaUri"],
-                "log_file": job.log_file,
-            },
+            outputs=TrainOutputs(
+                training_job_name=job_name,
+                model_data_url=job.model_artifacts,
+                metrics=job.final_metrics,
+                hyperparameters=dict(hyperparameters),
+                feature_schema_uri=input_data["FeatureSchemaUri"],
+                log_file=job.log_file,
+            ),
             artifacts={"model": model, "source": source},
         )
 
@@ -148,20 +156,19 @@ class BaselineStage:
         """Run both baseline jobs."""
         from safedeploy.monitoring.baseline import run_baseline_jobs  # numpy-heavy, one stage needs it
 
-        train = context.outputs(C.STAGE_TRAIN)
         jobs = run_baseline_jobs(
             self.spec,
             self.backend.store,
             self.backend.processing,
             self.backend.processing_image,
             execution_id=context.execution_id,
-            input_data=context.outputs(C.STAGE_DATA)["input_data"],
-            model_data_url=train["model_data_url"],
+            input_data=context.output(DataOutputs).input_data.channels(),
+            model_data_url=context.output(TrainOutputs).model_data_url,
         )
         return StageResult(
             summary=f"jobs {', '.join(jobs.jobs)}: training features and {jobs.rows['validation_scores']} "
             "validation scores baselined",
-            outputs={"files": jobs.files, "sha256": jobs.sha256, "jobs": jobs.jobs},
+            outputs=BaselineOutputs(files=jobs.files, sha256=jobs.sha256, jobs=jobs.jobs),
         )
 
 
@@ -176,37 +183,37 @@ class RegisterStage:
 
     def run(self, context: StageContext) -> StageResult:
         """Create the model package version."""
-        data, train = context.outputs(C.STAGE_DATA), context.outputs(C.STAGE_TRAIN)
+        data, train = context.output(DataOutputs), context.output(TrainOutputs)
         attach = None
         if self.spec.monitoring.enabled:
             from safedeploy.monitoring.baseline import attach_baseline  # see BaselineStage
 
-            baseline = context.outputs(C.STAGE_BASELINE)
-            attach = attach_baseline(self.spec, self.backend.store, baseline["files"], baseline["sha256"])
+            baseline = context.output(BaselineOutputs)
+            attach = attach_baseline(self.spec, self.backend.store, baseline.files, baseline.sha256)
         package = self.backend.registry.register(
             self.spec.model_name,
             ModelRegistration(
-                model_data_url=train["model_data_url"],
+                model_data_url=train.model_data_url,
                 model_data_sha256=context.artifacts(C.STAGE_TRAIN)["model"].sha256,
                 framework_version=self.spec.training.framework_version,
-                metrics=train["metrics"],
-                hyperparameters=train["hyperparameters"],
-                data_sha256=data["data_sha256"],
+                metrics=train.metrics,
+                hyperparameters=train.hyperparameters,
+                data_sha256=data.data_sha256,
                 code_revision=code_revision(self.project_root),
-                training_job_name=train["training_job_name"],
+                training_job_name=train.training_job_name,
                 pipeline_execution_id=context.execution_id,
-                feature_schema_uri=train["feature_schema_uri"],
+                feature_schema_uri=train.feature_schema_uri,
                 registered_by=f"pipeline {self.spec.pipeline_name} ({getpass.getuser()})",
             ),
             attach,
         )
         return StageResult(
             summary=f"{package.ModelPackageGroupName} v{package.ModelPackageVersion} {package.ModelApprovalStatus}",
-            outputs={
-                "model_package_arn": package.ModelPackageArn,
-                "model_package_version": package.ModelPackageVersion,
-                "approval_status": package.ModelApprovalStatus,
-            },
+            outputs=RegisterOutputs(
+                model_package_arn=package.ModelPackageArn,
+                model_package_version=package.ModelPackageVersion,
+                approval_status=package.ModelApprovalStatus,
+            ),
         )
 
 
@@ -224,14 +231,14 @@ class DeployDevStage:
 
     def run(self, context: StageContext) -> StageResult:
         """Create or update ``<model>-dev`` and wait until it is InService."""
-        train, register = context.outputs(C.STAGE_TRAIN), context.outputs(C.STAGE_REGISTER)
-        version = int(register["model_package_version"])
+        train = context.output(TrainOutputs)
+        version = context.output(RegisterOutputs).model_package_version
         host = self.backend.serving
         deployed = deploy(
             host.sagemaker(),
             self.spec,
             ModelSource(
-                model_data_url=train["model_data_url"],
+                model_data_url=train.model_data_url,
                 source_dir_uri=context.artifacts(C.STAGE_TRAIN)["source"].uri,
                 image=self.backend.serving_image,
                 version=version,
@@ -246,10 +253,8 @@ class DeployDevStage:
             execution_id=context.execution_id,
         )
         store = self.backend.store
-        rows = held_out_rows(
-            store, context.outputs(C.STAGE_DATA)["input_data"]["TestUri"], self.spec.serving.smoke_test_rows
-        )
-        expected = offline_predictions(store.get_bytes(S3Uri.parse(train["model_data_url"])), rows)
+        rows = held_out_rows(store, context.output(DataOutputs).input_data.TestUri, self.spec.serving.smoke_test_rows)
+        expected = offline_predictions(store.get_bytes(S3Uri.parse(train.model_data_url)), rows)
         smoke = smoke_test(
             host.runtime(), deployed.endpoint_name, rows, expected, tolerance=self.spec.serving.smoke_test_tolerance
         )
@@ -261,14 +266,14 @@ class DeployDevStage:
         )
         return StageResult(
             summary=f"{deployed.endpoint_name} {deployed.status} v{version}; {smoke.describe()}; REST API {api_url}",
-            outputs={
-                "endpoint_name": deployed.endpoint_name,
-                "endpoint_config_name": deployed.endpoint_config_name,
-                "model_name": deployed.model_name,
-                "model_package_version": version,
-                "api_url": api_url,
-                "smoke_test": {"rows": smoke.rows, "max_abs_error": smoke.max_abs_error, "seconds": smoke.seconds},
-            },
+            outputs=DeployDevOutputs(
+                endpoint_name=deployed.endpoint_name,
+                endpoint_config_name=deployed.endpoint_config_name,
+                model_name=deployed.model_name,
+                model_package_version=version,
+                api_url=api_url,
+                smoke_test=SmokeTestSummary(rows=smoke.rows, max_abs_error=smoke.max_abs_error, seconds=smoke.seconds),
+            ),
         )
 
 
@@ -288,7 +293,7 @@ class ApprovalStage:
     def run(self, context: StageContext) -> StageResult:
         """Ask (or read the recorded answer), update the registry, pass or fail."""
         record = context.execution.stage(self.name)
-        version = int(context.outputs(C.STAGE_REGISTER)["model_package_version"])
+        version = context.output(RegisterOutputs).model_package_version
         if record.approval is None:
             record.approval = ManualApproval.request(
                 self._summary(context, version), self.spec.approval.timeout_seconds
@@ -310,17 +315,16 @@ class ApprovalStage:
             raise ApprovalRejectedError(f"{self.spec.model_name} v{version} was not approved: {approval.describe()}")
         return StageResult(
             summary=approval.describe(),
-            outputs={"model_package_version": version, "approval": approval.model_dump(mode="json")},
+            outputs=ApprovalOutputs(model_package_version=version, approval=approval),
         )
 
     def _summary(self, context: StageContext, version: int) -> str:
-        metrics = context.outputs(C.STAGE_TRAIN)["metrics"]
+        metrics = context.output(TrainOutputs).metrics
         shown = ", ".join(f"{name} {metrics[name]:.4f}" for name in ("test:auc", "test:f1") if name in metrics)
-        dev = context.outputs(C.STAGE_DEPLOY_DEV)
-        smoke = dev.get("smoke_test", {})
+        dev = context.output(DeployDevOutputs)
         return (
-            f"{self.spec.model_name} v{version} ({shown}) is serving on {dev['endpoint_name']} "
-            f"(REST API {dev['api_url']}); smoke test: {smoke.get('rows', '?')} held-out rows equal the offline "
+            f"{self.spec.model_name} v{version} ({shown}) is serving on {dev.endpoint_name} "
+            f"(REST API {dev.api_url}); smoke test: {dev.smoke_test.rows} held-out rows equal the offline "
             f"predictions."
         )
 
@@ -348,19 +352,19 @@ class ProductionRelease:
     ) -> ProductionRelease:
         """The version an execution trained and registered (with the archive digest the registry recorded)."""
         train = execution.stage(C.STAGE_TRAIN)
-        register = execution.stage(C.STAGE_REGISTER).outputs
-        version = int(register["model_package_version"])
+        register = execution.output(RegisterOutputs)
+        version = register.model_package_version
         return cls(
             source=ModelSource(
-                model_data_url=train.outputs["model_data_url"],
+                model_data_url=execution.output(TrainOutputs).model_data_url,
                 source_dir_uri=train.artifacts["source"].uri,
                 image=image,
                 version=version,
                 model_data_sha256=registered_digest(registry, model_name, version, train.artifacts["model"].sha256),
             ),
             execution_id=execution.execution_id,
-            test_uri=execution.stage(C.STAGE_DATA).outputs["input_data"]["TestUri"],
-            model_package_arn=register["model_package_arn"],
+            test_uri=execution.output(DataOutputs).input_data.TestUri,
+            model_package_arn=register.model_package_arn,
         )
 
 
@@ -451,14 +455,14 @@ class DeployPrdStage:
         strategy = self.spec.production.strategy
         return StageResult(
             summary=f"{shifted}{green.endpoint} (v{version}) at 100% ({strategy}); {outputs.get('ApiUrl')}",
-            outputs={
-                "deployment_id": controller.deployment_id,
-                "endpoint_name": green.endpoint,
-                "model_package_version": version,
-                "blue": blue.as_dict() if blue else None,
-                "strategy": strategy,
-                "api_url": outputs.get("ApiUrl"),
-            },
+            outputs=DeployPrdOutputs(
+                deployment_id=controller.deployment_id,
+                endpoint_name=green.endpoint,
+                model_package_version=version,
+                blue=blue,
+                strategy=strategy,
+                api_url=outputs.get("ApiUrl"),
+            ),
         )
 
 

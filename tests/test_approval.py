@@ -31,6 +31,7 @@ from safedeploy.local import daemon
 from safedeploy.registry import ModelRegistration
 from safedeploy.runner import PipelineExecution, PipelineRunner, Stage, StageContext, StageResult, Status
 from safedeploy.spec import load_spec
+from safedeploy.stage_outputs import DeployDevOutputs, RegisterOutputs, SmokeTestSummary, TrainOutputs
 from safedeploy.stages import ApprovalStage
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 
@@ -101,17 +102,34 @@ class _Registered:
 
     def run(self, context: StageContext) -> StageResult:
         if self.name == C.STAGE_TRAIN:
-            return StageResult("trained", {"metrics": {"test:auc": 0.93, "test:f1": 0.8}})
+            return StageResult(
+                "trained",
+                TrainOutputs(
+                    training_job_name="job",
+                    model_data_url="s3://b/model.tar.gz",
+                    metrics={"test:auc": 0.93, "test:f1": 0.8},
+                    hyperparameters={},
+                    feature_schema_uri="s3://b/schema.json",
+                ),
+            )
         if self.name == C.STAGE_DEPLOY_DEV:
             return StageResult(
-                "dev", {"endpoint_name": "customerchurn-dev", "api_url": "http://x/api", "smoke_test": {"rows": 50}}
+                "dev",
+                DeployDevOutputs(
+                    endpoint_name="customerchurn-dev",
+                    endpoint_config_name="customerchurn-dev-config",
+                    model_name="customerchurn-dev-model",
+                    model_package_version=1,
+                    api_url="http://x/api",
+                    smoke_test=SmokeTestSummary(rows=50, max_abs_error=0.0, seconds=0.1),
+                ),
             )
         package = self.backend.registry.register(
             "customerchurn",
             ModelRegistration(
                 model_data_url="s3://b/model.tar.gz",
                 model_data_sha256="1" * 64,
-                framework_version="1.7-1",
+                framework_version=C.XGBOOST_FRAMEWORK_VERSION,
                 metrics={"test:auc": 0.93},
                 hyperparameters={},
                 data_sha256="0" * 64,
@@ -122,7 +140,14 @@ class _Registered:
                 registered_by="test",
             ),
         )
-        return StageResult("registered", {"model_package_version": package.ModelPackageVersion})
+        return StageResult(
+            "registered",
+            RegisterOutputs(
+                model_package_arn=package.ModelPackageArn,
+                model_package_version=package.ModelPackageVersion,
+                approval_status=package.ModelApprovalStatus,
+            ),
+        )
 
 
 @dataclass(frozen=True)

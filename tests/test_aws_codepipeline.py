@@ -429,3 +429,60 @@ def test_cli_status_on_aws_without_the_pipeline(
     stub.add_client_error("list_pipeline_executions", "PipelineNotFoundException", "no pipeline", 400)
     assert cli.main(["status", "--target", "aws"]) == 2
     assert "there is no CodePipeline named customerchurn-dev" in capsys.readouterr().err
+
+
+# --- retry -------------------------------------------------------------------------------------------------------
+
+
+def test_retry_reruns_the_failed_actions_of_the_executions_failed_stage(clients: AwsClients, stub: Stubber) -> None:
+    """The DeployPrd stage failed in OLDER: retrying OLDER asks CodePipeline for exactly that stage's failed actions."""
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": [_summary(EXECUTION, "InProgress"), _summary(OLDER, "Failed")]},
+        {"pipelineName": PIPELINE, "maxResults": 100},
+    )
+    stub.add_response("get_pipeline_state", _state(), {"name": PIPELINE})
+    stub.add_response(
+        "retry_stage_execution",
+        {"pipelineExecutionId": OLDER},
+        {
+            "pipelineName": PIPELINE,
+            "stageName": "DeployPrd",
+            "pipelineExecutionId": OLDER,
+            "retryMode": "FAILED_ACTIONS",
+        },
+    )
+    retried = cp.retry_failed_stage(clients.codepipeline, PIPELINE, OLDER[:8])
+    assert retried == cp.RetriedStage(OLDER, "DeployPrd")
+
+
+def test_retry_refuses_an_execution_without_a_failed_stage(clients: AwsClients, stub: Stubber) -> None:
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": [_summary(EXECUTION, "InProgress")]},
+        {"pipelineName": PIPELINE, "maxResults": 1},
+    )
+    stub.add_response("get_pipeline_state", _state(), {"name": PIPELINE})
+    with pytest.raises(cp.PipelineQueryError, match=f"execution {EXECUTION} of {PIPELINE} .InProgress. has no failed"):
+        cp.retry_failed_stage(clients.codepipeline, PIPELINE, None)
+
+
+def test_cli_retry_on_aws(aws_cli: AwsClients, stub: Stubber, capsys: pytest.CaptureFixture[str]) -> None:
+    stub.add_response(
+        "list_pipeline_executions",
+        {"pipelineExecutionSummaries": [_summary(OLDER, "Failed")]},
+        {"pipelineName": PIPELINE, "maxResults": 1},
+    )
+    stub.add_response("get_pipeline_state", _state(), {"name": PIPELINE})
+    stub.add_response(
+        "retry_stage_execution",
+        {"pipelineExecutionId": OLDER},
+        {
+            "pipelineName": PIPELINE,
+            "stageName": "DeployPrd",
+            "pipelineExecutionId": OLDER,
+            "retryMode": "FAILED_ACTIONS",
+        },
+    )
+    assert cli.main(["retry", "--target", "aws"]) == 0
+    assert f"retrying the failed actions of stage DeployPrd of {PIPELINE} execution {OLDER}" in capsys.readouterr().out

@@ -145,7 +145,11 @@ def _endpoint(live: Live, info: RuntimeInfo, name: str, percentage: int, destina
         PrimaryContainer={
             "Image": "local",
             "ModelDataSource": model_data_source(live),
-            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri},
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri,
+                "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",  # as the pipeline's models: no Accept, CSV
+            },
         },
         ExecutionRoleArn="arn:aws:iam::000000000000:role/test",
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,9 @@ from cdktf_app.config import EMAIL_PATTERN, REGION_PATTERN, SCHEDULE_PATTERN
 from cdktf_app.names import ACCOUNT_PLACEHOLDER, REGION_PLACEHOLDER
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.aws.cleanup import find_terraform
+from safedeploy.infra.policy import PolicyToolMissingError, checkov_executable
+from safedeploy.infra.terraform_cli import find_provider_mirror
 from tests.snapshots import Snapshot
 
 if TYPE_CHECKING:
@@ -244,7 +246,9 @@ def test_provider_is_constrained_and_tagged(synth: Synth, env: str) -> None:
     assert 'required_version = ">= 1.10"' in synth.rendered[env]["versions.tf"]
 
 
-@pytest.mark.skipif(shutil.which("terraform") is None, reason="the terraform CLI is not installed")
+@pytest.mark.skipif(
+    find_terraform() is None, reason="the terraform CLI is not installed (not on PATH, $TERRAFORM unset)"
+)
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_synthesized_configuration_is_valid_terraform(synth: Synth, env: str, tmp_path: Path) -> None:
     """``Testing.to_be_valid_terraform``: ``terraform init`` + ``validate`` on the synthesized root."""
@@ -259,8 +263,8 @@ def test_synthesized_configuration_is_valid_terraform(synth: Synth, env: str, tm
     del document["terraform"]["backend"]
     (work / "cdk.tf.json").write_text(json.dumps(document), encoding="utf-8")
     (work / "versions.tf").write_text(synth.rendered[env]["versions.tf"], encoding="utf-8")
-    mirror = Path(os.environ.get("TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
-    if mirror.is_dir():
+    mirror = find_provider_mirror()
+    if mirror is not None:
         (work / "terraform.d").mkdir()
         (work / "terraform.d" / "plugins").symlink_to(mirror)
     (tmp_path / "manifest.json").write_text(
@@ -908,8 +912,8 @@ def test_synth_check_names_the_stale_file(synth: Synth, tmp_path: Path, capsys: 
 @pytest.fixture(scope="module")
 def checkov_results(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[scan.ScanResult]]:
     try:
-        scan.checkov_executable()
-    except scan.CheckovMissingError as exc:
+        checkov_executable()
+    except PolicyToolMissingError as exc:
         pytest.fail(f"{exc} (`make test` provisions .tools/checkov before running the tests)")
     root = tmp_path_factory.mktemp("checkov")
     from cdktf_app.app import write
@@ -978,8 +982,13 @@ def test_suppressions_apply_only_where_written_and_with_a_reason() -> None:
 
 
 def test_missing_checkov_says_how_to_install_it(tmp_path: Path) -> None:
-    with pytest.raises(scan.CheckovMissingError, match="make test"):
-        scan.checkov_executable(tmp_path / "checkov")
+    with pytest.raises(PolicyToolMissingError, match="make test"):
+        scan.scan_root(_root_with_document(tmp_path), checkov=tmp_path / "checkov")
+
+
+def _root_with_document(tmp_path: Path) -> Path:
+    (tmp_path / "cdk.tf.json").write_text('{"resource": {}}')
+    return tmp_path
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

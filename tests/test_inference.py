@@ -15,9 +15,9 @@ from model.inference import (
     FAST_PATH_MAX_ROWS,
     InferenceError,
     LoadedModel,
+    encode,
     model_fn,
-    output_fn,
-    predict_fn,
+    predict,
     transform_fn,
 )
 from safedeploy.data.raw_table import read_raw_table
@@ -90,12 +90,12 @@ def test_predictions_equal_offline_booster_predictions(served: tuple[LoadedModel
     import xgboost as xgb
 
     offline = model.booster.predict(xgb.DMatrix(matrix, feature_names=model.schema.features))
-    assert np.allclose(predict_fn(matrix, model), offline, atol=1e-6)
+    assert np.allclose(predict(matrix, model), offline, atol=1e-6)
     # Small requests take the compiled fast path (verified at load); its answers are the booster's.
     assert model.fast is not None
-    singles = np.concatenate([predict_fn(matrix[i : i + 1], model) for i in range(len(matrix))])
+    singles = np.concatenate([predict(matrix[i : i + 1], model) for i in range(len(matrix))])
     assert np.abs(singles - offline).max() <= 1e-6
-    assert np.abs(model.fast.predict(matrix[:1]) - predict_fn(matrix[:1], model)).max() == 0
+    assert np.abs(model.fast.predict(matrix[:1]) - predict(matrix[:1], model)).max() == 0
 
 
 class _Refuses:
@@ -123,16 +123,16 @@ def test_up_to_4_rows_are_answered_by_the_compiled_ensemble_and_more_by_xgboost(
     for start in range(0, len(matrix), 4):  # every real row, in requests of 1..4 rows
         for size in (1, 2, 3, 4):
             rows = matrix[start : start + size]
-            fast = predict_fn(rows, ensemble_only)
+            fast = predict(rows, ensemble_only)
             assert fast.dtype == np.float32 and np.abs(fast - offline[start : start + size]).max() <= 1e-6
     body = "\n".join(",".join(f"{v:.10g}" for v in row) for row in matrix[:4]).encode()
     answer, _ = transform_fn(ensemble_only, body, "text/csv", "text/csv")  # the whole handler path
     assert np.abs(np.array([float(line) for line in answer.split()]) - offline[:4]).max() <= 1e-6
     with pytest.raises(AssertionError, match="XGBoost answered"):
-        predict_fn(matrix[:5], ensemble_only)
+        predict(matrix[:5], ensemble_only)
     with pytest.raises(AssertionError, match="the ensemble answered"):
-        predict_fn(matrix[:4], xgboost_only)
-    assert np.array_equal(predict_fn(matrix[:5], xgboost_only), offline[:5].astype(np.float32))
+        predict(matrix[:4], xgboost_only)
+    assert np.array_equal(predict(matrix[:5], xgboost_only), offline[:5].astype(np.float32))
 
 
 @pytest.mark.parametrize(
@@ -141,14 +141,14 @@ def test_up_to_4_rows_are_answered_by_the_compiled_ensemble_and_more_by_xgboost(
      ("text/html, application/json", "application/json"), ("text/csv;q=1", "text/csv")],
 )  # fmt: skip
 def test_accept_negotiation(accept: str | None, expected: str) -> None:
-    body, ctype = output_fn(np.array([0.25], dtype=np.float32), accept)
+    body, ctype = encode(np.array([0.25], dtype=np.float32), accept)
     assert ctype == expected
     assert body == (b"0.25\n" if expected == "text/csv" else b'{"predictions": [{"score": 0.25}]}')
 
 
 def test_unacceptable_accept_is_406() -> None:
     with pytest.raises(InferenceError) as info:
-        output_fn(np.array([0.5], dtype=np.float32), "application/x-protobuf")
+        encode(np.array([0.5], dtype=np.float32), "application/x-protobuf")
     assert info.value.status == 406
 
 
@@ -240,7 +240,7 @@ def test_values_beyond_float32_in_records_and_matrices_are_client_errors(
     matrix = np.ones((5, model.schema.width), dtype=np.float32)
     matrix[3, 2] = np.inf
     with pytest.raises(InferenceError) as info:
-        predict_fn(matrix, model)
+        predict(matrix, model)
     assert info.value.status == 400 and "row 4, column 3" in info.value.message
 
 

@@ -110,19 +110,3 @@ def test_the_hooks_known_rows_are_the_ones_monitoring_excludes() -> None:
 
     assert pre_traffic.KNOWN_ROWS_PREFIX == formats.KNOWN_ROWS_INFERENCE_PREFIX
     assert formats.SYNTHETIC_INFERENCE_PREFIX == "synthetic-"  # lambdas/api/app.py's prefix for the canary
-
-
-def test_the_analyzer_runs_on_the_framework_containers_python() -> None:
-    """The monitor's code ships into a SageMaker framework image (Python 3.8 for the pinned XGBoost 1.7-1)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from safedeploy.monitoring.requests import analyzer_files
-
-    files = [str(path) for path in analyzer_files().values()]
-    vermin = Path(sys.executable).with_name("vermin")
-    result = subprocess.run(
-        [str(vermin), "--no-tips", "--violations", "-t=3.8-", *files], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

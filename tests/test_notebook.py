@@ -9,6 +9,7 @@ import pytest
 
 from safedeploy import constants as C
 from safedeploy.local import daemon
+from safedeploy.pipeline import Pipeline
 from tests.conftest import REPO_ROOT
 
 
@@ -27,9 +28,12 @@ def test_notebook_runs(tmp_path: Path, churn_csv: Path, monkeypatch: pytest.Monk
                 exec(compile("".join(cell["source"]), "pipeline.ipynb", "exec"), namespace)  # noqa: S102
     finally:
         daemon.stop(tmp_path / "state")
-    execution = namespace["execution"]
-    assert execution.status == "Succeeded"  # type: ignore[attr-defined]
+    pipeline = namespace["pipeline"]
+    assert isinstance(pipeline, Pipeline)
+    execution = pipeline.latest_execution()
+    assert execution is not None and execution.status == "Succeeded"
     assert namespace["approved"].ModelApprovalStatus == "Approved"  # type: ignore[attr-defined]
     if serving:  # the gate paused the run; the notebook's approval resumed that same execution
-        gate = execution.stage(C.STAGE_APPROVAL)  # type: ignore[attr-defined]
+        gate = execution.stage(C.STAGE_APPROVAL)
+        assert gate.approval is not None
         assert gate.approval.status == "Approved" and gate.approval.comment == "metrics reviewed in the notebook"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from safedeploy import constants as C
 from safedeploy.errors import RegistryError
 from safedeploy.registry import LocalModelRegistry, ModelRegistration
 
@@ -14,7 +15,7 @@ def _registration(**changes: object) -> ModelRegistration:
     fields = {
         "model_data_url": "s3://b/customerchurn/training-jobs/job-1/output/model.tar.gz",
         "model_data_sha256": "cd" * 32,
-        "framework_version": "1.7-1",
+        "framework_version": C.XGBOOST_FRAMEWORK_VERSION,
         "metrics": {"test:auc": 0.93, "validation:auc": 0.91},
         "hyperparameters": {"max_depth": "6"},
         "data_sha256": "ab" * 32,

@@ -171,6 +171,71 @@ def test_handler_reports_model_server_errors_as_502_not_swallowed() -> None:
     assert vars(errors[0])["request_id"] == "req-1" and vars(errors[0])["endpoint"] == "churn-prd"
 
 
+TOOLKIT_TRACEBACK = (
+    'Traceback (most recent call last):\n  File "/opt/venv/lib/python3.12/site-packages/sagemaker_inference/'
+    'transformer.py", line 128, in transform\n    result = self._transform_fn(...)\n'
+)
+
+
+def _model_error(stubber: Stubber, status: int, original: str) -> None:
+    """InvokeEndpoint's ModelError as SageMaker Runtime sends it (HTTP 424, the container's status and body)."""
+    kind = "client" if status < 500 else "server"
+    stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ModelError",
+        service_message=f'Received {kind} error ({status}) from primary with message "{original}". See logs.',
+        http_status_code=424,
+        modeled_fields={
+            "OriginalStatusCode": status,
+            "OriginalMessage": original,
+            "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/churn-prd",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("original", "status", "message"),
+    [
+        # sagemaker-inference's Transformer: the message, then the traceback
+        (f"row 1: 'abc' is not a number\n{TOOLKIT_TRACEBACK}", 400, "row 1: 'abc' is not a number"),
+        # model/inference.py's Flask response under sagemaker-containers, and the local instance: the message
+        ("record 0: missing field 'State'\n", 400, "record 0: missing field 'State'"),
+        # sagemaker-containers' own error document
+        (
+            '{"error": "UnsupportedFormatError", "error-message": "Content type x", "stack-trace": "..."}',
+            415,
+            "Content type x",
+        ),
+        ("cannot answer in 'application/xml'; use one of text/csv, application/json", 406, "cannot answer in"),
+    ],
+)
+def test_a_request_the_model_refuses_is_a_4xx_with_the_models_message(original: str, status: int, message: str) -> None:
+    client, stubber = _stubbed()
+    _model_error(stubber, status, original)
+    with stubber:
+        response = app.create_handler({"ENDPOINT_NAME": "churn-prd", "MODEL_VERSION": "7"}, client)(
+            _event("1,2,abc", {"Content-Type": "text/csv"}), CONTEXT
+        )
+    stubber.assert_no_pending_responses()
+    assert response["statusCode"] == status
+    document = json.loads(response["body"])
+    assert document["error"] == "InvalidRequest"
+    assert document["message"].startswith(message)
+    assert "Traceback" not in response["body"] and "stack-trace" not in response["body"]
+    assert response["headers"]["X-Model-Version"] == "7"
+
+
+def test_a_model_failure_is_502_without_the_containers_traceback() -> None:
+    client, stubber = _stubbed()
+    _model_error(stubber, 500, f"the booster is gone\n{TOOLKIT_TRACEBACK}")
+    with stubber:
+        response = app.create_handler({"ENDPOINT_NAME": "churn-prd"}, client)(
+            _event("1,2", {"Content-Type": "text/csv"}), CONTEXT
+        )
+    assert response["statusCode"] == 502
+    assert json.loads(response["body"]) == {"message": "the model failed: the booster is gone", "error": "ModelError"}
+
+
 def test_handler_passes_bytes_and_decodes_base64_bodies() -> None:
     client, stubber = _stubbed()
     stubber.add_response(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,6 +21,7 @@ from safedeploy.runner import (
     StageResult,
     Status,
 )
+from safedeploy.stage_outputs import StageOutputs
 from safedeploy.store import ArtifactRef, LocalArtifactStore, S3Uri
 
 
@@ -36,7 +38,15 @@ class FakeStage:
         if self.calls <= self.fail_times:
             raise self.error
         artifacts = {"out": self.artifact} if self.artifact else {}
-        return StageResult(summary=f"{self.name} done", outputs={"n": self.calls}, artifacts=artifacts)
+        return StageResult(summary=f"{self.name} done", outputs=_Calls(n=self.calls), artifacts=artifacts)
+
+
+class _Calls(StageOutputs):
+    """A fake stage's outputs: how many times it ran."""
+
+    STAGE: ClassVar[str] = "A"
+
+    n: int
 
 
 def _runner(tmp_path: Path, *stages: FakeStage, valid: set[str] | None = None) -> PipelineRunner:

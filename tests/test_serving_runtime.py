@@ -26,7 +26,11 @@ def _model(live: Live, name: str, info: daemon.RuntimeInfo | None = None, **envi
         PrimaryContainer={
             "Image": "local",
             "ModelDataSource": model_data_source(live),
-            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri}
+            "Environment": {
+                "SAGEMAKER_PROGRAM": "inference.py",
+                "SAGEMAKER_SUBMIT_DIRECTORY": live.source_uri,
+                "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",  # as the pipeline's models: no Accept, CSV
+            }
             | environment,
         },
         ExecutionRoleArn="arn:aws:iam::000000000000:role/test",

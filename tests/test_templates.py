@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import StubAssertionError
 from botocore.stub import Stubber
 
+from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation import monitoring as cf_monitoring
 from safedeploy.cloudformation import quality_gate
@@ -168,7 +169,7 @@ def test_images_are_the_pinned_framework_version_never_latest(stacks: dict[str, 
     text = json.dumps({kind: stack.template for kind, stack in stacks.items()})
     assert "latest" not in text
     images = resolve_images(fixture_spec())
-    assert images.training.endswith(":1.7-1") and images.serving == images.training
+    assert images.training.endswith(f":{C.XGBOOST_FRAMEWORK_VERSION}") and images.serving == images.training
     assert "sagemaker-xgboost" in images.training and "model-monitor" in images.model_monitor
     with pytest.raises(ConfigError, match="not 'latest'"):
         resolve_images(fixture_spec(**{"training.framework_version": "latest"}))

@@ -2,7 +2,10 @@
 
 Fixes the seed's handler: headers are read case-insensitively, the body goes to the endpoint as bytes (base64
 bodies decoded), client mistakes come back as 4xx with a JSON body naming the problem, and model errors are
-surfaced (logged as errors and answered 502) instead of swallowed. Every answer says who served it:
+surfaced (logged as errors and answered 502) instead of swallowed. A request the model refuses (``ModelError``
+with a 4xx ``OriginalStatusCode``: 400 for a bad record, 406/415 for a type it cannot use) is answered with the
+model's status and the model's own message (the first line of ``OriginalMessage``: SageMaker's inference toolkit
+appends a traceback, which stays in the logs); a 5xx from the model is 502. Every answer says who served it:
 ``X-SageMaker-Endpoint``, ``x-Amzn-Invoked-Production-Variant`` (when InvokeEndpoint reports it) and
 ``X-Model-Version``.
 
@@ -36,6 +39,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 SUPPORTED_TYPES = ("text/csv", "application/json")
 MAX_HEADER_CHARS = 1024
 """InvokeEndpoint's ``ContentType`` and ``Accept``: ASCII, at most 1,024 characters (SageMaker Runtime's model)."""
+MAX_MESSAGE_CHARS = 1024
+"""The longest model message passed on to the client."""
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -158,9 +163,9 @@ def _client_error(exc: ClientError, settings: ApiSettings, request_id: str | Non
         original_message = str(exc.response.get("OriginalMessage") or message)
         if isinstance(original, int) and 400 <= original < 500:
             LOGGER.info("request refused by the model", extra={**where, "status": original, "reason": original_message})
-            return ApiResponse.error(original, original_message, "InvalidRequest")
-        LOGGER.error("model error", extra={**where, "status": original, "reason": message})
-        return ApiResponse.error(502, f"the model failed: {original_message}", "ModelError")
+            return ApiResponse.error(original, model_message(original_message), "InvalidRequest")
+        LOGGER.error("model error", extra={**where, "status": original, "reason": original_message})
+        return ApiResponse.error(502, f"the model failed: {model_message(original_message)}", "ModelError")
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
     if status == 413:
         return ApiResponse.error(413, message, "TooLarge")
@@ -168,6 +173,28 @@ def _client_error(exc: ClientError, settings: ApiSettings, request_id: str | Non
     if code in ("ThrottlingException", "ModelNotReadyException"):
         return ApiResponse.error(429, message, code)
     return ApiResponse.error(503, f"the model endpoint is unavailable: {message}", code)
+
+
+def model_message(original: str) -> str:
+    """The model's own words in a container's error body, without what follows them.
+
+    SageMaker's inference toolkit answers the message, then a traceback on the following lines;
+    sagemaker-containers' Flask worker a JSON document (``error-message``); the local instance and
+    ``model/inference.py``'s Flask response the message alone.
+    """
+    text = original.strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            for key in ("message", "error-message", "errorMessage"):
+                value = document.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip().splitlines()[0][:MAX_MESSAGE_CHARS]
+    first = text.splitlines()[0].strip() if text else ""
+    return (first or "the model gave no reason")[:MAX_MESSAGE_CHARS]
 
 
 def to_proxy_response(response: ApiResponse, settings: ApiSettings) -> dict[str, Any]:

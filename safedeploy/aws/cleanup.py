@@ -13,7 +13,6 @@ executions, ledger) removed, refusing while an execution is running or if the di
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -24,9 +23,11 @@ from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import ClientError
 
+from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.aws import codepipeline as cp
 from safedeploy.errors import SafeDeployError
+from safedeploy.infra import terraform_cli
 from safedeploy.locking import LockHeldError, exclusive_lock
 from safedeploy.runtime.paths import RuntimePaths
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 StackResult = Literal["deleted", "absent", "failed"]
 Runner = Callable[[Sequence[str]], int]
 """Runs a command (argv) to completion, its output going to the user; returns the exit status."""
-DEFAULT_STACK_TIMEOUT_S = 1800.0
+DEFAULT_STACK_TIMEOUT_S = C.STACK_DELETE_TIMEOUT_S
 DEFAULT_POLL_S = 10.0
 STOP_TIMEOUT_S = 300.0
 MAX_EVENT_PAGES = 5
@@ -220,11 +221,11 @@ def run_command(argv: Sequence[str]) -> int:
 
 
 def find_terraform() -> str | None:
-    """The terraform CLI: ``$TERRAFORM`` if it names a file, else ``terraform`` on PATH."""
-    explicit = os.environ.get("TERRAFORM")
-    if explicit and Path(explicit).is_file():
-        return explicit
-    return shutil.which("terraform")
+    """The terraform CLI (:func:`safedeploy.infra.terraform_cli.find_terraform`), or None when it is not installed."""
+    try:
+        return str(terraform_cli.find_terraform())
+    except terraform_cli.TerraformUnavailableError:
+        return None
 
 
 def terraform_destroy(directory: Path, run: Runner, terraform: str | None) -> BaseInfraOutcome:
@@ -240,7 +241,9 @@ def terraform_destroy(directory: Path, run: Runner, terraform: str | None) -> Ba
         )
     if terraform is None:
         return BaseInfraOutcome(
-            "failed", "the terraform CLI is not installed (not on PATH, $TERRAFORM unset): install it and run again"
+            "failed",
+            "the terraform CLI is not installed (not on PATH, $TERRAFORM unset): install terraform >= 1.5 "
+            "and run destroy again",
         )
     chdir = f"-chdir={directory}"
     init = [terraform, chdir, "init", "-input=false", "-reconfigure"]

@@ -243,6 +243,46 @@ def stage_states(client: CodePipelineClient, pipeline_name: str) -> list[StageSt
 
 
 @dataclass(frozen=True)
+class RetriedStage:
+    """A stage whose failed actions CodePipeline runs again."""
+
+    execution_id: str
+    stage_name: str
+
+
+def retry_failed_stage(client: CodePipelineClient, pipeline_name: str, execution_id: str | None) -> RetriedStage:
+    """Retry the failed stage of the latest (or the given) execution with ``RetryStageExecution(FAILED_ACTIONS)``.
+
+    Raises:
+        PipelineQueryError: no such execution, it has no failed stage (CodePipeline keeps only each stage's latest
+            execution: a newer execution that reached the stage hides this one), or CodePipeline refused the retry.
+    """
+    target = (
+        find_execution(client, pipeline_name, execution_id) if execution_id else latest_execution(client, pipeline_name)
+    )
+    if target is None:
+        raise PipelineQueryError(f"pipeline {pipeline_name} has not run yet: nothing to retry")
+    failed = [
+        stage
+        for stage in stage_states(client, pipeline_name)
+        if stage.status == "Failed" and stage.execution_id == target.execution_id
+    ]
+    if not failed:
+        raise PipelineQueryError(
+            f"execution {target.execution_id} of {pipeline_name} ({target.status}) has no failed stage to retry"
+        )
+    stage = failed[0]
+    with _calling(pipeline_name, "RetryStageExecution"):
+        client.retry_stage_execution(
+            pipelineName=pipeline_name,
+            stageName=stage.name,
+            pipelineExecutionId=target.execution_id,
+            retryMode="FAILED_ACTIONS",
+        )
+    return RetriedStage(target.execution_id, stage.name)
+
+
+@dataclass(frozen=True)
 class _ApprovalAction:
     name: str
     custom_data: str | None

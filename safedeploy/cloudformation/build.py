@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from safedeploy import constants as C
-from safedeploy import features as features_module
-from safedeploy import naming
-from safedeploy.archives import pack_directory
+from safedeploy import naming, shipping
 from safedeploy.atomic import atomic_write_text
 from safedeploy.cloudformation.context import BuildContext, resolve_images
 from safedeploy.cloudformation.contract import read_contract
@@ -170,9 +168,7 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
     """
     contract = read_contract(options.data_source, spec)
     images = resolve_images(spec)
-    source_archive = pack_directory(
-        _source_dir(spec, options.project_root), extra={"features.py": Path(features_module.__file__)}
-    )
+    source_archive = shipping.source_archive(_source_dir(spec, options.project_root))
     bundle = build_lambda_bundle(options.project_root, options.vendor)
     if options.upload and bundle.third_party:
         raise BuildError(

@@ -36,7 +36,9 @@ def resolve_images(spec: PipelineSpec) -> Images:
     """
     version = spec.training.framework_version
     if version == "latest" or not version:
-        raise ConfigError("training.framework_version must pin a version (e.g. 1.7-1), not 'latest'")
+        raise ConfigError(
+            f"training.framework_version must pin a version (e.g. {C.XGBOOST_FRAMEWORK_VERSION}), not 'latest'"
+        )
     try:
         from sagemaker.core import image_uris  # type: ignore[import-untyped]  # no stubs (the aws extra)
     except ImportError:  # pragma: no cover - the aws extra is part of every install make creates

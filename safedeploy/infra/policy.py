@@ -7,9 +7,10 @@ one reading of them. checkov lives in its own virtualenv (it pins ``boto3==1.35.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,11 @@ def _findings(checks: list[dict[str, Any]], detail_key: str) -> tuple[Finding, .
 def parse_checkov(output: str) -> CheckovReport:
     """Read ``checkov -o json`` output (one framework's object, or a list of them)."""
     document = json.loads(output)
-    reports = document if isinstance(document, list) else [document]
+    return report_of(document if isinstance(document, list) else [document])
+
+
+def report_of(reports: Sequence[Mapping[str, Any]]) -> CheckovReport:
+    """One verdict over checkov's per-framework reports."""
     passed, resources = 0, 0
     failed: list[Finding] = []
     skipped: list[Finding] = []
@@ -91,17 +96,53 @@ def parse_checkov(output: str) -> CheckovReport:
     return CheckovReport(passed, tuple(failed), tuple(skipped), tuple(errors), resources)
 
 
-def run_checkov(target: Path, framework: str, checkov: Path = DEFAULT_CHECKOV) -> CheckovReport:
-    """Run checkov on a file or directory with one framework (``cloudformation``, ``terraform_json``, ...)."""
-    if not checkov.is_file():
-        raise PolicyToolMissingError(f"checkov is not installed at {checkov}: `make test` or `make lint` installs it")
+def checkov_executable(checkov: Path | None = None) -> Path:
+    """The checkov executable to run (default: the tool virtualenv ``make test`` and ``make lint`` install).
+
+    Raises:
+        PolicyToolMissingError: it is not installed.
+    """
+    path = checkov or DEFAULT_CHECKOV
+    if not path.is_file():
+        raise PolicyToolMissingError(
+            f"checkov is not installed at {path}: `make test` or `make lint` installs it "
+            "(pinned in tools/checkov/requirements.txt)"
+        )
+    return path
+
+
+def checkov_reports(target: Path, framework: str, checkov: Path | None = None) -> list[dict[str, Any]]:
+    """Run checkov on a file or directory with one framework; return its raw JSON reports (one per framework).
+
+    Offline: no platform, no guideline download. This is the project's one way of running checkov: the
+    CloudFormation gate parses the reports with :func:`parse_checkov`, and ``cdktf_app.scan`` applies the
+    synthesized roots' inline suppressions to them.
+
+    Raises:
+        PolicyToolMissingError: checkov is not installed.
+        RuntimeError: checkov crashed or printed no JSON report.
+    """
+    executable = checkov_executable(checkov)
     flag = "-d" if target.is_dir() else "-f"
-    argv = [str(checkov), flag, str(target), "--framework", framework, "-o", "json", "--compact"]
+    argv = [str(executable), flag, str(target), "--framework", framework, "-o", "json", "--compact"]
     argv += ["--skip-download"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    env = {**os.environ, "LOG_LEVEL": "ERROR"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, env=env)
     if done.returncode not in (0, 1) or not done.stdout.strip():
         raise RuntimeError(f"checkov failed on {target} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
-    return parse_checkov(done.stdout)
+    try:
+        document = json.loads(done.stdout)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(f"checkov printed no JSON report for {target}: {exc}\n{done.stdout[-2000:]}") from None
+    reports = document if isinstance(document, list) else [document]
+    if not all(isinstance(report, dict) for report in reports):
+        raise RuntimeError(f"unexpected checkov report for {target}: {str(document)[:500]}")
+    return reports
+
+
+def run_checkov(target: Path, framework: str, checkov: Path | None = None) -> CheckovReport:
+    """Run checkov on a file or directory with one framework (``cloudformation``, ``terraform_json``, ...)."""
+    return report_of(checkov_reports(target, framework, checkov))
 
 
 @dataclass(frozen=True)

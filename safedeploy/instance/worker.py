@@ -4,8 +4,11 @@
 handlers come from ``$SAGEMAKER_SUBMIT_DIRECTORY/$SAGEMAKER_PROGRAM`` and the model from
 ``$SAGEMAKER_BASE_DIR/model`` (``/opt/ml/model`` on SageMaker), as the framework containers resolve them:
 ``transform_fn(model, body, content_type, accept)`` if the module defines it, otherwise
-``input_fn`` -> ``predict_fn`` -> ``output_fn``. An exception carrying an HTTP ``status`` (4xx/5xx) is
-answered with that status and its message; anything else is a 500 and a traceback on stderr.
+``input_fn`` -> ``predict_fn`` -> ``output_fn``; a module defining both is refused, as both of SageMaker's
+serving toolkits (sagemaker-inference, sagemaker-containers) refuse it. As they do, a request without ``Accept``
+or with exactly ``*/*`` is answered in ``$SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` (else application/json; the
+pipeline's models set text/csv). An exception carrying an HTTP ``status``
+(4xx/5xx) is answered with that status and its message; anything else is a 500 and a traceback on stderr.
 
 The process listens on an inherited socket (``SAFEDEPLOY_LISTEN_FD``, so the runtime knows the port before
 the child starts) or on ``127.0.0.1:$SAGEMAKER_BIND_TO_PORT``. If the model cannot be loaded it exits with
@@ -53,6 +56,8 @@ class ContainerSettings:
     model_dir: Path
     code_dir: Path
     program: str
+    default_accept: str = C.TOOLKIT_DEFAULT_ACCEPT
+    """The answer type of a request without ``Accept`` or with ``*/*``, as the toolkits choose it."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | os._Environ[str]) -> ContainerSettings:
@@ -62,7 +67,8 @@ class ContainerSettings:
         program = environ.get(C.SM_PROGRAM_ENV)
         if not program:
             raise ModelLoadError(f"{C.SM_PROGRAM_ENV} is not set: name the handler module, e.g. inference.py")
-        return cls(model_dir=base / "model", code_dir=Path(code), program=program)
+        default_accept = environ.get(C.SM_DEFAULT_ACCEPT_ENV) or C.TOOLKIT_DEFAULT_ACCEPT
+        return cls(model_dir=base / "model", code_dir=Path(code), program=program, default_accept=default_accept)
 
 
 def _import_program(settings: ContainerSettings) -> ModuleType:
@@ -92,14 +98,25 @@ def load_transform(settings: ContainerSettings) -> Transform:
     except Exception as exc:
         raise ModelLoadError(f"loading the model failed: {type(exc).__name__}: {exc}") from exc
     transform_fn = getattr(module, "transform_fn", None)
-    if transform_fn is not None:
-        return lambda body, ctype, accept: _as_response(transform_fn(model, body, ctype, accept), accept)
     steps = [getattr(module, name, None) for name in ("input_fn", "predict_fn", "output_fn")]
-    if any(step is None for step in steps):
+    if transform_fn is not None and any(step is not None for step in steps):
+        raise ModelLoadError(
+            f"{settings.program} defines transform_fn and input_fn/predict_fn/output_fn: SageMaker's serving "
+            "toolkits refuse a module with both, so define one or the other"
+        )
+    if transform_fn is None and any(step is None for step in steps):
         raise ModelLoadError(f"{settings.program} defines neither transform_fn nor input_fn/predict_fn/output_fn")
     input_fn, predict_fn, output_fn = steps
-    assert input_fn and predict_fn and output_fn  # noqa: S101 - checked just above
-    return lambda body, ctype, accept: _as_response(output_fn(predict_fn(input_fn(body, ctype), model), accept), accept)
+
+    def transform(body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
+        if not accept or accept == "*/*":  # both toolkits: no Accept, or exactly */*, is the default type
+            accept = settings.default_accept
+        if transform_fn is not None:
+            return _as_response(transform_fn(model, body, content_type, accept), accept)
+        assert input_fn and predict_fn and output_fn  # noqa: S101 - checked above
+        return _as_response(output_fn(predict_fn(input_fn(body, content_type), model), accept), accept)
+
+    return transform
 
 
 def _as_response(result: Any, accept: str | None) -> tuple[bytes, str]:

@@ -1,0 +1,181 @@
+"""Pipeline control on AWS: the pipeline's CodePipeline, its stacks and its base infrastructure.
+
+``start`` validates, encodes and uploads the data (the data-source contract's upload starts CodePipeline through the
+EventBridge rule); ``status`` reads ``GetPipelineState``; ``decide`` answers the manual approval with
+``PutApprovalResult``; ``destroy`` deletes the per-model stacks in order and then the Terraform base infrastructure.
+``start`` and ``destroy`` first check that the credentials belong to the spec's account; the read-only calls and
+``decide`` find no pipeline in another account, and say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+from safedeploy import naming
+from safedeploy.approval import Decision
+from safedeploy.aws import cleanup
+from safedeploy.aws import codepipeline as cp
+from safedeploy.aws.clients import AwsClients, verify_account
+from safedeploy.aws.submit import Submission, submit
+from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
+from safedeploy.errors import ConfigError
+from safedeploy.infra.terraform_cli import working_copy
+from safedeploy.spec import PipelineSpec
+
+LOG = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 100
+"""How many of CodePipeline's executions ``history`` lists."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AwsStatus:
+    """``GetPipelineState`` and the execution asked about."""
+
+    pipeline: str
+    execution: cp.ExecutionSummary | None
+    stages: list[cp.StageState]
+    pending_approval: cp.PendingApproval | None
+
+
+class AwsControl:
+    """:class:`safedeploy.control.PipelineControl` on the spec's AWS account and region."""
+
+    def __init__(self, spec: PipelineSpec, clients: Callable[[PipelineSpec], AwsClients]) -> None:
+        self.spec = spec
+        self._clients = clients
+        self.pipeline_name = naming.codepipeline_name(spec)
+
+    @property
+    def target(self) -> Target:
+        """``aws``."""
+        return "aws"
+
+    @cached_property
+    def clients(self) -> AwsClients:
+        """The AWS clients, created on first use."""
+        return self._clients(self.spec)
+
+    @cached_property
+    def caller(self) -> str:
+        """Who the credentials are (checked to be in the spec's account once, on first use)."""
+        return verify_account(self.clients.sts, self.spec)
+
+    def start(self, trigger: str) -> ControlReport[Submission]:
+        """Upload the prepared data; the contract's upload starts the CodePipeline."""
+        source = self.spec.data.source
+        if source is None:
+            raise ConfigError("no input data: pass --data <path> (make deploy TARGET=aws DATA=<path>)")
+        _ = self.caller
+        submitted = submit(self.spec, self.clients.s3, source)
+        rows = submitted.prepared.rows
+        text = (
+            f"uploaded {sum(rows.values())} rows (train {rows['train']} / validation {rows['validation']} / "
+            f"test {rows['test']}) and {submitted.contract_uri} (version {submitted.contract_version}):\n"
+            f"CodePipeline {submitted.pipeline} starts on it (EventBridge rule on the upload).\n"
+            f"  follow:  make status TARGET=aws\n"
+            f"  approve: make approve TARGET=aws COMMENT='why' once DeployDev waits for approval"
+        )
+        return ControlReport(submitted, text)
+
+    def retry(self, execution_id: str | None = None) -> ControlReport[cp.RetriedStage]:
+        """Retry the failed actions of the latest (or the given) execution's failed stage (``RetryStageExecution``)."""
+        retried = cp.retry_failed_stage(self.clients.codepipeline, self.pipeline_name, execution_id)
+        text = (
+            f"retrying the failed actions of stage {retried.stage_name} of {self.pipeline_name} execution "
+            f"{retried.execution_id}: follow it with `make status TARGET=aws`"
+        )
+        return ControlReport(retried, text)
+
+    def status(self, execution_id: str | None = None, *, as_json: bool = False) -> ControlReport[AwsStatus]:
+        """The latest (or the given) execution and every stage's latest state."""
+        client, name = self.clients.codepipeline, self.pipeline_name
+        execution = cp.find_execution(client, name, execution_id) if execution_id else cp.latest_execution(client, name)
+        stages = cp.stage_states(client, name)
+        try:
+            approval = cp.pending_approval(client, name, states=stages)
+        except cp.PipelineQueryError as exc:  # a pipeline without the approval action still has a status
+            LOG.debug("no approval to show: %s", exc)
+            approval = None
+        status = AwsStatus(name, execution, stages, approval)
+        if as_json:
+            document = {
+                "pipeline": name,
+                "execution": dataclasses.asdict(execution) if execution else None,
+                "stages": [dataclasses.asdict(stage) for stage in stages],
+                "pending_approval": dataclasses.asdict(approval) if approval else None,
+            }
+            return ControlReport(status, json.dumps(document, indent=2, default=str))
+        return ControlReport(status, cp.format_status(name, execution, stages, approval))
+
+    def history(self) -> ControlReport[list[cp.ExecutionSummary]]:
+        """The latest executions, newest first, as CodePipeline lists them."""
+        executions = cp.list_executions(self.clients.codepipeline, self.pipeline_name, limit=HISTORY_LIMIT)
+        lines = [
+            f"{e.started_at:%Y-%m-%d %H:%M:%S}  {e.execution_id}  {e.status}"
+            if e.started_at
+            else f"-  {e.execution_id}  {e.status}"
+            for e in executions
+        ]
+        return ControlReport(executions, "\n".join(lines))
+
+    def decide(self, decision: Decision, execution_id: str | None = None) -> ControlReport[cp.ApprovalDecision]:
+        """Answer the manual approval (CodePipeline records the caller's identity with it)."""
+        answered = cp.decide(
+            self.clients.codepipeline,
+            self.pipeline_name,
+            approved=decision.outcome == "Approved",
+            comment=decision.comment,
+            execution_id=execution_id,
+        )
+        approval = answered.approval
+        then = "it goes on to DeployPrd" if answered.status == "Approved" else "the execution stops there"
+        text = (
+            f"{answered.status} {self.pipeline_name} execution {approval.execution_id} at "
+            f"{approval.stage_name}/{approval.action_name}: {answered.comment!r}; {then}. "
+            "CodePipeline records your AWS identity with the decision."
+        )
+        return ControlReport(answered, text)
+
+    def _terraform_dir(self, options: DestroyOptions) -> Path | None:
+        if options.keep_base_infra:
+            return None
+        # The reviewed root stays free of .terraform state: terraform runs in the same working copy `make plan` uses
+        # (the state itself is in the S3 backend that backend.hcl names).
+        source = options.terraform_dir or Path("terraform") / self.spec.environment
+        return working_copy(source, Path("build") / "terraform" / source.name) if source.is_dir() else source
+
+    def destroy_plan(self, options: DestroyOptions) -> str:
+        """The stacks in deletion order, then the base infrastructure."""
+        spec = self.spec
+        stacks = ", ".join(naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER)
+        root = options.terraform_dir or Path("terraform") / spec.environment
+        base = "keep the base infrastructure" if options.keep_base_infra else f"terraform destroy {root}"
+        return (
+            f"destroy {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}) as {self.caller}: "
+            f"stop the running executions of CodePipeline {self.pipeline_name}, "
+            f"delete the stacks {stacks} (in this order), then {base}"
+        )
+
+    def destroy(self, options: DestroyOptions, progress: Progress) -> ControlReport[cleanup.AwsDestroyReport]:
+        """Stop running executions, delete the stacks in order, then destroy the base infrastructure."""
+        spec = self.spec
+        _ = self.caller
+        progress(f"destroying {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}):")
+        width = max(len(naming.stack_name(spec, kind)) for kind in naming.DESTROY_ORDER)
+        report = cleanup.destroy_aws(
+            self.clients.cloudformation,
+            spec,
+            terraform_dir=self._terraform_dir(options),
+            codepipeline=self.clients.codepipeline,
+            timeout_s=options.stack_timeout_s,
+            progress=lambda done: progress(cleanup.format_stack_line(done, width)),
+        )
+        lines = [cleanup.format_base_line(report.base, width)]
+        lines += [f"  (stopped execution {e} of {self.pipeline_name} first)" for e in report.stopped]
+        return ControlReport(report, "\n".join(lines), report.ok)

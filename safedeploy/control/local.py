@@ -1,0 +1,113 @@
+"""Pipeline control on this machine: the stage runner, its execution records and the local runtime.
+
+``start`` runs the execution in this process to the end or to the approval gate; ``decide`` records the answer and
+resumes it; ``destroy`` stops the local runtime and removes the state directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from safedeploy.approval import Decision
+from safedeploy.aws import cleanup
+from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
+from safedeploy.report import format_execution, format_history, format_outcome
+from safedeploy.runner import PipelineExecution, Status
+
+if TYPE_CHECKING:
+    from safedeploy.pipeline import Pipeline
+
+LOG = logging.getLogger(__name__)
+
+
+def _settled(execution: PipelineExecution) -> ControlReport[PipelineExecution]:
+    ok = execution.status == Status.SUCCEEDED or execution.awaiting_approval is not None
+    return ControlReport(execution, format_outcome(execution), ok)
+
+
+class LocalControl:
+    """:class:`safedeploy.control.PipelineControl` on the local backend of ``pipeline``."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    @property
+    def target(self) -> Target:
+        """``local``."""
+        return "local"
+
+    def start(self, trigger: str) -> ControlReport[PipelineExecution]:
+        """Run a new execution to the end (or to the approval gate)."""
+        return _settled(self.pipeline.run(trigger=trigger))
+
+    def retry(self, execution_id: str | None = None) -> ControlReport[PipelineExecution]:
+        """Resume the latest (or the given) failed execution from its failed stage."""
+        return _settled(self.pipeline.retry(execution_id))
+
+    def status(
+        self, execution_id: str | None = None, *, as_json: bool = False
+    ) -> ControlReport[PipelineExecution | None]:
+        """The latest (or the given) execution, and under it production's monitoring."""
+        pipeline = self.pipeline
+        execution = (
+            pipeline.backend.executions.get(execution_id) if execution_id else pipeline.backend.executions.latest()
+        )
+        if execution is None:
+            return ControlReport(
+                None, f"pipeline {pipeline.spec.pipeline_name} has not run yet (start it with `make deploy`)"
+            )
+        if as_json:
+            return ControlReport(execution, execution.model_dump_json(indent=2))
+        monitoring = self._monitoring()
+        return ControlReport(execution, format_execution(execution) + (f"\n{monitoring}" if monitoring else ""))
+
+    def _monitoring(self) -> str:
+        """The production schedule, its latest execution and the drift alarms (empty before production)."""
+        from safedeploy.monitoring import summary
+        from safedeploy.monitoring.records import MonitoringError
+
+        monitor = self.pipeline.monitor()
+        try:
+            schedule = monitor.schedule()
+        except MonitoringError:
+            return ""
+        executions = monitor.executions()
+        lines = [
+            f"\nMonitoring: {schedule.MonitoringScheduleName} {schedule.ScheduleExpression} on {schedule.EndpointName} "
+            f"(v{schedule.ModelPackageVersion}'s baseline)"
+        ]
+        if executions:
+            last = executions[-1]
+            lines.append(
+                f"  last execution {last.ScheduledTime:%Y-%m-%d %H:%M:%S}: {last.MonitoringExecutionStatus}, "
+                f"{len(last.Violations)} violations ({last.Trigger}); report {last.ReportUri or '-'}"
+            )
+        else:
+            lines.append("  no executions yet (`make monitor` runs one now)")
+        lines.append(summary.format_alarms(monitor.alarm_states()))
+        return "\n".join(lines)
+
+    def history(self) -> ControlReport[list[PipelineExecution]]:
+        """Every execution of this pipeline, oldest first."""
+        executions = self.pipeline.executions()
+        return ControlReport(executions, format_history(executions))
+
+    def decide(self, decision: Decision, execution_id: str | None = None) -> ControlReport[PipelineExecution]:
+        """Record the decision at the waiting execution's gate and resume it (into production when approved)."""
+        return _settled(self.pipeline.run_decision(decision, execution_id))
+
+    def destroy_plan(self, options: DestroyOptions) -> str:
+        """What :meth:`destroy` removes."""
+        spec = self.pipeline.spec
+        return (
+            f"destroy {spec.pipeline_name} locally: stop the local runtime (every endpoint and REST API it serves) "
+            f"and remove {spec.state_dir.resolve()} (artifact store, registry, executions, deployment ledger of "
+            "every pipeline kept there)"
+        )
+
+    def destroy(self, options: DestroyOptions, progress: Progress) -> ControlReport[cleanup.LocalDestroyReport]:
+        """Stop the local runtime and remove the state directory."""
+        spec = self.pipeline.spec
+        report = cleanup.destroy_local(spec)
+        return ControlReport(report, "\n".join([f"destroyed {spec.pipeline_name} locally:", *report.lines()]))
