@@ -20,11 +20,13 @@ from typing import Any
 
 from cdktf_app.names import (
     API_LAMBDA,
+    CANARY_LAMBDA,
     CODEDEPLOY,
     HOOKS_LAMBDA,
     LOG_DELIVERY_ACTIONS,
     SAGEMAKER,
     SCHEDULER,
+    SMOKE_TEST_LAMBDA,
     STEPFUNCTIONS,
     TerraformNames,
 )
@@ -55,14 +57,17 @@ def serverless_function_types(properties: Mapping[str, Any]) -> tuple[str, ...]:
     """The resource types SAM's transform turns one ``AWS::Serverless::Function`` into (with our properties).
 
     The function; with ``AutoPublishAlias`` a version and an alias; with ``DeploymentPreference`` a CodeDeploy
-    application (one per template) and deployment group; no role (``Role`` is always given), no event sources
-    (the REST API is plain ``AWS::ApiGateway::*`` with its own ``AWS::Lambda::Permission``).
+    application (one per template) and deployment group; for a ``Schedule`` event (the synthetic canary) an
+    EventBridge rule and its invoke permission; no role (``Role`` is always given), no other event sources (the REST
+    API is plain ``AWS::ApiGateway::*`` with its own ``AWS::Lambda::Permission``).
     """
     if "Role" not in properties:
         raise ValueError("an AWS::Serverless::Function without Role would make SAM create an IAM role")
-    if properties.get("Events"):
-        raise ValueError("an AWS::Serverless::Function with Events would make SAM create event-source resources")
     types = ["AWS::Lambda::Function"]
+    for name, event in (properties.get("Events") or {}).items():
+        if event.get("Type") != "Schedule":
+            raise ValueError(f"event {name} of an AWS::Serverless::Function is not a Schedule: no grants for it yet")
+        types += ["AWS::Events::Rule", "AWS::Lambda::Permission"]  # the rule, and its permission to invoke
     if "AutoPublishAlias" in properties:
         types += ["AWS::Lambda::Version", "AWS::Lambda::Alias"]
     if "DeploymentPreference" in properties:
@@ -98,6 +103,9 @@ class CloudFormationGrants:
             self.names.arn("lambda", f"function:{self.prefix}"),
             self.names.arn("lambda", f"function:{self.prefix}:*"),
         )
+
+    def _function(self, purpose: str) -> str:
+        return self.names.arn("lambda", f"function:{self.names.name(naming.function_name, purpose)}")
 
     def _apigateway(self, *paths: str) -> tuple[str, ...]:
         return tuple(self.names.arn("apigateway", path, in_account=False) for path in paths)
@@ -261,7 +269,11 @@ class CloudFormationGrants:
                     ),
                     resources=self._functions(),
                 ),
-                self._pass("PassLambdaRoles", (API_LAMBDA, HOOKS_LAMBDA), "lambda.amazonaws.com"),
+                self._pass(
+                    "PassLambdaRoles",
+                    (API_LAMBDA, HOOKS_LAMBDA, CANARY_LAMBDA, SMOKE_TEST_LAMBDA),
+                    "lambda.amazonaws.com",
+                ),
             ),
             "AWS::Lambda::Version": (
                 Grant(
@@ -428,6 +440,38 @@ class CloudFormationGrants:
                     resources=(names.arn("cloudwatch", f"alarm:{prefix}"),),
                 ),
             ),
+            "AWS::Events::Rule": (
+                Grant(
+                    sid="CanarySchedule",  # the synthetic canary's schedule (SAM's Schedule event)
+                    actions=(
+                        "events:PutRule",
+                        "events:DeleteRule",
+                        "events:DescribeRule",
+                        "events:EnableRule",
+                        "events:DisableRule",
+                        "events:PutTargets",
+                        "events:RemoveTargets",
+                        "events:TagResource",
+                        "events:UntagResource",
+                        "events:ListTagsForResource",
+                    ),
+                    resources=(names.arn("events", f"rule/{prefix}"),),
+                ),
+            ),
+            "Custom::SmokeTest": (
+                Grant(
+                    sid="RunSmokeTest",  # deploy-dev's custom resource: CloudFormation invokes the function
+                    actions=("lambda:InvokeFunction",),
+                    resources=(self._function("smoke-test"),),
+                ),
+            ),
+            "Custom::CanaryWarmUp": (
+                Grant(
+                    sid="RunCanaryWarmUp",  # deploy-prd's custom resource
+                    actions=("lambda:InvokeFunction",),
+                    resources=(self._function("canary"),),
+                ),
+            ),
             "AWS::CloudWatch::CompositeAlarm": (
                 Grant(
                     sid="CompositeAlarms",
@@ -502,6 +546,11 @@ class CloudFormationGrants:
                 sid="ReadModelVersionParameters",  # the deploy stacks' ModelVersion parameter (training publishes it)
                 actions=("ssm:GetParameters", "ssm:GetParameter"),
                 resources=(names.arn("ssm", f"parameter/safedeploy/{pipeline}/executions/*"),),
+            ),
+            Grant(
+                sid="ReadProductionEndpoint",  # deploy-prd's BlueEndpoint parameter (the post-traffic hook writes it)
+                actions=("ssm:GetParameters", "ssm:GetParameter"),
+                resources=(names.arn("ssm", f"parameter{names.name(naming.production_endpoint_parameter)}"),),
             ),
             Grant(
                 sid="UsePipelineKey",  # encrypted log groups, capture, schedules, state machines

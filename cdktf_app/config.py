@@ -10,11 +10,11 @@ notification e-mails, retrain schedule, ...) also become Terraform variables who
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from safedeploy import constants as C
-from safedeploy.spec import PipelineSpec
+from safedeploy.spec import AlarmsSpec, PipelineSpec
 
 LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192)
 """Retention periods CloudWatch Logs accepts (``PutRetentionPolicy``); the longer ones are not needed here."""
@@ -29,11 +29,19 @@ SECURITY_GROUP_PATTERN = "^sg-[0-9a-f]{8,17}$"
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
 
 
-def _spec(model_name: str, environment: str, region: str, account_id: str) -> PipelineSpec:
-    # Every field that reaches a name is passed explicitly, so SAFEDEPLOY_* variables and pipeline.toml (which
-    # configure the local backend) cannot change what is synthesized.
+def _spec(
+    model_name: str, environment: str, region: str, account_id: str, alarms: AlarmsSpec | None = None
+) -> PipelineSpec:
+    # Every field that reaches a name or a resource is passed explicitly, so SAFEDEPLOY_* variables and
+    # pipeline.toml (which configure the local backend) cannot change what is synthesized.
     return PipelineSpec.model_validate(
-        {"model_name": model_name, "environment": environment, "region": region, "account_id": account_id}
+        {
+            "model_name": model_name,
+            "environment": environment,
+            "region": region,
+            "account_id": account_id,
+            "alarms": (alarms or AlarmsSpec()).model_dump(),
+        }
     )
 
 
@@ -62,6 +70,7 @@ class EnvironmentConfig:
         build_compute_type: CodeBuild's compute type.
         build_timeout_minutes: CodeBuild's build timeout.
         kms_deletion_window_days: Waiting period before the KMS key is deleted after a ``terraform destroy``.
+        alarms: The alarm catalog (``PipelineSpec.alarms``): its standing alarms are this environment's.
     """
 
     model_name: str = C.DEFAULT_MODEL_NAME
@@ -81,6 +90,7 @@ class EnvironmentConfig:
     build_compute_type: str = "BUILD_GENERAL1_SMALL"
     build_timeout_minutes: int = 60
     kms_deletion_window_days: int = 30
+    alarms: AlarmsSpec = field(default_factory=AlarmsSpec)
 
     def __post_init__(self) -> None:
         self.spec()  # the model name, environment and region must be a valid PipelineSpec
@@ -100,11 +110,17 @@ class EnvironmentConfig:
     @classmethod
     def from_spec(cls, spec: PipelineSpec, **settings: Any) -> EnvironmentConfig:
         """The configuration of ``spec``'s model and environment, with ``settings`` for the other fields."""
-        return cls(model_name=spec.model_name, environment=spec.environment, region=spec.region, **settings)
+        return cls(
+            model_name=spec.model_name,
+            environment=spec.environment,
+            region=spec.region,
+            alarms=spec.alarms,
+            **settings,
+        )
 
     def spec(self, *, account_id: str = C.LOCAL_ACCOUNT_ID, region: str | None = None) -> PipelineSpec:
         """The pipeline spec of this environment in ``account_id`` and ``region`` (default: :attr:`region`)."""
-        return _spec(self.model_name, self.environment, region or self.region, account_id)
+        return _spec(self.model_name, self.environment, region or self.region, account_id, self.alarms)
 
     @property
     def pipeline_name(self) -> str:

@@ -1,4 +1,9 @@
-"""The pipeline's dashboard, the alarms on the production API, and the encrypted topic alarms notify.
+"""The pipeline's dashboard, the standing alarms on the production API, and the encrypted topic alarms notify.
+
+The standing alarms are the alarm catalog's (``spec.alarms.standing``), rendered with
+:func:`safedeploy.alarm_catalog.cloudwatch_properties` as the deploy-prd stack renders its deployment alarms. The
+SSM parameter ``naming.production_endpoint_parameter`` (``none`` until the first deployment's post-traffic hook
+records green) lives here too: the deploy-prd stack reads it as blue, so it must exist before the first stack.
 
 The production stack (``deploy-prd``) creates the API (``naming.rest_api_name``), its Lambda function
 (``naming.function_name(spec, "api")``), its endpoints and the drift alarm; the base infrastructure watches them by
@@ -8,48 +13,51 @@ name, so the dashboard and alarms exist before the first deployment and survive 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_policy import SnsTopicPolicy
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
+from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
 from constructs import Construct
 
+from cdktf_app.checks import skip_checks
 from cdktf_app.names import TerraformNames
 from cdktf_app.policy import Statement, condition, policy_document, service
 from cdktf_app.variables import count_unless_empty
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.alarm_catalog import cloudwatch_properties
+from safedeploy.spec import AlarmSpec, StandingAlarmsSpec
 
-PERIOD_SECONDS = 300
+NO_PRODUCTION_ENDPOINT = "none"
+"""The production-endpoint parameter before the first deployment (the canary's and the stack's "no blue")."""
+
+PERIOD_SECONDS = C.STANDING_ALARM_PERIOD_SECONDS
+"""The dashboard's period (the standing alarms' own periods are the catalog's)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApiAlarm:
-    """One alarm on the production API.
+    """One standing alarm of the catalog (``spec.alarms.standing``), its dimensions bound to this environment.
 
     Attributes:
-        purpose: ``naming.alarm_name`` purpose.
-        description: What it means when it fires.
-        namespace: Metric namespace.
-        metric: Metric name.
-        dimensions: Metric dimensions.
-        threshold: Alarm when the statistic is at or above this.
-        statistic: ``Sum``/``Average``/... (or use ``extended_statistic``).
-        extended_statistic: A percentile such as ``p99``.
+        alarm: The catalog's definition.
+        dimensions: Its metric's dimensions, by the catalog's names.
     """
 
-    purpose: str
-    description: str
-    namespace: str
-    metric: str
+    alarm: AlarmSpec
     dimensions: dict[str, str]
-    threshold: float
-    statistic: str | None = None
-    extended_statistic: str | None = None
+
+    @property
+    def purpose(self) -> str:
+        """``naming.alarm_name`` purpose (and the Terraform resource's name)."""
+        return self.alarm.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,61 +68,34 @@ class MonitoringConfig:
         names: The environment's names.
         key_arn: Encrypts the alarm topic.
         alarm_email: Subscribed to the alarm topic (a Terraform expression; empty: none).
-        max_error_rate: The API's 5XX share that alarms (the spec's ``production.max_error_rate``).
-        max_latency_ms: The API's p99 latency that alarms.
+        standing: The catalog's standing alarms (``spec.alarms.standing``).
         event_rules: EventBridge rule names whose triggers the dashboard shows.
     """
 
     names: TerraformNames
     key_arn: str
     alarm_email: str
-    max_error_rate: float
-    max_latency_ms: float
+    standing: StandingAlarmsSpec
     event_rules: tuple[str, ...]
 
 
-def api_alarms(names: TerraformNames, *, max_error_rate: float, max_latency_ms: float) -> list[ApiAlarm]:
-    """The alarms on the production REST API and its Lambda function."""
-    api = {"ApiName": names.name(naming.rest_api_name)}
-    function = {"FunctionName": names.name(naming.function_name, "api")}
+def api_alarms(names: TerraformNames, standing: StandingAlarmsSpec) -> list[ApiAlarm]:
+    """The standing alarms on the production REST API and its Lambda function, with this environment's names."""
+    values = {"ApiName": names.name(naming.rest_api_name), "FunctionName": names.name(naming.function_name, "api")}
     return [
-        ApiAlarm(
-            purpose="gateway-5xx",
-            description=f"More than {max_error_rate:.0%} of the production API's requests answer 5XX.",
-            namespace="AWS/ApiGateway",
-            metric="5XXError",
-            dimensions=api,
-            statistic="Average",  # 5XXError is 0/1 per request: its average is the error rate
-            threshold=max_error_rate,
-        ),
-        ApiAlarm(
-            purpose="gateway-latency",
-            description=f"The production API's p99 latency is above {max_latency_ms:g} ms.",
-            namespace="AWS/ApiGateway",
-            metric="Latency",
-            dimensions=api,
-            extended_statistic="p99",
-            threshold=max_latency_ms,
-        ),
-        ApiAlarm(
-            purpose="lambda-errors",
-            description="The production API's Lambda function raised errors.",
-            namespace="AWS/Lambda",
-            metric="Errors",
-            dimensions=function,
-            statistic="Sum",
-            threshold=5,
-        ),
-        ApiAlarm(
-            purpose="lambda-throttles",
-            description="The production API's Lambda function was throttled.",
-            namespace="AWS/Lambda",
-            metric="Throttles",
-            dimensions=function,
-            statistic="Sum",
-            threshold=1,
-        ),
+        ApiAlarm(alarm=alarm, dimensions={name: values[name] for name in alarm.metric.dimensions})
+        for alarm in standing.all
     ]
+
+
+def alarm_arguments(names: TerraformNames, alarm: ApiAlarm) -> dict[str, Any]:
+    """``aws_cloudwatch_metric_alarm``'s arguments: the catalog's CloudWatch properties, snake-cased."""
+    properties = cloudwatch_properties(names.name(naming.alarm_name, alarm.purpose), alarm.alarm, alarm.dimensions)
+    properties["Dimensions"] = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
+    return {_SNAKE.sub("_", key).lower(): value for key, value in properties.items()}
+
+
+_SNAKE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 class Monitoring(Construct):
@@ -156,24 +137,30 @@ class Monitoring(Construct):
             CloudwatchMetricAlarm(
                 self,
                 alarm.purpose.replace("-", "_"),
-                alarm_name=names.name(naming.alarm_name, alarm.purpose),
-                alarm_description=alarm.description,
-                namespace=alarm.namespace,
-                metric_name=alarm.metric,
-                dimensions=alarm.dimensions,
-                statistic=alarm.statistic,
-                extended_statistic=alarm.extended_statistic,
-                period=PERIOD_SECONDS,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                threshold=alarm.threshold,
-                comparison_operator="GreaterThanOrEqualToThreshold",
-                treat_missing_data="notBreaching",
+                **alarm_arguments(names, alarm),
                 alarm_actions=[self.topic.arn],
                 ok_actions=[self.topic.arn],
             )
-            for alarm in api_alarms(names, max_error_rate=config.max_error_rate, max_latency_ms=config.max_latency_ms)
+            for alarm in api_alarms(names, config.standing)
         ]
+        self.production_endpoint = SsmParameter(
+            self,
+            "production_endpoint",
+            name=names.name(naming.production_endpoint_parameter),
+            type="String",
+            value=NO_PRODUCTION_ENDPOINT,
+            description=f"The endpoint {names.model}'s production serves (the post-traffic hook records it; the "
+            "deploy-prd stack reads it as blue)",
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["value"]),
+        )
+        skip_checks(
+            self.production_endpoint,
+            {
+                "CKV2_AWS_34": "A plain String on purpose: it holds an endpoint name, no secret, and the deploy-prd "
+                "stack reads it as an AWS::SSM::Parameter::Value<String> parameter, a type CloudFormation cannot "
+                "resolve from a SecureString.",
+            },
+        )
         self.dashboard = CloudwatchDashboard(
             self,
             "dashboard",

@@ -42,6 +42,8 @@ NOTEBOOK = "notebook"
 STEPFUNCTIONS = "stepfunctions"
 API_LAMBDA = "api-lambda"
 HOOKS_LAMBDA = "hooks-lambda"
+CANARY_LAMBDA = "canary-lambda"
+SMOKE_TEST_LAMBDA = "smoke-test-lambda"
 CODEDEPLOY = "codedeploy"
 ROLE_SERVICES: tuple[str, ...] = (
     CODEPIPELINE,
@@ -55,6 +57,8 @@ ROLE_SERVICES: tuple[str, ...] = (
     STEPFUNCTIONS,
     API_LAMBDA,
     HOOKS_LAMBDA,
+    CANARY_LAMBDA,
+    SMOKE_TEST_LAMBDA,
     CODEDEPLOY,
 )
 """Every role of the base infrastructure, by its ``naming.role_name`` service key."""

@@ -25,6 +25,7 @@ from cdktf_app.iam import (
 )
 from cdktf_app.names import (
     API_LAMBDA,
+    CANARY_LAMBDA,
     CLOUDFORMATION,
     CODEBUILD,
     CODEDEPLOY,
@@ -36,10 +37,12 @@ from cdktf_app.names import (
     NOTEBOOK,
     SAGEMAKER,
     SCHEDULER,
+    SMOKE_TEST_LAMBDA,
     STEPFUNCTIONS,
     TerraformNames,
 )
 from cdktf_app.policy import Statement, condition
+from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.store import S3Uri
@@ -96,6 +99,8 @@ class PipelineRoles(Construct):
             ),
             API_LAMBDA: ("lambda.amazonaws.com", "The REST API's Lambda function", self._api_lambda()),
             HOOKS_LAMBDA: ("lambda.amazonaws.com", "CodeDeploy's traffic hooks", self._hooks_lambda()),
+            CANARY_LAMBDA: ("lambda.amazonaws.com", "The deployment's synthetic canary", self._canary_lambda()),
+            SMOKE_TEST_LAMBDA: ("lambda.amazonaws.com", "The dev endpoint's smoke test", self._smoke_test_lambda()),
             CODEDEPLOY: ("codedeploy.amazonaws.com", "CodeDeploy: shifts the API alias", self._codedeploy()),
         }
         self.roles = {
@@ -136,6 +141,10 @@ class PipelineRoles(Construct):
             self._arn("sagemaker", f"model-package-group/{group}"),
             self._arn("sagemaker", f"model-package/{group}/*"),
         )
+
+    @property
+    def _production_endpoint_parameter(self) -> str:
+        return self._arn("ssm", f"parameter{self.names.name(naming.production_endpoint_parameter)}")
 
     @property
     def _model_version_parameters(self) -> str:
@@ -507,6 +516,58 @@ class PipelineRoles(Construct):
                 # GetMetricData supports no resource but "*"; it only reads metrics (green's error rate).
                 resources=("*",),
             ),
+            Statement(
+                sid="RecordProductionEndpoint",  # the post-traffic hook records green once it passed
+                actions=("ssm:PutParameter",),
+                resources=(self._production_endpoint_parameter,),
+            ),
+        ]
+
+    def _canary_lambda(self) -> list[Statement]:
+        """Invoke this model's production endpoints (green and blue), publish to the canary's namespace only."""
+        names = self.names
+        return [
+            write_logs("FunctionLogs", names, f"/aws/lambda/{names.name(naming.function_name, 'canary')}"),
+            Statement(
+                sid="InvokeProductionEndpoints",
+                actions=("sagemaker:InvokeEndpoint",),
+                resources=(self._arn("sagemaker", f"endpoint/{names.model}-{C.PRD_STAGE}-*"),),
+            ),
+            Statement(
+                sid="PublishPredictionShift",
+                actions=("cloudwatch:PutMetricData",),
+                resources=("*",),  # PutMetricData has no resource: the namespace condition scopes it
+                conditions=(condition("StringEquals", "cloudwatch:namespace", C.CANARY_METRICS_NAMESPACE),),
+            ),
+            Statement(
+                sid="ReadProductionEndpoint",
+                actions=("ssm:GetParameter",),
+                resources=(self._production_endpoint_parameter,),
+            ),
+            Statement(
+                sid="ReadHeldOutRows",  # pre-traffic-checks.json inside green's model.tar.gz
+                actions=("s3:GetObject",),
+                resources=(f"{self.artifacts_arn}/{names.model}/*",),
+            ),
+            use_key(self.key_arn, decrypt_only=True),
+        ]
+
+    def _smoke_test_lambda(self) -> list[Statement]:
+        """Invoke the dev endpoint only and read the model archives' held-out rows."""
+        names = self.names
+        return [
+            write_logs("FunctionLogs", names, f"/aws/lambda/{names.name(naming.function_name, 'smoke-test')}"),
+            Statement(
+                sid="InvokeDevEndpoint",
+                actions=("sagemaker:InvokeEndpoint",),
+                resources=(self._arn("sagemaker", f"endpoint/{names.name(naming.endpoint_name, C.DEV_STAGE)}"),),
+            ),
+            Statement(
+                sid="ReadHeldOutRows",
+                actions=("s3:GetObject",),
+                resources=(f"{self.artifacts_arn}/{names.model}/*",),
+            ),
+            use_key(self.key_arn, decrypt_only=True),
         ]
 
     def _codedeploy(self) -> list[Statement]:

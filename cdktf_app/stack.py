@@ -31,8 +31,6 @@ AWS_PROVIDER_CONSTRAINT = ">= 5.100, < 7"
 TERRAFORM_VERSION_CONSTRAINT = ">= 1.10"
 """1.10 brought the S3 backend's native state locking (``use_lockfile`` in ``backend.hcl``). Written to
 ``versions.tf`` beside ``cdk.tf.json`` (see :func:`cdktf_app.app.versions_tf`), not into the stack."""
-MAX_API_LATENCY_MS = 1000.0
-"""The production API's p99 (gateway to endpoint and back) that alarms."""
 _LOGICAL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -139,8 +137,7 @@ class BaseInfrastructureStack(TerraformStack):
                 names=names,
                 key_arn=key.arn,
                 alarm_email=variables.alarm_email,
-                max_error_rate=spec.production.max_error_rate,
-                max_latency_ms=MAX_API_LATENCY_MS,
+                standing=spec.alarms.standing,
                 event_rules=tuple(trigger_rules(names, start_on_commit=config.start_on_commit)),
             ),
         )

@@ -51,6 +51,8 @@ class AlarmRule:
     evaluation_periods: int = 2
     datapoints_to_alarm: int = 1
     treat_missing_data: TreatMissing = "missing"
+    statistic: str = ""
+    """What each datapoint is (``Sum``, ``Average``, ``p99``...): informational locally, CloudWatch's on AWS."""
 
     def __post_init__(self) -> None:
         if self.comparison not in _COMPARE:
@@ -69,11 +71,24 @@ class AlarmRule:
 
 
 def evaluate(
-    rule: AlarmRule, datapoints: Sequence[float | None], previous: AlarmState = AlarmState.INSUFFICIENT_DATA
+    rule: AlarmRule,
+    datapoints: Sequence[float | None],
+    previous: AlarmState = AlarmState.INSUFFICIENT_DATA,
+    *,
+    unseen_missing: bool = True,
 ) -> AlarmState:
-    """The alarm's state given its datapoints, oldest first (``None`` = missing); only the last N count."""
-    present = [value for value in list(datapoints)[-rule.evaluation_periods :] if value is not None]
-    missing = rule.evaluation_periods - len(present)  # fewer datapoints than periods: the rest are missing
+    """The alarm's state given its datapoints, oldest first (``None`` = missing); only the last N count.
+
+    With fewer datapoints than evaluation periods, the periods before the first one are missing data (CloudWatch
+    on a new metric); ``unseen_missing=False`` leaves them out instead (periods judged elsewhere: the blue/green
+    controller's previous step, or the pre-traffic hook before the first one).
+    """
+    recent = list(datapoints)[-rule.evaluation_periods :]
+    if not recent and not unseen_missing:
+        return previous  # no period of its own yet: nothing to judge
+    present = [value for value in recent if value is not None]
+    periods = rule.evaluation_periods if unseen_missing else len(recent)
+    missing = periods - len(present)  # fewer datapoints than periods: the rest are missing
     breaching = sum(rule.breaches(value) for value in present)
     if rule.treat_missing_data == "breaching":
         breaching += missing
@@ -97,15 +112,16 @@ class Transition:
 class AlarmTracker:
     """Current states of a set of alarms; reports transitions as new datapoints arrive."""
 
-    def __init__(self, rules: Sequence[AlarmRule]) -> None:
+    def __init__(self, rules: Sequence[AlarmRule], *, unseen_missing: bool = True) -> None:
         self.rules = {rule.name: rule for rule in rules}
+        self.unseen_missing = unseen_missing
         self.states = {rule.name: AlarmState.INSUFFICIENT_DATA for rule in rules}
 
     def update(self, name: str, datapoints: Sequence[float | None]) -> Transition | None:
         """Re-evaluate one alarm; return the transition if its state changed."""
         rule = self.rules[name]
         old = self.states[name]
-        new = evaluate(rule, datapoints, old)
+        new = evaluate(rule, datapoints, old, unseen_missing=self.unseen_missing)
         if new == old:
             return None
         self.states[name] = new

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from safedeploy.alarms import AlarmRule, AlarmState, AlarmTracker
+from safedeploy.alarms import AlarmRule, AlarmState, AlarmTracker, TreatMissing
 from safedeploy.clock import ScaledClock
 from safedeploy.errors import DeploymentError, SafeDeployError
 from safedeploy.ledger import (
@@ -73,7 +73,13 @@ class RolledBackError(DeploymentError):
 
 @dataclass(frozen=True)
 class AlarmSettings:
-    """How the deployment's alarms judge green (CloudWatch semantics: period, evaluation periods, datapoints)."""
+    """How the deployment's alarms judge green (CloudWatch semantics: period, evaluation periods, datapoints).
+
+    The pipeline builds it from the spec's alarm catalog (``spec.alarms.deployment``, through
+    :func:`safedeploy.alarm_catalog.local_alarm_settings`), which gives :attr:`catalog`: the three rules exactly
+    as the catalog defines them (and as the AWS stacks render them). Without a catalog (tests), the rules are
+    uniform, from the fields below.
+    """
 
     period_seconds: float = 60.0
     evaluation_periods: int = 2
@@ -89,12 +95,30 @@ class AlarmSettings:
     """Green's p99 budget when there is no blue to compare with (the first deployment)."""
     max_prediction_shift: float = 0.2
     """Largest mean |green score - blue score| on the same held-out rows in a window."""
+    treat_missing_data: TreatMissing = "missing"
+    catalog: tuple[AlarmRule, AlarmRule, AlarmRule] | None = None
+    """Error rate, latency, prediction shift rules from the spec's catalog (their names may differ from the
+    module's defaults); when set, :meth:`rules` returns them and the thresholds above are theirs."""
+
+    def __post_init__(self) -> None:
+        if self.catalog is not None and len({rule.period_seconds for rule in self.catalog}) != 1:
+            raise ValueError("the deployment alarms must share one period (windows are judged per period)")
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """The error-rate, latency and prediction-shift alarms' names."""
+        if self.catalog is None:
+            return (ERROR_RATE_ALARM, LATENCY_ALARM, PREDICTION_ALARM)
+        errors, latency, shift = self.catalog
+        return (errors.name, latency.name, shift.name)
 
     def rules(self, compare_predictions: bool = False) -> list[AlarmRule]:
         """The alarm rules: error rate, latency excess over what blue allows, and (with a blue) prediction shift.
 
         The latency datapoint is green's p99 minus what blue allows, in ms, alarming above 0.
         """
+        if self.catalog is not None:
+            return list(self.catalog if compare_predictions else self.catalog[:2])
         thresholds = [(ERROR_RATE_ALARM, self.max_error_rate), (LATENCY_ALARM, 0.0)]
         if compare_predictions:
             thresholds.append((PREDICTION_ALARM, self.max_prediction_shift))
@@ -106,6 +130,7 @@ class AlarmSettings:
                 period_seconds=self.period_seconds,
                 evaluation_periods=self.evaluation_periods,
                 datapoints_to_alarm=self.datapoints_to_alarm,
+                treat_missing_data=self.treat_missing_data,
             )
             for name, threshold in thresholds
         ]
@@ -457,7 +482,7 @@ class BlueGreenDeployment:
         if model_seconds <= 0:
             return
         rules = self.alarms.rules(compare_predictions=blue is not None and self.synthetic)
-        tracker = AlarmTracker(rules)
+        tracker = AlarmTracker(rules, unseen_missing=False)  # the periods before this step were judged already
         real_period = self._real_period()
         start = math.ceil(self.clock.wall() / real_period) * real_period  # whole windows, as the metrics are kept
         periods = max(1, round(self.clock.real_seconds(model_seconds) / real_period))
@@ -481,15 +506,27 @@ class BlueGreenDeployment:
                 if tracker.states[name] == AlarmState.OK:
                     seen_ok.add(name)
             firing = tracker.in_alarm()
+            starved = [name for name in firing if self._only_missing(tracker.rules[name], datapoints[name])]
+            if firing and starved == firing:  # breaching missing data: no evidence, not a measured fault
+                raise DeploymentError(self._insufficient(what, starved, green))
             if firing:
                 reasons = "; ".join(t for t in self.transitions if any(t.startswith(f"{a}:") for a in firing))
                 raise DeploymentError(f"alarm {', '.join(firing)} in ALARM during the {what}: {reasons}")
         missing = [name for name in datapoints if name not in seen_ok]
         if missing:
-            raise DeploymentError(
-                f"insufficient data during the {what}: {', '.join(missing)} never had {self.alarms.min_requests} "
-                f"requests to {green.endpoint} in a {self.alarms.period_seconds:g}s period: never shown healthy"
-            )
+            raise DeploymentError(self._insufficient(what, missing, green))
+
+    def _insufficient(self, what: str, alarms: list[str], green: ServedModel) -> str:
+        return (
+            f"insufficient data during the {what}: {', '.join(alarms)} never had {self.alarms.min_requests} "
+            f"requests to {green.endpoint} in a {self.alarms.period_seconds:g}s period: never shown healthy"
+        )
+
+    @staticmethod
+    def _only_missing(rule: AlarmRule, datapoints: list[float | None]) -> bool:
+        """Whether an alarm in ALARM is there only through missing datapoints treated as breaching."""
+        recent = datapoints[-rule.evaluation_periods :]
+        return not any(value is not None and rule.breaches(value) for value in recent)
 
     def _judge_window(
         self, blue: ServedModel | None, green: ServedModel, start: float, end: float, what: str
@@ -508,7 +545,7 @@ class BlueGreenDeployment:
             late = self.clock.wall() - end
             window = (datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
             values = self._datapoints(blue, green, *window)
-            short = any(values.get(name) is None for name in (ERROR_RATE_ALARM, LATENCY_ALARM))
+            short = any(values.get(name) is None for name in self.alarms.names[:2])
             if not short or extension == MAX_WINDOW_EXTENSIONS or not self._stalled(start, end, late, real_period):
                 return values, end
             LOG.warning("the %s window %s-%s was starved by a stalled machine (%.1f s late); extending it",
@@ -533,12 +570,13 @@ class BlueGreenDeployment:
     def _datapoints(
         self, blue: ServedModel | None, green: ServedModel, start: datetime, end: datetime
     ) -> dict[str, float | None]:
-        values: dict[str, float | None] = {PREDICTION_ALARM: self._prediction_shift(blue, green, start, end)}
+        error_name, latency_name, shift_name = self.alarms.names
+        values: dict[str, float | None] = {shift_name: self._prediction_shift(blue, green, start, end)}
         stats = self.host.window(green.endpoint, start, end)
         if stats.invocations < self.alarms.min_requests:
             return values
         error_rate = stats.errors_5xx / stats.invocations
-        values[ERROR_RATE_ALARM] = error_rate
+        values[error_name] = error_rate
         if stats.p99_ms is None:
             return values
         if blue is not None:
@@ -557,7 +595,7 @@ class BlueGreenDeployment:
                 # window was nearly as slow (within latency_ratio), the machine stalled both: a slower model is
                 # slower for every request.
                 allowed = max(allowed, self.alarms.latency_ratio * self._blue_max_ms)
-        values[LATENCY_ALARM] = stats.p99_ms - allowed
+        values[latency_name] = stats.p99_ms - allowed
         return values
 
     def _prediction_shift(

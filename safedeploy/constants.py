@@ -184,3 +184,29 @@ carries must run on it (``scripts/python_compat.py``)."""
 # --- AWS destroy --------------------------------------------------------------------------------------------------
 STACK_DELETE_TIMEOUT_S: Final = 1800.0
 """How long ``destroy --target aws`` waits for each per-model stack's deletion by default."""
+
+# --- The alarm catalog (spec.alarms): defaults of every alarm, rendered locally, to CloudFormation and to CDKTF ---
+ALARM_PERIOD_SECONDS: Final = 60
+"""Deployment alarms' period: CloudWatch's endpoint metrics are published per minute."""
+DEPLOYMENT_ALARM_EVALUATION_PERIODS: Final = 2
+DEPLOYMENT_ALARM_DATAPOINTS_TO_ALARM: Final = 1
+DEPLOYMENT_ALARM_MISSING_DATA: Final = "breaching"
+"""A period green served too few requests in is evidence of nothing: it counts against green, so that no traffic
+never means "shift to 100 %" (CodeDeploy and SageMaker's guardrails roll back on ALARM only)."""
+ALARM_MIN_REQUESTS: Final = 10
+"""Fewer requests to green in a period leave that period's datapoint missing."""
+MAX_ERROR_RATE: Final = 0.02
+LATENCY_RATIO: Final = 2.0
+LATENCY_SLACK_MS: Final = 25.0
+MAX_LATENCY_MS: Final = 100.0
+"""Green's p99 budget when there is no blue (or no blue traffic) to compare with."""
+MAX_PREDICTION_SHIFT: Final = 0.2
+CANARY_METRICS_NAMESPACE: Final = "SafeDeploy/Canary"
+"""The synthetic canary's custom metrics (its role may put metrics to this namespace only)."""
+PREDICTION_SHIFT_METRIC: Final = "PredictionShift"
+"""|green score - blue score| per held-out row the canary sent to green (dimension ``EndpointName``: green)."""
+STANDING_ALARM_PERIOD_SECONDS: Final = 300
+STANDING_ALARM_EVALUATION_PERIODS: Final = 3
+STANDING_ALARM_DATAPOINTS_TO_ALARM: Final = 2
+MAX_API_LATENCY_MS: Final = 1000.0
+"""The production API's p99 (gateway to endpoint and back) that alarms (a standing alarm)."""

@@ -270,3 +270,13 @@ def drift_alarm_name(spec: PipelineSpec, feature: str | None = None) -> str:
         return alarm_name(spec, "drift")
     slug = "".join(ch if ch.isalnum() else "-" for ch in feature.lower()).strip("-")
     return alarm_name(spec, f"drift-{slug}")
+
+
+def production_endpoint_parameter(spec: PipelineSpec) -> str:
+    """The SSM parameter naming the endpoint production serves (``none`` before the first deployment).
+
+    The base infrastructure creates it; the post-traffic hook records green there once it passed. The deploy-prd
+    stack reads it when its update begins: that is blue, which green's latency alarm compares with and the
+    synthetic canary scores the held-out rows on.
+    """
+    return f"/safedeploy/{spec.pipeline_name}/production-endpoint"

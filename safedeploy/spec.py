@@ -148,6 +148,210 @@ class ApprovalSpec(BaseModel):
     )
 
 
+Comparison = Literal[
+    "GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"
+]
+TreatMissing = Literal["missing", "notBreaching", "breaching", "ignore"]
+
+
+class MetricSpec(BaseModel):
+    """The metric an alarm watches: namespace, name and the names of its dimensions (values bound when rendered)."""
+
+    model_config = _STRICT
+
+    namespace: str = Field(min_length=1, max_length=255)
+    name: str = Field(min_length=1, max_length=255)
+    dimensions: tuple[str, ...] = ()
+
+
+class AlarmSpec(BaseModel):
+    """One alarm, defined once: rendered to the local evaluator, CloudFormation and Terraform alike.
+
+    Field names are ``PutMetricAlarm``'s, snake-cased; ``name`` is the alarm's purpose (AWS names it
+    ``naming.alarm_name(spec, name)``; the local evaluator and the deployment ledger use it as it is).
+    """
+
+    model_config = _STRICT
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    description: str
+    metric: MetricSpec
+    statistic: str = Field(pattern=r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?)$")
+    threshold: float
+    comparison: Comparison = "GreaterThanThreshold"
+    period_seconds: int = Field(default=C.ALARM_PERIOD_SECONDS, ge=10)
+    evaluation_periods: int = Field(default=C.DEPLOYMENT_ALARM_EVALUATION_PERIODS, ge=1)
+    datapoints_to_alarm: int = Field(default=C.DEPLOYMENT_ALARM_DATAPOINTS_TO_ALARM, ge=1)
+    treat_missing_data: TreatMissing = C.DEPLOYMENT_ALARM_MISSING_DATA
+
+    @model_validator(mode="after")
+    def _cloudwatch_rules(self) -> AlarmSpec:
+        if self.period_seconds not in (10, 30) and self.period_seconds % 60:
+            raise ValueError(
+                f"period_seconds must be 10, 30 or a multiple of 60 (CloudWatch), got {self.period_seconds}"
+            )
+        if self.datapoints_to_alarm > self.evaluation_periods:
+            raise ValueError("datapoints_to_alarm must not exceed evaluation_periods")
+        return self
+
+
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = (
+            _deep_merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+        )
+    return out
+
+
+class _AlarmGroup(BaseModel):
+    """A group of alarms, each with its own default.
+
+    A partial setting (``--set alarms.deployment.latency.threshold=5``) changes only that field of the default
+    alarm, as nested settings do everywhere else in the spec.
+    """
+
+    model_config = _STRICT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            default, given = field.default, data.get(name)
+            if isinstance(default, AlarmSpec) and isinstance(given, Mapping):
+                merged[name] = _deep_merge(default.model_dump(), given)
+        return merged
+
+
+def _endpoint_metric(name: str, namespace: str = C.METRICS_NAMESPACE) -> MetricSpec:
+    return MetricSpec(namespace=namespace, name=name, dimensions=("EndpointName", "VariantName"))
+
+
+class DeploymentAlarmsSpec(_AlarmGroup):
+    """Green's alarms while traffic shifts and bakes: the local controller's, CodeDeploy's (or guardrails').
+
+    The three share one period (the local controller judges windows of it). The latency datapoint is green's p99
+    minus what blue allows (``latency_ratio`` x blue's p99 + ``latency_slack_ms``; ``max_latency_ms`` with no
+    blue), alarming above ``latency.threshold`` (0 ms). The prediction shift is the mean |green - blue| score on
+    the held-out rows the synthetic canary sent to green.
+    """
+
+    model_config = _STRICT
+
+    min_requests: int = Field(default=C.ALARM_MIN_REQUESTS, ge=1, description="Fewer requests in a period: missing.")
+    latency_ratio: float = Field(default=C.LATENCY_RATIO, ge=1.0, description="Green p99 may be this times blue's ...")
+    latency_slack_ms: float = Field(default=C.LATENCY_SLACK_MS, ge=0, description="... plus this many milliseconds.")
+    max_latency_ms: float = Field(default=C.MAX_LATENCY_MS, gt=0, description="Green's p99 budget with no blue.")
+    error_rate: AlarmSpec = AlarmSpec(
+        name="green-error-rate",
+        description="Green's share of requests answered 5XX (model errors included)",
+        metric=_endpoint_metric("Invocation5XXErrors"),
+        statistic="Sum",
+        threshold=C.MAX_ERROR_RATE,
+    )
+    latency: AlarmSpec = AlarmSpec(
+        name="green-p99-latency",
+        description="Green's p99 model latency minus what blue allows, in ms",
+        metric=_endpoint_metric("ModelLatency"),
+        statistic="p99",
+        threshold=0.0,
+    )
+    prediction_shift: AlarmSpec = AlarmSpec(
+        name="green-prediction-shift",
+        description="Mean |green - blue| score on the held-out rows the synthetic canary sent to green",
+        metric=MetricSpec(
+            namespace=C.CANARY_METRICS_NAMESPACE, name=C.PREDICTION_SHIFT_METRIC, dimensions=("EndpointName",)
+        ),
+        statistic="Average",
+        threshold=C.MAX_PREDICTION_SHIFT,
+    )
+
+    @property
+    def all(self) -> tuple[AlarmSpec, AlarmSpec, AlarmSpec]:
+        """Error rate, latency, prediction shift."""
+        return (self.error_rate, self.latency, self.prediction_shift)
+
+    @model_validator(mode="after")
+    def _one_period(self) -> DeploymentAlarmsSpec:
+        periods = {alarm.period_seconds for alarm in self.all}
+        if len(periods) != 1:
+            raise ValueError(f"the deployment alarms must share one period_seconds, got {sorted(periods)}")
+        if len({alarm.name for alarm in self.all}) != 3:
+            raise ValueError("the deployment alarms need distinct names")
+        if not 0 < self.error_rate.threshold < 1:
+            raise ValueError("error_rate.threshold is a share of requests: it must be in (0, 1)")
+        if not 0 < self.prediction_shift.threshold <= 1:
+            raise ValueError("prediction_shift.threshold is a score difference: it must be in (0, 1]")
+        return self
+
+
+def _standing(
+    name: str, description: str, namespace: str, metric: str, dimension: str, statistic: str, threshold: float
+) -> AlarmSpec:
+    return AlarmSpec(
+        name=name,
+        description=description,
+        metric=MetricSpec(namespace=namespace, name=metric, dimensions=(dimension,)),
+        statistic=statistic,
+        threshold=threshold,
+        comparison="GreaterThanOrEqualToThreshold",
+        period_seconds=C.STANDING_ALARM_PERIOD_SECONDS,
+        evaluation_periods=C.STANDING_ALARM_EVALUATION_PERIODS,
+        datapoints_to_alarm=C.STANDING_ALARM_DATAPOINTS_TO_ALARM,
+        treat_missing_data="notBreaching",  # a quiet API is a healthy one; these alarms notify, never roll back
+    )
+
+
+class StandingAlarmsSpec(_AlarmGroup):
+    """The base infrastructure's alarms on the production API and its function (notify the alarm topic)."""
+
+    model_config = _STRICT
+
+    gateway_5xx: AlarmSpec = _standing(
+        "gateway-5xx",
+        "Share of the production API's requests answered 5XX",  # 5XXError is 0/1 per request: Average is the rate
+        "AWS/ApiGateway",
+        "5XXError",
+        "ApiName",
+        "Average",
+        C.MAX_ERROR_RATE,
+    )
+    gateway_latency: AlarmSpec = _standing(
+        "gateway-latency",
+        "The production API's p99 latency (ms)",
+        "AWS/ApiGateway",
+        "Latency",
+        "ApiName",
+        "p99",
+        C.MAX_API_LATENCY_MS,
+    )
+    lambda_errors: AlarmSpec = _standing(
+        "lambda-errors", "The production API's Lambda function raised errors", "AWS/Lambda", "Errors",
+        "FunctionName", "Sum", 5,
+    )  # fmt: skip
+    lambda_throttles: AlarmSpec = _standing(
+        "lambda-throttles", "The production API's Lambda function was throttled", "AWS/Lambda", "Throttles",
+        "FunctionName", "Sum", 1,
+    )  # fmt: skip
+
+    @property
+    def all(self) -> tuple[AlarmSpec, ...]:
+        """Every standing alarm."""
+        return (self.gateway_5xx, self.gateway_latency, self.lambda_errors, self.lambda_throttles)
+
+
+class AlarmsSpec(BaseModel):
+    """The alarm catalog: every alarm of the pipeline, defined once."""
+
+    model_config = _STRICT
+
+    deployment: DeploymentAlarmsSpec = DeploymentAlarmsSpec()
+    standing: StandingAlarmsSpec = StandingAlarmsSpec()
+
+
 class ProductionSpec(BaseModel):
     """How a version is deployed to production: blue/green traffic shifting, bake, alarms, automatic rollback."""
 
@@ -176,17 +380,6 @@ class ProductionSpec(BaseModel):
         description="Production instances per endpoint: with 2, a lost instance costs only its in-flight requests.",
     )
     instance_type: str = "ml.m5.large"
-    alarm_period_seconds: float = Field(default=60, gt=0)
-    alarm_evaluation_periods: int = Field(default=2, ge=1)
-    alarm_datapoints_to_alarm: int = Field(default=1, ge=1)
-    alarm_min_requests: int = Field(default=10, ge=1, description="Fewer requests in a period: insufficient data.")
-    max_error_rate: float = Field(default=0.02, gt=0, lt=1, description="Green's 5XX share that rolls back.")
-    latency_ratio: float = Field(default=2.0, ge=1.0, description="Green p99 may be this times blue's ...")
-    latency_slack_ms: float = Field(default=25.0, ge=0, description="... plus this many milliseconds.")
-    max_latency_ms: float = Field(default=100.0, gt=0, description="Green's p99 budget with no blue to compare.")
-    max_prediction_shift: float = Field(
-        default=0.2, gt=0, le=1, description="Largest mean |green - blue| score on the same held-out rows."
-    )
     synthetic_traffic: bool = Field(
         default=True, description="Feed held-out rows through the API during the shift so alarms see enough data."
     )
@@ -203,8 +396,6 @@ class ProductionSpec(BaseModel):
             self.schedule()
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        if self.alarm_datapoints_to_alarm > self.alarm_evaluation_periods:
-            raise ValueError("alarm_datapoints_to_alarm must not exceed alarm_evaluation_periods")
         return self
 
     def schedule(self) -> Schedule:
@@ -311,6 +502,7 @@ class PipelineSpec(BaseSettings):
     approval: ApprovalSpec = ApprovalSpec()
     production: ProductionSpec = ProductionSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    alarms: AlarmsSpec = AlarmsSpec()
 
     @field_validator("account_id", mode="before")
     @classmethod

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.alarm_catalog import local_alarm_settings
 from safedeploy.approval import ApprovalPending, ApprovalRejectedError, Approver, Deferred, ManualApproval
 from safedeploy.backends import Backend
-from safedeploy.blue_green import AlarmSettings, BlueGreenDeployment, RolledBackError
+from safedeploy.blue_green import BlueGreenDeployment, RolledBackError
 from safedeploy.clock import ScaledClock
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
@@ -404,17 +405,7 @@ def deploy_to_production(
         host=host,
         ledger=backend.deployments,
         schedule=schedule or production.schedule(),
-        alarms=AlarmSettings(
-            period_seconds=production.alarm_period_seconds,
-            evaluation_periods=production.alarm_evaluation_periods,
-            datapoints_to_alarm=production.alarm_datapoints_to_alarm,
-            min_requests=production.alarm_min_requests,
-            max_error_rate=production.max_error_rate,
-            latency_ratio=production.latency_ratio,
-            latency_slack_ms=production.latency_slack_ms,
-            max_latency_ms=production.max_latency_ms,
-            max_prediction_shift=production.max_prediction_shift,
-        ),
+        alarms=local_alarm_settings(spec),
         clock=ScaledClock(scale=production.time_scale),
         synthetic=production.synthetic_traffic,
     )

@@ -426,7 +426,10 @@ def test_pass_role_names_exactly_the_roles_and_services(synth: Synth, env: str) 
         "sagemaker.amazonaws.com": [naming.execution_role_arn(spec)],
         "states.amazonaws.com": [arn + naming.role_name(spec, R.STEPFUNCTIONS)],
         "scheduler.amazonaws.com": [arn + naming.role_name(spec, R.SCHEDULER)],
-        "lambda.amazonaws.com": sorted(arn + naming.role_name(spec, s) for s in (R.API_LAMBDA, R.HOOKS_LAMBDA)),
+        "lambda.amazonaws.com": sorted(
+            arn + naming.role_name(spec, s)
+            for s in (R.API_LAMBDA, R.HOOKS_LAMBDA, R.CANARY_LAMBDA, R.SMOKE_TEST_LAMBDA)
+        ),
         "codedeploy.amazonaws.com": [arn + naming.role_name(spec, R.CODEDEPLOY)],
     }
     # Step Functions passes the job roles: training's, and the monitor's Processing jobs' (naming.monitor_role_arn).
@@ -758,7 +761,7 @@ def test_monitoring_watches_the_production_api(synth: Synth, env: str) -> None:
     }
     for alarm in alarms.values():
         assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
-    assert alarms["monitoring_gateway_5xx"]["threshold"] == spec.production.max_error_rate
+    assert alarms["monitoring_gateway_5xx"]["threshold"] == spec.alarms.standing.gateway_5xx.threshold
     body = json.loads(
         resolve(doc, resources(doc, "aws_cloudwatch_dashboard")["monitoring_dashboard"]["dashboard_body"])
     )
@@ -767,6 +770,41 @@ def test_monitoring_watches_the_production_api(synth: Synth, env: str) -> None:
         assert f'"{metric}"' in text, metric
     assert naming.function_name(spec, "api") in text and naming.rest_api_name(spec) in text
     assert {w["properties"]["region"] for w in body["widgets"] if w["type"] == "metric"} == {REGION}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_canary_and_smoke_test_roles_hold_only_what_they_use(synth: Synth, env: str) -> None:
+    """The canary invokes this model's production endpoints and publishes to its own namespace only; the smoke
+    test invokes the dev endpoint only; the production-endpoint parameter exists before the first stack."""
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    policies = doc["data"]["aws_iam_policy_document"]
+
+    def statements(role: str) -> dict[str, Any]:
+        return {s["sid"]: s for s in policies[f"roles_{role}_permissions"]["statement"]}
+
+    canary = statements("canary_lambda")
+    invoke = canary["InvokeProductionEndpoints"]
+    assert invoke["actions"] == ["sagemaker:InvokeEndpoint"]
+    assert [resolve(doc, r) for r in invoke["resources"]] == [
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{spec.model_name}-prd-*"
+    ]
+    publish = canary["PublishPredictionShift"]
+    assert publish["actions"] == ["cloudwatch:PutMetricData"]
+    assert [(c["variable"], c["values"]) for c in publish["condition"]] == [
+        ("cloudwatch:namespace", [C.CANARY_METRICS_NAMESPACE])
+    ]
+    parameter = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{naming.production_endpoint_parameter(spec)}"
+    assert [resolve(doc, r) for r in canary["ReadProductionEndpoint"]["resources"]] == [parameter]
+    smoke = statements("smoke_test_lambda")["InvokeDevEndpoint"]
+    assert [resolve(doc, r) for r in smoke["resources"]] == [
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{naming.endpoint_name(spec, C.DEV_STAGE)}"
+    ]
+    hooks = statements("hooks_lambda")["RecordProductionEndpoint"]
+    assert hooks["actions"] == ["ssm:PutParameter"] and [resolve(doc, r) for r in hooks["resources"]] == [parameter]
+    pointer = resources(doc, "aws_ssm_parameter")["monitoring_production_endpoint"]
+    assert resolve(doc, pointer["name"]) == naming.production_endpoint_parameter(spec)
+    assert pointer["value"] == "none" and pointer["lifecycle"]["ignore_changes"] == ["value"]
 
 
 # --- Variables, outputs, hand-written files ---------------------------------------------------------------------
@@ -977,7 +1015,7 @@ def test_the_environment_claims_its_account_and_region(synth: Synth, env: str) -
     """Per-model stacks and the registry group are named by model: the claim's precondition refuses a second
     environment of the model in the same account and region at plan time."""
     doc = synth.doc(env)
-    (claim,) = resources(doc, "aws_ssm_parameter").values()
+    claim = resources(doc, "aws_ssm_parameter")["registry_claim"]
     assert claim["name"] == f"/safedeploy/customerchurn/environments/{env}" and claim["value"] == env
     assert claim["type"] == "SecureString" and claim["key_id"] == ref("aws_kms_key", "kms_key", "arn")
     (claims,) = doc["data"]["aws_ssm_parameters_by_path"].values()

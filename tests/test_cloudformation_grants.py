@@ -77,8 +77,13 @@ def test_serverless_functions_count_as_what_sams_transform_creates() -> None:
     assert serverless_function_types({"Role": "r"}) == ("AWS::Lambda::Function",)
     with pytest.raises(ValueError, match="IAM role"):
         serverless_function_types({})
-    with pytest.raises(ValueError, match="event-source"):
-        serverless_function_types({"Role": "r", "Events": {"Api": {}}})
+    assert serverless_function_types({"Role": "r", "Events": {"EveryMinute": {"Type": "Schedule"}}}) == (
+        "AWS::Lambda::Function",
+        "AWS::Events::Rule",
+        "AWS::Lambda::Permission",
+    )
+    with pytest.raises(ValueError, match=r"event Api .* is not a Schedule"):
+        serverless_function_types({"Role": "r", "Events": {"Api": {"Type": "Api"}}})
 
 
 def _role_statements(env: str) -> Iterator[dict[str, Any]]:

@@ -339,7 +339,7 @@ def test_codedeploy_strategy_shifts_the_api_alias_with_alarms_and_hooks(stacks: 
     preference = function["DeploymentPreference"]
     assert function["AutoPublishAlias"] == "live"
     assert preference["Type"] == "Canary10Percent5Minutes"
-    assert preference["Alarms"] == [{"Ref": "ErrorRateAlarm"}, {"Ref": "LatencyAlarm"}]
+    assert preference["Alarms"] == [{"Ref": "ErrorRateAlarm"}, {"Ref": "LatencyAlarm"}, {"Ref": "PredictionShiftAlarm"}]
     assert preference["Hooks"] == {"PreTraffic": {"Ref": "PreTrafficHook"}, "PostTraffic": {"Ref": "PostTrafficHook"}}
     assert preference["Role"] == f"arn:aws:iam::{ACCOUNT}:role/customerchurn-dev-codedeploy"
     assert not _resources(prd, "AWS::CodeDeploy::DeploymentConfig")
@@ -347,10 +347,15 @@ def test_codedeploy_strategy_shifts_the_api_alias_with_alarms_and_hooks(stacks: 
     endpoint = properties(prd, "Endpoint")["EndpointName"]
     assert endpoint == f"customerchurn-prd-v{VERSION}-{EXECUTION_ID[:8]}"  # green: one endpoint per version
     errors = properties(prd, "ErrorRateAlarm")
-    assert errors["AlarmName"] == "customerchurn-dev-prd-5xx-rate"
+    assert errors["AlarmName"] == "customerchurn-dev-green-error-rate"
     assert errors["Threshold"] == 0.02 and errors["EvaluationPeriods"] == 2 and errors["DatapointsToAlarm"] == 1
-    assert errors["Metrics"][-1]["Expression"] == "IF(invocations >= 10, value / invocations)"
-    hooks = {k: v["Properties"] for k, v in _resources(prd, "AWS::Serverless::Function").items() if k != "ApiFunction"}
+    assert errors["TreatMissingData"] == "breaching"  # no traffic never means "shift to 100 %"
+    assert errors["Metrics"][-1]["Expression"] == "IF(invocations >= 10, errors / invocations)"
+    hooks = {
+        k: v["Properties"]
+        for k, v in _resources(prd, "AWS::Serverless::Function").items()
+        if k not in ("ApiFunction", "CanaryFunction")
+    }
     assert {h["FunctionName"] for h in hooks.values()} == {
         "customerchurn-dev-pre-traffic-hook",
         "customerchurn-dev-post-traffic-hook",
@@ -458,8 +463,13 @@ def test_schedules_codedeploy_cannot_run_are_refused_naming_why(tmp_path: Path) 
         codedeploy_routing(build_schedule("Custom", bake_seconds=0, custom_steps=((10, 60.0), (100, 60.0))))
     with pytest.raises(ConfigError, match="at most 3600"):
         render(tmp_path / "b", **{"production.strategy": "CANARY", "production.bake_seconds": 7200})
-    with pytest.raises(ConfigError, match="alarm_period_seconds"):
-        render(tmp_path / "c", **{"production.alarm_period_seconds": 90})
+    with pytest.raises(ConfigError, match="multiple of 60"):
+        render(tmp_path / "c", **{"alarms.deployment.error_rate.period_seconds": 90})
+    thirty = {
+        f"alarms.deployment.{alarm}.period_seconds": 30 for alarm in ("error_rate", "latency", "prediction_shift")
+    }
+    with pytest.raises(ConfigError, match="whole minutes"):
+        render(tmp_path / "d", **thirty)
     assert codedeploy_routing(build_schedule("AllAtOnce", bake_seconds=0)) == {"Type": "AllAtOnce"}
 
 

@@ -103,13 +103,14 @@ class CloudWatchVariantMetrics:
 
 
 def build_hook_clients(session: boto3.Session) -> HookClients:
-    """The hooks' clients from one session: boto3's CodeDeploy, SageMaker and Runtime, S3 and CloudWatch."""
+    """The hooks' clients from one session: boto3's CodeDeploy, SageMaker and Runtime, S3, CloudWatch and SSM."""
     return HookClients(
         codedeploy=session.client("codedeploy", config=CLIENT_CONFIG),
         sagemaker=session.client("sagemaker", config=CLIENT_CONFIG),
         runtime=session.client("sagemaker-runtime", config=CLIENT_CONFIG),
         store=S3ObjectStore(session.client("s3", config=CLIENT_CONFIG)),
         metrics=CloudWatchVariantMetrics(session.client("cloudwatch", config=CLIENT_CONFIG)),
+        parameters=session.client("ssm", config=CLIENT_CONFIG),
     )
 
 

@@ -50,6 +50,14 @@ class VariantMetrics(Protocol):
         ...
 
 
+class ParameterWriter(Protocol):
+    """SSM's ``PutParameter`` (boto3's ``ssm`` client): where the post-traffic hook records production's endpoint."""
+
+    def put_parameter(self, *, Name: str, Value: str, Type: str, Overwrite: bool) -> Any:  # noqa: N803 - boto3's
+        """Write the parameter."""
+        ...
+
+
 @dataclass(frozen=True)
 class HookClients:
     """Everything a hook talks to."""
@@ -59,6 +67,8 @@ class HookClients:
     runtime: SageMakerRuntimeClient
     store: ObjectStore
     metrics: VariantMetrics
+    parameters: ParameterWriter | None = None
+    """SSM on AWS (the post-traffic hook records green as production); None locally (the ledger records it)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ any old capture file); green's variant served at least ``MIN_REQUESTS`` requests
 Configuration: ``ENDPOINT_NAME``, ``VARIANT_NAME`` (default AllTraffic), ``CAPTURE_URI`` (the capture
 destination), ``DEPLOYMENT_STARTED`` (ISO 8601), ``MAX_ERROR_RATE`` (default 0.02), ``MIN_REQUESTS`` (default 1),
 ``BAKE_SECONDS`` (default 0: on AWS, CodeDeploy has no bake step after traffic reaches 100 %, so the hook waits
-this long first; its checks then cover the bake, and the deployment rolls back if they fail).
+this long first; its checks then cover the bake, and the deployment rolls back if they fail),
+``PRODUCTION_PARAMETER`` (AWS: the SSM parameter ``naming.production_endpoint_parameter``; once the checks pass,
+green is recorded there as production: the next deployment's blue, and the synthetic canary stops feeding it).
 
 On AWS, Lambda calls :data:`handler` (``lambdas.hooks.post_traffic.handler``), which builds boto3 clients
 on its first call (:mod:`lambdas.hooks.aws`); locally the deployment
@@ -57,9 +59,16 @@ def check_served(
         raise HookCheckError(
             f"{endpoint} answered {rate:.1%} of {invocations:.0f} requests with 5XX (limit {max_error_rate:.1%})"
         )
-    return (
+    summary = (
         f"{endpoint}: {len(objects)} capture objects since the deployment; {invocations:.0f} requests, {rate:.2%} 5XX"
     )
+    parameter = environ.get("PRODUCTION_PARAMETER", "").strip()
+    if parameter:  # green passed: it is production now (the next deployment's blue; the canary stops feeding it)
+        if clients.parameters is None:
+            raise HookCheckError(f"the hook has no SSM client to record {endpoint} in {parameter}")
+        clients.parameters.put_parameter(Name=parameter, Value=endpoint, Type="String", Overwrite=True)
+        summary += f"; recorded as production in {parameter}"
+    return summary
 
 
 def create_handler(environ: Mapping[str, str], clients: HookClients) -> Handler:

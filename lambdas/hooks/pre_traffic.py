@@ -34,7 +34,7 @@ KNOWN_ROWS_PREFIX = "known-rows-"
 """Inference-id prefix of the known-row check: data-quality monitoring keeps these rows out of its windows."""
 
 
-def _read_checks(content: bytes, uri: str) -> dict[str, Any]:
+def read_checks(content: bytes, uri: str) -> dict[str, Any]:
     """The checks document: the object itself, or the training job's member of a model archive."""
     if not uri.endswith(".tar.gz"):
         return dict(json.loads(content))
@@ -63,7 +63,7 @@ def check_green(
     capture = described.get("DataCaptureConfig")
     if capture is None or not capture.get("EnableCapture"):
         raise HookCheckError(f"{endpoint} has data capture disabled: its traffic could not be monitored")
-    checks = _read_checks(clients.store.get_bytes(S3Uri.parse(require(environ, "CHECKS_URI"))), environ["CHECKS_URI"])
+    checks = read_checks(clients.store.get_bytes(S3Uri.parse(require(environ, "CHECKS_URI"))), environ["CHECKS_URI"])
     rows, expected = list(checks["rows"]), [float(v) for v in checks["expected"]]
     tolerance = float(checks.get("tolerance", 1e-6))
     if not rows or len(rows) != len(expected):

@@ -1,11 +1,20 @@
-"""CloudWatch alarms of the production stack, from ``spec.production`` (the local controller's settings).
+"""CloudWatch alarms of the production stack, rendered from the alarm catalog (``spec.alarms.deployment``).
 
-* **Deployment alarms** (CodeDeploy's ``Alarms``, or the endpoint's ``AutoRollbackConfiguration``): green's
-  5XX share and green's p99 model latency, each a metric-math alarm that leaves a period *missing* when green
-  served fewer than ``alarm_min_requests`` requests (the local alarms' rule). CloudWatch cannot compare with
-  blue's p99 here (blue's endpoint is the previous stack's), so latency uses the absolute ``max_latency_ms``
-  budget the local controller applies without a blue. Missing periods never alarm; the post-traffic hook
-  requires ``MIN_REQUESTS`` served, so a deployment nobody exercised still fails.
+* **Deployment alarms** (CodeDeploy's ``Alarms``, or the endpoint's ``AutoRollbackConfiguration``), each the
+  catalog's alarm (name, threshold, comparison, period, evaluation periods, datapoints to alarm, missing data:
+  :func:`safedeploy.alarm_catalog.evaluation_fields`, the fields the local evaluator's rules carry) around
+  metric math that leaves a period *missing* when green served fewer than ``min_requests`` requests (the local
+  alarms' rule). Missing data is ``breaching`` by default: a period without evidence counts against green, so no
+  traffic never lets CodeDeploy shift to 100 %.
+
+  - error rate: ``IF(invocations >= min, errors / invocations)`` on green's variant;
+  - latency relative to blue (as the local controller judges a window): green's p99 ``ModelLatency`` minus
+    ``latency_ratio`` x blue's p99 + ``latency_slack_ms`` in the same period, or minus ``max_latency_ms`` when
+    blue served fewer than ``min_requests`` (no blue: the first deployment, or during the bake); blue is the
+    endpoint production served when the stack update began (the ``BlueEndpoint`` parameter). Guardrails modes
+    update one endpoint, whose old fleet has no name here: the absolute budget;
+  - prediction shift (CodeDeploy only, with the synthetic canary): ``IF(SampleCount >= min, Average)`` of the
+    canary's ``PredictionShift`` custom metric (one value per held-out row green answered: |green - blue|).
 * **The drift alarms** (:func:`safedeploy.monitoring.drift_alarms.drift_alarm_rules`, the local monitor's
   rules): one per configured feature on ``feature_baseline_drift_<feature>`` in
   ``/aws/sagemaker/Endpoints/data-metric``, and the composite ``naming.drift_alarm_name(spec)`` combining them
@@ -19,28 +28,25 @@ from typing import Any
 
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.alarm_catalog import aws_alarm_name, evaluation_fields
 from safedeploy.cloudformation.template import Json, Template, ref
 from safedeploy.errors import ConfigError
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.drift_alarms import drift_alarm_rules
-from safedeploy.spec import PipelineSpec
+from safedeploy.spec import AlarmSpec, MetricSpec, PipelineSpec
+
+ALARM_LOGICAL_IDS = {
+    "error_rate": "ErrorRateAlarm",
+    "latency": "LatencyAlarm",
+    "prediction_shift": "PredictionShiftAlarm",
+}
 
 
-def _period(spec: PipelineSpec) -> int:
-    seconds = spec.production.alarm_period_seconds
-    if seconds != int(seconds) or int(seconds) % 60:
-        raise ConfigError(
-            f"production.alarm_period_seconds must be a whole number of minutes for CloudWatch's endpoint "
-            f"metrics (published per minute), got {seconds:g}"
-        )
-    return int(seconds)
-
-
-def _metric(metric_id: str, name: str, dimensions: Sequence[Json], period: int, stat: str) -> Json:
+def _metric(metric_id: str, metric: MetricSpec, name: str, dimensions: Sequence[Json], period: int, stat: str) -> Json:
     return {
         "Id": metric_id,
         "MetricStat": {
-            "Metric": {"Namespace": C.METRICS_NAMESPACE, "MetricName": name, "Dimensions": list(dimensions)},
+            "Metric": {"Namespace": metric.namespace, "MetricName": name, "Dimensions": list(dimensions)},
             "Period": period,
             "Stat": stat,
         },
@@ -57,68 +63,114 @@ def endpoint_dimensions(endpoint: Any, endpoint_config: Any | None = None) -> li
 
 
 def _math_alarm(
-    template: Template,
-    spec: PipelineSpec,
-    logical_id: str,
-    purpose: str,
-    description: str,
-    dimensions: Sequence[Json],
-    value: tuple[str, str, str],
-    threshold: float,
+    template: Template, spec: PipelineSpec, logical_id: str, alarm: AlarmSpec, metrics: list[Json], expression: str
 ) -> str:
-    """An alarm on ``IF(invocations >= min, <expression>)`` over green's metrics."""
-    production = spec.production
-    period = _period(spec)
-    metric_name, stat, expression = value
+    """The catalog's ``alarm`` on a metric-math ``expression`` over ``metrics``."""
     return template.add(
         logical_id,
         "AWS::CloudWatch::Alarm",
         {
-            "AlarmName": naming.alarm_name(spec, purpose),
-            "AlarmDescription": description,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "Threshold": threshold,
-            "EvaluationPeriods": production.alarm_evaluation_periods,
-            "DatapointsToAlarm": production.alarm_datapoints_to_alarm,
-            "TreatMissingData": "missing",
+            "AlarmName": aws_alarm_name(spec, alarm),
+            "AlarmDescription": f"{alarm.description} ({alarm.comparison} {alarm.threshold:g})",
+            **evaluation_fields(alarm),
             "Metrics": [
-                _metric("invocations", "Invocations", dimensions, period, "Sum"),
-                _metric("value", metric_name, dimensions, period, stat),
-                {
-                    "Id": "judged",
-                    "Expression": f"IF(invocations >= {production.alarm_min_requests}, {expression})",
-                    "Label": description,
-                    "ReturnData": True,
-                },
+                *metrics,
+                {"Id": "judged", "Expression": expression, "Label": alarm.description, "ReturnData": True},
             ],
         },
     )
 
 
-def deployment_alarms(template: Template, spec: PipelineSpec, dimensions: Sequence[Json]) -> list[str]:
-    """Green's error-rate and latency alarms; return their logical ids (``Ref`` gives the alarm name)."""
-    production = spec.production
+def latency_expression(spec: PipelineSpec, *, with_blue: bool) -> str:
+    """Green's p99 minus what blue allows, in ms (ModelLatency is in microseconds), as the local controller judges."""
+    deployment = spec.alarms.deployment
+    least = deployment.min_requests
+    budget = f"green_p99 / 1000 - {deployment.max_latency_ms:g}"
+    if not with_blue:
+        return f"IF(green_n >= {least}, {budget})"
+    relative = (
+        f"green_p99 / 1000 - ({deployment.latency_ratio:g} * FILL(blue_p99, 0) / 1000 + "
+        f"{deployment.latency_slack_ms:g})"
+    )
+    return f"IF(green_n >= {least}, IF(FILL(blue_n, 0) >= {least}, {relative}, {budget}))"
+
+
+def deployment_alarms(
+    template: Template,
+    spec: PipelineSpec,
+    dimensions: Sequence[Json],
+    *,
+    blue_dimensions: Sequence[Json] | None = None,
+    canary_endpoint: Any | None = None,
+) -> list[str]:
+    """Green's deployment alarms from the catalog; return their logical ids (``Ref`` gives the alarm name).
+
+    ``blue_dimensions``: blue's variant (latency relative to blue); ``canary_endpoint``: the endpoint the synthetic
+    canary feeds and publishes ``PredictionShift`` for (adds the prediction-shift alarm).
+    """
+    deployment = spec.alarms.deployment
+    least = deployment.min_requests
+    errors_alarm, latency_alarm, shift_alarm = deployment.all
+    period = errors_alarm.period_seconds
+    if period % 60:
+        raise ConfigError(
+            f"alarms.deployment periods must be whole minutes for CloudWatch's endpoint metrics (published per "
+            f"minute), got {period}"
+        )
+    invocations = errors_alarm.metric.model_copy(update={"name": "Invocations"})
     errors = _math_alarm(
         template,
         spec,
-        "ErrorRateAlarm",
-        "prd-5xx-rate",
-        f"Green's 5XX share is above {production.max_error_rate:g}",
-        dimensions,
-        ("Invocation5XXErrors", "Sum", "value / invocations"),
-        production.max_error_rate,
+        ALARM_LOGICAL_IDS["error_rate"],
+        errors_alarm,
+        [
+            _metric("invocations", invocations, "Invocations", dimensions, period, "Sum"),
+            _metric(
+                "errors", errors_alarm.metric, errors_alarm.metric.name, dimensions, period, errors_alarm.statistic
+            ),
+        ],
+        f"IF(invocations >= {least}, errors / invocations)",
     )
+    latency_metrics = [
+        _metric("green_n", invocations, "Invocations", dimensions, period, "Sum"),
+        _metric(
+            "green_p99", latency_alarm.metric, latency_alarm.metric.name, dimensions, period, latency_alarm.statistic
+        ),
+    ]
+    if blue_dimensions is not None:
+        latency_metrics += [
+            _metric("blue_n", invocations, "Invocations", blue_dimensions, period, "Sum"),
+            _metric(
+                "blue_p99", latency_alarm.metric, latency_alarm.metric.name, blue_dimensions, period,
+                latency_alarm.statistic,
+            ),
+        ]  # fmt: skip
     latency = _math_alarm(
         template,
         spec,
-        "LatencyAlarm",
-        "prd-latency-p99",
-        f"Green's p99 model latency is above {production.max_latency_ms:g} ms",
-        dimensions,
-        ("ModelLatency", "p99", "value / 1000"),  # ModelLatency is in microseconds
-        production.max_latency_ms,
+        ALARM_LOGICAL_IDS["latency"],
+        latency_alarm,
+        latency_metrics,
+        latency_expression(spec, with_blue=blue_dimensions is not None),
     )
-    return [errors, latency]
+    alarms = [errors, latency]
+    if canary_endpoint is not None:
+        shift_dimensions = [{"Name": "EndpointName", "Value": canary_endpoint}]
+        metric = shift_alarm.metric
+        alarms.append(
+            _math_alarm(
+                template,
+                spec,
+                ALARM_LOGICAL_IDS["prediction_shift"],
+                shift_alarm,
+                [
+                    _metric("rows", metric, metric.name, shift_dimensions, period, "SampleCount"),
+                    _metric("shift", metric, metric.name, shift_dimensions, period, shift_alarm.statistic),
+                ],
+                f"IF(rows >= {least}, shift)",
+            )
+        )
+    return alarms
 
 
 def drift_alarms(template: Template, spec: PipelineSpec, endpoint: Any) -> str:

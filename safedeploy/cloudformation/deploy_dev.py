@@ -2,6 +2,9 @@
 
 The same CreateModel / CreateEndpointConfig requests the local backend's DeployDev stage sends, rendered as
 resources; a new version changes the endpoint's config, which CloudFormation applies as ``UpdateEndpoint``.
+Then the smoke test (:func:`~safedeploy.cloudformation.synthetic.add_smoke_test`, as the local DeployDev's
+``safedeploy/smoke.py``): held-out rows through ``InvokeEndpoint`` must equal the offline predictions, or the
+stack fails (and rolls back) and the stage fails before the approval.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.endpoints import add_serving
-from safedeploy.cloudformation.template import MODEL_VERSION_PARAMETER, Json, Template, token
+from safedeploy.cloudformation.synthetic import add_smoke_test
+from safedeploy.cloudformation.template import MODEL_VERSION_PARAMETER, Json, Template, get_att, token
 from safedeploy.sagemaker_requests.serving import DeploymentNames, deployment_names
 
 
@@ -24,15 +28,20 @@ def dev_names(ctx: BuildContext) -> DeploymentNames:
 def deploy_dev_template(ctx: BuildContext) -> Json:
     """The ``<model>-deploy-dev`` stack."""
     spec = ctx.spec
-    template = Template(f"{spec.pipeline_name}: the dev endpoint {naming.endpoint_name(spec, C.DEV_STAGE)}")
-    template.kms_key_parameter(naming.kms_alias(spec))
+    template = Template(
+        f"{spec.pipeline_name}: the dev endpoint {naming.endpoint_name(spec, C.DEV_STAGE)}, smoke-tested",
+        serverless=True,
+    )
+    kms = template.kms_key_parameter(naming.kms_alias(spec))
     version = template.model_version_parameter()
-    add_serving(
+    serving = add_serving(
         template,
         ctx,
         dev_names(ctx),
         instance_count=spec.serving.instance_count,
         instance_type=spec.serving.instance_type,
     )
+    smoke = add_smoke_test(template, ctx, endpoint=serving.endpoint, model_version=version, kms_key=kms)
     template.output("ModelVersion", version, "The registry version served")
+    template.output("SmokeTest", get_att(smoke, "Summary"), "Held-out rows against the offline predictions")
     return template.to_dict()

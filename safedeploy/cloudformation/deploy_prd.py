@@ -5,8 +5,9 @@ Two shapes, chosen by ``production.strategy`` (see :mod:`.traffic_shifting`):
 * **CodeDeploy** (its configs, or ``Custom``): every version gets its own endpoint (green) beside the
   previous one (blue, kept by the previous stack state until CloudFormation's cleanup); the API function's
   new version points at green and CodeDeploy shifts the ``live`` alias from blue's version to green's per the
-  schedule, watching the alarms, with the pre/post-traffic hooks. An alarm or a failed hook rolls the alias
-  and the stack back, which deletes green.
+  schedule, watching the alarms (the catalog's: error rate, latency relative to blue, prediction shift; missing
+  data breaching), with the pre/post-traffic hooks and the synthetic canary feeding green and blue held-out rows
+  (:mod:`.synthetic`). An alarm or a failed hook rolls the alias and the stack back, which deletes green.
 * **Guardrails** (``CANARY``/``LINEAR``/``ALL_AT_ONCE``): one stable endpoint whose config changes; SageMaker
   shifts capacity per the endpoint's ``DeploymentConfig`` and rolls back on the alarms.
 
@@ -27,6 +28,7 @@ from safedeploy.cloudformation.functions import add_api_function, add_hook_funct
 from safedeploy.cloudformation.monitoring import add_model_monitor_schedule, add_monitoring_schedule
 from safedeploy.cloudformation.rest_api import add_rest_api
 from safedeploy.cloudformation.state_machine import role_arn
+from safedeploy.cloudformation.synthetic import add_canary
 from safedeploy.cloudformation.template import (
     MODEL_VERSION_PARAMETER,
     Json,
@@ -67,6 +69,7 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
     endpoint = get_att(ENDPOINT, "EndpointName")
 
     preference: Json | None = None
+    before_shift: list[str] = []
     if guardrails:
         # Literal names, not GetAtt: the endpoint's rollback configuration refers to these alarms.
         alarms = deployment_alarms(
@@ -84,7 +87,17 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
         add_serving(
             template, ctx, names, instance_count=production.instance_count, instance_type=production.instance_type
         )
-        alarms = deployment_alarms(template, spec, endpoint_dimensions(endpoint))
+        blue = template.blue_endpoint_parameter()
+        canary = production.synthetic_traffic
+        alarms = deployment_alarms(
+            template,
+            spec,
+            endpoint_dimensions(endpoint),
+            blue_dimensions=endpoint_dimensions(blue),
+            canary_endpoint=endpoint if canary else None,
+        )
+        if canary:  # created before the alias moves, so it feeds green while the pre-traffic hook runs
+            before_shift.append(add_canary(template, ctx, endpoint=endpoint, blue_endpoint=blue, kms_key=kms))
         pre, post = add_hook_functions(template, ctx, endpoint=endpoint, kms_key=kms)
         preference = {
             "Type": codedeploy_type(template, production),
@@ -99,7 +112,13 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
         add_monitoring_schedule(template, ctx, names.endpoint, kms, depends_on=[ENDPOINT])
     drift_alarms(template, spec, endpoint)
     function = add_api_function(
-        template, ctx, endpoint=endpoint, model_version=version, kms_key=kms, deployment_preference=preference
+        template,
+        ctx,
+        endpoint=endpoint,
+        model_version=version,
+        kms_key=kms,
+        deployment_preference=preference,
+        depends_on=before_shift,
     )
     add_rest_api(template, ctx, function, kms)
     add_autoscaling(template, spec, variant_resource_id("${Endpoint.EndpointName}"))

@@ -8,7 +8,7 @@ variables encrypted with the pipeline's KMS key, and a KMS-encrypted log group e
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from safedeploy import constants as C
@@ -21,7 +21,9 @@ from safedeploy.errors import ConfigError
 API_HANDLER = "lambdas.api.app.lambda_handler"
 PRE_TRAFFIC_HANDLER = "lambdas.hooks.pre_traffic.handler"
 POST_TRAFFIC_HANDLER = "lambdas.hooks.post_traffic.handler"
-HANDLERS = (API_HANDLER, PRE_TRAFFIC_HANDLER, POST_TRAFFIC_HANDLER)
+CANARY_HANDLER = "lambdas.canary.app.handler"
+SMOKE_TEST_HANDLER = "lambdas.smoke_test.app.handler"
+HANDLERS = (API_HANDLER, PRE_TRAFFIC_HANDLER, POST_TRAFFIC_HANDLER, CANARY_HANDLER, SMOKE_TEST_HANDLER)
 """``module.attribute`` entry points of the functions (each a callable the module defines at import)."""
 API_FUNCTION, PRE_TRAFFIC_FUNCTION, POST_TRAFFIC_FUNCTION = "ApiFunction", "PreTrafficHook", "PostTrafficHook"
 API_TIMEOUT_SECONDS = 29
@@ -52,7 +54,7 @@ LAMBDA_SKIPS = (
 )
 
 
-def _function(
+def lambda_function(
     template: Template,
     ctx: BuildContext,
     logical_id: str,
@@ -64,7 +66,9 @@ def _function(
     environment: Mapping[str, Any],
     kms_key: Json,
     extra: Mapping[str, Any] | None = None,
+    depends_on: Sequence[str] = (),
 ) -> str:
+    """A SAM function from the content-addressed bundle, with a base-infrastructure ``role`` and its log group."""
     name = naming.function_name(ctx.spec, purpose)
     logs = log_group(template, f"{logical_id}Logs", f"/aws/lambda/{name}", kms_key, LOG_RETENTION_DAYS)
     return template.add(
@@ -84,7 +88,7 @@ def _function(
             "Environment": {"Variables": dict(environment)},
             **(extra or {}),
         },
-        depends_on=[logs],
+        depends_on=[logs, *depends_on],
         metadata=checkov_skips(*LAMBDA_SKIPS),
     )
 
@@ -97,12 +101,16 @@ def add_api_function(
     model_version: Json,
     kms_key: Json,
     deployment_preference: Json | None,
+    depends_on: Sequence[str] = (),
 ) -> str:
-    """The REST API's handler, published as alias ``live`` (which CodeDeploy shifts when it has a preference)."""
+    """The REST API's handler, published as alias ``live`` (which CodeDeploy shifts when it has a preference).
+
+    ``depends_on``: what must exist before the alias moves (the synthetic canary, feeding green beforehand).
+    """
     extra: dict[str, Any] = {"AutoPublishAlias": C.LAMBDA_ALIAS}
     if deployment_preference is not None:
         extra["DeploymentPreference"] = deployment_preference
-    return _function(
+    return lambda_function(
         template,
         ctx,
         API_FUNCTION,
@@ -113,6 +121,7 @@ def add_api_function(
         environment={"ENDPOINT_NAME": endpoint, "MODEL_VERSION": model_version},
         kms_key=kms_key,
         extra=extra,
+        depends_on=depends_on,
     )
 
 
@@ -130,7 +139,7 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
     """The pre- and post-traffic hooks (CodeDeploy ``BeforeAllowTraffic``/``AfterAllowTraffic``) for green."""
     spec = ctx.spec
     checks = ctx.model_data_url  # its pre-traffic-checks.json: known rows and scores, written by the training job
-    pre = _function(
+    pre = lambda_function(
         template,
         ctx,
         PRE_TRAFFIC_FUNCTION,
@@ -141,7 +150,7 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
         environment={"ENDPOINT_NAME": endpoint, "CHECKS_URI": str(checks), "LATENCY_BUDGET_MS": str(LATENCY_BUDGET_MS)},
         kms_key=kms_key,
     )
-    post = _function(
+    post = lambda_function(
         template,
         ctx,
         POST_TRAFFIC_FUNCTION,
@@ -155,10 +164,12 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
             "CAPTURE_URI": str(naming.capture_uri(spec)),
             # Green's endpoint is new in this deployment, so its capture since the build is this deployment's.
             "DEPLOYMENT_STARTED": ctx.started.isoformat(),
-            "MAX_ERROR_RATE": str(spec.production.max_error_rate),
-            "MIN_REQUESTS": str(spec.production.alarm_min_requests),
+            "MAX_ERROR_RATE": str(spec.alarms.deployment.error_rate.threshold),
+            "MIN_REQUESTS": str(spec.alarms.deployment.min_requests),
             # CodeDeploy has no bake at 100 %: the hook waits it out, then checks (a failure rolls back).
             "BAKE_SECONDS": f"{spec.production.bake_seconds:g}",
+            # Once its checks pass, green is recorded as production: the next deployment's blue.
+            "PRODUCTION_PARAMETER": naming.production_endpoint_parameter(spec),
         },
         kms_key=kms_key,
     )

@@ -10,7 +10,12 @@ from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.deploy_dev import deploy_dev_template
 from safedeploy.cloudformation.deploy_prd import deploy_prd_template
 from safedeploy.cloudformation.suggest_baseline import suggest_baseline_template
-from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, MODEL_VERSION_PARAMETER, Json
+from safedeploy.cloudformation.template import (
+    BLUE_ENDPOINT_PARAMETER,
+    KMS_KEY_PARAMETER,
+    MODEL_VERSION_PARAMETER,
+    Json,
+)
 from safedeploy.cloudformation.training_job import training_job_template
 
 BUILDERS: Mapping[str, Callable[[BuildContext], Json]] = {
@@ -35,6 +40,7 @@ def template_configuration(ctx: BuildContext, template: Json, kms_key_arn: str) 
     known = {
         KMS_KEY_PARAMETER: kms_key_arn,
         MODEL_VERSION_PARAMETER: naming.model_version_parameter(ctx.spec, ctx.execution_id),
+        BLUE_ENDPOINT_PARAMETER: naming.production_endpoint_parameter(ctx.spec),
     }
     declared = list(template.get("Parameters", {}))
     unknown = [name for name in declared if name not in known]

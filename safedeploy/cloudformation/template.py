@@ -18,7 +18,10 @@ KMS_KEY_PARAMETER = "KmsKeyArn"
 MODEL_VERSION_PARAMETER = "ModelVersion"
 """The registry version the deploy stacks serve: an SSM parameter the training state machine writes after it
 registers the model (``naming.model_version_parameter``), resolved by CloudFormation when the stack deploys."""
-TEMPLATE_PARAMETERS = (KMS_KEY_PARAMETER, MODEL_VERSION_PARAMETER)
+BLUE_ENDPOINT_PARAMETER = "BlueEndpoint"
+"""The endpoint production serves when the deploy-prd stack's update begins (blue): the SSM parameter
+``naming.production_endpoint_parameter`` (``none`` before the first deployment)."""
+TEMPLATE_PARAMETERS = (KMS_KEY_PARAMETER, MODEL_VERSION_PARAMETER, BLUE_ENDPOINT_PARAMETER)
 _TOKEN = re.compile(r"\$\{(" + "|".join(TEMPLATE_PARAMETERS) + r")\}")
 
 
@@ -99,6 +102,15 @@ class Template:
             "state machine once the version is registered).",
         }
         return ref(MODEL_VERSION_PARAMETER)
+
+    def blue_endpoint_parameter(self) -> Json:
+        """Declare :data:`BLUE_ENDPOINT_PARAMETER` (an SSM parameter's value); return its ``Ref``."""
+        self.parameters[BLUE_ENDPOINT_PARAMETER] = {
+            "Type": "AWS::SSM::Parameter::Value<String>",
+            "Description": "SSM parameter naming the endpoint production serves (blue; none before the first "
+            "deployment), recorded by the post-traffic hook.",
+        }
+        return ref(BLUE_ENDPOINT_PARAMETER)
 
     def add(
         self,

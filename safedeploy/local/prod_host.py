@@ -246,7 +246,6 @@ class LocalProdHost:
         """Invoke the hook Lambda in-process with CodeDeploy's event; read back what it reported (exactly once)."""
         info = self.host.info()
         store = LocalArtifactStore(self.host.state_dir.resolve() / "s3")
-        production = self.spec.production
         if hook == PRE_TRAFFIC:
             checks = naming.deployment_prefix(self.spec, deployment_id).join("pre-traffic-checks.json")
             document = {"rows": list(self.known_rows), "expected": list(self.expected), "tolerance": 1e-6}
@@ -259,8 +258,8 @@ class LocalProdHost:
                 "ENDPOINT_NAME": green.endpoint,
                 "CAPTURE_URI": str(naming.capture_uri(self.spec)),
                 "DEPLOYMENT_STARTED": since.isoformat(),
-                "MAX_ERROR_RATE": str(production.max_error_rate),
-                "MIN_REQUESTS": str(production.alarm_min_requests),
+                "MAX_ERROR_RATE": str(self.spec.alarms.deployment.error_rate.threshold),
+                "MIN_REQUESTS": str(self.spec.alarms.deployment.min_requests),
             }
         clients = HookClients(
             codedeploy=daemon.codedeploy_client(info),

@@ -59,7 +59,7 @@ def test_killing_the_controller_mid_canary_puts_blue_back_alone(
     spec, before = blue_production
     host = LocalServingHost(spec.state_dir, spec.region, spec.account_id)
     ledger = DeploymentLedger(spec.state_dir / "deployments", spec.pipeline_name)
-    period_model_s = spec.production.alarm_period_seconds
+    period_model_s = spec.alarms.deployment.error_rate.period_seconds
     figures: list[dict[str, Any]] = []
     for attempt in range(size(1, 3)):
         known = {d["deployment_id"] for d in ledger.deployments()}
