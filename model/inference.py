@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -323,11 +324,12 @@ def transform_fn(model: LoadedModel, request_body: bytes | str, content_type: st
 
 
 def _flask_error_response(error: InferenceError) -> Any:
-    """The error as a Flask response inside a Flask request (the image's single-model server), else None."""
-    try:
-        import flask
-    except ImportError:  # no Flask: not the Flask worker
-        return None
-    if not flask.has_request_context():
+    """The error as a Flask response inside a Flask request (the image's single-model server), else None.
+
+    A Flask worker serving this request has imported Flask already; anywhere else Flask is not imported here (its
+    import would cost the first client mistake of every other server a 100 ms stall).
+    """
+    flask = sys.modules.get("flask")
+    if flask is None or not flask.has_request_context():
         return None
     return flask.Response(f"{error.message}\n", status=error.status, mimetype="text/plain")

@@ -174,9 +174,12 @@ def test_make_deploy_target_aws_without_credentials_prints_one_line_and_exits_2(
     stamp = REPO_ROOT / ".venv" / ".synced"
     if not stamp.is_file():
         pytest.skip("the virtualenv was not set up by make (no .venv/.synced)")
+    env = _no_credentials(SAFEDEPLOY_ACCOUNT_ID=ACCOUNT)
+    for inherited in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):  # run as a person would, not as `make test`'s child
+        env.pop(inherited, None)
     done = subprocess.run(
         ["make", "-s", "--no-print-directory", "deploy", "TARGET=aws", f"DATA={tmp_path / 'x.csv'}"],
-        env=_no_credentials(SAFEDEPLOY_ACCOUNT_ID=ACCOUNT),
+        env=env,
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
