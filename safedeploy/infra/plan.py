@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,7 +73,11 @@ def moto_overrides(endpoint: str, region: str = TEST_REGION) -> dict[str, object
 
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (a free port) for the duration of the block; yields its URL."""
+    """An empty moto server on 127.0.0.1 (a free port) for the duration of the block; yields its URL.
+
+    moto's in-process server keeps its state in the process's global backends, shared by every server the process
+    starts: the state is reset when the block starts and when it ends, so no block sees another's resources.
+    """
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
@@ -80,9 +85,19 @@ def moto_server() -> Iterator[str]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        url = f"http://{host}:{port}"
+        _reset_moto(url)
+        yield url
+        _reset_moto(url)
     finally:
         server.stop()
+
+
+def _reset_moto(url: str) -> None:
+    """Empty every moto backend of this process (moto's ``/moto-api/reset``)."""
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST", data=b"")  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own loopback server
+        response.read()
 
 
 def has_aws_credentials() -> bool:
