@@ -1,7 +1,14 @@
-"""A production running v1 (blue) on its own runtime, shared by the chaos experiments of one module."""
+"""A production running v1 (blue) on its own runtime, shared by the chaos experiments of one module.
+
+The chaos modules judge latency and timing (canary steps against blue, stalls, floods, a CPU-burning busy machine):
+two of them at once on the other xdist worker would each be the other's unplanned fault. :func:`one_chaos_module_at_a_time`
+holds an exclusive lock shared by every worker for the whole module, so they run one after another while the
+rest of the suite goes on beside them.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -20,6 +27,18 @@ from tests.conftest import REPO_ROOT, churn_rows, write_table
 
 TIME_SCALE = 60
 """Model time runs 60x: a 60 s alarm period is one second on the wall, a 5-minute canary five."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_chaos_module_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """An exclusive lock, shared by the xdist workers of this run, held while this chaos module runs."""
+    shared = tmp_path_factory.getbasetemp().parent  # one per run: the workers' base temps are its children
+    with (shared / "chaos-modules.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def production_spec(root: Path, strategy: str = "Canary10Percent5Minutes", **production: object) -> PipelineSpec:
