@@ -111,6 +111,12 @@ def _status(package: ModelPackage) -> str:
     return package.ModelApprovalStatus
 
 
+def format_registry(packages: Sequence[ModelPackage], group: str, notes: Sequence[str] = ()) -> str:
+    """``make registry``: the versions as a table (or that there are none), then what was updated first, if anything."""
+    text = format_packages(packages) if packages else f"no versions of {group} registered yet"
+    return "\n".join([text, *(f"(updated: {note})" for note in notes)])
+
+
 def format_packages(packages: Sequence[ModelPackage]) -> str:
     """Render registry versions as a table: ``*`` marks the version in production, and rolled-back versions say so.
 

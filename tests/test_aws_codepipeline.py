@@ -467,12 +467,12 @@ def test_cli_status_on_aws_without_the_pipeline(
 # --- retry -------------------------------------------------------------------------------------------------------
 
 
-def test_retry_reruns_the_failed_actions_of_the_executions_failed_stage(clients: AwsClients, stub: Stubber) -> None:
-    """The DeployPrd stage failed in OLDER: retrying OLDER asks CodePipeline for exactly that stage's failed actions."""
+def _expect_retry(stub: Stubber, summaries: list[dict[str, Any]], *, max_results: int) -> None:
+    """Listing the executions, the pipeline's state, then RetryStageExecution of OLDER's failed DeployPrd."""
     stub.add_response(
         "list_pipeline_executions",
-        {"pipelineExecutionSummaries": [_summary(EXECUTION, "InProgress"), _summary(OLDER, "Failed")]},
-        {"pipelineName": PIPELINE, "maxResults": 100},
+        {"pipelineExecutionSummaries": summaries},
+        {"pipelineName": PIPELINE, "maxResults": max_results},
     )
     stub.add_response("get_pipeline_state", _state(), {"name": PIPELINE})
     stub.add_response(
@@ -485,6 +485,11 @@ def test_retry_reruns_the_failed_actions_of_the_executions_failed_stage(clients:
             "retryMode": "FAILED_ACTIONS",
         },
     )
+
+
+def test_retry_reruns_the_failed_actions_of_the_executions_failed_stage(clients: AwsClients, stub: Stubber) -> None:
+    """The DeployPrd stage failed in OLDER: retrying OLDER asks CodePipeline for exactly that stage's failed actions."""
+    _expect_retry(stub, [_summary(EXECUTION, "InProgress"), _summary(OLDER, "Failed")], max_results=100)
     retried = cp.retry_failed_stage(clients.codepipeline, PIPELINE, OLDER[:8])
     assert retried == cp.RetriedStage(OLDER, "DeployPrd")
 
@@ -501,21 +506,6 @@ def test_retry_refuses_an_execution_without_a_failed_stage(clients: AwsClients, 
 
 
 def test_cli_retry_on_aws(aws_cli: AwsClients, stub: Stubber, capsys: pytest.CaptureFixture[str]) -> None:
-    stub.add_response(
-        "list_pipeline_executions",
-        {"pipelineExecutionSummaries": [_summary(OLDER, "Failed")]},
-        {"pipelineName": PIPELINE, "maxResults": 1},
-    )
-    stub.add_response("get_pipeline_state", _state(), {"name": PIPELINE})
-    stub.add_response(
-        "retry_stage_execution",
-        {"pipelineExecutionId": OLDER},
-        {
-            "pipelineName": PIPELINE,
-            "stageName": "DeployPrd",
-            "pipelineExecutionId": OLDER,
-            "retryMode": "FAILED_ACTIONS",
-        },
-    )
+    _expect_retry(stub, [_summary(OLDER, "Failed")], max_results=1)
     assert cli.main(["retry", "--target", "aws"]) == 0
     assert f"retrying the failed actions of stage DeployPrd of {PIPELINE} execution {OLDER}" in capsys.readouterr().out

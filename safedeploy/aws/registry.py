@@ -382,13 +382,8 @@ def sync_from_aws(
     return notes
 
 
-def aws_listing(clients: AwsClients, spec: PipelineSpec) -> str:
-    """``make registry TARGET=aws``: the registry brought up to date with AWS, as the local listing shows it."""
-    from safedeploy.report import format_packages
-
+def synced_versions(clients: AwsClients, spec: PipelineSpec) -> tuple[list[ModelPackage], list[str]]:
+    """``make registry TARGET=aws``: the versions, after bringing the registry up to date with AWS; and what changed."""
     registry = registry_of(clients, spec)
     notes = sync_from_aws(registry, spec, clients.cloudformation, clients.codepipeline)
-    group = naming.model_package_group(spec)
-    packages = registry.list_versions(group)
-    text = format_packages(packages) if packages else f"no versions of {group} registered yet"
-    return "\n".join([text, *(f"(updated: {note})" for note in notes)])
+    return registry.list_versions(naming.model_package_group(spec)), notes

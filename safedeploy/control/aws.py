@@ -21,13 +21,13 @@ from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.aws import codepipeline as cp
 from safedeploy.aws.clients import AwsClients, verify_account
-from safedeploy.aws.registry import record_approval, registry_of, sync_from_aws
+from safedeploy.aws.registry import record_approval, synced_versions
 from safedeploy.aws.submit import Submission, submit
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.errors import ConfigError
 from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.registry import ModelPackage
-from safedeploy.report import format_packages
+from safedeploy.report import format_registry
 from safedeploy.spec import PipelineSpec
 
 LOG = logging.getLogger(__name__)
@@ -148,12 +148,8 @@ class AwsControl:
 
     def registry(self) -> ControlReport[list[ModelPackage]]:
         """SageMaker's registry, first brought up to date with what the stacks serve and a failed DeployPrd."""
-        registry = registry_of(self.clients, self.spec)
-        notes = sync_from_aws(registry, self.spec, self.clients.cloudformation, self.clients.codepipeline)
-        group = naming.model_package_group(self.spec)
-        packages = registry.list_versions(group)
-        text = format_packages(packages) if packages else f"no versions of {group} registered yet"
-        return ControlReport(packages, "\n".join([text, *(f"(updated: {note})" for note in notes)]))
+        packages, notes = synced_versions(self.clients, self.spec)
+        return ControlReport(packages, format_registry(packages, naming.model_package_group(self.spec), notes))
 
     def _terraform_dir(self, options: DestroyOptions) -> Path | None:
         if options.keep_base_infra:

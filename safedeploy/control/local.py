@@ -13,7 +13,7 @@ from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.registry import ModelPackage
-from safedeploy.report import format_execution, format_history, format_outcome, format_packages
+from safedeploy.report import format_execution, format_history, format_outcome, format_registry
 from safedeploy.runner import PipelineExecution, Status
 
 if TYPE_CHECKING:
@@ -100,10 +100,8 @@ class LocalControl:
 
     def registry(self) -> ControlReport[list[ModelPackage]]:
         """Every registered version of the model (``*`` marks production)."""
-        pipeline = self.pipeline
-        packages = pipeline.model_packages()
-        text = format_packages(packages) if packages else f"no versions of {pipeline.spec.model_name} registered yet"
-        return ControlReport(packages, text)
+        packages = self.pipeline.model_packages()
+        return ControlReport(packages, format_registry(packages, self.pipeline.spec.model_name))
 
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` removes."""
