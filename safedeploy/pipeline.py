@@ -24,7 +24,7 @@ from safedeploy.backends import Backend, create_backend
 from safedeploy.errors import ConfigError
 from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelPackage
-from safedeploy.runner import PipelineExecution, PipelineRunner
+from safedeploy.runner import ExecutionStore, PipelineExecution, PipelineRunner
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.stages import pipeline_stages, roll_back_production
 
@@ -58,6 +58,11 @@ class Pipeline:
     def backend(self) -> Backend:
         """The local backend (artifact store, registry, runtime...), created on first use."""
         return create_backend(self.spec)
+
+    @property
+    def executions_store(self) -> ExecutionStore:
+        """The local backend's execution records."""
+        return self.backend.executions
 
     @cached_property
     def runner(self) -> PipelineRunner:

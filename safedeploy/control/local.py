@@ -7,17 +7,18 @@ resumes it; ``destroy`` stops the local runtime and removes the state directory.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.registry import ModelPackage
 from safedeploy.report import format_execution, format_history, format_outcome, format_registry
-from safedeploy.runner import PipelineExecution, Status
+from safedeploy.runner import ExecutionStore, PipelineExecution, Status
+from safedeploy.spec import PipelineSpec
 
 if TYPE_CHECKING:
-    from safedeploy.pipeline import Pipeline
+    from safedeploy.monitoring.monitor import Monitor
 
 LOG = logging.getLogger(__name__)
 
@@ -27,10 +28,48 @@ def _settled(execution: PipelineExecution) -> ControlReport[PipelineExecution]:
     return ControlReport(execution, format_outcome(execution), ok)
 
 
+class LocalPipeline(Protocol):
+    """What local control needs of the pipeline it drives (:class:`safedeploy.pipeline.Pipeline` is one)."""
+
+    @property
+    def spec(self) -> PipelineSpec:
+        """The pipeline's spec."""
+        ...
+
+    @property
+    def executions_store(self) -> ExecutionStore:
+        """The execution records."""
+        ...
+
+    def run(self, trigger: str = ...) -> PipelineExecution:
+        """Run a new execution to the end or the approval gate."""
+        ...
+
+    def retry(self, execution_id: str | None = None) -> PipelineExecution:
+        """Resume a failed execution."""
+        ...
+
+    def run_decision(self, decision: Decision, execution_id: str | None = None) -> PipelineExecution:
+        """Record a decision at the gate and resume."""
+        ...
+
+    def executions(self) -> list[PipelineExecution]:
+        """Every execution, oldest first."""
+        ...
+
+    def model_packages(self) -> list[ModelPackage]:
+        """Every registered version."""
+        ...
+
+    def monitor(self) -> Monitor:
+        """Production's data-quality monitor."""
+        ...
+
+
 class LocalControl:
     """:class:`safedeploy.control.PipelineControl` on the local backend of ``pipeline``."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: LocalPipeline) -> None:
         self.pipeline = pipeline
 
     @property
@@ -51,9 +90,8 @@ class LocalControl:
     ) -> ControlReport[PipelineExecution | None]:
         """The latest (or the given) execution, and under it production's monitoring."""
         pipeline = self.pipeline
-        execution = (
-            pipeline.backend.executions.get(execution_id) if execution_id else pipeline.backend.executions.latest()
-        )
+        store = pipeline.executions_store
+        execution = store.get(execution_id) if execution_id else store.latest()
         if execution is None:
             return ControlReport(
                 None, f"pipeline {pipeline.spec.pipeline_name} has not run yet (start it with `make deploy`)"
