@@ -80,6 +80,23 @@ def capture_uri(spec: PipelineSpec) -> S3Uri:
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/datacapture")
 
 
+def ground_truth_uri(spec: PipelineSpec) -> S3Uri:
+    """Where ground-truth labels land (``GroundTruthS3Input``): ``<prefix>/yyyy/mm/dd/hh/`` by the hour collected.
+
+    In the data bucket: labels are data the pipeline retrains on, like the raw tables.
+    """
+    return S3Uri(data_bucket(spec), f"{spec.model_name}/ground-truth")
+
+
+def merged_ground_truth_uri(spec: PipelineSpec) -> S3Uri:
+    """Captured records joined with their labels by the model-quality jobs' merge.
+
+    Objects ``<prefix>/<endpoint>/yyyy/mm/dd/hh/<job>.jsonl`` (the hour of the window's start), one merged record
+    a line: the capture record with ``groundTruthData`` added. Retraining reads every object under this prefix.
+    """
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/merged-ground-truth")
+
+
 def role_name(spec: PipelineSpec, service: str) -> str:
     """An IAM role of the base infrastructure: one per service, namespaced by model and environment."""
     return f"{spec.pipeline_name}-{service}"
