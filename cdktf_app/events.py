@@ -1,4 +1,11 @@
-"""EventBridge rules: what starts the pipeline (data upload, code push, drift alarm, schedule) and failure notices."""
+"""EventBridge rules: what starts the pipeline, what starts retraining, and failure notices.
+
+The data upload and a code push start the pipeline; the drift and model-quality alarms and the schedule start
+retraining.
+Retraining never restarts the pipeline on the data it already has (the workshop's drift rule re-ran the same
+``data-source.zip``, producing the same model): the alarms and the schedule start the retraining state machine
+(:mod:`cdktf_app.retraining`), whose build submits new data; that upload starts the pipeline.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +45,9 @@ class PipelineTriggersConfig:
         start_on_commit: Whether pushes start it at all.
         retrain_schedule: Schedule expression (a Terraform expression; empty: no schedule rule).
         alarm_topic_arn: Where failed pipeline executions are reported.
+        retraining_arn: The retraining state machine the alarms and the schedule start.
+        retraining_alarms: The alarms whose ALARM state retrains.
+        debounce_seconds: How long an alarm must stay in ALARM before the retraining build runs.
     """
 
     names: TerraformNames
@@ -49,6 +59,9 @@ class PipelineTriggersConfig:
     start_on_commit: bool
     retrain_schedule: str
     alarm_topic_arn: str
+    retraining_arn: str
+    retraining_alarms: tuple[str, ...]
+    debounce_seconds: int
 
 
 def trigger_rules(names: TerraformNames, *, start_on_commit: bool) -> list[str]:
@@ -72,7 +85,7 @@ def event_patterns(config: PipelineTriggersConfig) -> dict[str, dict[str, Any]]:
         DRIFT_RETRAIN: {
             "source": ["aws.cloudwatch"],
             "detail-type": ["CloudWatch Alarm State Change"],
-            "detail": {"alarmName": [names.name(naming.alarm_name, "drift")], "state": {"value": ["ALARM"]}},
+            "detail": {"alarmName": list(config.retraining_alarms), "state": {"value": ["ALARM"]}},
         },
     }
     if config.start_on_commit:
@@ -89,6 +102,27 @@ def event_patterns(config: PipelineTriggersConfig) -> dict[str, dict[str, Any]]:
     return patterns
 
 
+def alarm_input(debounce_seconds: int) -> CloudwatchEventTargetInputTransformer:
+    """The retraining state machine's input from an alarm's state change: the trigger as executions record it."""
+    return CloudwatchEventTargetInputTransformer(
+        input_paths={"alarm": "$.detail.alarmName", "since": "$.detail.state.timestamp"},
+        input_template=(
+            '{"trigger": "alarm <alarm> in ALARM since <since>", "alarm": <alarm>, "since": <since>, '
+            f'"waitSeconds": {int(debounce_seconds)}}}'
+        ),
+    )
+
+
+def schedule_input(expression: str) -> CloudwatchEventTargetInputTransformer:
+    """The retraining state machine's input from the retrain schedule: no alarm, no wait."""
+    return CloudwatchEventTargetInputTransformer(
+        input_paths={"time": "$.time"},
+        input_template=json.dumps(
+            {"trigger": f"schedule {expression} at <time>", "alarm": "", "since": "", "waitSeconds": 0}
+        ),
+    )
+
+
 class PipelineTriggers(Construct):
     """The rules starting the pipeline, the optional retrain schedule, and the failed-execution notice."""
 
@@ -98,7 +132,7 @@ class PipelineTriggers(Construct):
         descriptions = {
             DATA_UPLOAD: "A new data-source contract in the data bucket starts the pipeline.",
             CODE_PUSH: f"A push to {config.branch} starts the pipeline.",
-            DRIFT_RETRAIN: "The production drift alarm starts the pipeline to retrain.",
+            DRIFT_RETRAIN: "A retraining alarm (drift, model quality) starts retraining on new data.",
         }
         for purpose, pattern in event_patterns(config).items():
             rule = CloudwatchEventRule(
@@ -108,7 +142,10 @@ class PipelineTriggers(Construct):
                 description=descriptions[purpose],
                 event_pattern=json.dumps(pattern, sort_keys=True),
             )
-            self._start_pipeline(purpose, rule.name, config)
+            if purpose == DRIFT_RETRAIN:
+                self._start_retraining(purpose, rule.name, config, alarm_input(config.debounce_seconds))
+            else:
+                self._start_pipeline(purpose, rule.name, config)
         schedule_count = count_unless_empty(config.retrain_schedule)
         schedule = CloudwatchEventRule(
             self,
@@ -119,8 +156,13 @@ class PipelineTriggers(Construct):
             schedule_expression=config.retrain_schedule,
         )
         # The target names the rule by its (known) name: a counted rule has no single reference.
-        self._start_pipeline(
-            RETRAIN_SCHEDULE, self._name(RETRAIN_SCHEDULE), config, count=schedule_count, after=schedule
+        self._start_retraining(
+            RETRAIN_SCHEDULE,
+            self._name(RETRAIN_SCHEDULE),
+            config,
+            schedule_input(config.retrain_schedule),
+            count=schedule_count,
+            after=schedule,
         )
 
         failed = CloudwatchEventRule(
@@ -153,6 +195,28 @@ class PipelineTriggers(Construct):
 
     def _name(self, purpose: str) -> str:
         return self._names.name(naming.event_rule_name, purpose)
+
+    def _start_retraining(
+        self,
+        purpose: str,
+        rule: str,
+        config: PipelineTriggersConfig,
+        transformer: CloudwatchEventTargetInputTransformer,
+        *,
+        count: float | None = None,
+        after: CloudwatchEventRule | None = None,
+    ) -> None:
+        CloudwatchEventTarget(
+            self,
+            f"{purpose.replace('-', '_')}_target",
+            rule=rule,
+            target_id="retraining",
+            arn=config.retraining_arn,
+            role_arn=config.role_arn,
+            input_transformer=transformer,
+            count=count,
+            depends_on=[after] if after is not None else None,
+        )
 
     def _start_pipeline(
         self,

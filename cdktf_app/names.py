@@ -45,6 +45,10 @@ HOOKS_LAMBDA = "hooks-lambda"
 CANARY_LAMBDA = "canary-lambda"
 SMOKE_TEST_LAMBDA = "smoke-test-lambda"
 CODEDEPLOY = "codedeploy"
+RETRAIN = "retrain"
+"""The retraining build (CodeBuild): the retraining decision, the new data, the contract upload."""
+RETRAINING = "retraining"
+"""The retraining state machine (Step Functions): the debounce wait, then the retraining build."""
 ROLE_SERVICES: tuple[str, ...] = (
     CODEPIPELINE,
     CODEBUILD,
@@ -60,6 +64,8 @@ ROLE_SERVICES: tuple[str, ...] = (
     CANARY_LAMBDA,
     SMOKE_TEST_LAMBDA,
     CODEDEPLOY,
+    RETRAIN,
+    RETRAINING,
 )
 """Every role of the base infrastructure, by its ``naming.role_name`` service key."""
 

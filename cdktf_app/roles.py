@@ -35,6 +35,8 @@ from cdktf_app.names import (
     LOG_DELIVERY_ACTIONS,
     MONITOR,
     NOTEBOOK,
+    RETRAIN,
+    RETRAINING,
     SAGEMAKER,
     SCHEDULER,
     SMOKE_TEST_LAMBDA,
@@ -102,6 +104,12 @@ class PipelineRoles(Construct):
             CANARY_LAMBDA: ("lambda.amazonaws.com", "The deployment's synthetic canary", self._canary_lambda()),
             SMOKE_TEST_LAMBDA: ("lambda.amazonaws.com", "The dev endpoint's smoke test", self._smoke_test_lambda()),
             CODEDEPLOY: ("codedeploy.amazonaws.com", "CodeDeploy: shifts the API alias", self._codedeploy()),
+            RETRAIN: ("codebuild.amazonaws.com", "The retraining build: new data, then the contract", self._retrain()),
+            RETRAINING: (
+                "states.amazonaws.com",
+                "Step Functions: the retraining debounce, then the build",
+                self._retraining(),
+            ),
         }
         self.roles = {
             key: ServiceRole(
@@ -371,7 +379,73 @@ class PipelineRoles(Construct):
         return [
             Statement(
                 sid="StartPipeline", actions=("codepipeline:StartPipelineExecution",), resources=(self._pipeline_arn,)
-            )
+            ),
+            Statement(
+                sid="StartRetraining",  # the retraining alarms and the retrain schedule
+                actions=("states:StartExecution",),
+                resources=(self._retraining_state_machine,),
+            ),
+        ]
+
+    @property
+    def _retraining_state_machine(self) -> str:
+        return self._arn("states", f"stateMachine:{self.names.name(naming.state_machine_name, 'retraining')}")
+
+    @property
+    def _retraining_project(self) -> str:
+        return self._arn("codebuild", f"project/{self.names.name(naming.retraining_project)}")
+
+    def _retrain(self) -> list[Statement]:
+        """The retraining build: read the data and the labelled capture, write the new data, start nothing else.
+
+        Its contract upload starts the pipeline through the data-upload rule; it may not start the pipeline itself.
+        """
+        names = self.names
+        project = names.name(naming.retraining_project)
+        merged = names.uri(naming.merged_ground_truth_uri)
+        return [
+            write_logs("BuildLogs", names, f"/aws/codebuild/{project}", create=False),
+            Statement(
+                sid="CloneRepository",
+                actions=("codecommit:GitPull",),
+                resources=(self._arn("codecommit", names.name(naming.codecommit_repository)),),
+            ),
+            *read_objects("ReadData", [self.data_arn], [f"{self.data_arn}/{names.model}/*"]),
+            write_objects("WriteData", [f"{self.data_arn}/{names.model}/*"]),
+            *read_objects("ReadLabelledCapture", [self.artifacts_arn], [f"{self.artifacts_arn}/{merged.key}/*"]),
+            use_key(self.key_arn),
+            Statement(
+                sid="PipelineRunning",  # at most one retraining: none while an execution is in progress
+                actions=("codepipeline:ListPipelineExecutions", "codepipeline:GetPipelineState"),
+                resources=(self._pipeline_arn,),
+            ),
+            Statement(
+                sid="AlarmStillInAlarm",  # the debounce: the alarm is still in ALARM since the event's time
+                actions=("cloudwatch:DescribeAlarms",),
+                resources=(self._arn("cloudwatch", f"alarm:{names.pipeline}-*"),),
+            ),
+            Statement(
+                sid="Cooldown",  # the last retraining's decision and times
+                actions=("ssm:GetParameter", "ssm:PutParameter"),
+                resources=(self._arn("ssm", f"parameter{names.name(naming.retraining_parameter)}"),),
+            ),
+        ]
+
+    def _retraining(self) -> list[Statement]:
+        """The retraining state machine: run the retraining build to its end (``startBuild.sync``)."""
+        return [
+            Statement(
+                sid="RunRetrainingBuild",
+                actions=("codebuild:StartBuild", "codebuild:StopBuild", "codebuild:BatchGetBuilds"),
+                resources=(self._retraining_project,),
+            ),
+            Statement(
+                sid="SyncBuildEvents",
+                actions=("events:PutTargets", "events:PutRule", "events:DescribeRule"),
+                resources=(self.names.arn("events", "rule/StepFunctionsGetEventsForCodeBuildStartBuildRule"),),
+            ),
+            use_key(self.key_arn),
+            Statement(sid="ExecutionLogDelivery", actions=LOG_DELIVERY_ACTIONS, resources=("*",)),
         ]
 
     def _notebook(self) -> list[Statement]:

@@ -21,9 +21,14 @@ from cdktf_app.names import TerraformNames
 from cdktf_app.notebook import Notebook, NotebookConfig
 from cdktf_app.pipeline import DeliveryPipeline, DeliveryPipelineConfig
 from cdktf_app.registry import ModelRegistry, ModelRegistryConfig
+from cdktf_app.retraining import Retraining, RetrainingConfig, debounce_seconds
 from cdktf_app.roles import PipelineRoles, PipelineRolesConfig
 from cdktf_app.source import SourceRepository, SourceRepositoryConfig
 from cdktf_app.variables import declare_variables
+from safedeploy import naming
+
+RETRAINING_ALARMS = ("drift", "model-quality")
+"""The alarms (``naming.alarm_name`` purposes) whose ALARM state starts retraining."""
 
 AWS_PROVIDER_SOURCE = "hashicorp/aws"
 AWS_PROVIDER_CONSTRAINT = ">= 5.100, < 7"
@@ -100,6 +105,22 @@ class BaseInfrastructureStack(TerraformStack):
                 timeout_minutes=config.build_timeout_minutes,
             ),
         )
+        retraining = Retraining(
+            self,
+            "retraining",
+            config=RetrainingConfig(
+                names=names,
+                key_arn=key.arn,
+                build_role_arn=roles[R.RETRAIN].arn,
+                states_role_arn=roles[R.RETRAINING].arn,
+                repository_clone_url=repository.repository.clone_url_http,
+                branch=config.source_branch,
+                log_retention_days=variables.log_retention_days,
+                image=config.build_image,
+                compute_type=config.build_compute_type,
+                timeout_minutes=config.build_timeout_minutes,
+            ),
+        )
         pipeline = DeliveryPipeline(
             self,
             "pipeline",
@@ -154,6 +175,11 @@ class BaseInfrastructureStack(TerraformStack):
                 start_on_commit=config.start_on_commit,
                 retrain_schedule=variables.retrain_schedule,
                 alarm_topic_arn=monitoring.topic.arn,
+                retraining_arn=retraining.state_machine_arn,
+                retraining_alarms=tuple(names.name(naming.alarm_name, purpose) for purpose in RETRAINING_ALARMS),
+                debounce_seconds=debounce_seconds(
+                    spec.monitoring.alarm_evaluation_periods, spec.monitoring.schedule_expression
+                ),
             ),
         )
         outputs = {

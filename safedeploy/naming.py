@@ -129,6 +129,16 @@ def stack_name(spec: PipelineSpec, kind: str) -> str:
     return f"{spec.model_name}-{kind}"
 
 
+def retraining_project(spec: PipelineSpec) -> str:
+    """The CodeBuild project that builds the retraining data and submits it (``safedeploy retrain --target aws``)."""
+    return f"{spec.pipeline_name}-retrain"
+
+
+def retraining_parameter(spec: PipelineSpec) -> str:
+    """The SSM parameter holding the last retraining's decision and times (the cooldown reads it)."""
+    return f"/safedeploy/{spec.pipeline_name}/retraining"
+
+
 def logs_bucket(spec: PipelineSpec) -> str:
     """Bucket receiving the S3 server access logs of the data and artifact buckets."""
     return _bucket(spec, "logs")
@@ -169,14 +179,15 @@ def monitoring_reports_prefix(spec: PipelineSpec) -> S3Uri:
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/monitoring-reports")
 
 
-STATE_MACHINE_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "monitoring")
+STATE_MACHINE_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "monitoring", "retraining")
 
 
 def state_machine_name(spec: PipelineSpec, kind: str) -> str:
     """A Step Functions state machine of the per-model stacks.
 
     ``training-job`` / ``suggest-baseline`` (Train runs them), ``monitoring`` (the deploy-prd stack's, started by
-    the data-quality schedule).
+    the data-quality schedule), ``retraining`` (the base infrastructure's: a retraining alarm or the retrain schedule
+    starts it; it waits out the debounce, then starts the retraining build).
     """
     if kind not in STATE_MACHINE_KINDS:
         raise ValueError(f"no state machine for stack kind {kind!r}")

@@ -23,6 +23,7 @@ from cdktf_app import scan
 from cdktf_app.checks import COMMENT_KEY
 from cdktf_app.config import EMAIL_PATTERN, REGION_PATTERN, SCHEDULE_PATTERN
 from cdktf_app.names import ACCOUNT_PLACEHOLDER, REGION_PLACEHOLDER
+from cdktf_app.retraining import ALARM_VARIABLE, SINCE_VARIABLE, TRIGGER_VARIABLE, debounce_seconds
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.aws.cleanup import find_terraform
@@ -591,7 +592,7 @@ def test_names_are_those_of_safedeploy_naming(synth: Synth, env: str) -> None:
         f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{naming.state_machine_name(spec, kind)}"
         for kind in ("training-job", "suggest-baseline")
     }
-    # EventBridge patterns name the data-source object and the drift alarm of the deploy-prd stack.
+    # EventBridge patterns name the data-source object and the retraining alarms of the deploy-prd stack.
     patterns = {
         k: json.loads(resolve(doc, v["event_pattern"]))
         for k, v in resources(doc, "aws_cloudwatch_event_rule").items()
@@ -600,7 +601,7 @@ def test_names_are_those_of_safedeploy_naming(synth: Synth, env: str) -> None:
     upload = patterns["events_data_upload"]["detail"]
     assert (upload["bucket"]["name"], upload["object"]["key"]) == ([data_source.bucket], [data_source.key])
     assert patterns["events_drift_retrain"]["detail"] == {
-        "alarmName": [naming.alarm_name(spec, "drift")],
+        "alarmName": [naming.alarm_name(spec, "drift"), naming.alarm_name(spec, "model-quality")],
         "state": {"value": ["ALARM"]},
     }
     # CodeBuild hands model/run.py the spec's identity.
@@ -704,14 +705,23 @@ def test_build_runs_the_buildspec_encrypted_and_logged(synth: Synth, env: str) -
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_triggers_start_the_pipeline(synth: Synth, env: str) -> None:
+def test_triggers_start_the_pipeline_and_retraining(synth: Synth, env: str) -> None:
+    """Data and code start the pipeline; the alarms and the schedule start retraining, never the pipeline itself
+    (which would re-run the data it already has)."""
     doc = synth.doc(env)
     rules = resources(doc, "aws_cloudwatch_event_rule")
     targets = resources(doc, "aws_cloudwatch_event_target")
     pipeline_arn = ref("aws_codepipeline", "pipeline_codepipeline", "arn")
-    for purpose in ("data_upload", "drift_retrain", "code_push", "retrain_schedule"):
+    retraining_arn = ref("aws_sfn_state_machine", "retraining_state_machine", "arn")
+    events_role = ref("aws_iam_role", "roles_events_role", "arn")
+    for purpose, arn in (
+        ("data_upload", pipeline_arn),
+        ("code_push", pipeline_arn),
+        ("drift_retrain", retraining_arn),
+        ("retrain_schedule", retraining_arn),
+    ):
         target = targets[f"events_{purpose}_target"]
-        assert target["arn"] == pipeline_arn and target["role_arn"] == ref("aws_iam_role", "roles_events_role", "arn")
+        assert (target["arn"], target["role_arn"]) == (arn, events_role), purpose
     schedule = rules["events_retrain_schedule"]
     count = "${(length(var.retrain_schedule) < 1) ? 0 : 1}"  # no rule unless a schedule is set
     assert schedule["count"] == count and targets["events_retrain_schedule_target"]["count"] == count
@@ -720,7 +730,103 @@ def test_triggers_start_the_pipeline(synth: Synth, env: str) -> None:
     upload = json.loads(rules["events_data_upload"]["event_pattern"])
     assert (upload["source"], upload["detail-type"]) == (["aws.s3"], ["Object Created"])
     events_policy = doc["data"]["aws_iam_policy_document"]["roles_events_permissions"]["statement"]
-    assert [s["actions"] for s in events_policy] == [["codepipeline:StartPipelineExecution"]]
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    assert [(s["actions"], [resolve(doc, r) for r in s["resources"]]) for s in events_policy] == [
+        (
+            ["codepipeline:StartPipelineExecution"],
+            [f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{naming.codepipeline_name(spec)}"],
+        ),
+        (
+            ["states:StartExecution"],
+            [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{naming.state_machine_name(spec, 'retraining')}"],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_alarm_event_becomes_the_retraining_input_with_its_trigger(synth: Synth, env: str) -> None:
+    """The input transformer turns CloudWatch's state change into the trigger the execution records, and waits
+    the debounce; the schedule's input waits nothing and names the schedule."""
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    targets = resources(doc, "aws_cloudwatch_event_target")
+    alarm = targets["events_drift_retrain_target"]["input_transformer"]
+    assert alarm["input_paths"] == {"alarm": "$.detail.alarmName", "since": "$.detail.state.timestamp"}
+    # What EventBridge does with the template: quoted placeholders take the raw text, bare ones a JSON string.
+    name, since = naming.alarm_name(spec, "model-quality"), "2026-12-03T10:00:00.000+0000"
+    template = alarm["input_template"]
+    rendered = template.replace('"alarm <alarm>', f'"alarm {name}').replace("since <since>", f"since {since}")
+    rendered = rendered.replace("<alarm>", json.dumps(name)).replace("<since>", json.dumps(since))
+    expected_wait = debounce_seconds(spec.monitoring.alarm_evaluation_periods, spec.monitoring.schedule_expression)
+    assert json.loads(rendered) == {
+        "trigger": f"alarm {name} in ALARM since {since}",
+        "alarm": name,
+        "since": since,
+        "waitSeconds": expected_wait,
+    }
+    assert expected_wait >= 3600  # at least one monitoring period: an alarm that recovers meanwhile is left alone
+    scheduled = json.loads(
+        targets["events_retrain_schedule_target"]["input_transformer"]["input_template"].replace("<time>", "T")
+    )
+    assert scheduled == {"trigger": "schedule ${var.retrain_schedule} at T", "alarm": "", "since": "", "waitSeconds": 0}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_retraining_state_machine_debounces_then_runs_the_retraining_build(synth: Synth, env: str) -> None:
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    machine = resources(doc, "aws_sfn_state_machine")["retraining_state_machine"]
+    assert resolve(doc, machine["name"]) == naming.state_machine_name(spec, "retraining")
+    assert machine["role_arn"] == ref("aws_iam_role", "roles_retraining_role", "arn")
+    assert machine["tracing_configuration"]["enabled"] is True
+    assert machine["logging_configuration"]["level"] == "ALL"
+    assert machine["encryption_configuration"]["kms_key_id"] == ref("aws_kms_key", "kms_key", "arn")
+    definition = json.loads(resolve(doc, machine["definition"]))
+    assert definition["StartAt"] == "Debounce"
+    wait, build = definition["States"]["Debounce"], definition["States"]["Retrain"]
+    assert (wait["Type"], wait["Next"]) == ("Wait", "Retrain")
+    assert build["Resource"] == "arn:aws:states:::codebuild:startBuild.sync" and build["End"] is True
+    assert build["Arguments"]["ProjectName"] == naming.retraining_project(spec)
+    assert {v["Name"] for v in build["Arguments"]["EnvironmentVariablesOverride"]} == {
+        TRIGGER_VARIABLE,
+        ALARM_VARIABLE,
+        SINCE_VARIABLE,
+    }
+    project = resources(doc, "aws_codebuild_project")["retraining_project"]
+    assert resolve(doc, project["name"]) == naming.retraining_project(spec)
+    assert project["concurrent_build_limit"] == 1  # at most one retraining build at a time
+    source = project["source"]
+    assert (source["type"], source["buildspec"]) == ("CODECOMMIT", "model/retrain-buildspec.yml")
+    assert project["source_version"] == f"refs/heads/{cfg.ENVIRONMENTS[env].source_branch}"
+    assert project["service_role"] == ref("aws_iam_role", "roles_retrain_role", "arn")
+    assert project["encryption_key"] == ref("aws_kms_key", "kms_key", "arn")
+    buildspec = (Path(__file__).parents[1] / "model" / "retrain-buildspec.yml").read_text("utf-8")
+    assert "safedeploy retrain --target aws" in buildspec and "${SAFEDEPLOY_RETRAIN_TRIGGER}" in buildspec
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_retraining_roles_hold_only_what_retraining_uses(synth: Synth, env: str) -> None:
+    """The build reads the data and the labelled capture and writes only under the model's data prefix; it may
+    not start the pipeline (its contract upload does); the state machine may only run that one build."""
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    policies = doc["data"]["aws_iam_policy_document"]
+    build = {s["sid"]: s for s in policies["roles_retrain_permissions"]["statement"]}
+    granted = {action for s in build.values() for action in s["actions"]}
+    assert not {"codepipeline:StartPipelineExecution", "states:StartExecution", "sagemaker:CreateTrainingJob"} & granted
+    data, artifacts = naming.data_bucket(spec), naming.artifact_bucket(spec)
+    assert [resolve(doc, r) for r in build["WriteData"]["resources"]] == [f"arn:aws:s3:::{data}/{spec.model_name}/*"]
+    merged = naming.merged_ground_truth_uri(spec)
+    assert [resolve(doc, r) for r in build["ReadLabelledCapture"]["resources"]] == [
+        f"arn:aws:s3:::{artifacts}/{merged.key}/*"
+    ]
+    assert [resolve(doc, r) for r in build["Cooldown"]["resources"]] == [
+        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{naming.retraining_parameter(spec)}"
+    ]
+    machine = {s["sid"]: s for s in policies["roles_retraining_permissions"]["statement"]}
+    assert [resolve(doc, r) for r in machine["RunRetrainingBuild"]["resources"]] == [
+        f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{naming.retraining_project(spec)}"
+    ]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -259,7 +259,18 @@ def _build_project(after: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         {
             "name": after["name"],
             "description": after["description"],
-            "source": {"type": source["type"], "buildspec": source["buildspec"]},
+            "source": {
+                "type": source["type"],
+                "buildspec": source["buildspec"],
+                **({"location": source["location"]} if source.get("location") else {}),
+                **({"gitCloneDepth": int(source["git_clone_depth"])} if source.get("git_clone_depth") else {}),
+            },
+            **({"sourceVersion": after["source_version"]} if after.get("source_version") else {}),
+            **(
+                {"concurrentBuildLimit": int(after["concurrent_build_limit"])}
+                if after.get("concurrent_build_limit")
+                else {}
+            ),
             "artifacts": {"type": artifacts["type"]},
             "environment": {
                 "type": env["type"],
@@ -403,6 +414,35 @@ def _event_target(after: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return "events", "put_targets", {"Rule": after["rule"], "Targets": [target]}
 
 
+def _state_machine(after: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    logging_configuration = _one(after["logging_configuration"])
+    encryption = _one(after["encryption_configuration"])
+    return (
+        "stepfunctions",
+        "create_state_machine",
+        {
+            "name": after["name"],
+            "definition": after["definition"],
+            "roleArn": after["role_arn"],
+            "type": after["type"],
+            "loggingConfiguration": {
+                "level": logging_configuration["level"],
+                "includeExecutionData": logging_configuration["include_execution_data"],
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": logging_configuration.get("log_destination") or "x"}}
+                ],
+            },
+            "tracingConfiguration": {"enabled": _one(after["tracing_configuration"])["enabled"]},
+            "encryptionConfiguration": {
+                "type": encryption["type"],
+                "kmsKeyId": encryption["kms_key_id"],
+                "kmsDataKeyReusePeriodSeconds": int(encryption["kms_data_key_reuse_period_seconds"]),
+            },
+            "tags": _tags(after, key="key", value="value"),
+        },
+    )
+
+
 REQUESTS: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]] = {
     "aws_codecommit_repository": _repository,
     "aws_codecommit_approval_rule_template": _approval_template,
@@ -415,6 +455,7 @@ REQUESTS: dict[str, Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]]
     "aws_sagemaker_notebook_instance": _notebook,
     "aws_cloudwatch_event_rule": _event_rule,
     "aws_cloudwatch_event_target": _event_target,
+    "aws_sfn_state_machine": _state_machine,
 }
 """Resource type -> the create request the AWS provider sends, from the planned values (known once the rest is
 applied; a value that names another left-out resource, still unknown, gets a placeholder in its builder)."""

@@ -81,6 +81,7 @@ def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    _serve_state_machine_validation()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -91,6 +92,34 @@ def moto_server() -> Iterator[str]:
         _reset_moto(url)
     finally:
         server.stop()
+
+
+def _serve_state_machine_validation() -> None:
+    """Answer Step Functions' ``ValidateStateMachineDefinition``, which moto 5.2's server leaves unimplemented.
+
+    The AWS provider (5.x) validates every ``aws_sfn_state_machine`` definition with it while planning and retries a
+    500 for minutes. moto ships the static analyser behind AWS's answer (its ``parser`` package, from LocalStack, whose
+    provider module needs LocalStack itself); this routes the action to that analyser, answering in the API's shape
+    (``result`` OK or FAIL, ``diagnostics``), so a broken definition still fails the plan with the analyser's message.
+    """
+    from moto.stepfunctions.parser.asl.static_analyser.express_static_analyser import ExpressStaticAnalyser
+    from moto.stepfunctions.parser.asl.static_analyser.static_analyser import StaticAnalyser
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    if hasattr(StepFunctionResponse, "validate_state_machine_definition"):
+        return
+
+    def validate_state_machine_definition(self: StepFunctionResponse) -> str:
+        express = self._get_param("type") == "EXPRESS"
+        analyser = ExpressStaticAnalyser() if express else StaticAnalyser()
+        try:
+            analyser.analyse(self._get_param("definition"))
+        except Exception as exc:
+            diagnostic = {"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": repr(exc)}
+            return json.dumps({"result": "FAIL", "diagnostics": [diagnostic], "truncated": False})
+        return json.dumps({"result": "OK", "diagnostics": [], "truncated": False})
+
+    StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition  # type: ignore[attr-defined]
 
 
 def _reset_moto(url: str) -> None:
