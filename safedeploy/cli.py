@@ -253,6 +253,25 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
 
 
+def cmd_retraining(args: argparse.Namespace) -> int:
+    """Retraining on new data: its state, the decision log, or one look now (as after a scheduled execution)."""
+    from safedeploy.report import format_retraining
+    from safedeploy.retraining.status import retraining_status
+    from safedeploy.retraining.trigger import RetrainingPaths, check, read_decisions
+
+    pipeline = _pipeline(args)
+    if args.action == "check":
+        decision = check(pipeline.spec, pipeline.backend)
+        print(f"{decision.action}: {decision.reason}")
+        return 0
+    if args.action == "decisions":
+        for record in read_decisions(RetrainingPaths(pipeline.spec.state_dir.resolve())):
+            print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.action}: {record.reason}")
+        return 0
+    print(format_retraining(retraining_status(pipeline.spec, pipeline.executions())).lstrip("\n"))
+    return 0
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     """Print the resolved spec."""
     print(json.dumps(load_spec(args.config, _overrides(args)).model_dump(mode="json"), indent=2))
@@ -370,6 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_actions.add_parser("start", parents=[common], help="start the schedule (StartMonitoringSchedule)")
     monitor_actions.add_parser("stop", parents=[common], help="stop the schedule; `monitor run` still works")
     monitor.set_defaults(func=cmd_monitor)
+
+    retraining = sub.add_parser("retraining", parents=[common], help="retraining on new data when an alarm fires")
+    retraining_actions = retraining.add_subparsers(dest="action", required=True)
+    retraining_actions.add_parser("status", parents=[common], help="the last decision, retraining and cooldown")
+    retraining_actions.add_parser("decisions", parents=[common], help="every decision recorded, with its reason")
+    retraining_actions.add_parser(
+        "check", parents=[common], help="look at the trigger alarms now and start a retraining if due"
+    )
+    retraining.set_defaults(func=cmd_retraining)
 
     spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")
     spec.set_defaults(func=cmd_spec)

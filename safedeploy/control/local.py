@@ -13,7 +13,13 @@ from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.registry import ModelPackage
-from safedeploy.report import format_execution, format_history, format_outcome, format_registry
+from safedeploy.report import (
+    format_execution,
+    format_history,
+    format_outcome,
+    format_registry,
+    format_retraining,
+)
 from safedeploy.runner import ExecutionStore, PipelineExecution, Status
 from safedeploy.spec import PipelineSpec
 
@@ -105,6 +111,7 @@ class LocalControl:
         """The production schedule, its latest execution and the drift alarms (empty before production)."""
         from safedeploy.monitoring import summary
         from safedeploy.monitoring.records import MonitoringError
+        from safedeploy.retraining.status import retraining_status
 
         monitor = self.pipeline.monitor()
         try:
@@ -125,6 +132,7 @@ class LocalControl:
         else:
             lines.append("  no executions yet (`make monitor` runs one now)")
         lines.append(summary.format_alarms(monitor.alarm_states()))
+        lines.append(format_retraining(retraining_status(self.pipeline.spec, self.pipeline.executions())))
         return "\n".join(lines)
 
     def history(self) -> ControlReport[list[PipelineExecution]]:
