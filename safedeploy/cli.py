@@ -109,9 +109,10 @@ def cmd_deployments(args: argparse.Namespace) -> int:
         blue = entry.get("blue") or {}
         reason = f": {entry['reason']}" if entry.get("reason") else ""
         rehearsal = f" [rehearsal {entry['rehearsal']}]" if entry.get("rehearsal") else ""
+        trigger = f" (trigger: {entry['trigger']})" if entry.get("trigger") else ""
         print(
             f"{entry['time'][:19]}  {entry['deployment_id']}  v{blue.get('version', '-')} -> v{green['version']}  "
-            f"{entry['outcome']}{rehearsal}{reason}"
+            f"{entry['outcome']}{rehearsal}{reason}{trigger}"
         )
     return 0
 
@@ -328,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--all", action="store_true", help="list every execution")
     _add_target(status)
     status.set_defaults(func=cmd_status)
+
+    history = sub.add_parser("history", parents=[common], help="every execution, with what triggered it")
+    _add_target(history)
+    history.set_defaults(func=cmd_status, all=True, execution_id=None, json=False)
 
     registry = sub.add_parser("registry", parents=[common], help="model registry: list, describe, approve, reject")
     actions = registry.add_subparsers(dest="action", required=True)
