@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from safedeploy import naming
+from safedeploy.approval import ManualApproval
 from safedeploy.backends import Backend, create_backend
 from safedeploy.events import EventLog
 from safedeploy.locking import exclusive_lock
@@ -20,7 +21,8 @@ from safedeploy.monitoring.records import MonitoringExecution
 from safedeploy.report import format_retraining
 from safedeploy.retraining.policy import Action
 from safedeploy.retraining.status import retraining_status
-from safedeploy.retraining.trigger import RetrainingPaths, check, read_decisions
+from safedeploy.retraining.trigger import RetrainingPaths, RetrainingState, check, load_state, read_decisions
+from safedeploy.runner import PipelineExecution, StageExecution, Status
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import LocalArtifactStore
 from tests.conftest import churn_rows
@@ -156,3 +158,44 @@ def test_the_trigger_alarms_come_from_the_spec(make_spec: Callable[..., Pipeline
     states.set({"AlarmName": quality, "StateValue": "ALARM", "StateUpdatedTimestamp": now, "LastEvaluated": now})
     decision = check(spec, backend, launch=Launches())
     assert (decision.action, decision.alarm) == (Action.SKIPPED, quality)  # due, but no labelled data yet
+
+
+def test_an_execution_waiting_at_the_approval_gate_blocks_a_retraining(make_spec: Callable[..., PipelineSpec]) -> None:
+    spec = make_spec(**{"retraining.alarm_periods": 1})
+    backend = create_backend(spec)
+    now = datetime.now(UTC)
+    waiting = PipelineExecution(
+        pipeline_name=spec.pipeline_name,
+        execution_id="e-waiting",
+        status=Status.IN_PROGRESS,
+        trigger="manual (make deploy)",
+        started_at=now,
+        pid=2**22 + 1,  # no such process: paused at the gate, not running
+        host="here",
+        spec={},
+        stages=[
+            StageExecution(
+                name="ApproveDeployment",
+                status=Status.IN_PROGRESS,
+                approval=ManualApproval.request("v1", 3600, now),
+            )
+        ],
+    )
+    backend.executions.save(waiting)
+    Monitoring(spec).period(0.9)
+    decision = check(spec, backend, launch=Launches())
+    assert decision.action == Action.ALREADY_RUNNING
+    assert "execution e-waiting waits at ApproveDeployment" in decision.reason
+    backend.executions.save(waiting.model_copy(update={"status": Status.FAILED, "ended_at": now}))
+    assert check(spec, backend, launch=Launches()).action == Action.SKIPPED  # due now; no labelled data yet
+
+
+def test_a_replaced_event_log_is_read_from_its_beginning(spec: PipelineSpec) -> None:
+    backend = create_backend(spec)
+    paths = RetrainingPaths(spec.state_dir.resolve())
+    paths.root.mkdir(parents=True)
+    paths.state.write_text(RetrainingState(event_offset=10**9).model_dump_json())
+    Monitoring(spec).period(0.9)
+    check(spec, backend, launch=Launches())
+    events = spec.state_dir.resolve() / "events" / "events.jsonl"
+    assert load_state(paths).event_offset == events.stat().st_size

@@ -262,7 +262,10 @@ def check(
         state = load_state(paths)
         events = EventLog(state_dir / "events", spec.region, spec.account_id)
         pattern = {"source": [CLOUDWATCH_SOURCE], "detail-type": [ALARM_STATE_CHANGE], "detail": {"alarmName": names}}
-        new_events, offset = events.read(state.event_offset, pattern)
+        start = state.event_offset
+        if not events.path.is_file() or start > events.path.stat().st_size:
+            start = 0  # the log was removed or replaced: read it from its beginning
+        new_events, offset = events.read(start, pattern)
         left = [e["detail"]["alarmName"] for e in new_events if e["detail"]["state"]["value"] != "ALARM"]
         alarms = AlarmStates(state_dir / "alarms", spec.region, spec.account_id)
         observations = []
