@@ -19,6 +19,7 @@ from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.drift_alarms import AlarmStates, evaluate_drift_alarms
 from safedeploy.monitoring.records import MonitoringExecution
 from safedeploy.report import format_retraining
+from safedeploy.retraining.__main__ import main as retraining_main
 from safedeploy.retraining.policy import Action
 from safedeploy.retraining.status import retraining_status
 from safedeploy.retraining.trigger import RetrainingPaths, RetrainingState, check, load_state, read_decisions
@@ -182,6 +183,10 @@ def test_an_execution_waiting_at_the_approval_gate_blocks_a_retraining(make_spec
         ],
     )
     backend.executions.save(waiting)
+    spec_file = spec.state_dir / "retraining-spec.json"
+    spec_file.write_text(spec.model_dump_json())
+    assert retraining_main(["run", "--spec", str(spec_file), "--trigger", "alarm x"]) == 1  # refuses to supersede it
+    assert [e.execution_id for e in backend.executions.list()] == ["e-waiting"]
     Monitoring(spec).period(0.9)
     decision = check(spec, backend, launch=Launches())
     assert decision.action == Action.ALREADY_RUNNING

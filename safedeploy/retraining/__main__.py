@@ -28,8 +28,16 @@ def run(spec_file: Path, trigger: str) -> int:
         if spec.retraining.auto_approve
         else Deferred()
     )
-    execution = Pipeline(spec, approver=approver).run(trigger=trigger)
-    logging.getLogger(__name__).info("retraining execution %s: %s", execution.execution_id, execution.status)
+    pipeline = Pipeline(spec, approver=approver)
+    log = logging.getLogger(__name__)
+    waiting = pipeline.waiting_execution()
+    if waiting is not None:  # started since the trigger looked: a new execution would supersede someone's gate
+        log.error(
+            "not retraining: execution %s waits at the approval gate (make approve / make reject)", waiting.execution_id
+        )
+        return 1
+    execution = pipeline.run(trigger=trigger)
+    log.info("retraining execution %s: %s", execution.execution_id, execution.status)
     return 0 if execution.status == Status.SUCCEEDED or execution.awaiting_approval is not None else 1
 
 
