@@ -13,13 +13,7 @@ from safedeploy.approval import Decision
 from safedeploy.aws import cleanup
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.registry import ModelPackage
-from safedeploy.report import (
-    format_execution,
-    format_history,
-    format_outcome,
-    format_registry,
-    format_retraining,
-)
+from safedeploy.report import format_execution, format_history, format_outcome, format_registry
 from safedeploy.runner import ExecutionStore, PipelineExecution, Status
 from safedeploy.spec import PipelineSpec
 
@@ -111,6 +105,7 @@ class LocalControl:
         """The production schedule, its latest execution and the drift alarms (empty before production)."""
         from safedeploy.monitoring import summary
         from safedeploy.monitoring.records import MonitoringError
+        from safedeploy.report import format_retraining
         from safedeploy.retraining.status import retraining_status
 
         monitor = self.pipeline.monitor()
