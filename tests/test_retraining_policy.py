@@ -38,6 +38,12 @@ def test_the_same_evaluation_seen_twice_is_one_period() -> None:
     assert state.streaks[ALARM].periods == 1
 
 
+def test_a_record_without_last_evaluated_counts_one_period_per_look() -> None:
+    observation = AlarmObservation(ALARM, "ALARM", "2026-12-03T10:00:00+00:00", None)
+    state = update_streaks(update_streaks(PolicyState(), [observation]), [observation])
+    assert state.streaks[ALARM].periods == 2
+
+
 def test_leaving_alarm_or_a_new_episode_starts_the_count_again() -> None:
     three = _periods(3)
     ok = update_streaks(three, [AlarmObservation(ALARM, "OK", "2026-12-03T13:00:00+00:00", "2026-12-03T13:00:00")])

@@ -10,7 +10,8 @@ Consecutive periods are counted from the alarm's own record (``DescribeAlarms``-
 scheduler asks, a new ``LastEvaluated`` within the same episode is one more period; a new episode (another
 ``StateUpdatedTimestamp``) starts again at one; any other state, or a state-change event leaving ALARM since the
 last look, ends the streak. A manual ``make monitor`` between two scheduled executions also evaluates the alarm;
-its evaluation is folded into the next count (one period per look), never counted twice.
+its evaluation is folded into the next count (one period per look), never counted twice. A trigger alarm whose
+record has no ``LastEvaluated`` counts one period per look (the looks follow the scheduled executions).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def update_streaks(
         previous = state.streaks.get(alarm.name)
         if previous is None or previous.since != alarm.since or alarm.name in left_alarm:
             streaks[alarm.name] = Streak(since=alarm.since, evaluated=alarm.evaluated, periods=1)
-        elif alarm.evaluated != previous.evaluated:
+        elif alarm.evaluated is None or alarm.evaluated != previous.evaluated:  # no LastEvaluated: each look
             streaks[alarm.name] = Streak(since=alarm.since, evaluated=alarm.evaluated, periods=previous.periods + 1)
         else:
             streaks[alarm.name] = previous
