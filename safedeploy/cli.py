@@ -109,9 +109,10 @@ def cmd_deployments(args: argparse.Namespace) -> int:
         blue = entry.get("blue") or {}
         reason = f": {entry['reason']}" if entry.get("reason") else ""
         rehearsal = f" [rehearsal {entry['rehearsal']}]" if entry.get("rehearsal") else ""
+        trigger = f" (trigger: {entry['trigger']})" if entry.get("trigger") else ""
         print(
             f"{entry['time'][:19]}  {entry['deployment_id']}  v{blue.get('version', '-')} -> v{green['version']}  "
-            f"{entry['outcome']}{rehearsal}{reason}"
+            f"{entry['outcome']}{rehearsal}{reason}{trigger}"
         )
     return 0
 
@@ -253,6 +254,25 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
 
 
+def cmd_retraining(args: argparse.Namespace) -> int:
+    """Retraining on new data: its state, the decision log, or one look now (as after a scheduled execution)."""
+    from safedeploy.report import format_retraining
+    from safedeploy.retraining.status import retraining_status
+    from safedeploy.retraining.trigger import RetrainingPaths, check, read_decisions
+
+    pipeline = _pipeline(args)
+    if args.action == "check":
+        decision = check(pipeline.spec, pipeline.backend)
+        print(f"{decision.action}: {decision.reason}")
+        return 0
+    if args.action == "decisions":
+        for record in read_decisions(RetrainingPaths(pipeline.spec.state_dir.resolve())):
+            print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.action}: {record.reason}")
+        return 0
+    print(format_retraining(retraining_status(pipeline.spec, pipeline.executions())).lstrip("\n"))
+    return 0
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     """Print the resolved spec."""
     print(json.dumps(load_spec(args.config, _overrides(args)).model_dump(mode="json"), indent=2))
@@ -309,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--all", action="store_true", help="list every execution")
     _add_target(status)
     status.set_defaults(func=cmd_status)
+
+    history = sub.add_parser("history", parents=[common], help="every execution, with what triggered it")
+    _add_target(history)
+    history.set_defaults(func=cmd_status, all=True, execution_id=None, json=False)
 
     registry = sub.add_parser("registry", parents=[common], help="model registry: list, describe, approve, reject")
     actions = registry.add_subparsers(dest="action", required=True)
@@ -370,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_actions.add_parser("start", parents=[common], help="start the schedule (StartMonitoringSchedule)")
     monitor_actions.add_parser("stop", parents=[common], help="stop the schedule; `monitor run` still works")
     monitor.set_defaults(func=cmd_monitor)
+
+    retraining = sub.add_parser("retraining", parents=[common], help="retraining on new data when an alarm fires")
+    retraining_actions = retraining.add_subparsers(dest="action", required=True)
+    retraining_actions.add_parser("status", parents=[common], help="the last decision, retraining and cooldown")
+    retraining_actions.add_parser("decisions", parents=[common], help="every decision recorded, with its reason")
+    retraining_actions.add_parser(
+        "check", parents=[common], help="look at the trigger alarms now and start a retraining if due"
+    )
+    retraining.set_defaults(func=cmd_retraining)
 
     spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")
     spec.set_defaults(func=cmd_spec)

@@ -210,3 +210,9 @@ STANDING_ALARM_EVALUATION_PERIODS: Final = 3
 STANDING_ALARM_DATAPOINTS_TO_ALARM: Final = 2
 MAX_API_LATENCY_MS: Final = 1000.0
 """The production API's p99 (gateway to endpoint and back) that alarms (a standing alarm)."""
+RETRAINING_TRIGGER_ALARMS: Final = ("drift", "model-quality")
+"""The alarms whose ALARM state retrains, by purpose (``naming.alarm_name``: ``<pipeline>-drift``, ...)."""
+RETRAINING_ALARM_PERIODS: Final = 2
+"""Consecutive evaluation periods an alarm must have been in ALARM before a retraining starts (debounce)."""
+RETRAINING_COOLDOWN_SECONDS: Final = 24 * 3600
+"""Model time on the monitoring clock after a retraining ends before another may start."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from safedeploy import constants as C
 from safedeploy.registry import (
@@ -14,6 +15,9 @@ from safedeploy.registry import (
 )
 from safedeploy.runner import PipelineExecution
 from safedeploy.stage_outputs import RegisterOutputs, TrainOutputs
+
+if TYPE_CHECKING:
+    from safedeploy.retraining.status import RetrainingStatus
 
 
 def _duration(seconds: float | None) -> str:
@@ -92,8 +96,32 @@ def format_outcome(execution: PipelineExecution) -> str:
 
 
 def format_history(executions: Sequence[PipelineExecution]) -> str:
-    """One line per execution: start, id, status."""
-    return "\n".join(f"{e.started_at:%Y-%m-%d %H:%M:%S}  {e.execution_id}  {e.status}" for e in executions)
+    """One line per execution: start, id, status, and what triggered it."""
+    return "\n".join(
+        f"{e.started_at:%Y-%m-%d %H:%M:%S}  {e.execution_id}  {e.status}  trigger: {e.trigger}" for e in executions
+    )
+
+
+def format_retraining(status: RetrainingStatus) -> str:
+    """``make status``'s retraining lines: last decision and why, the triggered execution, the cooldown."""
+    alarms = ", ".join(status.trigger_alarms)
+    lines = [f"\nRetraining: {'on' if status.enabled else 'off'}, on {alarms}"]
+    decision = status.last_decision
+    if decision is None:
+        lines.append("  no decision yet (one is taken after each scheduled monitoring execution)")
+    else:
+        lines.append(f"  last decision {decision.time:%Y-%m-%d %H:%M:%S}: {decision.action}: {decision.reason}")
+    if status.last_started is not None:
+        started = status.last_started
+        execution = (
+            f"execution {status.execution_id} {status.execution_status}"
+            if status.execution_id
+            else f"no execution yet (log {started.log})"
+        )
+        lines.append(f"  last retraining {started.retraining_id}: {execution}; trigger: {started.trigger}")
+    if status.cooldown_ends is not None:
+        lines.append(f"  cooldown ends {status.cooldown_ends:%Y-%m-%d %H:%M:%S} (model time, monitoring clock)")
+    return "\n".join(lines)
 
 
 def _serving(package: ModelPackage) -> str:

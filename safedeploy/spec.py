@@ -469,6 +469,38 @@ class MonitoringSpec(BaseModel):
         return self
 
 
+class RetrainingSpec(BaseModel):
+    """Retraining on new data when an alarm fires: which alarms, debounce, cooldown, the approval gate."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(default=True, description="Retrain when a trigger alarm stays in ALARM (local backend).")
+    trigger_alarms: tuple[str, ...] = Field(
+        default=C.RETRAINING_TRIGGER_ALARMS,
+        description="Alarm purposes whose ALARM state retrains (<pipeline>-<purpose>: drift, model-quality).",
+    )
+    alarm_periods: int = Field(
+        default=C.RETRAINING_ALARM_PERIODS,
+        ge=1,
+        description="Consecutive evaluation periods in ALARM before a retraining starts.",
+    )
+    cooldown_seconds: float = Field(
+        default=C.RETRAINING_COOLDOWN_SECONDS,
+        ge=0,
+        description="Model time (monitoring clock) after a retraining ends before another may start.",
+    )
+    auto_approve: bool = Field(
+        default=False, description="Answer the approval gate yes (tests); else the retraining waits at the gate."
+    )
+
+    @field_validator("trigger_alarms")
+    @classmethod
+    def _named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not purpose.strip() for purpose in value):
+            raise ValueError("trigger_alarms needs at least one alarm purpose, none empty")
+        return value
+
+
 class PipelineSpec(BaseSettings):
     """Everything that defines one pipeline: model, environment, data, training, gate."""
 
@@ -503,6 +535,7 @@ class PipelineSpec(BaseSettings):
     production: ProductionSpec = ProductionSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
     alarms: AlarmsSpec = AlarmsSpec()
+    retraining: RetrainingSpec = RetrainingSpec()
 
     @field_validator("account_id", mode="before")
     @classmethod

@@ -461,7 +461,11 @@ class DeployPrdStage:
             self.spec,
             self.backend,
             release,
-            details={"approver": approval.approver if approval else None, "rehearsal": self.spec.production.fault},
+            details={
+                "approver": approval.approver if approval else None,
+                "rehearsal": self.spec.production.fault,
+                "trigger": context.execution.trigger,
+            },
         )
         version = release.source.version
         outputs = self.backend.serving.outputs()

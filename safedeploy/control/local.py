@@ -105,6 +105,8 @@ class LocalControl:
         """The production schedule, its latest execution and the drift alarms (empty before production)."""
         from safedeploy.monitoring import summary
         from safedeploy.monitoring.records import MonitoringError
+        from safedeploy.report import format_retraining
+        from safedeploy.retraining.status import retraining_status
 
         monitor = self.pipeline.monitor()
         try:
@@ -125,6 +127,7 @@ class LocalControl:
         else:
             lines.append("  no executions yet (`make monitor` runs one now)")
         lines.append(summary.format_alarms(monitor.alarm_states()))
+        lines.append(format_retraining(retraining_status(self.pipeline.spec, self.pipeline.executions())))
         return "\n".join(lines)
 
     def history(self) -> ControlReport[list[PipelineExecution]]:

@@ -27,6 +27,7 @@ def run_scheduled(state_dir: Path, name: str, fire: datetime) -> int:
     """Run the execution of ``name`` due at ``fire`` (model time); 0 unless the execution failed."""
     from safedeploy.backends import create_backend  # the child process only
     from safedeploy.monitoring.monitor import Monitor
+    from safedeploy.retraining import trigger as retraining
     from safedeploy.spec import PipelineSpec
 
     records = MonitoringRecords(records_root(state_dir))
@@ -47,6 +48,7 @@ def run_scheduled(state_dir: Path, name: str, fire: datetime) -> int:
         scheduled_time=fire,
     )
     LOG.info("%s: %s (%s)", name, execution.MonitoringExecutionStatus, execution.ExitMessage or execution.FailureReason)
+    retraining.after_monitoring(spec, backend)  # alarms -> a detached retraining, if due (never raises)
     return 1 if execution.MonitoringExecutionStatus == "Failed" else 0
 
 
