@@ -20,6 +20,7 @@ Standard library and numpy only (the Processing job's image).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -249,8 +250,8 @@ def read_captured(
             pending.append((key, stamp, record, where))
             outputs.append(output)
     for (key, stamp, record, where), scores in zip(pending, _scores_batch(outputs)):
-        if not scores:
-            result.problems.add("no_prediction", where, "the captured answer holds no readable score")
+        if not scores or not all(math.isfinite(s) for s in scores):
+            result.problems.add("no_prediction", where, "the captured answer holds no readable, finite score")
         elif len(scores) > 1:
             result.problems.add(
                 "several_predictions", where, f"{len(scores)} scores in one record: one label cannot label them"

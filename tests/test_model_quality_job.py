@@ -1,0 +1,97 @@
+"""The model-quality Processing job (``analysis_type=MODEL_QUALITY``) run in-process on a container layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.monitoring.analyzer.job import main
+from tests.test_ground_truth import capture, label, write
+
+
+def _layout(tmp_path: Path, n: int, labelled: int, seed: int = 5) -> dict[str, str]:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 2, n)
+    scores = np.clip(truth * 0.3 + rng.random(n) * 0.7, 0, 1)
+    endpoint = tmp_path / "in/endpoint/ep/AllTraffic/2026/12/03/10"
+    write(endpoint / "c.jsonl", [capture(f"e{i}", i % 60, round(float(scores[i]), 6)) for i in range(n)])
+    gt = tmp_path / "in/gt"
+    write(gt / "2026/12/03/10/a.jsonl", [label(f"e{i}", str(truth[i])) for i in range(labelled // 2)])
+    write(gt / "2026/12/03/13/late.jsonl", [label(f"e{i}", str(truth[i])) for i in range(labelled // 2, labelled)])
+    write(
+        tmp_path / "in/baseline/constraints.json",
+        [
+            json.dumps(
+                {
+                    "version": 0.0,
+                    "binary_classification_constraints": {
+                        "auc": {"threshold": 0.99, "comparison_operator": "LessThanThreshold"}
+                    },
+                }
+            )
+        ],
+    )
+    return {
+        F.ENV_BASE_DIR: str(tmp_path / "ml"),
+        F.ENV_ANALYSIS_TYPE: "MODEL_QUALITY",
+        F.ENV_DATASET_SOURCE: str(tmp_path / "in/endpoint"),
+        F.ENV_GROUND_TRUTH_SOURCE: str(gt),
+        F.ENV_OUTPUT_PATH: str(tmp_path / "out"),
+        F.ENV_MERGED_OUTPUT_PATH: str(tmp_path / "merged"),
+        F.ENV_MERGED_FILE_NAME: "job-1",
+        F.ENV_START_TIME: "2026-12-03T10:00:00Z",
+        F.ENV_END_TIME: "2026-12-03T11:00:00Z",
+        F.ENV_BASELINE_CONSTRAINTS: str(tmp_path / "in/baseline/constraints.json"),
+        F.ENV_PUBLISH_METRICS: "Enabled",
+        F.ENV_ENDPOINT_NAME: "ep",
+        F.ENV_SCHEDULE_NAME: "p-model-quality",
+        F.ENV_MIN_LABELLED_RECORDS: "30",
+    }
+
+
+def test_a_window_with_late_labels_is_evaluated_and_published(tmp_path: Path) -> None:
+    env = _layout(tmp_path, 240, 220)
+    assert main(env) == 0
+    summary = json.loads((tmp_path / "out" / F.EXECUTION_SUMMARY_FILE).read_text())
+    assert summary["captured"] == 240 and summary["labelled"] == 220 and summary["unlabelled"] == 20
+    assert summary["coverage"] == 220 / 240 and summary["ground_truth_files"] == 2
+    assert summary["status"] == F.COMPLETED_WITH_VIOLATIONS  # the 0.99 AUC threshold
+    statistics = json.loads((tmp_path / "out" / F.STATISTICS_FILE).read_text())
+    assert statistics["dataset"] == {"item_count": 220, "evaluation_time": "2026-12-03T11:00:00.000Z"}
+    auc = statistics["binary_classification_metrics"]["auc"]
+    assert isinstance(auc["standard_deviation"], float)
+    violations = json.loads((tmp_path / "out" / F.VIOLATIONS_FILE).read_text())["violations"]
+    assert [v["metric_name"] for v in violations] == ["auc"]
+    lines = [
+        json.loads(x)
+        for x in (tmp_path / "ml/output/metrics/cloudwatch" / F.CLOUDWATCH_METRICS_FILE).read_text().splitlines()
+    ]
+    by_name = {x["MetricName"]: x for x in lines}
+    assert by_name["auc"]["Value"] == auc["value"] and {"f1", "recall", "precision", "accuracy"} <= set(by_name)
+    assert by_name["auc"]["Dimensions"] == [
+        {"Name": "Endpoint", "Value": "ep"},
+        {"Name": "MonitoringSchedule", "Value": "p-model-quality"},
+    ]
+    merged = (tmp_path / "merged/job-1.jsonl").read_text().splitlines()
+    assert len(merged) == 220 and "groundTruthData" in json.loads(merged[0])
+    first = (tmp_path / "out" / F.STATISTICS_FILE).read_bytes()
+    assert main(env) == 0 and (tmp_path / "out" / F.STATISTICS_FILE).read_bytes() == first  # byte-identical rerun
+
+
+def test_too_few_labels_is_insufficient_data_without_metrics(tmp_path: Path) -> None:
+    env = _layout(tmp_path, 100, 29)
+    assert main(env) == 0
+    summary = json.loads((tmp_path / "out" / F.EXECUTION_SUMMARY_FILE).read_text())
+    assert summary["status"] == F.INSUFFICIENT_DATA and summary["labelled"] == 29 and summary["metrics"] == {}
+    assert json.loads((tmp_path / "out" / F.VIOLATIONS_FILE).read_text()) == {"violations": []}
+    assert not (tmp_path / "ml/output/metrics/cloudwatch" / F.CLOUDWATCH_METRICS_FILE).exists()
+    assert (tmp_path / "ml/output/message").read_text().startswith("InsufficientData: 29 labelled records")
+
+
+def test_bad_settings_fail_naming_the_variable(tmp_path: Path) -> None:
+    env = _layout(tmp_path, 10, 10) | {F.ENV_PROBABILITY_THRESHOLD: "1.5"}
+    assert main(env) == 1
+    assert "probability_threshold_attribute='1.5'" in (tmp_path / "ml/output/failure").read_text()
