@@ -82,6 +82,9 @@ class MonitoringPaths:
 class Monitor:
     """One pipeline's production monitoring."""
 
+    metric_namespace: str = F.METRIC_NAMESPACE_ENDPOINT
+    """Where the job's metric lines are published (model quality: ``aws/sagemaker/Endpoints/model-metrics``)."""
+
     def __init__(
         self,
         spec: PipelineSpec,
@@ -187,9 +190,12 @@ class Monitor:
                 raise MonitoringError(f"the window's start {start.isoformat()} is not before its end {end.isoformat()}")
             execution = self._execute(schedule, start, end, trigger, scheduled_time or end)
             self.records.save_execution(execution)
-            executions = [*previous, execution]
-            evaluate_drift_alarms(self.spec, executions, self.alarms, self.events)
+            self._evaluate_alarms([*previous, execution])
         return execution
+
+    def _evaluate_alarms(self, executions: list[MonitoringExecution]) -> None:
+        """Re-evaluate this schedule's alarms on its executions (the drift alarms here)."""
+        evaluate_drift_alarms(self.spec, executions, self.alarms, self.events)
 
     def _capture_prefixes(self, schedule: MonitoringSchedule, start: datetime, end: datetime) -> list[S3Uri]:
         root = S3Uri.parse(schedule.CaptureUri).join(schedule.EndpointName, schedule.VariantName)
@@ -292,7 +298,7 @@ class Monitor:
                 dimensions = tuple(sorted((d["Name"], d["Value"]) for d in item["Dimensions"]))
                 data.append(
                     Datum(
-                        namespace=F.METRIC_NAMESPACE_ENDPOINT,
+                        namespace=self.metric_namespace,
                         metric=item["MetricName"],
                         dimensions=dimensions,
                         timestamp=end,

@@ -191,7 +191,7 @@ def run_model_quality(settings: QualitySettings, base: Path, cloudwatch: Any = N
     )
     labels = G.read_labels(label_files)
     merged = G.merge(captured, labels, settings.start)
-    if settings.merged_output_path is not None:
+    if settings.merged_output_path is not None and merged.records:  # no empty object for retraining to read
         _write_text(settings.merged_output_path / f"{settings.merged_file_name}.jsonl", G.merged_jsonl(merged.records))
     statistics = Q.statistics(
         merged.labels,
