@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.analyzer.job import main
@@ -95,3 +97,50 @@ def test_bad_settings_fail_naming_the_variable(tmp_path: Path) -> None:
     env = _layout(tmp_path, 10, 10) | {F.ENV_PROBABILITY_THRESHOLD: "1.5"}
     assert main(env) == 1
     assert "probability_threshold_attribute='1.5'" in (tmp_path / "ml/output/failure").read_text()
+
+
+def test_the_quality_baseline_scores_the_validation_set_with_the_model(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    import xgboost as xgb
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 4))
+    y = (x[:, 0] + rng.normal(scale=0.7, size=400) > 0).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1}, xgb.DMatrix(x, label=y), 10)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = bytes(booster.save_raw("json"))
+        info = tarfile.TarInfo(F.MODEL_FILE)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "model.tar.gz").write_bytes(buffer.getvalue())
+    validation = tmp_path / "validation.csv"
+    validation.write_text(
+        "".join(f"{label}," + ",".join(f"{v:.6g}" for v in row) + "\n" for label, row in zip(y, x, strict=True))
+    )
+    env = {
+        F.ENV_BASE_DIR: str(tmp_path / "ml"),
+        F.ENV_ANALYSIS_TYPE: "SUGGEST_MODEL_QUALITY_BASELINE",
+        F.ENV_DATASET_SOURCE: str(validation),
+        F.ENV_MODEL_ARCHIVE: str(tmp_path / "model.tar.gz"),
+        F.ENV_OUTPUT_PATH: str(tmp_path / "out"),
+        F.ENV_END_TIME: "2026-12-03T10:00:00Z",
+        F.ENV_AUC_THRESHOLD: "0.7",
+    }
+    assert main(env) == 0
+    statistics = json.loads((tmp_path / "out" / F.STATISTICS_FILE).read_text())
+    expected = roc_auc_score(y, booster.predict(xgb.DMatrix(np.loadtxt(validation, delimiter=",")[:, 1:])))
+    assert statistics["binary_classification_metrics"]["auc"]["value"] == pytest.approx(expected, abs=1e-6)
+    assert statistics["dataset"] == {"item_count": 400, "evaluation_time": "2026-12-03T10:00:00.000Z"}
+    constraints = json.loads((tmp_path / "out" / F.CONSTRAINTS_FILE).read_text())
+    assert constraints["binary_classification_constraints"]["auc"] == {
+        "threshold": 0.7,
+        "comparison_operator": "LessThanThreshold",
+    }
+    digests = json.loads((tmp_path / "out" / F.DIGESTS_FILE).read_text())
+    first = (tmp_path / "out" / F.STATISTICS_FILE).read_bytes()
+    assert digests[F.STATISTICS_FILE] == "sha256:" + hashlib.sha256(first).hexdigest()
+    assert main(env) == 0 and (tmp_path / "out" / F.STATISTICS_FILE).read_bytes() == first
