@@ -144,3 +144,63 @@ def test_the_quality_baseline_scores_the_validation_set_with_the_model(tmp_path:
     first = (tmp_path / "out" / F.STATISTICS_FILE).read_bytes()
     assert digests[F.STATISTICS_FILE] == "sha256:" + hashlib.sha256(first).hexdigest()
     assert main(env) == 0 and (tmp_path / "out" / F.STATISTICS_FILE).read_bytes() == first
+
+
+def test_the_request_builders_are_valid_create_processing_job_requests() -> None:
+    """Both builders pass botocore's own validation of ``CreateProcessingJob`` and hold nothing local."""
+    from datetime import UTC, datetime
+
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from safedeploy import naming
+    from safedeploy.sagemaker_requests.processing import (
+        model_quality_baseline_job_request,
+        model_quality_job_request,
+    )
+    from safedeploy.spec import load_spec
+
+    spec = load_spec(overrides={"monitoring": {"model_quality": {"auc_threshold": 0.8, "bootstrap_seed": 7}}})
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateProcessingJob")
+    code = naming.analyzer_code_prefix(spec, "0" * 64)
+    start, end = datetime(2026, 12, 3, 10, tzinfo=UTC), datetime(2026, 12, 3, 11, tzinfo=UTC)
+    ground_truth = naming.ground_truth_uri(spec)
+    request = model_quality_job_request(
+        spec,
+        job_name="customerchurn-quality-1",
+        schedule_name=naming.model_quality_schedule_name(spec),
+        endpoint="ep",
+        capture_prefixes=[naming.capture_uri(spec).join("ep", "AllTraffic", "2026/12/03/10")],
+        ground_truth_prefixes=[ground_truth.join("2026/12/03/10"), ground_truth.join("2026/12/03/11")],
+        start=start,
+        end=end,
+        baseline_constraints="s3://b/customerchurn/model-versions/1/baseline/quality/constraints.json",
+        output=naming.monitoring_reports_prefix(spec).join("ep"),
+        merged_output=naming.merged_ground_truth_uri(spec).join("ep", "2026/12/03/10"),
+        code=code,
+        image_uri="123.dkr.ecr.us-east-1.amazonaws.com/xgb:3.2-0",
+        kms_key_id="arn:aws:kms:us-east-1:000000000000:key/k",
+    )
+    baseline = model_quality_baseline_job_request(
+        spec,
+        job_name="customerchurn-baseline-1",
+        dataset="s3://b/validation/",
+        model_archive="s3://b/model.tar.gz",
+        output=naming.execution_baseline_prefix(spec, "e1").join("quality"),
+        code=code,
+        image_uri="123.dkr.ecr.us-east-1.amazonaws.com/xgb:3.2-0",
+        evaluation_time=end,
+    )
+    assert shape.input_shape is not None
+    for built in (request, baseline):
+        report = ParamValidator().validate(dict(built), shape.input_shape)
+        assert not report.has_errors(), report.generate_report()
+    env = request["Environment"]
+    assert env[F.ENV_ANALYSIS_TYPE] == "MODEL_QUALITY" and env[F.ENV_AUC_THRESHOLD] == "0.8"
+    assert env[F.ENV_BOOTSTRAP_SEED] == "7" and env[F.ENV_MIN_LABELLED_RECORDS] == "30"
+    assert (env[F.ENV_START_TIME], env[F.ENV_END_TIME]) == ("2026-12-03T10:00:00Z", "2026-12-03T11:00:00Z")
+    local_paths = [i["S3Input"]["LocalPath"] for i in request["ProcessingInputs"]]
+    assert "/opt/ml/processing/input/ground_truth/2026/12/03/11" in local_paths
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in request["ProcessingOutputConfig"]["Outputs"]}
+    assert outputs["merged_ground_truth"].endswith("/merged-ground-truth/ep/2026/12/03/10")
+    assert all(str(spec.state_dir) not in json.dumps(built) for built in (request, baseline))
