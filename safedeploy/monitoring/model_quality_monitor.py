@@ -27,7 +27,7 @@ from safedeploy.events import alarm_state_change
 from safedeploy.ids import random_uuid
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.monitor import Monitor
-from safedeploy.monitoring.records import BaselineFiles, MonitoringExecution, MonitoringSchedule
+from safedeploy.monitoring.records import MonitoringExecution, MonitoringSchedule
 from safedeploy.monitoring.schedule import parse_schedule
 from safedeploy.sagemaker_requests.processing import model_quality_job_request
 from safedeploy.shipping import upload_analyzer
@@ -70,20 +70,14 @@ class ModelQualityMonitor(Monitor):
         super().__init__(*args, **kwargs)
         self.schedule_name = naming.model_quality_schedule_name(self.spec)
 
-    def ensure_schedule(self, endpoint: str, variant: str, version: int, baseline: BaselineFiles) -> MonitoringSchedule:
-        """Point the schedule at ``endpoint`` and the model-quality baseline of the version it serves."""
-        super().ensure_schedule(endpoint, variant, version, baseline)
-        quality = self.spec.monitoring.model_quality
-        schedule = self.schedule().model_copy(
-            update={
-                "MonitoringType": "ModelQuality",
-                "ScheduleExpression": quality.schedule_expression,
-                "GroundTruthUri": str(naming.ground_truth_uri(self.spec)),
-                "LabelDelaySeconds": label_delay_seconds(self.spec),
-            }
-        )
-        self.records.save_schedule(schedule)
-        return schedule
+    def _schedule_fields(self) -> dict[str, Any]:
+        """The model-quality schedule's type, cron, label location and label delay (saved with the rest at once)."""
+        return {
+            "MonitoringType": "ModelQuality",
+            "ScheduleExpression": self.spec.monitoring.model_quality.schedule_expression,
+            "GroundTruthUri": str(naming.ground_truth_uri(self.spec)),
+            "LabelDelaySeconds": label_delay_seconds(self.spec),
+        }
 
     def run(
         self,

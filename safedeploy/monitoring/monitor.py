@@ -129,9 +129,13 @@ class Monitor:
             if existing is None or existing.TimeScale != self.spec.monitoring.time_scale
             else existing.Anchor,
             Spec=self.spec.model_dump(mode="json"),
-        )
+        ).model_copy(update=self._schedule_fields())
         self.records.save_schedule(schedule)
         return schedule
+
+    def _schedule_fields(self) -> dict[str, Any]:
+        """Fields a kind of schedule sets beyond data quality's (model quality: its type, cron, labels)."""
+        return {}
 
     def schedule(self) -> MonitoringSchedule:
         """The schedule; raise :class:`MonitoringError` naming what to do if production has none yet."""
