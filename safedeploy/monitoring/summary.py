@@ -10,6 +10,8 @@ from safedeploy.monitoring.records import MonitoringExecution
 
 def _auc_text(summary: Mapping[str, Any]) -> str:
     """``auc 0.8123 +/- 0.0105 vs threshold 0.85`` (or what is missing)."""
+    if summary.get("status") == "InsufficientData":
+        return f"auc not judged: fewer than {summary.get('min_labelled_records')} labelled records"
     auc = summary.get("auc") or {}
     value, sd = auc.get("value"), auc.get("standard_deviation")
     shown = f"{value:.4f}" if isinstance(value, (int, float)) else str(value or "-")
