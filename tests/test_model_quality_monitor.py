@@ -21,6 +21,7 @@ from safedeploy.monitoring.analyzer import model_quality as Q
 from safedeploy.monitoring.labels import upload_labels
 from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
 from safedeploy.monitoring.records import BaselineFiles
+from safedeploy.monitoring.summary import format_executions
 from safedeploy.spec import PipelineSpec, load_spec
 from tests.test_ground_truth import capture, label
 
@@ -61,7 +62,7 @@ def _traffic(spec: PipelineSpec, monitor: ModelQualityMonitor, tmp_path: Path, h
     rng = np.random.default_rng(hour)
     truth = rng.integers(0, 2, n)
     noise = rng.random(n)
-    scores = np.clip(truth * 0.6 + noise * 0.4, 0, 1) if good else noise
+    scores = np.clip(truth * 0.35 + noise * 0.65, 0, 1) if good else noise
     lines = [capture(f"h{hour}-{i}", i % 60, round(float(scores[i]), 6), hour=hour) for i in range(n)]
     uri = naming.capture_uri(spec).join(ENDPOINT, "AllTraffic", f"2026/12/03/{hour:02d}", "capture.jsonl")
     monitor.store.put_bytes(uri, "".join(line + "\n" for line in lines).encode())
@@ -111,6 +112,8 @@ def test_executions_merge_late_labels_publish_metrics_and_drive_the_auc_alarm(
         start=datetime(2026, 12, 3, 11, 30, tzinfo=UTC), end=datetime(2026, 12, 3, 12, tzinfo=UTC), trigger="test"
     )
     assert third.MonitoringExecutionStatus == "InsufficientData" and third.Metrics == {}
+    assert "auc not judged: fewer than 30 labelled records" in format_executions([third])
+    assert "0/0 labelled" in format_executions([third]) and "auc 0." in format_executions([first])
     assert monitor.alarm_states()[alarm]["StateValue"] == "INSUFFICIENT_DATA"
     events, _ = monitor.events.read(pattern={"detail-type": [ALARM_STATE_CHANGE]})
     changes = [
