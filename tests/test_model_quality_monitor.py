@@ -36,11 +36,17 @@ def setup(tmp_path: Path) -> tuple[PipelineSpec, ModelQualityMonitor]:
     store = backend.store
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 2, 300)
-    baseline = Q.statistics(truth, np.clip(truth * 0.6 + rng.random(300) * 0.4, 0, 1), evaluation_time="t")
+    baseline = Q.statistics(truth, np.clip(truth * 0.35 + rng.random(300) * 0.65, 0, 1), evaluation_time="t")
     prefix = naming.version_baseline_prefix(spec, 1).join("quality")
     stats = store.put_bytes(prefix.join(F.STATISTICS_FILE), json.dumps(baseline).encode())
     constraints = store.put_bytes(
-        prefix.join(F.CONSTRAINTS_FILE), json.dumps(Q.suggest_constraints(baseline, auc_threshold=0.8)).encode()
+        prefix.join(F.CONSTRAINTS_FILE),
+        json.dumps(  # AUC only: these tests are about the schedule, not about the suggested thresholds
+            {
+                "version": 0.0,
+                "binary_classification_constraints": {"auc": {"threshold": 0.8, "comparison_operator": Q.LESS_THAN}},
+            }
+        ).encode(),
     )
     monitor = ModelQualityMonitor(spec, store, backend.processing, backend.processing_image, now=lambda: NOW)
     monitor.ensure_schedule(
