@@ -232,16 +232,23 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             f"{args.output / 'statistics.json'}, {args.output / 'constraints.json'}"
         )
         return 0
+    if args.action in ("ground-truth", "quality"):
+        return _model_quality(args)
     monitor = _monitor(args)
     if args.action == "executions":
         executions = monitor.executions()
+        quality = _pipeline(args).model_quality_monitor().executions()
         if args.json:
-            print(json.dumps([e.model_dump(mode="json") for e in executions], indent=2))
+            print(json.dumps([e.model_dump(mode="json") for e in [*executions, *quality]], indent=2))
         else:
             print(summary.format_executions(executions))
+            if quality:
+                print("model quality:")
+                print(summary.format_executions(quality))
         return 0
     if args.action == "alarms":
-        print(summary.format_alarms(monitor.alarm_states()))
+        alarms = {**monitor.alarm_states(), **_pipeline(args).model_quality_monitor().alarm_states()}
+        print(summary.format_alarms(alarms))
         return 0
     if args.action in ("start", "stop"):
         schedule = monitor.set_status("Scheduled" if args.action == "start" else "Stopped")
@@ -271,6 +278,28 @@ def cmd_retraining(args: argparse.Namespace) -> int:
         return 0
     print(format_retraining(retraining_status(pipeline.spec, pipeline.executions())).lstrip("\n"))
     return 0
+
+
+def _model_quality(args: argparse.Namespace) -> int:
+    """``monitor ground-truth`` (validate, then upload labels) and ``monitor quality`` (one execution now)."""
+    from safedeploy.monitoring import summary
+
+    pipeline = _pipeline(args)
+    if args.action == "ground-truth":
+        from safedeploy.monitoring.labels import upload_labels
+
+        uploaded = upload_labels(pipeline.spec, pipeline.backend.store, args.file)
+        repeated = (
+            f" ({uploaded.duplicates_in_file} repeated ids: the later line wins)" if uploaded.duplicates_in_file else ""
+        )
+        print(f"{uploaded.labels} labels uploaded to {uploaded.uri}{repeated}")
+        return 0
+    monitor = pipeline.model_quality_monitor()
+    execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
+    print(summary.format_execution(execution))
+    print("alarms:")
+    print(summary.format_alarms(monitor.alarm_states()))
+    return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -393,6 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_actions.add_parser("alarms", parents=[common], help="the drift alarms' states")
     monitor_actions.add_parser("start", parents=[common], help="start the schedule (StartMonitoringSchedule)")
     monitor_actions.add_parser("stop", parents=[common], help="stop the schedule; `monitor run` still works")
+    labels = monitor_actions.add_parser(
+        "ground-truth", parents=[common], help="upload ground-truth labels (every line checked first)"
+    )
+    labels.add_argument("--file", type=Path, required=True, help="JSONL of SageMaker ground-truth records")
+    quality = monitor_actions.add_parser(
+        "quality", parents=[common], help="one model-quality execution now (default: up to the label delay)"
+    )
+    quality.add_argument("--start", help="window start (inference time), ISO-8601 UTC")
+    quality.add_argument("--end", help="window end (inference time), ISO-8601 UTC (default: now - label delay)")
+    quality.add_argument("--trigger", default="safedeploy monitor quality", help="what started it (recorded)")
     monitor.set_defaults(func=cmd_monitor)
 
     retraining = sub.add_parser("retraining", parents=[common], help="retraining on new data when an alarm fires")

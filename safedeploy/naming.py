@@ -174,6 +174,16 @@ def monitoring_schedule_name(spec: PipelineSpec) -> str:
     return f"{spec.pipeline_name}-data-quality"
 
 
+def model_quality_schedule_name(spec: PipelineSpec) -> str:
+    """The production endpoint's model-quality schedule (its executions' ``MonitoringSchedule`` dimension)."""
+    return f"{spec.pipeline_name}-model-quality"
+
+
+def model_quality_alarm_name(spec: PipelineSpec) -> str:
+    """The AUC alarm on the model-quality schedule's ``auc`` metric (its state changes are EventBridge events)."""
+    return alarm_name(spec, "model-quality")
+
+
 def monitoring_reports_prefix(spec: PipelineSpec) -> S3Uri:
     """Where scheduled monitoring executions write ``constraint_violations.json`` and statistics."""
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/monitoring-reports")

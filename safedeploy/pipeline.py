@@ -31,6 +31,7 @@ from safedeploy.stages import pipeline_stages, roll_back_production
 if TYPE_CHECKING:
     from safedeploy.aws.clients import AwsClients
     from safedeploy.control import ControlReport, DestroyOptions, PipelineControl, Progress, Target
+    from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
     from safedeploy.monitoring.monitor import Monitor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +152,14 @@ class Pipeline:
         from safedeploy.monitoring.monitor import Monitor  # numpy and the analyzer, only where it is used
 
         return Monitor(self.spec, self.backend.store, self.backend.processing, self.backend.processing_image)
+
+    def model_quality_monitor(self) -> ModelQualityMonitor:
+        """Production's model-quality monitor (local backend)."""
+        from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
+
+        return ModelQualityMonitor(
+            self.spec, self.backend.store, self.backend.processing, self.backend.processing_image
+        )
 
     @classmethod
     def load(

@@ -410,6 +410,59 @@ class ProductionSpec(BaseModel):
         )
 
 
+class ModelQualitySpec(BaseModel):
+    """Model-quality monitoring of production: captured predictions joined to ground-truth labels."""
+
+    model_config = _STRICT
+
+    enabled: bool = Field(
+        default=True, description="Baseline every version's model quality and run the model-quality schedule."
+    )
+    schedule_expression: str = Field(
+        default="cron(0 * ? * * *)",
+        description="When the model-quality schedule runs (SageMaker's cron forms, UTC; on monitoring.time_scale).",
+    )
+    label_delay_periods: int = Field(
+        default=1,
+        ge=0,
+        le=48,
+        description="Schedule periods labels get to arrive: a run at T analyses the window ending this many periods "
+        "before T (SageMaker's model-quality StartOffset/EndOffset).",
+    )
+    min_labelled_records: int = Field(
+        default=30,
+        ge=1,
+        description="Fewer labelled records in a window make the execution InsufficientData (no metric published).",
+    )
+    probability_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="A score at or above it predicts churn (probability_threshold_attribute)."
+    )
+    auc_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="AUC below which the model-quality alarm fires; unset: the version's baseline suggests it "
+        "(baseline AUC minus max(3 sd, 0.02)).",
+    )
+    bootstrap_seed: int = Field(
+        default=0, ge=0, description="Seed of the standard deviations' 5 x 80 % subsamples (reproducible reports)."
+    )
+    alarm_evaluation_periods: int = Field(default=1, ge=1, description="Schedule periods the AUC alarm looks at.")
+    alarm_datapoints_to_alarm: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ModelQualitySpec:
+        from safedeploy.monitoring.schedule import parse_schedule  # the spec is imported first
+
+        try:
+            parse_schedule(self.schedule_expression)
+        except ConfigError as exc:
+            raise ValueError(f"model_quality.schedule_expression: {exc}") from None
+        if self.alarm_datapoints_to_alarm > self.alarm_evaluation_periods:
+            raise ValueError("model_quality.alarm_datapoints_to_alarm must not exceed alarm_evaluation_periods")
+        return self
+
+
 class MonitoringSpec(BaseModel):
     """Data-quality monitoring of production: the baseline job, the schedule, drift verdicts and alarms."""
 
@@ -447,6 +500,9 @@ class MonitoringSpec(BaseModel):
     alarm_datapoints_to_alarm: int = Field(default=1, ge=1)
     instance_type: str = "ml.m5.xlarge"
     max_runtime_seconds: int = Field(default=1800, ge=60, le=86_400)
+    model_quality: ModelQualitySpec = Field(
+        default_factory=ModelQualitySpec, description="Model quality: predictions against ground-truth labels."
+    )
     use_model_monitor: bool = Field(
         default=False,
         description="AWS only: run SageMaker Model Monitor's analyzer (accounts that still have it) instead of this "

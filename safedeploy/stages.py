@@ -437,6 +437,21 @@ def monitor_production(spec: PipelineSpec, backend: Backend, served: ServedModel
         return
     monitor = Monitor(spec, backend.store, backend.processing, backend.processing_image)
     monitor.ensure_schedule(served.endpoint, C.DEFAULT_VARIANT, served.version, baseline)
+    if spec.monitoring.model_quality.enabled:
+        monitor_model_quality(spec, backend, served)
+
+
+def monitor_model_quality(spec: PipelineSpec, backend: Backend, served: ServedModel) -> None:
+    """Point the model-quality schedule at what production serves, with that version's model-quality baseline."""
+    from safedeploy.monitoring.baseline import quality_baseline
+    from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
+
+    baseline = quality_baseline(backend.registry.describe(spec.model_name, served.version))
+    if baseline is None:
+        LOG.warning("v%s has no model-quality baseline: its model quality is not monitored", served.version)
+        return
+    monitor = ModelQualityMonitor(spec, backend.store, backend.processing, backend.processing_image)
+    monitor.ensure_schedule(served.endpoint, C.DEFAULT_VARIANT, served.version, baseline)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from safedeploy.runner import ExecutionStore, PipelineExecution, Status
 from safedeploy.spec import PipelineSpec
 
 if TYPE_CHECKING:
+    from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
     from safedeploy.monitoring.monitor import Monitor
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ class LocalPipeline(Protocol):
 
     def monitor(self) -> Monitor:
         """Production's data-quality monitor."""
+        ...
+
+    def model_quality_monitor(self) -> ModelQualityMonitor:
+        """Production's model-quality monitor."""
         ...
 
 
@@ -127,8 +132,31 @@ class LocalControl:
         else:
             lines.append("  no executions yet (`make monitor` runs one now)")
         lines.append(summary.format_alarms(monitor.alarm_states()))
+        lines.extend(self._model_quality())
         lines.append(format_retraining(retraining_status(self.pipeline.spec, self.pipeline.executions())))
         return "\n".join(lines)
+
+    def _model_quality(self) -> list[str]:
+        """The model-quality schedule's latest execution (coverage, AUC vs threshold) and its alarm."""
+        from safedeploy.monitoring import summary
+        from safedeploy.monitoring.records import MonitoringError
+
+        quality = self.pipeline.model_quality_monitor()
+        try:
+            schedule = quality.schedule()
+        except MonitoringError:
+            return []
+        executions = quality.executions()
+        lines = [
+            f"Model quality: {schedule.MonitoringScheduleName} {schedule.ScheduleExpression} on "
+            f"{schedule.EndpointName} (v{schedule.ModelPackageVersion}'s baseline; labels to {schedule.GroundTruthUri})"
+        ]
+        if executions:
+            lines.append("  last execution " + summary.format_executions(executions[-1:]))
+        else:
+            lines.append("  no executions yet (`safedeploy monitor quality` runs one now)")
+        lines.append(summary.format_alarms(quality.alarm_states()))
+        return lines
 
     def history(self) -> ControlReport[list[PipelineExecution]]:
         """Every execution of this pipeline, oldest first."""

@@ -23,12 +23,18 @@ from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.monitor import ProcessingJobs
 from safedeploy.monitoring.records import BaselineFiles, MonitoringError
 from safedeploy.registry import MetricsSource, VersionAttachments
-from safedeploy.sagemaker_requests.processing import baseline_job_request, output_baseline_job_request
+from safedeploy.sagemaker_requests.processing import (
+    baseline_job_request,
+    model_quality_baseline_job_request,
+    output_baseline_job_request,
+)
 from safedeploy.shipping import upload_analyzer
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
 
 FILES = ("statistics", "constraints", "output_statistics", "output_constraints")
+QUALITY_FILES = ("quality_statistics", "quality_constraints")
+"""The model-quality baseline (``monitoring.model_quality.enabled``): the model's metrics on the validation set."""
 
 
 @dataclass(frozen=True)
@@ -94,22 +100,44 @@ def run_baseline_jobs(
         ),
         "model-output",
     )
+    jobs = [data_job, output_job]
     files = {
         "statistics": prefix.join("data", F.STATISTICS_FILE),
         "constraints": prefix.join("data", F.CONSTRAINTS_FILE),
         "output_statistics": prefix.join("output", F.STATISTICS_FILE),
         "output_constraints": prefix.join("output", F.CONSTRAINTS_FILE),
     }
+    folders: list[tuple[str, tuple[str, ...]]] = [
+        ("data", ("statistics", "constraints")),
+        ("output", ("output_statistics", "output_constraints")),
+    ]
+    if spec.monitoring.model_quality.enabled:
+        jobs.append(
+            _run(
+                processing,
+                model_quality_baseline_job_request(
+                    spec,
+                    job_name=name(),
+                    dataset=input_data["ValidationUri"],
+                    model_archive=model_data_url,
+                    output=prefix.join("quality"),
+                    code=code,
+                    image_uri=image_uri,
+                    evaluation_time=now,
+                ),
+                "model-quality",
+            )
+        )
+        files["quality_statistics"] = prefix.join("quality", F.STATISTICS_FILE)
+        files["quality_constraints"] = prefix.join("quality", F.CONSTRAINTS_FILE)
+        folders.append(("quality", QUALITY_FILES))
     digests = {}
     for key, uri in files.items():
         head = store.head(uri)
         if head is None:
             raise MonitoringError(f"the baseline job did not write {uri}")
         digests[key] = head.sha256
-    for folder, keys in (
-        ("data", ("statistics", "constraints")),
-        ("output", ("output_statistics", "output_constraints")),
-    ):
+    for folder, keys in folders:
         reported = _reported_digests(store, prefix.join(folder, F.DIGESTS_FILE))
         for key in keys:
             filename = files[key].key.rsplit("/", 1)[-1]
@@ -119,7 +147,7 @@ def run_baseline_jobs(
     return BaselineJobs(
         files={k: str(v) for k, v in files.items()},
         sha256=digests,
-        jobs=[data_job, output_job],
+        jobs=jobs,
         rows={"validation_scores": int(statistics["dataset"]["item_count"])},
     )
 
@@ -142,15 +170,20 @@ def attach_baseline(
     def attach(version: int) -> tuple[dict[str, dict[str, MetricsSource]], dict[str, str]]:
         target = naming.version_baseline_prefix(spec, version)
         copied: dict[str, MetricsSource] = {}
-        for key in FILES:
+        for key in (*FILES, *(k for k in QUALITY_FILES if k in files)):
             source = S3Uri.parse(files[key])
             data = store.get_bytes(source)  # verified against the store's recorded checksum
-            folder = "output" if key.startswith("output_") else "data"
+            folder = key.split("_", 1)[0] if key.startswith(("output_", "quality_")) else "data"
             ref = store.put_bytes(target.join(folder, source.key.rsplit("/", 1)[-1]), data, "application/json")
             if ref.sha256 != sha256[key]:
                 raise ArtifactError(f"{source} changed since the Baseline stage wrote it")
             copied[key] = MetricsSource(S3Uri=ref.uri, ContentDigest=f"sha256:{ref.sha256}")
         baselines = {"ModelDataQuality": {"Statistics": copied["statistics"], "Constraints": copied["constraints"]}}
+        if "quality_statistics" in copied:
+            baselines["ModelQuality"] = {
+                "Statistics": copied["quality_statistics"],
+                "Constraints": copied["quality_constraints"],
+            }
         metadata = {
             "OutputStatisticsUri": copied["output_statistics"].S3Uri,
             "OutputStatisticsSha256": copied["output_statistics"].ContentDigest,
@@ -186,4 +219,26 @@ def version_baseline(package: object) -> BaselineFiles | None:
         output_statistics=metadata.get("OutputStatisticsUri"),
         output_constraints=metadata.get("OutputConstraintsUri"),
         sha256={k: v for k, v in sha.items() if v},
+    )
+
+
+def quality_baseline(package: object) -> BaselineFiles | None:
+    """The version's model-quality baseline (``DriftCheckBaselines.ModelQuality``), None if it has none.
+
+    ``statistics``/``constraints`` are the model-quality files; ``feature_schema`` is the version's (the
+    schedule's record needs one).
+    """
+    baselines = getattr(package, "DriftCheckBaselines", {}).get("ModelQuality")
+    metadata: Mapping[str, str] = getattr(package, "CustomerMetadataProperties", {})
+    if not baselines:
+        return None
+    statistics, constraints = baselines["Statistics"], baselines["Constraints"]
+    return BaselineFiles(
+        statistics=statistics.S3Uri,
+        constraints=constraints.S3Uri,
+        feature_schema=metadata.get("FeatureSchemaUri", ""),
+        sha256={
+            "statistics": statistics.ContentDigest.split(":", 1)[1],
+            "constraints": constraints.ContentDigest.split(":", 1)[1],
+        },
     )

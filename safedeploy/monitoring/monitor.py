@@ -82,6 +82,9 @@ class MonitoringPaths:
 class Monitor:
     """One pipeline's production monitoring."""
 
+    metric_namespace: str = F.METRIC_NAMESPACE_ENDPOINT
+    """Where the job's metric lines are published (model quality: ``aws/sagemaker/Endpoints/model-metrics``)."""
+
     def __init__(
         self,
         spec: PipelineSpec,
@@ -126,9 +129,13 @@ class Monitor:
             if existing is None or existing.TimeScale != self.spec.monitoring.time_scale
             else existing.Anchor,
             Spec=self.spec.model_dump(mode="json"),
-        )
+        ).model_copy(update=self._schedule_fields())
         self.records.save_schedule(schedule)
         return schedule
+
+    def _schedule_fields(self) -> dict[str, Any]:
+        """Fields a kind of schedule sets beyond data quality's (model quality: its type, cron, labels)."""
+        return {}
 
     def schedule(self) -> MonitoringSchedule:
         """The schedule; raise :class:`MonitoringError` naming what to do if production has none yet."""
@@ -187,9 +194,12 @@ class Monitor:
                 raise MonitoringError(f"the window's start {start.isoformat()} is not before its end {end.isoformat()}")
             execution = self._execute(schedule, start, end, trigger, scheduled_time or end)
             self.records.save_execution(execution)
-            executions = [*previous, execution]
-            evaluate_drift_alarms(self.spec, executions, self.alarms, self.events)
+            self._evaluate_alarms([*previous, execution])
         return execution
+
+    def _evaluate_alarms(self, executions: list[MonitoringExecution]) -> None:
+        """Re-evaluate this schedule's alarms on its executions (the drift alarms here)."""
+        evaluate_drift_alarms(self.spec, executions, self.alarms, self.events)
 
     def _capture_prefixes(self, schedule: MonitoringSchedule, start: datetime, end: datetime) -> list[S3Uri]:
         root = S3Uri.parse(schedule.CaptureUri).join(schedule.EndpointName, schedule.VariantName)
@@ -292,7 +302,7 @@ class Monitor:
                 dimensions = tuple(sorted((d["Name"], d["Value"]) for d in item["Dimensions"]))
                 data.append(
                     Datum(
-                        namespace=F.METRIC_NAMESPACE_ENDPOINT,
+                        namespace=self.metric_namespace,
                         metric=item["MetricName"],
                         dimensions=dimensions,
                         timestamp=end,

@@ -38,7 +38,7 @@ class MonitoringSchedule(BaseModel):
 
     MonitoringScheduleName: str
     MonitoringScheduleStatus: Literal["Scheduled", "Stopped"] = "Scheduled"
-    MonitoringType: Literal["DataQuality"] = "DataQuality"
+    MonitoringType: Literal["DataQuality", "ModelQuality"] = "DataQuality"
     ScheduleExpression: str
     EndpointName: str
     VariantName: str
@@ -52,6 +52,10 @@ class MonitoringSchedule(BaseModel):
     TimeScale: float = 1.0
     Anchor: datetime
     """Wall time at which the schedule's model clock equals the wall clock (the scaled clock's origin)."""
+    GroundTruthUri: str | None = None
+    """ModelQuality: where labels are uploaded (``naming.ground_truth_uri``)."""
+    LabelDelaySeconds: float = 0.0
+    """ModelQuality: wall seconds a window waits for its labels (``label_delay_periods`` on the scaled clock)."""
     Spec: dict[str, Any] = Field(default_factory=dict)
     """The resolved pipeline spec the schedule was created with (the runtime's scheduler runs executions with it)."""
 
@@ -67,7 +71,7 @@ class MonitoringExecution(BaseModel):
     ProcessingJobName: str
     ProcessingJobArn: str
     EndpointName: str
-    MonitoringType: Literal["DataQuality"] = "DataQuality"
+    MonitoringType: Literal["DataQuality", "ModelQuality"] = "DataQuality"
     FailureReason: str | None = None
     ExitMessage: str | None = None
     ModelPackageVersion: int

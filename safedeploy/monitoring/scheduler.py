@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from safedeploy.filemodes import use_private_umask
@@ -40,10 +40,22 @@ def run_scheduled(state_dir: Path, name: str, fire: datetime) -> int:
     cron = parse_schedule(schedule.ScheduleExpression)
     clock = ScheduleClock(schedule.Anchor, schedule.TimeScale)
     start, end = cron.window_ending(fire)
-    monitor = Monitor(spec, backend.store, backend.processing, backend.processing_image)
+    monitor_type: type[Monitor] = Monitor
+    earliest = schedule.CreationTime
+    if schedule.MonitoringType == "ModelQuality":  # the window ends the label delay before the fire time
+        from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
+
+        delay = timedelta(hours=cron.every_hours * spec.monitoring.model_quality.label_delay_periods)
+        start, end = start - delay, end - delay
+        monitor_type = ModelQualityMonitor
+        earliest = schedule.EndpointSince or schedule.CreationTime
+    monitor = monitor_type(spec, backend.store, backend.processing, backend.processing_image)
+    wall_start, wall_end = max(clock.wall_time(start), earliest), clock.wall_time(end)
+    if wall_start >= wall_end:  # a delayed window from before the endpoint served: recorded, empty
+        wall_start = wall_end - timedelta(seconds=1)
     execution = monitor.run(
-        start=max(clock.wall_time(start), schedule.CreationTime),
-        end=clock.wall_time(end),
+        start=wall_start,
+        end=wall_end,
         trigger=f"{SCHEDULE_TRIGGER} {schedule.ScheduleExpression}",
         scheduled_time=fire,
     )

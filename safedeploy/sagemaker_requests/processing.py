@@ -12,6 +12,7 @@ on the framework image the project pins, with ``PYTHONPATH`` pointing there:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         ProcessingClusterConfigTypeDef,
         ProcessingInputTypeDef,
         ProcessingOutputConfigTypeDef,
+        ProcessingOutputTypeDef,
     )
 
 CODE_PATH = "/opt/ml/processing/input/code"
@@ -72,21 +74,25 @@ def processing_job_request(
     instance_type: str,
     max_runtime_seconds: int,
     kms_key_id: str | None,
+    extra_outputs: Sequence[tuple[str, S3Uri, str]] = (),
 ) -> CreateProcessingJobRequestTypeDef:
-    """The one ``CreateProcessingJob`` shape: one instance, one ``EndOfJob`` output, KMS on volume and output."""
+    """The one ``CreateProcessingJob`` shape: one instance, ``EndOfJob`` outputs, KMS on volume and output.
+
+    ``extra_outputs``: (name, S3 URI, local path) beside ``monitoring_output`` (model quality's merged records).
+    """
     cluster: ProcessingClusterConfigTypeDef = {
         "InstanceCount": 1,
         "InstanceType": cast("ProcessingInstanceTypeType", instance_type),
         "VolumeSizeInGB": VOLUME_GB,
     }
-    output_config: ProcessingOutputConfigTypeDef = {
-        "Outputs": [
-            {
-                "OutputName": "monitoring_output",
-                "S3Output": {"S3Uri": str(output), "LocalPath": output_path, "S3UploadMode": "EndOfJob"},
-            }
-        ]
-    }
+    outputs: list[ProcessingOutputTypeDef] = [
+        {
+            "OutputName": name,
+            "S3Output": {"S3Uri": str(uri), "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
+        }
+        for name, uri, local_path in [("monitoring_output", output, output_path), *extra_outputs]
+    ]
+    output_config: ProcessingOutputConfigTypeDef = {"Outputs": outputs}
     if kms_key_id is not None:
         cluster["VolumeKmsKeyId"] = kms_key_id
         output_config["KmsKeyId"] = kms_key_id
@@ -114,6 +120,7 @@ def _request(
     output: S3Uri,
     environment: Mapping[str, str],
     kms_key_id: str | None,
+    extra_outputs: Sequence[tuple[str, S3Uri, str]] = (),
 ) -> CreateProcessingJobRequestTypeDef:
     """A job of this project's analyzer: its code input first, ``PYTHONPATH`` on it, the monitor's role."""
     return processing_job_request(
@@ -128,6 +135,7 @@ def _request(
         instance_type=spec.monitoring.instance_type,
         max_runtime_seconds=spec.monitoring.max_runtime_seconds,
         kms_key_id=kms_key_id,
+        extra_outputs=extra_outputs,
     )
 
 
@@ -308,6 +316,135 @@ def monitoring_job_request(
         output=output,
         environment=environment,
         kms_key_id=kms_key_id,
+    )
+
+
+# --- Model quality ------------------------------------------------------------------------------------------
+GROUND_TRUTH_PATH = "/opt/ml/processing/input/ground_truth"
+MERGED_PATH = "/opt/ml/processing/merged"
+_HOUR_KEY = re.compile(r"(\d{4}/\d{2}/\d{2}/\d{2})/?$")
+
+
+def _quality_settings(spec: PipelineSpec) -> dict[str, str]:
+    quality = spec.monitoring.model_quality
+    settings = {
+        F.ENV_PROBLEM_TYPE: F.PROBLEM_TYPE_BINARY,
+        F.ENV_PROBABILITY_THRESHOLD: str(quality.probability_threshold),
+        F.ENV_BOOTSTRAP_SEED: str(quality.bootstrap_seed),
+    }
+    if quality.auc_threshold is not None:
+        settings[F.ENV_AUC_THRESHOLD] = str(quality.auc_threshold)
+    return settings
+
+
+def model_quality_baseline_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    dataset: S3Uri | str,
+    model_archive: S3Uri | str,
+    output: S3Uri,
+    code: S3Uri,
+    image_uri: str,
+    evaluation_time: datetime,
+    kms_key_id: str | None = None,
+) -> CreateProcessingJobRequestTypeDef:
+    """``SUGGEST_MODEL_QUALITY_BASELINE``: the model scored on the validation channel (label first) against its labels.
+
+    Writes ``statistics.json`` (binary classification metrics), ``constraints.json`` and ``digests.json`` to
+    ``output``. ``evaluation_time`` is written into the statistics (a parameter, so the same inputs give the same
+    bytes).
+    """
+    return _request(
+        spec,
+        job_name=job_name,
+        image_uri=image_uri,
+        code=code,
+        inputs=[
+            _input("validation_dataset_input", dataset, DATASET_PATH),
+            _input("model_archive_input", model_archive, MODEL_PATH),
+        ],
+        output=output,
+        environment={
+            F.ENV_ANALYSIS_TYPE: F.ANALYSIS_SUGGEST_MODEL_QUALITY_BASELINE,
+            F.ENV_DATASET_SOURCE: DATASET_PATH,
+            F.ENV_MODEL_ARCHIVE: MODEL_PATH,
+            F.ENV_OUTPUT_PATH: OUTPUT_PATH,
+            F.ENV_END_TIME: _timestamp(evaluation_time),
+            F.ENV_PUBLISH_METRICS: "Disabled",
+            **_quality_settings(spec),
+        },
+        kms_key_id=kms_key_id,
+    )
+
+
+def model_quality_job_request(
+    spec: PipelineSpec,
+    *,
+    job_name: str,
+    schedule_name: str,
+    endpoint: str,
+    capture_prefixes: Sequence[S3Uri],
+    ground_truth_prefixes: Sequence[S3Uri],
+    start: datetime,
+    end: datetime,
+    baseline_constraints: str | None,
+    output: S3Uri,
+    merged_output: S3Uri,
+    code: S3Uri,
+    image_uri: str,
+    kms_key_id: str | None = None,
+    publish_to_cloudwatch: bool = False,
+) -> CreateProcessingJobRequestTypeDef:
+    """``MODEL_QUALITY`` over the inferences of ``[start, end)``.
+
+    ``capture_prefixes``: the endpoint's capture hour folders (as :func:`monitoring_job_request`);
+    ``ground_truth_prefixes``: the ground-truth hour folders from the window's start to when the job runs (late
+    labels), or the ground-truth root; ``baseline_constraints``: the serving version's model-quality
+    ``constraints.json``; ``merged_output``: the folder the merged records go to, as ``<job_name>.jsonl``
+    (``naming.merged_ground_truth_uri`` + ``/<endpoint>/yyyy/mm/dd/hh``).
+    """
+    inputs: list[ProcessingInputTypeDef] = []
+    for prefix in capture_prefixes:
+        relative = prefix.key.split(f"/{endpoint}/", 1)[-1]
+        inputs.append(_input(f"endpoint-{len(inputs)}", prefix, f"{ENDPOINT_PATH}/{endpoint}/{relative}"))
+    for index, prefix in enumerate(ground_truth_prefixes):
+        hour = _HOUR_KEY.search(prefix.key)
+        local = f"{GROUND_TRUTH_PATH}/{hour.group(1)}" if hour else GROUND_TRUTH_PATH
+        inputs.append(_input(f"ground-truth-{index}", prefix, local))
+    environment = {
+        F.ENV_ANALYSIS_TYPE: F.ANALYSIS_MODEL_QUALITY,
+        F.ENV_DATASET_FORMAT: F.DATASET_FORMAT_CAPTURE,
+        F.ENV_DATASET_SOURCE: ENDPOINT_PATH,
+        F.ENV_GROUND_TRUTH_SOURCE: GROUND_TRUTH_PATH,
+        F.ENV_OUTPUT_PATH: OUTPUT_PATH,
+        F.ENV_MERGED_OUTPUT_PATH: MERGED_PATH,
+        F.ENV_MERGED_FILE_NAME: job_name,
+        F.ENV_START_TIME: _timestamp(start),
+        F.ENV_END_TIME: _timestamp(end),
+        F.ENV_PUBLISH_METRICS: "Enabled",
+        F.ENV_ENDPOINT_NAME: endpoint,
+        F.ENV_SCHEDULE_NAME: schedule_name,
+        F.ENV_MIN_LABELLED_RECORDS: str(spec.monitoring.model_quality.min_labelled_records),
+        **_quality_settings(spec),
+    }
+    if baseline_constraints is not None:
+        inputs.append(_input("baseline-constraints", baseline_constraints, f"{BASELINE_PATH}/constraints"))
+        filename = S3Uri.parse(baseline_constraints).key.rsplit("/", 1)[-1]
+        environment[F.ENV_BASELINE_CONSTRAINTS] = f"{BASELINE_PATH}/constraints/{filename}"
+    if publish_to_cloudwatch:
+        environment[F.ENV_METRICS_PUBLISHER] = METRICS_PUBLISHER_CLOUDWATCH
+        environment["AWS_DEFAULT_REGION"] = spec.region
+    return _request(
+        spec,
+        job_name=job_name,
+        image_uri=image_uri,
+        code=code,
+        inputs=inputs,
+        output=output,
+        environment=environment,
+        kms_key_id=kms_key_id,
+        extra_outputs=[("merged_ground_truth", merged_output, MERGED_PATH)],
     )
 
 

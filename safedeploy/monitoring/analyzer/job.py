@@ -42,6 +42,7 @@ import numpy as np
 
 from safedeploy.features import FeatureSchema
 from safedeploy.monitoring.analyzer import formats as F
+from safedeploy.monitoring.analyzer import model_quality_job as MQ
 from safedeploy.monitoring.analyzer.capture import CaptureDecoder, capture_files, iso_millis, parse_time
 from safedeploy.monitoring.analyzer.checks import CheckResult, WindowFeature, evaluate
 from safedeploy.monitoring.analyzer.cloudwatch import cloudwatch_client, put_metric_data
@@ -168,7 +169,12 @@ def _model_json(model_archive: Path) -> bytes:
 
 def model_scores(dataset: Path, model_archive: Path) -> list[str]:
     """The model's scores for the SageMaker CSV rows under ``dataset`` (label first), as ``.9g`` text."""
-    import xgboost as xgb  # the XGBoost framework image has it; only this analysis needs it
+    return [f"{float(s):.9g}" for s in scored_rows(dataset, model_archive)[1]]
+
+
+def scored_rows(dataset: Path, model_archive: Path) -> tuple[Any, Any]:
+    """(labels, float32 scores) of the SageMaker CSV rows under ``dataset`` (label first), scored by the model."""
+    import xgboost as xgb  # the XGBoost framework image has it; only the baseline analyses need it
 
     files = sorted(p for p in dataset.rglob("*.csv")) if dataset.is_dir() else [dataset]
     if not files:
@@ -181,7 +187,8 @@ def model_scores(dataset: Path, model_archive: Path) -> list[str]:
         raise JobError(f"{F.MODEL_FILE} of {model_archive} is not an XGBoost model: {exc}") from None
     booster.set_param({"nthread": 1})
     width = booster.num_features()
-    scores: list[str] = []
+    labels: list[Any] = []
+    scores: list[Any] = []
     for path in files:
         text = _read_text(path, "dataset")
         if not text.strip():
@@ -195,10 +202,11 @@ def model_scores(dataset: Path, model_archive: Path) -> list[str]:
                 f"dataset {path} has {rows.shape[1]} columns: expected the label and the model's {width} features"
             )
         predicted = booster.inplace_predict(rows[:, 1:].astype(np.float32), validate_features=False)
-        scores.extend(f"{float(s):.9g}" for s in np.asarray(predicted, dtype=np.float32).reshape(-1))
+        labels.append(rows[:, 0])
+        scores.append(np.asarray(predicted, dtype=np.float32).reshape(-1))
     if not scores:
         raise JobError(f"dataset {dataset} has no rows to score")
-    return scores
+    return np.concatenate(labels), np.concatenate(scores)
 
 
 def suggest_output_baseline(
@@ -530,15 +538,38 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             _write_text(paths.message, f"Completed: baseline of the model's scores on {done['item_count']} rows.")
             print(json.dumps(done))
             return 0
+        if analysis == F.ANALYSIS_MODEL_QUALITY:
+            quality = MQ.run_model_quality(MQ.QualitySettings.from_environ(env), paths.base)
+            print(quality["message"])
+            return 0
+        if analysis == F.ANALYSIS_SUGGEST_MODEL_QUALITY_BASELINE:
+            threshold, seed, auc_threshold = MQ.baseline_settings(env)
+            labels, scores = scored_rows(
+                Path(_require(env, F.ENV_DATASET_SOURCE)), Path(_require(env, F.ENV_MODEL_ARCHIVE))
+            )
+            done = MQ.suggest_model_quality_baseline(
+                labels,
+                scores.astype(np.float64),
+                Path(_require(env, F.ENV_OUTPUT_PATH)),
+                threshold=threshold,
+                seed=seed,
+                auc_threshold=auc_threshold,
+                when=MQ.evaluation_time(env),
+            )
+            _write_text(
+                paths.message, f"Completed: model-quality baseline on {done['item_count']} rows, auc {done['auc']}."
+            )
+            print(json.dumps(done))
+            return 0
         if analysis != "MODEL_MONITOR":
             raise JobError(
-                f"{F.ENV_ANALYSIS_TYPE}={analysis!r}: "
-                "expected MODEL_MONITOR, SUGGEST_BASELINE or SUGGEST_OUTPUT_BASELINE"
+                f"{F.ENV_ANALYSIS_TYPE}={analysis!r}: expected MODEL_MONITOR, SUGGEST_BASELINE, "
+                f"SUGGEST_OUTPUT_BASELINE, {F.ANALYSIS_MODEL_QUALITY} or {F.ANALYSIS_SUGGEST_MODEL_QUALITY_BASELINE}"
             )
         summary = run_monitoring(MonitoringSettings.from_environ(env), paths)
         print(summary["message"])
         return 0
-    except (JobError, BaselineError, DatasetError) as exc:
+    except (JobError, BaselineError, DatasetError, MQ.ModelQualityJobError) as exc:
         reason = f"ClientError: {exc}"
         _write_text(paths.failure, reason)
         _write_text(paths.message, f"{F.FAILED}: {exc}"[:1024])
