@@ -39,6 +39,7 @@ from safedeploy.registry import (
     VersionAttachments,
     approval_change,
     leaving_change,
+    matches_inputs,
     rollback_change,
     serving_change,
     serving_stages,
@@ -158,6 +159,24 @@ class AwsModelRegistry:
         """Every version of ``group``, oldest first (empty if the group has none)."""
         packages = [self.describe_arn(arn) for arn in self.package_arns(group)]
         return sorted(packages, key=lambda p: p.ModelPackageVersion)
+
+    def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
+        """The newest non-rejected version whose ``InputsSha256`` metadata is ``inputs_sha256`` (newest first)."""
+        if not inputs_sha256:
+            return None
+        for arn in self.package_arns(group, newest_first=True):
+            package = self.describe_arn(arn)
+            if matches_inputs(package, inputs_sha256):
+                return package
+        return None
+
+    def production(self, group: str) -> ModelPackage | None:
+        """The version whose ``ServesIn`` names ``prd`` (newest first), per the registry."""
+        for arn in self.package_arns(group, newest_first=True):
+            package = self.describe_arn(arn)
+            if C.PRD_STAGE in package.serves_in:
+                return package
+        return None
 
     def _update(
         self,
