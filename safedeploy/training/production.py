@@ -12,14 +12,17 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from safedeploy.backends import Backend
 from safedeploy.errors import ArtifactError, GateFailedError, SafeDeployError
 from safedeploy.features import FeatureAlignmentError, FeatureSchema, align_columns
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import ArtifactStore, S3Uri
+
+if TYPE_CHECKING:
+    from safedeploy.backends import Backend
 
 MODEL_FILE = "xgboost-model.json"
 FEATURE_SCHEMA_FILE = "feature-schema.json"
