@@ -459,14 +459,16 @@ class ApprovalStage:
         shown = ", ".join(f"{name} {metrics[name]:.4f}" for name in ("test:auc", "test:f1") if name in metrics)
         comparison = train.comparison()
         if comparison is not None:
-            shown = f"{comparison}; {shown}"
+            against = f" Against production: {comparison} on the same held-out rows."
         elif self.spec.gate.compare_with_production:
-            shown += "; no production yet"
+            against = " No production yet: the absolute gate only."
+        else:
+            against = ""
         dev = context.output(DeployDevOutputs)
         return (
             f"{self.spec.model_name} v{version} ({shown}) is serving on {dev.endpoint_name} "
             f"(REST API {dev.api_url}); smoke test: {dev.smoke_test.rows} held-out rows equal the offline "
-            f"predictions."
+            f"predictions.{against}"
         )
 
 

@@ -127,3 +127,19 @@ def test_a_rejected_twin_is_not_reused(make_spec: Callable[..., PipelineSpec]) -
     assert second.status == Status.SUCCEEDED, second.error
     assert second.stage("Train").outputs["reused_version"] is None
     assert [p.ModelPackageVersion for p in pipeline.model_packages()] == [1, 2]
+
+
+def test_status_shows_the_candidate_beside_production() -> None:
+    from safedeploy.report import _against_production
+    from safedeploy.stage_outputs import TrainOutputs
+
+    common = {"training_job_name": "j", "model_data_url": "s3://b/m", "hyperparameters": {}, "feature_schema_uri": "u"}
+    compared = TrainOutputs(
+        **common, metrics={"test:auc": 0.9301}, production_version=3, production_metrics={"test:auc": 0.9263}
+    )
+    assert compared.comparison() == "test:auc 0.9301 vs production v3 0.9263"
+    assert _against_production(compared) == " vs production v3 0.9263"
+    first = TrainOutputs(**common, metrics={"test:auc": 0.93})
+    assert first.comparison() is None and _against_production(first) == ""
+    reused = TrainOutputs(**common, metrics={"test:auc": 0.93}, reused_version=1)
+    assert _against_production(reused) == " (v1 reused: identical inputs, no new version)"
