@@ -258,6 +258,18 @@ def matches_inputs(package: ModelPackage, inputs_sha256: str) -> bool:
     )
 
 
+def best_match(packages: Sequence[ModelPackage], inputs_sha256: str) -> ModelPackage | None:
+    """The version to reuse among those trained from these inputs (not rejected).
+
+    The one serving production, else one never rolled back, else the newest: a rehearsal's rolled-back twin must
+    not displace the version production serves.
+    """
+    matches = [p for p in packages if matches_inputs(p, inputs_sha256)]
+    if not matches:
+        return None
+    return max(matches, key=lambda p: (C.PRD_STAGE in p.serves_in, not p.rolled_back, p.ModelPackageVersion))
+
+
 VersionAttachments = Callable[[int], tuple[dict[str, dict[str, MetricsSource]], dict[str, str]]]
 """Called with the new version's number under the registry lock, before the version is written: returns its
 ``DriftCheckBaselines`` and extra ``CustomerMetadataProperties`` (e.g. after copying its baseline under the
@@ -278,7 +290,7 @@ class ModelRegistry(Protocol):
         ...
 
     def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
-        """The newest non-rejected version trained from inputs with this digest (``InputsSha256``), if any."""
+        """The non-rejected version trained from inputs with this digest (``InputsSha256``, :func:`best_match`)."""
         ...
 
     def list_versions(self, group: str) -> list[ModelPackage]:
@@ -390,8 +402,8 @@ class LocalModelRegistry:
         return [ModelPackage.model_validate(json.loads(p.read_text("utf-8"))) for p in self._versions(group)]
 
     def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
-        """The newest non-rejected version whose ``InputsSha256`` is ``inputs_sha256`` (None if there is none)."""
-        return next((p for p in reversed(self.list_versions(group)) if matches_inputs(p, inputs_sha256)), None)
+        """The non-rejected version whose ``InputsSha256`` is ``inputs_sha256`` (:func:`best_match`), or None."""
+        return best_match(self.list_versions(group), inputs_sha256)
 
     def latest(self, group: str, status: ApprovalStatus | None = None) -> ModelPackage | None:
         """The newest version, optionally only among those with ``status``."""

@@ -119,7 +119,8 @@ class TrainStage:
             image=self.backend.training_image,
         )
         production = find_production(self.spec, self.backend) if self.spec.gate.compare_with_production else None
-        reusable = self._reusable(inputs)
+        # a fault rehearsal (game day) deploys a version of its own to roll back, never the one production serves
+        reusable = self._reusable(inputs) if self.spec.production.fault is None else None
         if reusable is not None:
             return self._reuse(context, reusable, inputs, production, input_data)
 

@@ -39,8 +39,8 @@ from safedeploy.registry import (
     ServingStage,
     VersionAttachments,
     approval_change,
+    best_match,
     leaving_change,
-    matches_inputs,
     rollback_change,
     serving_change,
     serving_stages,
@@ -163,14 +163,8 @@ class AwsModelRegistry:
         return sorted(packages, key=lambda p: p.ModelPackageVersion)
 
     def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
-        """The newest non-rejected version whose ``InputsSha256`` metadata is ``inputs_sha256`` (newest first)."""
-        if not inputs_sha256:
-            return None
-        for arn in self.package_arns(group, newest_first=True):
-            package = self.describe_arn(arn)
-            if matches_inputs(package, inputs_sha256):
-                return package
-        return None
+        """The non-rejected version whose ``InputsSha256`` metadata is ``inputs_sha256`` (:func:`best_match`)."""
+        return best_match(self.list_versions(group), inputs_sha256) if inputs_sha256 else None
 
     def production(self, group: str) -> ModelPackage | None:
         """The version whose ``ServesIn`` names ``prd`` (newest first), per the registry."""
