@@ -7,15 +7,19 @@ the ledger directly instead of running a blue/green deployment, so the pipeline 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from safedeploy.approval import AutoApprove
 from safedeploy.ledger import EVENT_STARTED, EVENT_SUCCEEDED
+from safedeploy.local import daemon
+from safedeploy.local.host import LocalServingHost
 from safedeploy.pipeline import Pipeline
 from safedeploy.runner import Status
-from safedeploy.spec import PipelineSpec
+from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.training.inputs import TrainingInputs, code_identity
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, churn_rows, write_table
 
 
 def _serve_in_production(pipeline: Pipeline, version: int) -> None:
@@ -143,3 +147,39 @@ def test_status_shows_the_candidate_beside_production() -> None:
     assert first.comparison() is None and _against_production(first) == ""
     reused = TrainOutputs(**common, metrics={"test:auc": 0.93}, reused_version=1)
     assert _against_production(reused) == " (v1 reused: identical inputs, no new version)"
+
+
+@pytest.mark.slow
+def test_identical_inputs_leave_production_alone_end_to_end(tmp_path: Path) -> None:
+    """With serving and production on: the second run asks no approval and DeployPrd changes nothing."""
+    spec = load_spec(
+        overrides={
+            "state_dir": str(tmp_path / "state"),
+            "data": {"source": str(write_table(tmp_path / "churn.csv", churn_rows(800, seed=5)))},
+            "training": {"source_dir": str(REPO_ROOT / "model")},
+            "hyperparameters": {"num_round": 60},
+            "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
+            "serving": {"enabled": True},
+            "monitoring": {"enabled": False},
+            "production": {"strategy": "AllAtOnce", "bake_seconds": 60, "time_scale": 120},
+        }
+    )
+    try:
+        first = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests")).run(trigger="test")
+        assert first.status == Status.SUCCEEDED, first.error
+        pipeline = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests"))
+        ledger = pipeline.backend.deployments.events()
+        endpoint = first.stage("DeployPrd").outputs["endpoint_name"]
+
+        second = pipeline.run(trigger="test")
+        assert second.status == Status.SUCCEEDED, second.error
+        approval = second.stage("ApproveDeployment")
+        assert approval.approval is None  # nothing was asked
+        assert approval.summary == f"v1 already serves production ({endpoint}): nothing to approve"
+        assert second.stage("DeployPrd").summary == f"v1 already serves production on {endpoint}; nothing changed"
+        assert "smoke test: " in (second.stage("DeployDev").summary or "")  # dev is still smoke-tested
+        assert pipeline.backend.deployments.events() == ledger  # no deployment, no event
+        assert [p.ModelPackageVersion for p in pipeline.model_packages()] == [1]
+        assert LocalServingHost(spec.state_dir, spec.region, spec.account_id).outputs()["EndpointName"] == endpoint
+    finally:
+        daemon.stop(spec.state_dir)
