@@ -262,6 +262,11 @@ class PipelineRoles(Construct):
                 ),
                 resources=(*self._sagemaker_arns("training-job"), *self._model_packages),
             ),
+            Statement(
+                sid="ReadProductionEndpoint",  # model/run.py: which version the quality gate compares with
+                actions=("ssm:GetParameter",),
+                resources=(self._production_endpoint_parameter,),
+            ),
         ]
 
     def _cloudformation(self) -> list[Statement]:

@@ -7,6 +7,10 @@ spec (``pipeline.toml`` and ``SAFEDEPLOY_*`` variables, as everywhere), and the 
 code to the artifact bucket, then writes ``<kind>.template.json`` and ``<kind>.config.json`` for the four stacks
 to ``--out``.
 
+The version serving production (the SSM parameter ``naming.production_endpoint_parameter`` -> its version -> the
+registry's ``ModelDataUrl``) becomes the training job's ``production`` channel, and the state machine's quality gate
+compares the candidate with it on the same held-out rows (:func:`safedeploy.aws.registry.resolve_production`).
+
 Offline: ``--no-upload --execution-id ID --kms-key-arn ARN`` touches no AWS API at all.
 """
 
@@ -23,13 +27,15 @@ from typing import TYPE_CHECKING
 
 from safedeploy.cloudformation.build import AwsApis, BuildOptions, build
 from safedeploy.errors import SafeDeployError
-from safedeploy.spec import load_spec
+from safedeploy.spec import PipelineSpec, load_spec
+from safedeploy.training.production import Production
 
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_SOURCE_ENV = "CODEBUILD_SRC_DIR_DataSourceOutput"
@@ -64,6 +70,18 @@ class SessionApis:
     def kms(self) -> KMSClient:
         """KMS."""
         return self._session.client("kms")
+
+    @cached_property
+    def sagemaker(self) -> SageMakerClient:
+        """SageMaker (the model registry)."""
+        return self._session.client("sagemaker")
+
+    def production(self, spec: PipelineSpec) -> Production | None:
+        """The version serving production, its model archive (None before a first deployment)."""
+        from safedeploy.aws.registry import AwsModelRegistry, resolve_production
+
+        registry = AwsModelRegistry(self.sagemaker, spec.region, spec.account_id)
+        return resolve_production(self._session.client("ssm"), registry, spec)
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
@@ -106,11 +124,16 @@ def main(
     apis: AwsApis | None = None,
     environ: Mapping[str, str] | None = None,
     now: Callable[[], datetime] | None = None,
+    production: Callable[[PipelineSpec], Production | None] | None = None,
 ) -> int:
     """Run one build; return the exit status (errors are printed, naming the problem)."""
     args = parse_args(argv, os.environ if environ is None else environ)
     try:
         spec = load_spec(args.config)
+        session = SessionApis(spec.region) if apis is None else None
+        lookup = production or (session.production if session is not None and not args.no_upload else None)
+        served = lookup(spec) if lookup is not None and spec.gate.compare_with_production else None
+        print(f"production: v{served.version} ({served.model_data_url})" if served else "production: none yet")
         result = build(
             spec,
             BuildOptions(
@@ -122,8 +145,9 @@ def main(
                 upload=not args.no_upload,
                 pipeline_name=args.pipeline,
                 vendor=args.vendor,
+                production=served,
             ),
-            apis or SessionApis(spec.region),
+            apis or session or SessionApis(spec.region),
             (now or (lambda: datetime.now(UTC)))(),
         )
     except SafeDeployError as exc:

@@ -7,6 +7,9 @@ It follows the SageMaker training-container contract and nothing else:
 * ``SM_MODEL_DIR`` receives the model (``xgboost-model.json``, XGBoost's JSON format, never pickle) and its
   feature schema; SageMaker archives it as ``model.tar.gz``;
 * ``SM_OUTPUT_DATA_DIR`` receives ``metrics.json``; a failure is explained in ``<SM_OUTPUT_DIR>/failure``;
+* optional channel ``SM_CHANNEL_PRODUCTION``: the ``model.tar.gz`` of the version serving production; the job
+  scores the test channel with it too (``production:test:*`` metrics), so the quality gate compares the candidate
+  with production on the same held-out rows, measured by the same code;
 * hyperparameters come from ``<base>/input/config/hyperparameters.json`` (string values, as SageMaker writes
   them), then ``SM_HPS`` (JSON), then ``--name value`` arguments (script mode), later ones winning.
 
@@ -21,6 +24,7 @@ import logging
 import os
 import shutil
 import sys
+import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,15 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+try:
+    from safedeploy.features import FeatureAlignmentError, FeatureSchema, align_columns
+except ImportError:  # in sourcedir.tar.gz, features.py (a copy of safedeploy/features.py) sits beside this file
+    from features import (  # type: ignore[no-redef,import-not-found]
+        FeatureAlignmentError,
+        FeatureSchema,
+        align_columns,
+    )
+
 LOG = logging.getLogger("train")
 MODEL_FILE = "xgboost-model.json"
 FEATURE_SCHEMA_FILE = "feature-schema.json"
@@ -47,6 +60,10 @@ THRESHOLD = 0.5
 PRE_TRAFFIC_CHECKS_FILE = "pre-traffic-checks.json"
 """Known held-out rows and this model's scores for them, in the model archive: the pre-traffic hook's reference."""
 PRE_TRAFFIC_CHECK_ROWS = 20
+PRODUCTION_PREFIX = "production:"
+"""Metrics of the production model on this job's test channel: ``production:test:auc``, ..."""
+MAX_PRODUCTION_MEMBER_BYTES = 64 * 1024 * 1024
+REPORTED_METRICS = ("auc", "accuracy", "precision", "recall", "f1", "log_loss")
 
 Matrix = npt.NDArray[np.float64]
 Labels = npt.NDArray[np.int64]
@@ -89,6 +106,8 @@ class Paths:
     output_data_dir: Path
     output_dir: Path
     hyperparameters_file: Path
+    production: Path | None = None
+    """The ``production`` channel (the production version's ``model.tar.gz``), if the job has one."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Paths:
@@ -108,6 +127,9 @@ class Paths:
             output_data_dir=path("SM_OUTPUT_DATA_DIR", base / "output" / "data"),
             output_dir=path("SM_OUTPUT_DIR", base / "output"),
             hyperparameters_file=base / "input" / "config" / "hyperparameters.json",
+            production=production
+            if (production := path("SM_CHANNEL_PRODUCTION", base / "input" / "data" / "production")).is_dir()
+            else None,
         )
 
 
@@ -198,6 +220,53 @@ def binary_classification_metrics(labels: Labels, scores: Matrix) -> dict[str, A
     }
 
 
+def production_model(channel: Path) -> tuple[xgb.Booster, FeatureSchema]:
+    """The production model and its feature schema from the channel's ``model.tar.gz``, read safely.
+
+    Only the two members needed are read, as regular files of bounded size, straight from the archive: nothing
+    is extracted to disk, so a hostile member name (``../``, a link) cannot write anywhere.
+    """
+    archives = sorted(channel.glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise TrainingError(
+            f"the production channel must hold exactly one model.tar.gz, found {[a.name for a in archives]}"
+        )
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archives[0], mode="r:gz") as archive:
+            for name in (MODEL_FILE, FEATURE_SCHEMA_FILE):
+                try:
+                    member = archive.getmember(name)
+                except KeyError:
+                    raise TrainingError(f"the production model archive has no {name}") from None
+                if not member.isfile() or member.size > MAX_PRODUCTION_MEMBER_BYTES:
+                    raise TrainingError(f"the production model archive's {name} is not a regular file of sane size")
+                handle = archive.extractfile(member)
+                if handle is None:
+                    raise TrainingError(f"the production model archive's {name} cannot be read")
+                contents[name] = handle.read()
+    except (tarfile.TarError, EOFError) as exc:
+        raise TrainingError(f"the production model archive {archives[0].name} is not a valid tar.gz: {exc}") from None
+    try:
+        schema = FeatureSchema.from_json(contents[FEATURE_SCHEMA_FILE])
+    except ValueError as exc:
+        raise TrainingError(f"the production model's {FEATURE_SCHEMA_FILE}: {exc}") from None
+    booster = xgb.Booster()
+    booster.load_model(bytearray(contents[MODEL_FILE]))
+    return booster, schema
+
+
+def score_production(channel: Path, features: Sequence[str], rows: Matrix, labels: Labels) -> dict[str, Any]:
+    """The production model's ``binary_classification_metrics`` on the candidate's test rows (columns aligned)."""
+    booster, schema = production_model(channel)
+    try:
+        aligned = align_columns(rows, features, schema)
+    except FeatureAlignmentError as exc:
+        raise TrainingError(f"cannot score the production model on the test channel: {exc}") from None
+    scores = booster.predict(xgb.DMatrix(aligned, feature_names=schema.features)).astype(np.float64)
+    return binary_classification_metrics(labels, scores)
+
+
 def train(paths: Paths, hyperparameters: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Fit with early stopping on validation; write model, schema and metrics; return the metrics."""
     schema_file = paths.train / FEATURE_SCHEMA_FILE
@@ -235,6 +304,11 @@ def train(paths: Paths, hyperparameters: Mapping[str, Any], env: Mapping[str, st
         "threshold": THRESHOLD,
         "xgboost_version": xgb.__version__,
     }
+    if paths.production is not None:
+        if "test" not in splits:
+            raise TrainingError("a production channel needs the test channel: production is compared on it")
+        production = score_production(paths.production, features, *splits["test"])
+        report["production"] = {"test": {"binary_classification_metrics": production}}
     for name in ("validation", "test"):
         if name in matrices:
             scores = best.predict(matrices[name]).astype(np.float64)
@@ -243,8 +317,11 @@ def train(paths: Paths, hyperparameters: Mapping[str, Any], env: Mapping[str, st
         f"{split}:{metric}": report[split]["binary_classification_metrics"][metric]["value"]
         for split in ("validation", "test")
         if split in report
-        for metric in ("auc", "accuracy", "precision", "recall", "f1", "log_loss")
+        for metric in REPORTED_METRICS
     }
+    if "production" in report:
+        measured = report["production"]["test"]["binary_classification_metrics"]
+        report["metrics"].update({f"{PRODUCTION_PREFIX}test:{m}": measured[m]["value"] for m in REPORTED_METRICS})
 
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     best.save_model(paths.model_dir / MODEL_FILE)

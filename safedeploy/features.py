@@ -188,3 +188,37 @@ def _number(index: int, name: str, record: Mapping[str, Any]) -> float:
     if not math.isfinite(number):
         raise FeatureEncodingError(index, name, f"{_shown(value)} is not a finite number")
     return number
+
+
+class FeatureAlignmentError(ValueError):
+    """Rows encoded for one schema cannot be given to a model of another: names the missing numeric feature."""
+
+
+def align_columns(matrix: npt.NDArray[np.float64], have: Sequence[str], want: FeatureSchema) -> npt.NDArray[np.float64]:
+    """``matrix`` (columns named ``have``) re-laid for a model trained on ``want``: the columns it knows, in its order.
+
+    Why: the comparative quality gate scores the production model on the candidate's held-out rows, and the two
+    may have been encoded by different schemas (a state that appears in one dataset only). A one-hot column the
+    production model knows but the rows lack is 0 (that category was not seen in the rows); a column the
+    production model does not know is ignored (it never learnt a split on it). A numeric feature the rows lack
+    has no neutral value, so it is an error naming it. Used by ``model/train.py`` in the training job and by the
+    Train stage in-process: one alignment, one measurement.
+
+    Raises:
+        FeatureAlignmentError: a numeric feature of ``want`` is not among ``have``, or the shapes disagree.
+    """
+    if matrix.ndim != 2 or matrix.shape[1] != len(have):
+        raise FeatureAlignmentError(f"the rows have {matrix.shape[-1]} columns but {len(have)} feature names")
+    position = {name: i for i, name in enumerate(have)}
+    missing = [name for name in want.numeric if name not in position]
+    if missing:
+        raise FeatureAlignmentError(
+            f"numeric feature(s) {', '.join(map(repr, missing))} of the model's schema are not in the rows "
+            f"(their columns: {len(have)}); the two schemas are incompatible"
+        )
+    aligned = np.zeros((matrix.shape[0], want.width), dtype=np.float64)
+    for j, name in enumerate(want.features):
+        i = position.get(name)
+        if i is not None:
+            aligned[:, j] = matrix[:, i]
+    return aligned

@@ -43,6 +43,8 @@ META_SERVES_IN = "ServesIn"
 META_ROLLED_BACK_AT = "RolledBackAt"
 META_ROLLED_BACK_REASON = "RolledBackReason"
 META_ROLLED_BACK_BY = "RolledBackBy"
+META_INPUTS = "InputsSha256"
+"""sha256 of the version's training inputs (data, code, hyperparameters, image: :mod:`safedeploy.training.inputs`)."""
 MAX_METADATA_VALUE = 256
 """SageMaker's limit on a ``CustomerMetadataProperties`` value (keys: 128; at most 50 properties)."""
 METADATA_PUNCTUATION = frozenset("_.:/=+-@")
@@ -243,6 +245,29 @@ class ModelRegistration(BaseModel):
     pipeline_execution_id: str
     feature_schema_uri: str
     registered_by: str
+    inputs_sha256: str = ""
+    """The training inputs' digest (``InputsSha256``): a later run with the same inputs reuses this version."""
+
+
+def matches_inputs(package: ModelPackage, inputs_sha256: str) -> bool:
+    """Trained from these inputs, and not rejected (a rejected twin must not come back through the side door)."""
+    return (
+        bool(inputs_sha256)
+        and package.CustomerMetadataProperties.get(META_INPUTS) == inputs_sha256
+        and package.ModelApprovalStatus != C.APPROVAL_REJECTED
+    )
+
+
+def best_match(packages: Sequence[ModelPackage], inputs_sha256: str) -> ModelPackage | None:
+    """The version to reuse among those trained from these inputs (not rejected).
+
+    The one serving production, else one never rolled back, else the newest: a rehearsal's rolled-back twin must
+    not displace the version production serves.
+    """
+    matches = [p for p in packages if matches_inputs(p, inputs_sha256)]
+    if not matches:
+        return None
+    return max(matches, key=lambda p: (C.PRD_STAGE in p.serves_in, not p.rolled_back, p.ModelPackageVersion))
 
 
 VersionAttachments = Callable[[int], tuple[dict[str, dict[str, MetricsSource]], dict[str, str]]]
@@ -262,6 +287,10 @@ class ModelRegistry(Protocol):
 
     def describe(self, group: str, version: int) -> ModelPackage:
         """Return one version."""
+        ...
+
+    def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
+        """The non-rejected version trained from inputs with this digest (``InputsSha256``, :func:`best_match`)."""
         ...
 
     def list_versions(self, group: str) -> list[ModelPackage]:
@@ -340,6 +369,7 @@ class LocalModelRegistry:
                     "TrainingJobName": registration.training_job_name,
                     "PipelineExecutionId": registration.pipeline_execution_id,
                     "FeatureSchemaUri": registration.feature_schema_uri,
+                    **({META_INPUTS: registration.inputs_sha256} if registration.inputs_sha256 else {}),
                     **metadata,
                 },
                 DriftCheckBaselines=baselines,
@@ -370,6 +400,10 @@ class LocalModelRegistry:
     def list_versions(self, group: str) -> list[ModelPackage]:
         """Every version of ``group``, oldest first (empty if the group does not exist)."""
         return [ModelPackage.model_validate(json.loads(p.read_text("utf-8"))) for p in self._versions(group)]
+
+    def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
+        """The non-rejected version whose ``InputsSha256`` is ``inputs_sha256`` (:func:`best_match`), or None."""
+        return best_match(self.list_versions(group), inputs_sha256)
 
     def latest(self, group: str, status: ApprovalStatus | None = None) -> ModelPackage | None:
         """The newest version, optionally only among those with ``status``."""

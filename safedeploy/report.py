@@ -76,8 +76,18 @@ def execution_summary(execution: PipelineExecution) -> str:
     return (
         f"Execution {execution.execution_id} Succeeded in {_duration(execution.duration_seconds)}: "
         f"model package {execution.spec['model_name']} v{register.model_package_version} "
-        f"({status}), test AUC {auc:.4f}"
+        f"({status}), test AUC {auc:.4f}{_against_production(train)}"
     )
+
+
+def _against_production(train: TrainOutputs) -> str:
+    """`` vs production v3 0.9263`` (and whether the version was reused): candidate and production side by side."""
+    text = ""
+    if train.production_version is not None and "test:auc" in train.production_metrics:
+        text += f" vs production v{train.production_version} {train.production_metrics['test:auc']:.4f}"
+    if train.reused_version is not None:
+        text += f" (v{train.reused_version} reused: identical inputs, no new version)"
+    return text
 
 
 def format_outcome(execution: PipelineExecution) -> str:

@@ -88,6 +88,17 @@ class GateSpec(BaseModel):
     model_config = _STRICT
 
     conditions: tuple[GateCondition, ...] = (GateCondition(metric="test:auc", op=">=", threshold=0.90),)
+    compare_with_production: bool = Field(
+        default=True,
+        description="Besides the conditions, the candidate's test:auc must not be below the production version's "
+        "test:auc on the same held-out rows (minus production_tolerance); no production yet: conditions only.",
+    )
+    production_tolerance: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        description="How far below production's test:auc a candidate may be and still pass (AUC is in [0, 1]).",
+    )
 
     @field_validator("conditions")
     @classmethod

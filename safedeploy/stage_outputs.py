@@ -73,6 +73,22 @@ class TrainOutputs(StageOutputs):
     hyperparameters: dict[str, str]
     feature_schema_uri: str
     log_file: str | None = None
+    inputs_sha256: str = ""
+    """Digest of data, code, hyperparameters and image (:mod:`safedeploy.training.inputs`)."""
+    reused_version: int | None = None
+    """Set when a registered version had identical inputs: no job ran, no new version; later stages reuse it."""
+    production_version: int | None = None
+    """The version serving production the candidate was compared with (None: no production yet, or not compared)."""
+    production_metrics: dict[str, float] = {}
+    """Production's metrics on the candidate's test rows (``test:auc``, ...)."""
+
+    def comparison(self) -> str | None:
+        """``test:auc 0.9301 vs production v3 0.9263`` (None without a comparison)."""
+        if self.production_version is None or "test:auc" not in self.production_metrics:
+            return None
+        candidate = self.metrics.get("test:auc", float("nan"))
+        production = self.production_metrics["test:auc"]
+        return f"test:auc {candidate:.4f} vs production v{self.production_version} {production:.4f}"
 
 
 class BaselineOutputs(StageOutputs):
@@ -124,7 +140,8 @@ class ApprovalOutputs(StageOutputs):
     STAGE: ClassVar[str] = C.STAGE_APPROVAL
 
     model_package_version: int
-    approval: ManualApproval
+    approval: ManualApproval | None = None
+    """None when nothing was asked: the version already served production (identical inputs reused)."""
 
 
 class DeployPrdOutputs(StageOutputs):
@@ -132,7 +149,8 @@ class DeployPrdOutputs(StageOutputs):
 
     STAGE: ClassVar[str] = C.STAGE_DEPLOY_PRD
 
-    deployment_id: str
+    deployment_id: str | None
+    """None when nothing was deployed: the version already served production."""
     endpoint_name: str
     model_package_version: int
     blue: ServedModel | None

@@ -7,6 +7,7 @@ whether the backend is local or AWS.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,11 @@ from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
 from safedeploy.ids import random_uuid
 from safedeploy.ledger import ServedModel
-from safedeploy.registry import ApprovalStatus, ModelRegistration, ModelRegistry
+from safedeploy.registry import ApprovalStatus, ModelPackage, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
 from safedeploy.sagemaker_requests.training import source_archive_uri, training_job_request
-from safedeploy.shipping import source_archive
+from safedeploy.shipping import PROJECT_ROOT, source_archive
 from safedeploy.smoke import held_out_rows, offline_predictions, smoke_test
 from safedeploy.spec import PipelineSpec
 from safedeploy.stage_outputs import (
@@ -45,7 +46,9 @@ from safedeploy.stage_outputs import (
 )
 from safedeploy.store import S3Uri
 from safedeploy.traffic import Schedule, build_schedule
-from safedeploy.training.gate import check_gate
+from safedeploy.training.gate import candidate_metrics, check_gate, compare_with_production, production_measured
+from safedeploy.training.inputs import TrainingInputs, code_identity
+from safedeploy.training.production import Production, find_production, measure_on_test, verified_archive
 
 LOG = logging.getLogger(__name__)
 
@@ -86,26 +89,46 @@ class DataStage:
 
 @dataclass(frozen=True)
 class TrainStage:
-    """Run the training job from the data-source contract, then hold the model to the quality gate."""
+    """Run the training job from the data-source contract, then hold the model to the quality gate.
+
+    The gate is absolute (``spec.gate.conditions``) and comparative: the candidate's ``test:auc`` may not be below
+    production's on the same held-out rows by more than ``spec.gate.production_tolerance``. Identical inputs (data,
+    code, hyperparameters, image) to a registered, non-rejected version train nothing: that version is reused.
+    """
 
     spec: PipelineSpec
     backend: Backend
     name: str = C.STAGE_TRAIN
+    project_root: Path = PROJECT_ROOT
 
     def run(self, context: StageContext) -> StageResult:
-        """Train, then raise :class:`GateFailedError` if the gate fails (nothing gets registered)."""
+        """Train (or reuse), then raise :class:`GateFailedError` if the gate fails (nothing gets registered)."""
         contract = context.artifacts(C.STAGE_DATA)["data_source"]
         if not self.backend.store.verify(contract):
             raise ArtifactError(f"{contract.uri} changed since the Data stage wrote it; run the pipeline again")
         input_data, hyperparameters = read_data_source(self.backend.store, S3Uri.parse(contract.uri))
 
-        job_name = naming.training_job_name(self.spec, context.execution_id, datetime.now(UTC))
-        output_prefix = naming.training_output_prefix(self.spec)
         source_dir = self.spec.training.source_dir
         if not (source_dir / self.spec.training.entry_point).is_file():
             raise ConfigError(f"training entry point {source_dir / self.spec.training.entry_point} not found")
         archive = source_archive(source_dir)  # model/ + features.py (safedeploy/shipping.py)
+        inputs = TrainingInputs(
+            data_sha256=input_data["DataSha256"],
+            code_revision=code_identity(code_revision(self.project_root), hashlib.sha256(archive).hexdigest()),
+            hyperparameters=dict(hyperparameters),
+            image=self.backend.training_image,
+        )
+        production = find_production(self.spec, self.backend) if self.spec.gate.compare_with_production else None
+        # a fault rehearsal (game day) deploys a version of its own to roll back, never the one production serves
+        reusable = self._reusable(inputs) if self.spec.production.fault is None else None
+        if reusable is not None:
+            return self._reuse(context, reusable, inputs, production, input_data)
+
+        job_name = naming.training_job_name(self.spec, context.execution_id, datetime.now(UTC))
+        output_prefix = naming.training_output_prefix(self.spec)
         source = self.backend.store.put_bytes(source_archive_uri(output_prefix, job_name), archive, "application/gzip")
+        if production is not None:  # the job reads it: make sure it is the archive the registry recorded
+            verified_archive(self.backend.store, production.model_data_url, production.model_data_sha256)
         request = training_job_request(
             self.spec,
             job_name=job_name,
@@ -113,28 +136,117 @@ class TrainStage:
             hyperparameters=hyperparameters,
             output_prefix=output_prefix,
             image_uri=self.backend.training_image,
+            production_model_uri=production.model_data_url if production else None,
         )
         job = self.backend.training.run(request)
         if job.training_job_status != "Completed" or job.model_artifacts is None:
             raise TrainingJobError(
                 f"training job {job_name} {job.training_job_status}: {job.failure_reason} (log: {job.log_file})"
             )
-        checks = check_gate(self.spec.gate, job.final_metrics)
-        gate = ", ".join(
-            f"{c.condition.metric} {c.value:.4f} {c.condition.op} {c.condition.threshold:g}" for c in checks
-        )
+        metrics = candidate_metrics(job.final_metrics)
+        gate = self._gate(metrics, production, production_measured(job.final_metrics), context)
         model = self.backend.store.head(S3Uri.parse(job.model_artifacts))
         if model is None:
             raise ArtifactError(f"training job {job_name} reported {job.model_artifacts}, which does not exist")
         return StageResult(
-            summary=f"job {job_name}; gate passed: {gate}",
+            summary=f"job {job_name}; {gate}",
             outputs=TrainOutputs(
                 training_job_name=job_name,
                 model_data_url=job.model_artifacts,
-                metrics=job.final_metrics,
+                metrics=metrics,
                 hyperparameters=dict(hyperparameters),
                 feature_schema_uri=input_data["FeatureSchemaUri"],
                 log_file=job.log_file,
+                inputs_sha256=inputs.digest,
+                production_version=production.version if production else None,
+                production_metrics=production_measured(job.final_metrics),
+            ),
+            artifacts={"model": model, "source": source},
+        )
+
+    def _gate(
+        self,
+        metrics: dict[str, float],
+        production: Production | None,
+        measured: dict[str, float],
+        context: StageContext,
+    ) -> str:
+        """Both gates (raising :class:`GateFailedError` naming the values); what passed, for the summary."""
+        checks = check_gate(self.spec.gate, metrics)
+        passed = ", ".join(
+            f"{c.condition.metric} {c.value:.4f} {c.condition.op} {c.condition.threshold:g}" for c in checks
+        )
+        if not self.spec.gate.compare_with_production:
+            return f"gate passed: {passed} (comparison with production disabled)"
+        if production is None:
+            return f"gate passed: {passed}; no production yet (first deployment): absolute gate only"
+        rows = context.output(DataOutputs).rows.get("test")
+        comparison = compare_with_production(self.spec.gate, metrics, measured, production.version, rows)
+        return (
+            f"gate passed: {passed}; {comparison.describe()} "
+            f"(tolerance {self.spec.gate.production_tolerance:g}, same {rows} held-out rows)"
+        )
+
+    def _reusable(self, inputs: TrainingInputs) -> ModelPackage | None:
+        """The registered, non-rejected version with these inputs whose archive and code still verify; else None."""
+        package = self.backend.registry.find_by_inputs(self.spec.model_name, inputs.digest)
+        if package is None:
+            return None
+        store, version = self.backend.store, package.ModelPackageVersion
+        job = package.CustomerMetadataProperties.get("TrainingJobName", "")
+        source = source_archive_uri(naming.training_output_prefix(self.spec), job)
+        try:
+            verified_archive(store, package.ModelDataUrl, package.ModelDataETag)
+        except (ArtifactError, SafeDeployError, OSError) as exc:
+            LOG.warning(
+                "v%s has identical inputs but its model archive does not verify (%s): training anew", version, exc
+            )
+            return None
+        if not job or store.head(source) is None:
+            LOG.warning("v%s has identical inputs but its source archive %s is gone: training anew", version, source)
+            return None
+        return package
+
+    def _reuse(
+        self,
+        context: StageContext,
+        package: ModelPackage,
+        inputs: TrainingInputs,
+        production: Production | None,
+        input_data: dict[str, str],
+    ) -> StageResult:
+        """No job: the registered twin is the candidate; it still faces the gates (production may have changed)."""
+        store, version = self.backend.store, package.ModelPackageVersion
+        job = package.CustomerMetadataProperties["TrainingJobName"]
+        said = f"identical inputs to v{version} ({inputs.describe()}): reusing v{version}, no new version"
+        LOG.info("%s", said)
+        measured: dict[str, float] = {}
+        if production is not None and production.version == version:
+            gate = f"v{version} already serves production"
+            production = None
+        else:
+            if production is not None:
+                archive = verified_archive(store, production.model_data_url, production.model_data_sha256)
+                measured = measure_on_test(store, archive, input_data["TestUri"], input_data["FeatureSchemaUri"])
+            gate = self._gate(dict(package.Metrics), production, measured, context)
+        model = store.head(S3Uri.parse(package.ModelDataUrl))
+        source = store.head(source_archive_uri(naming.training_output_prefix(self.spec), job))
+        if model is None or source is None:
+            raise ArtifactError(f"v{version}'s model or source archive disappeared while it was being reused")
+        return StageResult(
+            summary=f"{said}; {gate}",
+            outputs=TrainOutputs(
+                training_job_name=job,
+                model_data_url=package.ModelDataUrl,
+                metrics=dict(package.Metrics),
+                hyperparameters=dict(package.Hyperparameters),
+                feature_schema_uri=package.CustomerMetadataProperties.get(
+                    "FeatureSchemaUri", input_data["FeatureSchemaUri"]
+                ),
+                inputs_sha256=inputs.digest,
+                reused_version=version,
+                production_version=production.version if production else None,
+                production_metrics=measured,
             ),
             artifacts={"model": model, "source": source},
         )
@@ -183,8 +295,19 @@ class RegisterStage:
     name: str = C.STAGE_REGISTER
 
     def run(self, context: StageContext) -> StageResult:
-        """Create the model package version."""
+        """Create the model package version (or name the reused one: identical inputs make no new version)."""
         data, train = context.output(DataOutputs), context.output(TrainOutputs)
+        if train.reused_version is not None:
+            reused = self.backend.registry.describe(self.spec.model_name, train.reused_version)
+            return StageResult(
+                summary=f"{reused.ModelPackageGroupName} v{reused.ModelPackageVersion} {reused.ModelApprovalStatus} "
+                "(reused: identical inputs, no new package)",
+                outputs=RegisterOutputs(
+                    model_package_arn=reused.ModelPackageArn,
+                    model_package_version=reused.ModelPackageVersion,
+                    approval_status=reused.ModelApprovalStatus,
+                ),
+            )
         attach = None
         if self.spec.monitoring.enabled:
             from safedeploy.monitoring.baseline import attach_baseline  # see BaselineStage
@@ -205,6 +328,7 @@ class RegisterStage:
                 pipeline_execution_id=context.execution_id,
                 feature_schema_uri=train.feature_schema_uri,
                 registered_by=f"pipeline {self.spec.pipeline_name} ({getpass.getuser()})",
+                inputs_sha256=train.inputs_sha256,
             ),
             attach,
         )
@@ -300,6 +424,12 @@ class ApprovalStage:
         """Ask (or read the recorded answer), update the registry, pass or fail."""
         record = context.execution.stage(self.name)
         version = context.output(RegisterOutputs).model_package_version
+        live = self.backend.deployments.live()
+        if record.approval is None and live is not None and live.version == version:
+            return StageResult(
+                summary=f"v{version} already serves production ({live.endpoint}): nothing to approve",
+                outputs=ApprovalOutputs(model_package_version=version, approval=None),
+            )
         if record.approval is None:
             record.approval = ManualApproval.request(
                 self._summary(context, version), self.spec.approval.timeout_seconds
@@ -325,13 +455,21 @@ class ApprovalStage:
         )
 
     def _summary(self, context: StageContext, version: int) -> str:
-        metrics = context.output(TrainOutputs).metrics
+        train = context.output(TrainOutputs)
+        metrics = train.metrics
         shown = ", ".join(f"{name} {metrics[name]:.4f}" for name in ("test:auc", "test:f1") if name in metrics)
+        comparison = train.comparison()
+        if comparison is not None:
+            against = f" Against production: {comparison} on the same held-out rows."
+        elif self.spec.gate.compare_with_production:
+            against = " No production yet: the absolute gate only."
+        else:
+            against = ""
         dev = context.output(DeployDevOutputs)
         return (
             f"{self.spec.model_name} v{version} ({shown}) is serving on {dev.endpoint_name} "
             f"(REST API {dev.api_url}); smoke test: {dev.smoke_test.rows} held-out rows equal the offline "
-            f"predictions."
+            f"predictions.{against}"
         )
 
 
@@ -467,7 +605,21 @@ class DeployPrdStage:
     name: str = C.STAGE_DEPLOY_PRD
 
     def run(self, context: StageContext) -> StageResult:
-        """Deploy the approved version to production."""
+        """Deploy the approved version to production (nothing, if it already serves there)."""
+        version = context.output(RegisterOutputs).model_package_version
+        live = self.backend.deployments.live()
+        if live is not None and live.version == version and self.backend.serving.endpoint_exists(live.endpoint):
+            return StageResult(
+                summary=f"v{version} already serves production on {live.endpoint}; nothing changed",
+                outputs=DeployPrdOutputs(
+                    deployment_id=None,
+                    endpoint_name=live.endpoint,
+                    model_package_version=version,
+                    blue=None,
+                    strategy=self.spec.production.strategy,
+                    api_url=self.backend.serving.outputs().get("ApiUrl"),
+                ),
+            )
         release = ProductionRelease.of_execution(
             context.execution, self.backend.serving_image, self.backend.registry, self.spec.model_name
         )
@@ -560,16 +712,41 @@ def record_in_registry(write: Callable[[], object]) -> None:
         LOG.warning("the registry could not record the deployment: %s", exc)
 
 
+@dataclass(frozen=True)
+class UnlessReused:
+    """A stage that makes a new version's artifacts (Baseline): skipped when Train reused a registered version.
+
+    The reused version keeps its own registered baselines; running the jobs again would only make orphans.
+    """
+
+    stage: Stage
+
+    @property
+    def name(self) -> str:
+        """The wrapped stage's name."""
+        return self.stage.name
+
+    def run(self, context: StageContext) -> StageResult:
+        """Run the stage, unless Train reused a version."""
+        reused = context.output(TrainOutputs).reused_version
+        if reused is None:
+            return self.stage.run(context)
+        return StageResult(
+            summary=f"v{reused} reused: its registered baselines stand, no jobs run",
+            outputs=BaselineOutputs(files={}, sha256={}, jobs=[]),
+        )
+
+
 def pipeline_stages(
     spec: PipelineSpec, backend: Backend, project_root: Path, approver: Approver | None = None
 ) -> list[Stage]:
     """The stages of the pipeline, in order (the approval gate pauses unless an ``approver`` answers)."""
     stages: list[Stage] = [
         DataStage(spec, backend),
-        TrainStage(spec, backend),
+        TrainStage(spec, backend, project_root=project_root),
     ]
     if spec.monitoring.enabled:
-        stages.append(BaselineStage(spec, backend))
+        stages.append(UnlessReused(BaselineStage(spec, backend)))
     stages.append(RegisterStage(spec, backend, project_root))
     if spec.serving.enabled:
         stages.append(DeployDevStage(spec, backend))

@@ -171,3 +171,25 @@ def test_the_aws_listing_follows_the_stacks_and_a_failed_deploy_prd(
     )
     assert "alarm customerchurn-5xx in ALARM" in first and "v3 marked rolled back" in first
     assert "(updated:" not in second and "* in production: v2" in second
+
+
+def test_production_is_resolved_from_the_endpoint_parameter(registry: AwsModelRegistry) -> None:
+    from safedeploy import naming
+    from safedeploy.aws.registry import production_version_of, resolve_production
+    from safedeploy.spec import load_spec
+
+    spec = load_spec(overrides={"account_id": ACCOUNT})
+    ssm = boto3.client("ssm", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    assert resolve_production(ssm, registry, spec) is None  # no parameter: no production yet
+    name = naming.production_endpoint_parameter(spec)
+    ssm.put_parameter(Name=name, Value="none", Type="String")
+    assert resolve_production(ssm, registry, spec) is None  # the base infrastructure's initial value
+    ssm.put_parameter(Name=name, Value="customerchurn-prd-v2-1a2b3c4d", Type="String", Overwrite=True)
+    production = resolve_production(ssm, registry, spec)
+    assert production is not None and production.version == 2
+    assert production.model_data_url == "s3://b/exec-2/model.tar.gz"
+    ssm.put_parameter(Name=name, Value="customerchurn-dev", Type="String", Overwrite=True)
+    with pytest.raises(RegistryError, match="not a production endpoint of customerchurn"):
+        resolve_production(ssm, registry, spec)
+    assert production_version_of(spec, "customerchurn-prd-v12-abcdef12") == 12
+    assert production_version_of(spec, "otherchurn-prd-v12-abcdef12") is None

@@ -71,7 +71,9 @@ def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]
     assert reply.status == 200 and reply.headers["x-sagemaker-endpoint"] == blue
     assert reply.headers["x-model-version"] == "1"
 
-    second = _deploy(spec)
+    # a new version needs new inputs (identical ones reuse v1: tests/test_duplicate_versions.py)
+    retrained = spec.model_copy(update={"hyperparameters": spec.hyperparameters.model_copy(update={"num_round": 81})})
+    second = _deploy(retrained)
     stage = second.stage(C.STAGE_DEPLOY_PRD)
     green = stage.outputs["endpoint_name"]
     assert stage.outputs["blue"]["endpoint"] == blue and green.startswith("customerchurn-prd-v2-")

@@ -232,7 +232,10 @@ def test_a_new_version_in_production_is_monitored_against_its_own_baseline(
     spec, pipeline = prod
     monitor = _monitor(spec, pipeline)
     before = monitor.schedule()
-    execution = pipeline.run(trigger="test second version")
+    # a new version needs new inputs (identical ones reuse v1: tests/test_duplicate_versions.py)
+    retrained = spec.model_copy(update={"hyperparameters": spec.hyperparameters.model_copy(update={"num_round": 61})})
+    second = Pipeline(retrained, project_root=REPO_ROOT, approver=AutoApprove("tests"))
+    execution = second.run(trigger="test second version")
     assert execution.status == "Succeeded", execution.error
     after = monitor.schedule()
     assert after.ModelPackageVersion == 2 and after.EndpointName != before.EndpointName

@@ -183,3 +183,24 @@ def test_metadata_values_are_what_sagemaker_accepts(registry: LocalModelRegistry
     written = {k: v for k, v in package.CustomerMetadataProperties.items() if k not in ("FeatureSchemaUri",)}
     assert all(accepted(v) for v in written.values()), written
     assert package.ApprovalDescription == "100% sure, 'ok'!"  # the description takes any text
+
+
+def test_find_by_inputs_prefers_production_and_skips_rejected_twins(registry: LocalModelRegistry) -> None:
+    digest = "d1" * 32
+    assert registry.find_by_inputs("customerchurn", digest) is None
+    one = registry.register("customerchurn", _registration(inputs_sha256=digest))
+    assert one.CustomerMetadataProperties["InputsSha256"] == digest
+    registry.register("customerchurn", _registration(inputs_sha256="e2" * 32))  # other inputs
+    three = registry.register("customerchurn", _registration(inputs_sha256=digest))
+    found = registry.find_by_inputs("customerchurn", digest)
+    assert found is not None and found.ModelPackageVersion == 3  # the newest twin, none serving
+    registry.record_serving("customerchurn", 1, "prd", "customerchurn-prd-v1-abc")
+    registry.record_rollback("customerchurn", 3, reason="rehearsal", by="game day")
+    found = registry.find_by_inputs("customerchurn", digest)
+    assert found is not None and found.ModelPackageVersion == 1  # production's, not the rolled-back rehearsal
+    registry.update_approval("customerchurn", 1, "Rejected", changed_by="me", reason="bad")
+    found = registry.find_by_inputs("customerchurn", digest)
+    assert found is not None and found.ModelPackageVersion == three.ModelPackageVersion
+    registry.update_approval("customerchurn", 3, "Rejected", changed_by="me", reason="bad")
+    assert registry.find_by_inputs("customerchurn", digest) is None
+    assert registry.find_by_inputs("customerchurn", "") is None  # versions without a digest never match

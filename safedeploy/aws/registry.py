@@ -18,6 +18,7 @@ the same properties.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,11 +39,13 @@ from safedeploy.registry import (
     ServingStage,
     VersionAttachments,
     approval_change,
+    best_match,
     leaving_change,
     rollback_change,
     serving_change,
     serving_stages,
 )
+from safedeploy.training.production import Production
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -158,6 +161,18 @@ class AwsModelRegistry:
         """Every version of ``group``, oldest first (empty if the group has none)."""
         packages = [self.describe_arn(arn) for arn in self.package_arns(group)]
         return sorted(packages, key=lambda p: p.ModelPackageVersion)
+
+    def find_by_inputs(self, group: str, inputs_sha256: str) -> ModelPackage | None:
+        """The non-rejected version whose ``InputsSha256`` metadata is ``inputs_sha256`` (:func:`best_match`)."""
+        return best_match(self.list_versions(group), inputs_sha256) if inputs_sha256 else None
+
+    def production(self, group: str) -> ModelPackage | None:
+        """The version whose ``ServesIn`` names ``prd`` (newest first), per the registry."""
+        for arn in self.package_arns(group, newest_first=True):
+            package = self.describe_arn(arn)
+            if C.PRD_STAGE in package.serves_in:
+                return package
+        return None
 
     def _update(
         self,
@@ -387,3 +402,39 @@ def synced_versions(clients: AwsClients, spec: PipelineSpec) -> tuple[list[Model
     registry = registry_of(clients, spec)
     notes = sync_from_aws(registry, spec, clients.cloudformation, clients.codepipeline)
     return registry.list_versions(naming.model_package_group(spec)), notes
+
+
+def production_version_of(spec: PipelineSpec, endpoint: str) -> int | None:
+    """The version a production endpoint serves, from its name (``naming.green_endpoint_name``); None if not one."""
+    match = re.fullmatch(rf"{re.escape(spec.model_name)}-{C.PRD_STAGE}-v(\d+)-[A-Za-z0-9]+", endpoint)
+    return int(match.group(1)) if match else None
+
+
+def resolve_production(ssm: Any, registry: AwsModelRegistry, spec: PipelineSpec) -> Production | None:
+    """The version serving production on AWS and its model archive: what the comparative quality gate scores.
+
+    The SSM parameter ``naming.production_endpoint_parameter`` names the endpoint production serves (the
+    post-traffic hook sets it once green passed; ``none`` before a first deployment); the endpoint's name carries
+    its version; the registry gives that version's ``ModelDataUrl`` and sha256. None: no production yet.
+    ``ssm`` is a boto3 SSM client (injected).
+
+    Raises:
+        RegistryError: the parameter cannot be read, names an endpoint that is not a production one, or the
+            registry has no such version (the gate must not silently become absolute).
+    """
+    name = naming.production_endpoint_parameter(spec)
+    try:
+        endpoint = str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise RegistryError(f"GetParameter {name} failed: {_error(exc)}") from None
+    except BotoCoreError as exc:
+        raise RegistryError(f"GetParameter {name} failed: {exc}") from None
+    if endpoint.strip().lower() in ("", "none"):
+        return None
+    version = production_version_of(spec, endpoint)
+    if version is None:
+        raise RegistryError(f"{name} names {endpoint!r}, which is not a production endpoint of {spec.model_name}")
+    package = registry.describe(naming.model_package_group(spec), version)
+    return Production(version, package.ModelDataUrl, package.ModelDataETag)

@@ -28,6 +28,7 @@ from safedeploy.revision import code_revision
 from safedeploy.shipping import analyzer_files, analyzer_prefix
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
+from safedeploy.training.production import Production
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
@@ -76,6 +77,8 @@ class BuildOptions:
     """Defaults to ``naming.codepipeline_name(spec)``."""
     vendor: Path | None = None
     """Third-party packages installed for the Lambda platform (``pip install --target``), zipped with the code."""
+    production: Production | None = None
+    """The version serving production (the comparative quality gate's reference); None: none yet."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
         code_revision=code_revision(options.project_root),
         lambda_code=naming.lambda_code_uri(spec, bundle.sha256),
         analyzer_code=analyzer_prefix(spec, options.project_root),
+        production=options.production,
     )
     stacks = render_stacks(ctx, key_arn)
     rendered = {

@@ -13,6 +13,7 @@ from safedeploy.sagemaker_requests.processing import BaselineUris, execution_bas
 from safedeploy.sagemaker_requests.training import source_archive_uri
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
+from safedeploy.training.production import Production
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class BuildContext:
     """The content-addressed Lambda bundle (``naming.lambda_code_uri``)."""
     analyzer_code: S3Uri
     """The monitor's code, content-addressed (``naming.analyzer_code_prefix``): the Processing jobs' code input."""
+    production: Production | None = None
+    """The version serving production when the build ran (``model/run.py`` resolves it): the training job scores
+    its archive too and the quality gate compares; None before a first deployment (absolute gate only)."""
 
     def __post_init__(self) -> None:
         if self.started.tzinfo is None:

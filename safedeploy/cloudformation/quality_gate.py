@@ -7,6 +7,10 @@ parsed from ``#metric test:auc=...`` lines) as a name -> value object. Then:
   missing ones and what was reported, as :func:`safedeploy.training.gate.check_gate` says it;
 * ``Gate1`` ... ``GateN`` (Choice), one per condition in the spec's order: met goes on, else ``GateNFailed``
   (Fail) naming the metric, its value, the threshold and the condition;
+* ``CompareWithProduction`` (Choice), when a version serves production and ``gate.compare_with_production``: the
+  job scored the test channel with production's model too (its ``production`` channel), so the candidate's
+  ``test:auc`` must be at least ``production:test:auc - gate.production_tolerance``, else
+  ``ProductionGateFailed`` (Fail) naming both values as :class:`safedeploy.training.gate.ProductionComparison` does;
 * then the ``next_state`` (registration).
 
 JSONata (not JSONPath) because a JSONPath filter on a metric the job did not report is a ``States.Runtime``
@@ -21,12 +25,16 @@ from typing import Any
 from safedeploy.errors import ConfigError
 from safedeploy.sagemaker_requests.training import reported_metrics
 from safedeploy.spec import GateCondition, GateSpec
+from safedeploy.training.gate import COMPARED_METRIC, PRODUCTION_PREFIX
+from safedeploy.training.production import Production
 
 Json = dict[str, Any]
 GATE_ERROR = "QualityGateFailed"
 CHECK_REPORTED = "CheckMetricsReported"
 NOT_REPORTED = "MetricsNotReported"
 NOT_REGISTERED = "; the model was not registered"
+COMPARE_STATE = "CompareWithProduction"
+COMPARE_FAILED = "ProductionGateFailed"
 
 
 def _expr(body: str) -> str:
@@ -80,8 +88,38 @@ def _not_reported_cause(metrics: list[str]) -> str:
     )
 
 
-def gate_states(gate: GateSpec, next_state: str) -> tuple[str, Json]:
+def _comparison_cause(gate: GateSpec, production: Production) -> str:
+    candidate = f"$formatNumber({_metric(COMPARED_METRIC)}, '0.0000')"
+    served = f"$formatNumber({_metric(PRODUCTION_PREFIX + COMPARED_METRIC)}, '0.0000')"
+    return _expr(
+        f"{_text(f'quality gate failed: {COMPARED_METRIC} ')} & {candidate} & "
+        f"{_text(f' is below production v{production.version}' + chr(39) + 's ')} & {served} & "
+        f"{_text(f' on the same held-out rows (tolerance {gate.production_tolerance:g})' + NOT_REGISTERED)}"
+    )
+
+
+def comparison_states(gate: GateSpec, production: Production, next_state: str) -> Json:
+    """``CompareWithProduction`` and its Fail state: candidate >= production - tolerance, both from this job."""
+    candidate, served = _metric(COMPARED_METRIC), _metric(PRODUCTION_PREFIX + COMPARED_METRIC)
+    return {
+        COMPARE_STATE: {
+            "Type": "Choice",
+            "Comment": f"Not worse than production v{production.version} on the same held-out rows "
+            f"({COMPARED_METRIC}, tolerance {gate.production_tolerance:g})",
+            "Choices": [
+                {"Condition": _expr(f"{candidate} >= {served} - {gate.production_tolerance!r}"), "Next": next_state}
+            ],
+            "Default": COMPARE_FAILED,
+        },
+        COMPARE_FAILED: {"Type": "Fail", "Error": GATE_ERROR, "Cause": _comparison_cause(gate, production)},
+    }
+
+
+def gate_states(gate: GateSpec, next_state: str, production: Production | None = None) -> tuple[str, Json]:
     """The gate's states and the name of the first; a met gate continues to ``next_state``.
+
+    With ``production`` (the version serving it, whose archive is the job's ``production`` channel) and
+    ``gate.compare_with_production``, the absolute conditions are followed by the comparison with production.
 
     Raises:
         ConfigError: a condition asks for a metric the training job does not report.
@@ -93,7 +131,11 @@ def gate_states(gate: GateSpec, next_state: str) -> tuple[str, Json]:
             f"gate.conditions: the training job does not report {', '.join(unknown)} "
             f"(it reports {', '.join(reported_metrics())})"
         )
+    compare = production is not None and gate.compare_with_production
+    after_conditions = COMPARE_STATE if compare else next_state
     metrics = list(dict.fromkeys(c.metric for c in gate.conditions))
+    if compare:
+        metrics = list(dict.fromkeys([*metrics, COMPARED_METRIC, PRODUCTION_PREFIX + COMPARED_METRIC]))
     present = " and ".join(f"$exists({_metric(m)})" for m in metrics)
     states: Json = {
         CHECK_REPORTED: {
@@ -112,10 +154,13 @@ def gate_states(gate: GateSpec, next_state: str) -> tuple[str, Json]:
             "Choices": [
                 {
                     "Condition": _expr(f"{_metric(condition.metric)} {condition.op} {condition.threshold!r}"),
-                    "Next": gate_state_name(index + 1) if index < count else next_state,
+                    "Next": gate_state_name(index + 1) if index < count else after_conditions,
                 }
             ],
             "Default": failed_state_name(index),
         }
         states[failed_state_name(index)] = {"Type": "Fail", "Error": GATE_ERROR, "Cause": _failure_cause(condition)}
+    if compare:
+        assert production is not None  # noqa: S101 - compare implies it
+        states.update(comparison_states(gate, production, next_state))
     return CHECK_REPORTED, states

@@ -25,6 +25,7 @@ from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.sagemaker_requests.processing import baseline_job_request, output_baseline_job_request
 from safedeploy.sagemaker_requests.serving import serving_environment
 from safedeploy.sagemaker_requests.training import training_job_request
+from safedeploy.training.inputs import INPUTS_METADATA_KEY, TrainingInputs
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, CreateTrainingJobRequestTypeDef
@@ -54,7 +55,20 @@ def training_request(ctx: BuildContext, kms_key_id: str | None) -> CreateTrainin
         output_prefix=ctx.output_prefix,
         image_uri=ctx.images.training,
         kms_key_id=kms_key_id,
+        production_model_uri=ctx.production.model_data_url
+        if ctx.production and ctx.spec.gate.compare_with_production
+        else None,
     )
+
+
+def inputs_digest(ctx: BuildContext) -> str:
+    """The training inputs' digest (data, code, hyperparameters, image), as the local Train stage computes it."""
+    return TrainingInputs(
+        data_sha256=ctx.contract.data_sha256,
+        code_revision=ctx.code_revision,
+        hyperparameters=dict(ctx.contract.hyperparameters),
+        image=ctx.images.training,
+    ).digest
 
 
 def baseline_requests(
@@ -124,10 +138,17 @@ def _registration(ctx: BuildContext) -> Json:
         "TrainingJobName": ctx.training_job_name,
         "PipelineExecutionId": ctx.execution_id,
         "FeatureSchemaUri": ctx.contract.uri("FeatureSchemaUri"),
+        INPUTS_METADATA_KEY: inputs_digest(ctx),
         "RegisteredBy": f"pipeline {spec.pipeline_name} ({naming.state_machine_name(spec, 'training-job')})",
     }
     literal = json.dumps(properties)  # a JSON object is a JSONata object constructor
-    metrics = '$each($states.input.Metrics, function($v, $k) {{"metric:" & $k: $string($v)}})'
+    if ctx.production is not None and spec.gate.compare_with_production:
+        properties["ComparedWithProductionVersion"] = str(ctx.production.version)
+    # the candidate's own metrics (production's score on the same rows is the gate's, not this version's)
+    metrics = (
+        '$each($sift($states.input.Metrics, function($v, $k) {$not($contains($k, "production:"))}), '
+        'function($v, $k) {{"metric:" & $k: $string($v)}})'
+    )
     baseline = ctx.baseline
     output_baseline = (
         "{"
@@ -189,7 +210,7 @@ def drift_check_baselines(ctx: BuildContext) -> Json:
 
 def definition(ctx: BuildContext) -> Json:
     """The state machine definition (CloudFormation resolves the KMS key parameter inside it)."""
-    first_gate, gate = gate_states(ctx.spec.gate, BASELINES_STATE)
+    first_gate, gate = gate_states(ctx.spec.gate, BASELINES_STATE, ctx.production)
     train = parameterize(training_request(ctx, token(KMS_KEY_PARAMETER)))
     data_job, output_job = baseline_requests(ctx, token(KMS_KEY_PARAMETER))
     return {

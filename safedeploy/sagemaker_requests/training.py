@@ -27,11 +27,19 @@ if TYPE_CHECKING:
 _CHANNELS = {C.TRAIN_CHANNEL: "TrainingUri", C.VALIDATION_CHANNEL: "ValidationUri", C.TEST_CHANNEL: "TestUri"}
 _REPORTED = ("auc", "accuracy", "precision", "recall", "f1", "log_loss")
 _REPORTED_SPLITS = ("validation", "test")
+PRODUCTION_CHANNEL = "production"
+"""The optional channel holding the production version's ``model.tar.gz``: the job scores the test channel with it."""
+PRODUCTION_PREFIX = "production:"
 
 
 def reported_metrics() -> tuple[str, ...]:
     """The metrics a training job reports (``MetricDefinitions``): what a quality gate can ask for."""
     return tuple(f"{split}:{metric}" for split in _REPORTED_SPLITS for metric in _REPORTED)
+
+
+def production_metrics() -> tuple[str, ...]:
+    """What a job with a production channel reports besides: production's test metrics (``production:test:auc``)."""
+    return tuple(f"{PRODUCTION_PREFIX}test:{metric}" for metric in _REPORTED)
 
 
 def source_archive_uri(output_prefix: S3Uri, job_name: str) -> S3Uri:
@@ -48,6 +56,7 @@ def training_job_request(
     output_prefix: S3Uri,
     image_uri: str,
     kms_key_id: str | None = None,
+    production_model_uri: str | None = None,
 ) -> CreateTrainingJobRequestTypeDef:
     """Return the ``CreateTrainingJob`` request for one run of ``model/train.py`` in script mode.
 
@@ -59,6 +68,8 @@ def training_job_request(
         output_prefix: ``S3OutputPath``; artifacts land in ``<prefix>/<job>/output/``.
         image_uri: Training image (the AWS backend resolves the pinned XGBoost framework image).
         kms_key_id: KMS key for the model artifacts and the instance's volume (AWS; the local backend has none).
+        production_model_uri: The ``model.tar.gz`` of the version serving production, if any: it becomes the
+            ``production`` channel, and the job reports ``production:test:*`` beside the candidate's metrics.
     """
     channels: list[ChannelTypeDef] = []
     for channel, key in _CHANNELS.items():
@@ -76,6 +87,21 @@ def training_job_request(
                     },
                 }
             )
+    if production_model_uri is not None:
+        channels.append(
+            {
+                "ChannelName": PRODUCTION_CHANNEL,
+                "ContentType": "application/x-gzip",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": production_model_uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        )
+    metric_names = reported_metrics() + (production_metrics() if production_model_uri is not None else ())
     resources: ResourceConfigTypeDef = {
         "InstanceType": cast("TrainingInstanceTypeType", spec.training.instance_type),
         "InstanceCount": spec.training.instance_count,
@@ -91,9 +117,7 @@ def training_job_request(
         "AlgorithmSpecification": {
             "TrainingImage": image_uri,
             "TrainingInputMode": "File",
-            "MetricDefinitions": [
-                {"Name": name, "Regex": rf"#metric {name}=([-+0-9.eE]+)"} for name in reported_metrics()
-            ],
+            "MetricDefinitions": [{"Name": name, "Regex": rf"#metric {name}=([-+0-9.eE]+)"} for name in metric_names],
         },
         "HyperParameters": {
             **hyperparameters,

@@ -65,7 +65,8 @@ def deploy_cli(spec: PipelineSpec, *extra: str) -> subprocess.Popen[str]:
         f"{C.ENV_PREFIX}SERVING__ENABLED": "true",
         f"{C.ENV_PREFIX}MONITORING__ENABLED": "false",
         f"{C.ENV_PREFIX}TRAINING__SOURCE_DIR": str(REPO_ROOT / "model"),
-        f"{C.ENV_PREFIX}HYPERPARAMETERS__NUM_ROUND": "60",
+        # 61, not production's 60: a new version needs new inputs (identical ones reuse the serving version)
+        f"{C.ENV_PREFIX}HYPERPARAMETERS__NUM_ROUND": "61",
         f"{C.ENV_PREFIX}GATE__CONDITIONS": '[{"metric": "test:auc", "op": ">=", "threshold": 0.5}]',
         f"{C.ENV_PREFIX}PRODUCTION__TIME_SCALE": str(spec.production.time_scale),
         f"{C.ENV_PREFIX}PRODUCTION__STRATEGY": spec.production.strategy,
