@@ -1,7 +1,14 @@
-"""Closing the loop, locally: drifted traffic through the REST API, the scheduler's monitoring executions put the
-trigger alarm in ALARM for the periods the policy needs, labelled capture is merged, and the retraining starts
-on its own (a detached process from the scheduler's path) on the new data, through the gates, the approval and
-a canary to production; the execution, the ledger and ``make status`` carry its trigger."""
+"""Closing the loop, locally, on the scheduler's own path (the child process the runtime starts).
+
+* A quality drop: a new customer segment whose churn follows another rule reaches production; labels uploaded with
+  ``safedeploy monitor ground-truth`` are merged by the model-quality job, its AUC alarm fires, the retraining
+  starts on its own (a detached process) on the configured data plus the labelled capture, and the new version goes
+  through the gates (it beats production on the same held-out rows), the approval (auto here) and a canary to
+  production; the execution, the ledger and ``make status`` carry the trigger.
+* Drift without better labels: the drift alarm holds for the periods the policy needs and the retraining runs on the
+  new data, but the candidate is worse than production on the same held-out rows: Train refuses it naming both
+  AUCs, nothing is registered and production keeps serving v1.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +28,16 @@ from safedeploy.approval import AutoApprove
 from safedeploy.cli import main as cli_main
 from safedeploy.local import daemon
 from safedeploy.local.host import LocalServingHost
+from safedeploy.monitoring.analyzer.ground_truth import join_key
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.pipeline import Pipeline
 from safedeploy.retraining.trigger import RetrainingPaths, read_decisions
 from safedeploy.runner import PipelineExecution
 from safedeploy.spec import PipelineSpec, load_spec
-from safedeploy.stage_outputs import DataOutputs
+from safedeploy.stage_outputs import DataOutputs, TrainOutputs
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 from tests.serving import http, wait_for
+from tests.test_monitoring_production import _send
 from tests.test_retraining_data import _api_record
 
 pytestmark = pytest.mark.slow
@@ -146,26 +155,166 @@ def test_an_alarm_retrains_on_new_data_into_production(
         return latest if done else None
 
     retrained = wait_for(finished, timeout=400, what="the retraining's execution to end")
-    assert retrained.status == "Succeeded", retrained.error
     assert retrained.trigger == decision.trigger
     assert retrained.trigger.startswith(f"alarm {drift} in ALARM since ")
     before, after = first.output(DataOutputs), retrained.output(DataOutputs)
     assert after.data_sha256 != before.data_sha256
     assert sum(after.rows.values()) == sum(before.rows.values()) + RECORDS
-    approval = retrained.stage(C.STAGE_APPROVAL).approval
-    assert approval is not None and approval.approver == "retraining (retraining.auto_approve)"
-    assert retrained.stage(C.STAGE_DEPLOY_PRD).status == "Succeeded"
-
+    # the drifted inputs carry labels of the old rule: the candidate is no better, and can never replace production
+    assert retrained.status == "Failed"
+    assert retrained.stage(C.STAGE_TRAIN).status == "Failed", retrained.error
+    assert retrained.error is not None and "below production v1's" in retrained.error, retrained.error
+    assert [p.ModelPackageVersion for p in pipeline.model_packages()] == [1]
     deployments = pipeline.deployments()
-    assert [d["outcome"] for d in deployments] == ["Succeeded", "Succeeded"]
-    assert deployments[0]["trigger"] == "manual (make deploy)" and deployments[-1]["trigger"] == retrained.trigger
-    assert deployments[-1]["green"]["version"] == 2
+    assert [(d["outcome"], d["green"]["version"]) for d in deployments] == [("Succeeded", 1)]
 
     overrides = ["--set", f"state_dir={spec.state_dir}"]
+    assert cli_main(["history", *overrides]) == 0
+    assert f"trigger: {retrained.trigger}" in capsys.readouterr().out
+
+
+def _new_segment(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Customers of a segment the model never saw (accounts of 300+ days) who churn by another rule: light users
+    leave. The production model, which learnt that heavy users leave, ranks them backwards."""
+    segment = []
+    for index, row in enumerate(rows):
+        churned = float(row["Day Mins"]) < 180.0
+        label = C.LABEL_POSITIVE if churned else C.LABEL_NEGATIVE
+        segment.append({**row, "Account Length": str(300 + index % 100), C.LABEL_COLUMN: label})
+    return segment
+
+
+@pytest.fixture
+def quality_deployed(tmp_path: Path) -> Iterator[tuple[PipelineSpec, Pipeline]]:
+    spec = load_spec(
+        overrides={
+            "state_dir": str(tmp_path / "state"),
+            "data": {"source": str(write_table(tmp_path / "churn.csv", churn_rows(1500, seed=31)))},
+            "training": {"source_dir": str(REPO_ROOT / "model")},
+            "hyperparameters": {"num_round": 60},
+            "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
+            "serving": {"enabled": True},
+            "production": {"strategy": "Canary10Percent5Minutes", "bake_seconds": 300, "time_scale": 120},
+            "monitoring": {"model_quality": {"min_labelled_records": 50, "label_delay_periods": 1}},
+            "retraining": {"trigger_alarms": ["model-quality"], "alarm_periods": 1, "auto_approve": True},
+        }
+    )
+    pipeline = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests"))
+    try:
+        execution = pipeline.run(trigger="manual (make deploy)")
+        assert execution.status == "Succeeded", execution.error
+        yield spec, pipeline
+    finally:
+        daemon.stop(spec.state_dir)
+
+
+def test_a_quality_drop_retrains_on_labelled_data_into_production(
+    quality_deployed: tuple[PipelineSpec, Pipeline], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, pipeline = quality_deployed
+    backend = pipeline.backend
+    first = backend.executions.latest()
+    assert first is not None
+    pipeline.monitor().set_status("Stopped")  # data quality is not the subject here
+    quality = pipeline.model_quality_monitor()
+    schedule = quality.set_status("Stopped")  # the test picks the fire time; the scheduler's path is the same
+
+    rows = _new_segment(churn_rows(RECORDS, seed=97))
+    start = datetime.now(UTC)
+    since = start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    _send(spec, rows)
+    ids = wait_for(lambda: _captured_ids(spec, since, len(rows)), 30, "the capture of the new segment's records")
+    end = datetime.now(UTC) + timedelta(seconds=1)
+
+    # the labels arrive, in SageMaker's ground-truth format, through the CLI
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "groundTruthData": {
+                        "data": "1" if r[C.LABEL_COLUMN] == C.LABEL_POSITIVE else "0",
+                        "encoding": "CSV",
+                    },
+                    "eventMetadata": {"eventId": ids[r["Phone"]]},
+                    "eventVersion": "0",
+                }
+            )
+            + "\n"
+            for r in rows
+        )
+    )
+    overrides = ["--set", f"state_dir={spec.state_dir}"]
+    assert cli_main(["monitor", "ground-truth", "--file", str(labels), *overrides]) == 0
+    capsys.readouterr()
+
+    # The schedule's clock: one model hour from the last hour boundary before the traffic to just after it; the run
+    # one label delay later analyses that hour.
+    anchor = (start - timedelta(seconds=1)).replace(minute=0, second=0, microsecond=0)
+    scale = 3600 / (end - anchor).total_seconds()
+    quality.records.save_schedule(schedule.model_copy(update={"Anchor": anchor, "TimeScale": max(scale, 1.0)}))
+    _scheduled(spec, schedule.MonitoringScheduleName, anchor + timedelta(hours=2))
+
+    execution = quality.executions()[-1]
+    assert execution.Summary["labelled"] == RECORDS, execution.Summary
+    assert execution.Metrics["auc"] < 0.5, execution.Metrics  # production ranks the new segment backwards
+    alarm = naming.model_quality_alarm_name(spec)
+    assert quality.alarms.get(alarm)["StateValue"] == "ALARM"
+    decision = read_decisions(RetrainingPaths(spec.state_dir.resolve()))[-1]
+    assert decision.action == "started", decision.reason
+    assert decision.data is not None and decision.data["used"] == RECORDS
+
+    def finished() -> PipelineExecution | None:
+        latest = backend.executions.latest()
+        done = latest is not None and latest.execution_id != first.execution_id and latest.ended_at is not None
+        return latest if done else None
+
+    retrained = wait_for(finished, timeout=400, what="the retraining's execution to end")
+    assert retrained.status == "Succeeded", retrained.error
+    assert retrained.trigger == decision.trigger
+    assert retrained.trigger.startswith(f"alarm {alarm} in ALARM since ")
+    before, after = first.output(DataOutputs), retrained.output(DataOutputs)
+    assert after.data_sha256 != before.data_sha256
+    assert sum(after.rows.values()) == sum(before.rows.values()) + RECORDS
+    train = retrained.output(TrainOutputs)
+    assert train.production_version == 1  # the comparing gate: production measured on the same held-out rows
+    assert train.metrics["test:auc"] > train.production_metrics["test:auc"] + 0.05, train.comparison()
+    assert "vs production v1" in (retrained.stage(C.STAGE_TRAIN).summary or "")
+    approval = retrained.stage(C.STAGE_APPROVAL).approval
+    assert approval is not None and approval.approver == "retraining (retraining.auto_approve)"
+
+    deployments = pipeline.deployments()
+    assert [(d["outcome"], d["green"]["version"]) for d in deployments] == [("Succeeded", 1), ("Succeeded", 2)]
+    assert deployments[-1]["trigger"] == retrained.trigger
+    shifts = [
+        e
+        for e in pipeline.backend.deployments.events(deployments[-1]["deployment_id"])
+        if e["event"] == "TrafficShifted"
+    ]
+    green = deployments[-1]["green"]["endpoint"]
+    assert [e["weights"][green] for e in shifts] == [0.1, 1.0]  # a canary, then all
+
     assert cli_main(["status", *overrides]) == 0
     status = capsys.readouterr().out
     assert f"trigger {retrained.trigger}" in status
     assert f"execution {retrained.execution_id} Succeeded; trigger: {retrained.trigger}" in status
-    assert "cooldown ends" in status
-    assert cli_main(["history", *overrides]) == 0
-    assert f"trigger: {retrained.trigger}" in capsys.readouterr().out
+    assert "Model quality:" in status
+
+
+def _captured_ids(spec: PipelineSpec, since: str, count: int) -> dict[str, str] | None:
+    """Phone number of each REST API record captured since ``since`` -> the id its label carries."""
+    ids: dict[str, str] = {}
+    for path in (spec.state_dir / "s3").rglob("*.jsonl"):
+        if "/datacapture/customerchurn-prd-" not in path.as_posix():
+            continue
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            metadata = event["eventMetadata"]
+            if metadata["inferenceTime"] < since or metadata.get("inferenceId", "").startswith(("synthetic-", "known")):
+                continue
+            record = json.loads(event["captureData"]["endpointInput"]["data"])
+            if isinstance(record, dict) and "Phone" in record:
+                key = join_key(metadata)
+                assert key is not None
+                ids[record["Phone"]] = key
+    return ids if len(ids) >= count else None
