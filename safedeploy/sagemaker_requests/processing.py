@@ -247,6 +247,26 @@ def execution_baseline(spec: PipelineSpec, execution_id: str, feature_schema: st
     )
 
 
+@dataclass(frozen=True)
+class QualityBaselineUris:
+    """A version's model-quality baseline (``DriftCheckBaselines.ModelQuality``)."""
+
+    statistics: str
+    constraints: str
+
+
+def execution_quality_baseline(spec: PipelineSpec, execution_id: str) -> QualityBaselineUris:
+    """The model-quality baseline an execution's ``quality`` baseline job writes (``<execution prefix>/quality/``).
+
+    On AWS the training state machine runs that job and registers these URIs (``DriftCheckBaselines.ModelQuality``);
+    the deploy-prd stack of the same execution judges production's model quality against its constraints.
+    """
+    folder = naming.execution_baseline_prefix(spec, execution_id).join("quality")
+    return QualityBaselineUris(
+        statistics=str(folder.join(F.STATISTICS_FILE)), constraints=str(folder.join(F.CONSTRAINTS_FILE))
+    )
+
+
 def monitoring_job_request(
     spec: PipelineSpec,
     *,
