@@ -1030,7 +1030,9 @@ def test_model_monitor_switch_keeps_model_monitor_for_accounts_that_have_it(tmp_
     stacks = render(tmp_path, **{"monitoring.use_model_monitor": True})
     prd = stacks["deploy-prd"]
     assert prd.template["Resources"]["MonitoringSchedule"]["Type"] == "AWS::SageMaker::MonitoringSchedule"
-    assert not _resources(prd, "AWS::Scheduler::Schedule") and "MonitoringStateMachine" not in prd.template["Resources"]
+    # Model quality has no Model Monitor form here: its own schedule and job run either way.
+    assert set(_resources(prd, "AWS::Scheduler::Schedule")) == {"ModelQualitySchedule"}
+    assert "MonitoringStateMachine" not in prd.template["Resources"]
     job = properties(prd, "DataQualityJobDefinition")
     prefix = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}"
     data = f"{prefix}/model-monitor"  # Model Monitor's own baseline, beside the registered (digested) one
@@ -1043,7 +1045,7 @@ def test_model_monitor_switch_keeps_model_monitor_for_accounts_that_have_it(tmp_
     # Our two baseline jobs still run in the training state machine: the registry carries their digests.
     training = _machine(stacks["training-job"], "StateMachine")["States"]["SuggestBaselines"]["Branches"]
     outputs = [b["States"][b["StartAt"]]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0] for b in training]
-    assert [o["S3Output"]["S3Uri"] for o in outputs] == [f"{prefix}/data", f"{prefix}/output"]
+    assert [o["S3Output"]["S3Uri"] for o in outputs] == [f"{prefix}/data", f"{prefix}/output", f"{prefix}/quality"]
     assert prd.template["Resources"]["DriftAlarm"]["Type"] == "AWS::CloudWatch::CompositeAlarm"  # the same alarms
 
 
