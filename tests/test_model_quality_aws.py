@@ -17,6 +17,7 @@ import pytest
 
 from safedeploy import naming
 from safedeploy.cloudformation import model_quality as cf_quality
+from safedeploy.cloudformation.build import MAX_TEMPLATE_BYTES, document_text
 from safedeploy.cloudformation.context import resolve_images
 from safedeploy.cloudformation.stacks import render_stacks
 from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor, model_quality_alarm_rule
@@ -27,6 +28,7 @@ from tests.test_templates import (
     ANALYZER_SHA256,
     EXECUTION_ID,
     KMS_ARN,
+    VARIANTS,
     VERSION,
     _evaluate_all,
     _machine,
@@ -289,3 +291,12 @@ def test_model_quality_disabled_renders_no_job_schedule_alarm_or_parameter(tmp_p
     assert states["PublishModelVersion"]["End"] is True
     assert "ModelQuality" not in states["RegisterModel"]["Arguments"]["DriftCheckBaselines"]
     assert not {"ReadQualityDigests", "ReadQualityConstraints", "PublishAucThreshold"} & set(states)
+
+
+def test_every_template_fits_what_cloudformation_takes_as_the_build_writes_it(tmp_path: Path) -> None:
+    """The production stack carries both monitoring state machines: every variant still fits the request body."""
+    for variant, overrides in VARIANTS.items():
+        for kind, stack in render(tmp_path / variant, **overrides).items():
+            size = len(document_text(stack.template).encode())
+            assert size <= MAX_TEMPLATE_BYTES, (variant, kind, size)
+            assert json.loads(document_text(stack.template)) == stack.template
