@@ -20,6 +20,7 @@ from safedeploy.cloudformation import model_quality as cf_quality
 from safedeploy.cloudformation.build import MAX_TEMPLATE_BYTES, document_text
 from safedeploy.cloudformation.context import resolve_images
 from safedeploy.cloudformation.stacks import render_stacks
+from safedeploy.errors import ConfigError
 from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor, model_quality_alarm_rule
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.sagemaker_requests import processing as requests
@@ -58,7 +59,7 @@ def _under(root: S3Uri, suffix: str) -> S3Uri:
         ("cron(0 * ? * * *)", 3, "2025-01-02T08:00:00Z", ("2025-01-02T04:00:00Z", "2025-01-02T05:00:00Z"), "day/hour"),
         ("cron(0 0 ? * * *)", 1, "2025-01-03T00:00:00Z", ("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"), "day/day"),
         ("cron(0 0 ? * * *)", 5, "2025-01-08T00:00:00Z", ("2025-01-02T00:00:00Z", "2025-01-03T00:00:00Z"), "day/root"),
-        ("cron(0 0 ? * * *)", 9, "2025-01-12T00:00:00Z", ("2025-01-02T00:00:00Z", "2025-01-03T00:00:00Z"), "root/root"),
+        ("cron(0 0 ? * * *)", 6, "2025-01-09T00:00:00Z", ("2025-01-02T00:00:00Z", "2025-01-03T00:00:00Z"), "root/root"),
     ],
 )
 def test_model_quality_state_machine_runs_the_local_model_quality_request(
@@ -300,3 +301,10 @@ def test_every_template_fits_what_cloudformation_takes_as_the_build_writes_it(tm
             size = len(document_text(stack.template).encode())
             assert size <= MAX_TEMPLATE_BYTES, (variant, kind, size)
             assert json.loads(document_text(stack.template)) == stack.template
+
+
+def test_an_alarm_range_beyond_cloudwatchs_seven_days_is_refused_naming_why(tmp_path: Path) -> None:
+    daily = {"monitoring.model_quality.schedule_expression": "cron(0 0 ? * * *)"}
+    render(tmp_path / "ok", **daily, **{"monitoring.model_quality.label_delay_periods": 6})  # 7 days: the limit
+    with pytest.raises(ConfigError, match=r"8 periods of 86400 s .* lower label_delay_periods"):
+        render(tmp_path / "long", **daily, **{"monitoring.model_quality.label_delay_periods": 7})

@@ -67,6 +67,8 @@ _MERGED = "MERGED-GROUND-TRUTH"
 _SAMPLE = "0000/00/00/00"
 """The capture and ground-truth folder handed to the request builder, replaced by each found folder's suffix
 (``/yyyy/mm/dd/hh``, ``/yyyy/mm/dd`` or empty: the root)."""
+MAX_ALARM_RANGE_SECONDS = 604_800
+"""PutMetricAlarm: ``Period`` x ``EvaluationPeriods`` at most 7 days (periods of an hour or more)."""
 GRANULARITIES: tuple[tuple[str, str], ...] = (
     ("hour", "hour"),
     ("day", "hour"),
@@ -276,7 +278,15 @@ def alarm_evaluation_periods(spec: PipelineSpec) -> int:
     hold no datapoint yet and, missing data being ``missing``, are not counted: the rule's datapoints decide.
     """
     quality = spec.monitoring.model_quality
-    return quality.alarm_evaluation_periods + quality.label_delay_periods
+    periods = quality.alarm_evaluation_periods + quality.label_delay_periods
+    period = parse_schedule(quality.schedule_expression).every_hours * 3600
+    if periods * period > MAX_ALARM_RANGE_SECONDS:
+        raise ConfigError(
+            f"monitoring.model_quality: the AUC alarm would evaluate {periods} periods of {period} s (alarm "
+            f"evaluation periods + label delay), more than CloudWatch's {MAX_ALARM_RANGE_SECONDS} s (7 days): "
+            "lower label_delay_periods or alarm_evaluation_periods"
+        )
+    return periods
 
 
 def add_model_quality_alarm(template: Template, spec: PipelineSpec, endpoint: Json, threshold: Json | float) -> str:
