@@ -31,12 +31,12 @@ from collections.abc import Sequence
 from safedeploy import naming
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.monitoring import (
-    _END,
-    _JOB,
-    _REPORT,
-    _START,
+    END_PLACEHOLDER,
     HOUR_MS,
+    JOB_PLACEHOLDER,
     PROCESSING_TASK,
+    REPORT_PLACEHOLDER,
+    START_PLACEHOLDER,
     add_schedule,
     capture_root,
     find_folders,
@@ -45,7 +45,7 @@ from safedeploy.cloudformation.monitoring import (
     window_table,
 )
 from safedeploy.cloudformation.monitoring import (
-    _jsonata_literal as literal,
+    jsonata_literal as literal,
 )
 from safedeploy.cloudformation.state_machine import add_state_machine
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, parameterize, token
@@ -153,15 +153,15 @@ def analyze_arguments(ctx: BuildContext, endpoint: str, kms_key_id: str) -> Json
     request: Json = dict(
         model_quality_job_request(
             spec,
-            job_name=_JOB,
+            job_name=JOB_PLACEHOLDER,
             schedule_name=naming.model_quality_schedule_name(spec),
             endpoint=endpoint,
             capture_prefixes=[root.join(_SAMPLE)],
             ground_truth_prefixes=[labels.join(_SAMPLE)],
-            start=_START,
-            end=_END,
+            start=START_PLACEHOLDER,
+            end=END_PLACEHOLDER,
             baseline_constraints=ctx.quality_baseline.constraints,
-            output=S3Uri(root.bucket, _REPORT),
+            output=S3Uri(root.bucket, REPORT_PLACEHOLDER),
             merged_output=S3Uri(root.bucket, _MERGED),
             code=ctx.analyzer_code,
             image_uri=ctx.images.processing,
@@ -186,12 +186,16 @@ def analyze_arguments(ctx: BuildContext, endpoint: str, kms_key_id: str) -> Json
     request["ProcessingJobName"] = "{% $states.input.JobName %}"
     report, merged = (o["S3Output"] for o in request["ProcessingOutputConfig"]["Outputs"])
     report["S3Uri"], merged["S3Uri"] = "{% $states.input.Report %}", "{% $states.input.Merged %}"
-    stamps = {f"{_START:%Y-%m-%dT%H:%M:%S}Z": "Start", f"{_END:%Y-%m-%dT%H:%M:%S}Z": "End", _JOB: "JobName"}
+    stamps = {
+        f"{START_PLACEHOLDER:%Y-%m-%dT%H:%M:%S}Z": "Start",
+        f"{END_PLACEHOLDER:%Y-%m-%dT%H:%M:%S}Z": "End",
+        JOB_PLACEHOLDER: "JobName",  # merged_file_name
+    }
     request["Environment"] = {
         key: f"{{% $states.input.{stamps[value]} %}}" if value in stamps else value
         for key, value in request["Environment"].items()
     }
-    leftover = [p for p in (_JOB, _REPORT, _MERGED, _SAMPLE) if p in json.dumps(request)]
+    leftover = [p for p in (JOB_PLACEHOLDER, REPORT_PLACEHOLDER, _MERGED, _SAMPLE) if p in json.dumps(request)]
     if leftover:
         raise ValueError(f"placeholders left in the model-quality request: {leftover}")
     return request

@@ -58,11 +58,11 @@ SCHEDULER_INPUT = {"ScheduledTime": "<aws.scheduler.scheduled-time>", "Invocatio
 """What the schedule passes: EventBridge Scheduler's context attributes, substituted at each invocation."""
 
 # Placeholders handed to the request builder and replaced by the state machine's values.
-_JOB = "MONITORING-JOB-NAME"
+JOB_PLACEHOLDER = "MONITORING-JOB-NAME"
 _FOLDER = "CAPTURE-FOLDER"
-_REPORT = "MONITORING-REPORT"
-_START = datetime(2000, 1, 1, tzinfo=UTC)
-_END = datetime(2000, 1, 2, tzinfo=UTC)
+REPORT_PLACEHOLDER = "MONITORING-REPORT"
+START_PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC)
+END_PLACEHOLDER = datetime(2000, 1, 2, tzinfo=UTC)
 
 
 def scheduler_expression(schedule: CronSchedule) -> str:
@@ -172,7 +172,7 @@ def _window_expression(spec: PipelineSpec, endpoint: str, baseline: BaselineUris
     )
 
 
-def _jsonata_literal(value: Any) -> str:
+def jsonata_literal(value: Any) -> str:
     """A JSON value as a JSONata constructor (JSON is valid JSONata)."""
     return json.dumps(value, separators=(", ", ": "))
 
@@ -184,14 +184,14 @@ def _analyze_arguments(ctx: BuildContext, endpoint: str, kms_key_id: str) -> Jso
     request: Json = dict(
         monitoring_job_request(
             spec,
-            job_name=_JOB,
+            job_name=JOB_PLACEHOLDER,
             schedule_name=naming.monitoring_schedule_name(spec),
             endpoint=endpoint,
             capture_prefixes=[root.join(_FOLDER)],
-            start=_START,
-            end=_END,
+            start=START_PLACEHOLDER,
+            end=END_PLACEHOLDER,
             baseline=baseline,
-            output=S3Uri(root.bucket, _REPORT),
+            output=S3Uri(root.bucket, REPORT_PLACEHOLDER),
             code=ctx.analyzer_code,
             image_uri=ctx.images.processing,
             kms_key_id=kms_key_id,
@@ -201,21 +201,21 @@ def _analyze_arguments(ctx: BuildContext, endpoint: str, kms_key_id: str) -> Jso
     code, capture, *baselines = request["ProcessingInputs"]
     if capture["InputName"] != "endpoint-0":  # the builder names capture inputs by position
         raise ValueError(f"unexpected capture input {capture['InputName']}")
-    one = _jsonata_literal(capture).replace('"endpoint-0"', '"endpoint-" & $string($i)')
+    one = jsonata_literal(capture).replace('"endpoint-0"', '"endpoint-" & $string($i)')
     one = one.replace(_FOLDER, '" & $f & "')
     request["ProcessingInputs"] = (
-        f"{{% $append($append([{_jsonata_literal(code)}], $map($states.input.Found, function($f, $i) {{ {one} }})),"
-        f" {_jsonata_literal(baselines)}) %}}"
+        f"{{% $append($append([{jsonata_literal(code)}], $map($states.input.Found, function($f, $i) {{ {one} }})),"
+        f" {jsonata_literal(baselines)}) %}}"
     )
     request["ProcessingJobName"] = "{% $states.input.JobName %}"
     output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
     output["S3Uri"] = "{% $states.input.Report %}"
-    stamps = {f"{_START:%Y-%m-%dT%H:%M:%S}Z": "Start", f"{_END:%Y-%m-%dT%H:%M:%S}Z": "End"}
+    stamps = {f"{START_PLACEHOLDER:%Y-%m-%dT%H:%M:%S}Z": "Start", f"{END_PLACEHOLDER:%Y-%m-%dT%H:%M:%S}Z": "End"}
     request["Environment"] = {
         key: f"{{% $states.input.{stamps[value]} %}}" if value in stamps else value
         for key, value in request["Environment"].items()
     }
-    leftover = [p for p in (_JOB, _REPORT, _FOLDER) if p in json.dumps(request)]
+    leftover = [p for p in (JOB_PLACEHOLDER, REPORT_PLACEHOLDER, _FOLDER) if p in json.dumps(request)]
     if leftover:
         raise ValueError(f"placeholders left in the monitoring request: {leftover}")
     return request
