@@ -31,8 +31,12 @@ from tests.test_templates import (
     KMS_ARN,
     VARIANTS,
     VERSION,
+    _definition,
+    _described,
     _evaluate_all,
     _machine,
+    _run_gate,
+    _through_baselines,
     build_context,
     fixture_spec,
     jsonata,  # noqa: F401  (the fixture)
@@ -308,3 +312,22 @@ def test_an_alarm_range_beyond_cloudwatchs_seven_days_is_refused_naming_why(tmp_
     render(tmp_path / "ok", **daily, **{"monitoring.model_quality.label_delay_periods": 6})  # 7 days: the limit
     with pytest.raises(ConfigError, match=r"8 periods of 86400 s .* lower label_delay_periods"):
         render(tmp_path / "long", **daily, **{"monitoring.model_quality.label_delay_periods": 7})
+
+
+def test_the_training_state_machine_publishes_the_baselines_auc_threshold_for_the_alarm(
+    tmp_path: Path,
+    jsonata: Callable[[str, dict[str, Any]], Any],  # noqa: F811
+) -> None:
+    """ReadQualityConstraints -> RegisterModel -> PublishModelVersion -> PublishAucThreshold: the threshold of the
+    quality baseline's constraints.json reaches the SSM parameter the deploy-prd stack's ``AucThreshold`` names."""
+    stacks = render(tmp_path)
+    definition = _definition(stacks)
+    states = definition["States"]
+    data = _through_baselines(definition, _run_gate(definition, _described(**{"test:auc": 0.93}), jsonata)[1], jsonata)
+    assert data["AucThreshold"] == 0.87
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/customerchurn/12"
+    data = jsonata(states["RegisterModel"]["Output"], {"input": data, "result": {"ModelPackageArn": arn}})
+    data = jsonata(states["PublishModelVersion"]["Output"], {"input": data, "result": {}})
+    arguments = _evaluate_all(states["PublishAucThreshold"]["Arguments"], {"input": data}, jsonata)
+    assert arguments["Value"] == "0.87" and arguments["Type"] == "String"
+    assert arguments["Name"] == stacks["deploy-prd"].configuration["Parameters"]["AucThreshold"]
