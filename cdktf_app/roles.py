@@ -55,7 +55,9 @@ MODEL_MONITOR_IMAGE = "sagemaker-model-monitor-analyzer"
 """Model Monitor's analyzer (only with ``monitoring.use_model_monitor``)."""
 SAGEMAKER_METRIC_NAMESPACES = ("/aws/sagemaker/*", "aws/sagemaker/*")
 MONITOR_METRIC_NAMESPACE = F.METRIC_NAMESPACE_ENDPOINT
-"""The one namespace the monitoring job publishes to (``feature_baseline_drift_<feature>``, ...)."""
+"""The namespace the data-quality job publishes to (``feature_baseline_drift_<feature>``, ...)."""
+MODEL_METRIC_NAMESPACE = F.MODEL_METRIC_NAMESPACE_ENDPOINT
+"""The namespace the model-quality job publishes to (``auc``, ``f1``, ...)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,14 +322,19 @@ class PipelineRoles(Construct):
         return self.names.spec.monitoring.use_model_monitor
 
     @property
+    def _model_quality(self) -> bool:
+        return self.names.spec.monitoring.model_quality.enabled
+
+    @property
     def _sagemaker_images(self) -> tuple[str, ...]:
         return (FRAMEWORK_IMAGE, MODEL_MONITOR_IMAGE) if self._use_model_monitor else (FRAMEWORK_IMAGE,)
 
     def _monitor(self) -> list[Statement]:
         """The monitor's Processing jobs: only what the analyzer touches.
 
-        Read its code, the baseline dataset and feature schema, the baselines and the capture; write reports and
-        baselines; the pipeline key; its logs; PutMetricData in the monitor's namespace only.
+        Read its code, the baseline dataset and feature schema, the baselines and the capture (and, with model
+        quality, the ground-truth labels); write reports and baselines (and the merged records); the pipeline key;
+        its logs; PutMetricData in the monitor's namespaces only.
         """
         names = self.names
         artifacts, data = self.artifacts_arn, self.data_arn
@@ -341,18 +348,27 @@ class PipelineRoles(Construct):
         reports = under(names.uri(naming.monitoring_reports_prefix))
         datasets = under(names.uri(naming.dataset_prefix, ""))
         models = under(names.uri(naming.training_output_prefix))  # the output baseline job scores model.tar.gz
+        reads, writes, namespaces = (
+            [code, baselines, capture, datasets, models],
+            [reports, baselines],
+            [MONITOR_METRIC_NAMESPACE],
+        )
+        if self._model_quality:  # labels in, merged records out, auc/f1/... metrics
+            reads.append(under(names.uri(naming.ground_truth_uri)))
+            writes.append(under(names.uri(naming.merged_ground_truth_uri)))
+            namespaces.append(MODEL_METRIC_NAMESPACE)
         return [
-            *read_objects("ReadMonitorInputs", [artifacts, data], [code, baselines, capture, datasets, models]),
-            write_objects("WriteReportsAndBaselines", [reports, baselines]),
+            *read_objects("ReadMonitorInputs", [artifacts, data], reads),
+            write_objects("WriteReportsAndBaselines", writes),
             use_key(self.key_arn),
             grant_key_to_services(self.key_arn),
             write_logs("ProcessingJobLogs", names, "/aws/sagemaker/ProcessingJobs"),
             Statement(
                 sid="PublishMonitorMetrics",
                 actions=("cloudwatch:PutMetricData",),
-                # PutMetricData supports no resource but "*": the condition limits it to the monitor's namespace.
+                # PutMetricData supports no resource but "*": the condition limits it to the monitor's namespaces.
                 resources=("*",),
-                conditions=(condition("StringEquals", "cloudwatch:namespace", MONITOR_METRIC_NAMESPACE),),
+                conditions=(condition("StringEquals", "cloudwatch:namespace", *namespaces),),
             ),
             Statement(
                 sid="RegistryLogin",
@@ -369,13 +385,14 @@ class PipelineRoles(Construct):
         ]
 
     def _scheduler(self) -> list[Statement]:
-        """The data-quality schedule: start the monitoring state machine; decrypt with the schedule's key."""
-        machine = self.names.name(naming.state_machine_name, "monitoring")
+        """The monitoring schedules: start their state machines (data and model quality); decrypt with the key."""
+        kinds = ("monitoring", "model-quality") if self._model_quality else ("monitoring",)
+        machines = tuple(self.names.name(naming.state_machine_name, kind) for kind in kinds)
         return [
             Statement(
                 sid="StartMonitoring",
                 actions=("states:StartExecution",),
-                resources=(self._arn("states", f"stateMachine:{machine}"),),
+                resources=tuple(self._arn("states", f"stateMachine:{machine}") for machine in machines),
             ),
             use_key(self.key_arn, decrypt_only=True),
         ]
@@ -504,6 +521,27 @@ class PipelineRoles(Construct):
         prefix = self.names.uri(naming.execution_baseline_prefix, "")
         return self.names.s3_arn(prefix.bucket, f"{prefix.key.rstrip('/')}/*/{F.DIGESTS_FILE}")
 
+    def _model_quality_steps(self) -> list[Statement]:
+        """Model quality: list the ground-truth folders; read the quality baseline's AUC threshold."""
+        if not self._model_quality:
+            return []
+        labels = self.names.uri(naming.ground_truth_uri)
+        prefix = self.names.uri(naming.execution_baseline_prefix, "")
+        constraints = f"{prefix.key.rstrip('/')}/*/quality/{F.CONSTRAINTS_FILE}"
+        return [
+            Statement(
+                sid="ListGroundTruth",  # the model-quality state machine's listObjectsV2 of the label folders
+                actions=("s3:ListBucket",),
+                resources=(self.data_arn,),
+                conditions=(condition("StringLike", "s3:prefix", f"{labels.key}/*"),),
+            ),
+            Statement(
+                sid="ReadQualityConstraints",  # the training state machine publishes the AUC threshold to SSM
+                actions=("s3:GetObject",),
+                resources=(self.names.s3_arn(prefix.bucket, constraints),),
+            ),
+        ]
+
     def _stepfunctions(self) -> list[Statement]:
         names = self.names
         return [
@@ -551,6 +589,7 @@ class PipelineRoles(Construct):
                 actions=("s3:GetObject",),
                 resources=(self._baseline_digests(),),
             ),
+            *self._model_quality_steps(),
             use_key(self.key_arn, decrypt_only=True),
             # no lambda:InvokeFunction: no state machine invokes a Lambda (the quality gate is JSONata Choice states;
             # tests/test_least_privilege.py fails if a definition ever gains a Lambda task)

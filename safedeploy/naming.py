@@ -189,15 +189,16 @@ def monitoring_reports_prefix(spec: PipelineSpec) -> S3Uri:
     return S3Uri(artifact_bucket(spec), f"{spec.model_name}/monitoring-reports")
 
 
-STATE_MACHINE_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "monitoring", "retraining")
+STATE_MACHINE_KINDS: tuple[str, ...] = ("training-job", "suggest-baseline", "monitoring", "retraining", "model-quality")
 
 
 def state_machine_name(spec: PipelineSpec, kind: str) -> str:
     """A Step Functions state machine of the per-model stacks.
 
     ``training-job`` / ``suggest-baseline`` (Train runs them), ``monitoring`` (the deploy-prd stack's, started by
-    the data-quality schedule), ``retraining`` (the base infrastructure's: a retraining alarm or the retrain schedule
-    starts it; it waits out the debounce, then starts the retraining build).
+    the data-quality schedule), ``model-quality`` (the deploy-prd stack's, started by the model-quality schedule),
+    ``retraining`` (the base infrastructure's: a retraining alarm or the retrain schedule starts it; it waits out the
+    debounce, then starts the retraining build).
     """
     if kind not in STATE_MACHINE_KINDS:
         raise ValueError(f"no state machine for stack kind {kind!r}")
@@ -217,8 +218,9 @@ def approval_topic(spec: PipelineSpec) -> str:
 def baseline_job_name(spec: PipelineSpec, execution_id: str, now: datetime, kind: str = "") -> str:
     """A baseline processing job of one execution (at most 63 characters).
 
-    ``kind``: ``data`` (training features) or ``output`` (the model's validation scores), run by the training
-    state machine; empty: Model Monitor's own job of the suggest-baseline stack (``monitoring.use_model_monitor``).
+    ``kind``: ``data`` (training features), ``output`` (the model's validation scores) or ``quality`` (its model
+    quality on the validation set), run by the training state machine; empty: Model Monitor's own job of the
+    suggest-baseline stack (``monitoring.use_model_monitor``).
     """
     infix = f"-{kind}" if kind else ""
     return f"{spec.model_name}-baseline{infix}-{now:%Y%m%d-%H%M%S}-{execution_id[:8]}"
@@ -280,6 +282,15 @@ def model_version_parameter(spec: PipelineSpec, execution_id: str) -> str:
     One per execution, so a later execution registering meanwhile cannot change what this one deploys.
     """
     return f"/safedeploy/{spec.pipeline_name}/executions/{execution_id}/model-version"
+
+
+def auc_threshold_parameter(spec: PipelineSpec, execution_id: str) -> str:
+    """The SSM parameter where an execution's training state machine records its model-quality AUC threshold.
+
+    The threshold of the version's ``constraints.json`` (the spec's ``auc_threshold``, else the baseline's
+    suggestion), known only once the baseline job ran: the deploy-prd stack's AUC alarm resolves it.
+    """
+    return f"/safedeploy/{spec.pipeline_name}/executions/{execution_id}/auc-threshold"
 
 
 def version_baseline_prefix(spec: PipelineSpec, version: int) -> S3Uri:

@@ -465,16 +465,22 @@ def test_monitor_and_scheduler_roles_hold_only_what_monitoring_uses(synth: Synth
             f"arn:aws:s3:::{artifacts}/{model}/datacapture/*",
             f"arn:aws:s3:::{data}/{model}/datasets/*",
             f"arn:aws:s3:::{artifacts}/{model}/training-jobs/*",  # the output baseline job scores model.tar.gz
+            f"arn:aws:s3:::{data}/{model}/ground-truth/*",  # the model-quality job's labels
         ]
     )
     assert sorted(resolve(doc, r) for r in monitor["WriteReportsAndBaselines"]["resources"]) == [
         f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*",
+        f"arn:aws:s3:::{artifacts}/{model}/merged-ground-truth/*",  # captured records joined with their labels
         f"arn:aws:s3:::{artifacts}/{model}/monitoring-reports/*",
     ]
     metrics = monitor["PublishMonitorMetrics"]
     assert metrics["actions"] == ["cloudwatch:PutMetricData"]
     assert metrics["condition"] == [
-        {"test": "StringEquals", "variable": "cloudwatch:namespace", "values": ["/aws/sagemaker/Endpoints/data-metric"]}
+        {
+            "test": "StringEquals",
+            "variable": "cloudwatch:namespace",
+            "values": ["/aws/sagemaker/Endpoints/data-metric", "aws/sagemaker/Endpoints/model-metrics"],
+        }
     ]
     assert [r.rsplit("/", 1)[-1] for r in monitor["PullFrameworkImage"]["resources"]] == ["sagemaker-xgboost"]
     actions = {a for statement in monitor.values() for a in statement["actions"]}
@@ -483,7 +489,10 @@ def test_monitor_and_scheduler_roles_hold_only_what_monitoring_uses(synth: Synth
     start = scheduler[0]
     assert (start["actions"], [resolve(doc, r) for r in start["resources"]]) == (
         ["states:StartExecution"],
-        [f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{naming.state_machine_name(spec, 'monitoring')}"],
+        [
+            f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{naming.state_machine_name(spec, kind)}"
+            for kind in ("monitoring", "model-quality")
+        ],
     )
     assert {a for s in scheduler for a in s["actions"]} == {"states:StartExecution", "kms:Decrypt", "kms:DescribeKey"}
     # Model Monitor's grants and image only for accounts that use it (monitoring.use_model_monitor).
@@ -523,9 +532,19 @@ def test_the_training_state_machine_runs_the_baseline_jobs_and_reads_only_their_
         if any(a.startswith("s3:GetObject") for a in s["actions"])
         for r in s["resources"]
     ]
-    assert reads == [f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*/digests.json"]
+    assert reads == [
+        f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*/digests.json",
+        f"arn:aws:s3:::{artifacts}/{model}/baseline-jobs/*/quality/constraints.json",  # the AUC threshold
+    ]
     listing = statements["ListCapture"]
     assert [resolve(doc, r) for r in listing["resources"]] == [f"arn:aws:s3:::{artifacts}"]
+    # The model-quality state machine lists the label folders of the data bucket, and nothing else of it.
+    labels = statements["ListGroundTruth"]
+    assert labels["actions"] == ["s3:ListBucket"]
+    assert [resolve(doc, r) for r in labels["resources"]] == [f"arn:aws:s3:::{naming.data_bucket(spec)}"]
+    assert labels["condition"] == [
+        {"test": "StringLike", "variable": "s3:prefix", "values": [f"{model}/ground-truth/*"]}
+    ]
     assert all("*" not in a for s in statements.values() for a in s["actions"])
 
 

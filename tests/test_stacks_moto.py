@@ -152,6 +152,8 @@ def test_stacks_are_created_and_deleted_in_the_documented_order(
     sagemaker, sfn, logs = moto.client("sagemaker"), moto.client("stepfunctions"), moto.client("logs")
     version_parameter = stacks["deploy-dev"].configuration["Parameters"]["ModelVersion"]
     ssm.put_parameter(Name=version_parameter, Value="7", Type="String")  # what the training state machine publishes
+    threshold_parameter = stacks["deploy-prd"].configuration["Parameters"]["AucThreshold"]
+    ssm.put_parameter(Name=threshold_parameter, Value="0.87", Type="String")  # and the version's AUC threshold
     # the base infrastructure's production-endpoint parameter (Terraform creates it as "none")
     ssm.put_parameter(Name=naming.production_endpoint_parameter(spec), Value="none", Type="String")
     for kind in IN_MOTO:
@@ -266,7 +268,12 @@ def _tags_map(tags: list[dict[str, str]] | None) -> dict[str, str]:
 
 REQUESTS: dict[str, Request] = {
     "AWS::Scheduler::Schedule": lambda p, _: ("scheduler", "create_schedule", p),
-    "AWS::CloudWatch::Alarm": lambda p, _: ("cloudwatch", "put_metric_alarm", p),
+    # CloudFormation converts a String parameter's value (the AUC threshold from SSM) to the property's Double
+    "AWS::CloudWatch::Alarm": lambda p, _: (
+        "cloudwatch",
+        "put_metric_alarm",
+        {**p, "Threshold": float(p["Threshold"])},
+    ),
     "AWS::CloudWatch::CompositeAlarm": lambda p, _: ("cloudwatch", "put_composite_alarm", p),
     "AWS::ApplicationAutoScaling::ScalableTarget": lambda p, _: (
         "application-autoscaling",
@@ -380,7 +387,11 @@ def test_what_moto_cannot_create_is_requested_in_the_apis_own_shapes(tmp_path: P
     stacks = render(tmp_path, **VARIANTS[variant])
     checked: set[str] = set()
     for documents in stacks.values():
-        parameters = {"KmsKeyArn": documents.configuration["Parameters"]["KmsKeyArn"], "ModelVersion": "7"}
+        parameters = {
+            "KmsKeyArn": documents.configuration["Parameters"]["KmsKeyArn"],
+            "ModelVersion": "7",
+            "AucThreshold": "0.87",  # what the training state machine publishes from the quality baseline
+        }
         resources = documents.template["Resources"]
         resolved = {logical: _resolve(r, parameters, resources) for logical, r in resources.items()}
         for logical, resource in resolved.items():

@@ -33,7 +33,7 @@ from safedeploy.cloudformation.traffic_shifting import codedeploy_routing
 from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ConfigError, GateFailedError
 from safedeploy.infra.policy import DEFAULT_CHECKOV, PolicyToolMissingError, run_cfn_lint, run_checkov
-from safedeploy.monitoring.baseline import version_baseline
+from safedeploy.monitoring.baseline import quality_baseline, version_baseline
 from safedeploy.monitoring.drift_alarms import drift_alarm_rules
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.monitoring.schedule import parse_schedule
@@ -547,7 +547,9 @@ def test_gate_states_follow_the_spec_conditions(tmp_path: Path) -> None:
     assert states["Gate2"]["Choices"][0]["Next"] == "SuggestBaselines"
     assert states["SuggestBaselines"]["Next"] == "ReadDataDigests"
     assert states["ReadDataDigests"]["Next"] == "ReadOutputDigests"
-    assert states["ReadOutputDigests"]["Next"] == "RegisterModel"
+    assert states["ReadOutputDigests"]["Next"] == "ReadQualityDigests"
+    assert states["ReadQualityDigests"]["Next"] == "ReadQualityConstraints"
+    assert states["ReadQualityConstraints"]["Next"] == "RegisterModel"
     assert states["Gate2"]["Comment"] == "Quality gate: validation:log_loss <= 0.45"
     assert states["Gate1Failed"]["Type"] == states["Gate2Failed"]["Type"] == "Fail"
     register = states["RegisterModel"]
@@ -557,6 +559,10 @@ def test_gate_states_follow_the_spec_conditions(tmp_path: Path) -> None:
     assert register["Next"] == "PublishModelVersion"
     publish = states["PublishModelVersion"]["Arguments"]
     assert publish["Name"] == naming.model_version_parameter(fixture_spec(), EXECUTION_ID)
+    assert states["PublishModelVersion"]["Next"] == "PublishAucThreshold"
+    threshold = states["PublishAucThreshold"]
+    assert threshold["Arguments"]["Name"] == naming.auc_threshold_parameter(fixture_spec(), EXECUTION_ID)
+    assert threshold["End"] is True
 
 
 def test_gate_refuses_a_metric_the_job_does_not_report(tmp_path: Path) -> None:
@@ -615,13 +621,21 @@ def _digests(statistics: str, constraints: str) -> dict[str, Any]:
 def _through_baselines(
     definition: dict[str, Any], data: dict[str, Any], evaluate: Callable[[str, dict[str, Any]], Any]
 ) -> dict[str, Any]:
-    """SuggestBaselines (both jobs succeed), ReadDataDigests and ReadOutputDigests with sample results."""
+    """SuggestBaselines (every job succeeds), then the Read* states with sample results (AUC threshold 0.87)."""
     states = definition["States"]
-    jobs = ["customerchurn-baseline-data-x", "customerchurn-baseline-output-x"]
+    jobs = ["customerchurn-baseline-data-x", "customerchurn-baseline-output-x", "customerchurn-baseline-quality-x"]
     data = evaluate(states["SuggestBaselines"]["Output"], {"input": data, "result": jobs})
     data = evaluate(states["ReadDataDigests"]["Output"], {"input": data, "result": _digests("1", "2")})
+    data = evaluate(states["ReadOutputDigests"]["Output"], {"input": data, "result": _digests("3", "4")})
+    if "ReadQualityDigests" not in states:
+        return data
+    data = evaluate(states["ReadQualityDigests"]["Output"], {"input": data, "result": _digests("5", "6")})
+    constraints = {
+        "version": 0.0,
+        "binary_classification_constraints": {"auc": {"threshold": 0.87, "comparison_operator": "LessThanThreshold"}},
+    }
     result: dict[str, Any] = evaluate(
-        states["ReadOutputDigests"]["Output"], {"input": data, "result": _digests("3", "4")}
+        states["ReadQualityConstraints"]["Output"], {"input": data, "result": {"Body": json.dumps(constraints)}}
     )
     return result
 
@@ -731,9 +745,28 @@ def test_baseline_jobs_are_the_local_baseline_requests_under_the_executions_pref
         image_uri=image,
         kms_key_id=KMS_ARN,
     )
+    assert tasks[2]["Arguments"] == monitoring_requests.model_quality_baseline_job_request(
+        ctx.spec,
+        job_name=naming.baseline_job_name(ctx.spec, EXECUTION_ID, STARTED, "quality"),
+        dataset=ctx.contract.uri("ValidationUri"),
+        model_archive=ctx.model_data_url,
+        output=prefix.join("quality"),
+        code=code,
+        image_uri=image,
+        evaluation_time=STARTED,
+        kms_key_id=KMS_ARN,
+    )
     assert {t["Arguments"]["RoleArn"] for t in tasks} == {naming.monitor_role_arn(ctx.spec)}
-    assert len({t["Arguments"]["ProcessingJobName"] for t in tasks}) == 2
-    for state, folder in (("ReadDataDigests", "data"), ("ReadOutputDigests", "output")):
+    assert len({t["Arguments"]["ProcessingJobName"] for t in tasks}) == 3
+    assert states["ReadQualityConstraints"]["Arguments"] == {
+        "Bucket": prefix.bucket,
+        "Key": prefix.join("quality", "constraints.json").key,
+    }
+    for state, folder in (
+        ("ReadDataDigests", "data"),
+        ("ReadOutputDigests", "output"),
+        ("ReadQualityDigests", "quality"),
+    ):
         assert states[state]["Resource"] == "arn:aws:states:::aws-sdk:s3:getObject"
         assert states[state]["Arguments"] == {
             "Bucket": prefix.bucket,
@@ -771,7 +804,19 @@ def test_the_version_is_registered_with_both_baselines_and_their_digests(
                 "S3Uri": f"{prefix}/data/constraints.json",
                 "ContentDigest": "sha256:" + "2" * 64,
             },
-        }
+        },
+        "ModelQuality": {
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri": f"{prefix}/quality/statistics.json",
+                "ContentDigest": "sha256:" + "5" * 64,
+            },
+            "Constraints": {
+                "ContentType": "application/json",
+                "S3Uri": f"{prefix}/quality/constraints.json",
+                "ContentDigest": "sha256:" + "6" * 64,
+            },
+        },
     }
     for source in baselines["ModelDataQuality"].values():
         assert re.fullmatch(r"[Ss][Hh][Aa]256:[0-9a-fA-F]{64}", source["ContentDigest"])
@@ -785,10 +830,14 @@ def test_the_version_is_registered_with_both_baselines_and_their_digests(
     # What the registry then holds is what the local backend's version_baseline reads (both baselines, sha256).
     package = SimpleNamespace(
         DriftCheckBaselines={
-            "ModelDataQuality": {k: MetricsSource(**v) for k, v in baselines["ModelDataQuality"].items()}
+            kind: {k: MetricsSource(**v) for k, v in baselines[kind].items()}
+            for kind in ("ModelDataQuality", "ModelQuality")
         },
         CustomerMetadataProperties=metadata,
     )
+    quality = quality_baseline(package)
+    assert quality is not None and quality.constraints == f"{prefix}/quality/constraints.json"
+    assert quality.sha256 == {"statistics": "5" * 64, "constraints": "6" * 64}
     files = version_baseline(package)
     assert files is not None and files.output_statistics == f"{prefix}/output/statistics.json"
     assert files.sha256 == {
@@ -981,7 +1030,9 @@ def test_model_monitor_switch_keeps_model_monitor_for_accounts_that_have_it(tmp_
     stacks = render(tmp_path, **{"monitoring.use_model_monitor": True})
     prd = stacks["deploy-prd"]
     assert prd.template["Resources"]["MonitoringSchedule"]["Type"] == "AWS::SageMaker::MonitoringSchedule"
-    assert not _resources(prd, "AWS::Scheduler::Schedule") and "MonitoringStateMachine" not in prd.template["Resources"]
+    # Model quality has no Model Monitor form here: its own schedule and job run either way.
+    assert set(_resources(prd, "AWS::Scheduler::Schedule")) == {"ModelQualitySchedule"}
+    assert "MonitoringStateMachine" not in prd.template["Resources"]
     job = properties(prd, "DataQualityJobDefinition")
     prefix = f"s3://customerchurn-dev-artifacts-{ACCOUNT}-us-east-1/customerchurn/baseline-jobs/{EXECUTION_ID}"
     data = f"{prefix}/model-monitor"  # Model Monitor's own baseline, beside the registered (digested) one
@@ -994,7 +1045,7 @@ def test_model_monitor_switch_keeps_model_monitor_for_accounts_that_have_it(tmp_
     # Our two baseline jobs still run in the training state machine: the registry carries their digests.
     training = _machine(stacks["training-job"], "StateMachine")["States"]["SuggestBaselines"]["Branches"]
     outputs = [b["States"][b["StartAt"]]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0] for b in training]
-    assert [o["S3Output"]["S3Uri"] for o in outputs] == [f"{prefix}/data", f"{prefix}/output"]
+    assert [o["S3Output"]["S3Uri"] for o in outputs] == [f"{prefix}/data", f"{prefix}/output", f"{prefix}/quality"]
     assert prd.template["Resources"]["DriftAlarm"]["Type"] == "AWS::CloudWatch::CompositeAlarm"  # the same alarms
 
 

@@ -23,6 +23,7 @@ from safedeploy.cloudformation.context import BuildContext, resolve_images
 from safedeploy.cloudformation.contract import read_contract
 from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
 from safedeploy.cloudformation.stacks import render_stacks
+from safedeploy.cloudformation.template import Json
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.revision import code_revision
 from safedeploy.shipping import analyzer_files, analyzer_prefix
@@ -38,6 +39,15 @@ if TYPE_CHECKING:
 
 MAX_TEMPLATE_BYTES = 51_200
 """CloudFormation's limit on a template sent in the request body: under it, a template deploys however it is passed."""
+
+
+def document_text(document: Json) -> str:
+    """A template or configuration as the build writes it: compact JSON, keys sorted.
+
+    Compact, because the production stack (two monitoring state machines, hooks, canary, API) does not fit
+    :data:`MAX_TEMPLATE_BYTES` indented; the snapshots in ``tests/snapshots/templates`` are the readable form.
+    """
+    return json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 class BuildError(SafeDeployError):
@@ -196,7 +206,7 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
     )
     stacks = render_stacks(ctx, key_arn)
     rendered = {
-        f"{kind}.{suffix}.json": json.dumps(document, sort_keys=True, indent=1) + "\n"
+        f"{kind}.{suffix}.json": document_text(document)
         for kind, stack in stacks.items()
         for suffix, document in (("template", stack.template), ("config", stack.configuration))
     }

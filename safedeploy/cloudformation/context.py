@@ -9,7 +9,12 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation.contract import DataSourceContract
 from safedeploy.errors import ConfigError
-from safedeploy.sagemaker_requests.processing import BaselineUris, execution_baseline
+from safedeploy.sagemaker_requests.processing import (
+    BaselineUris,
+    QualityBaselineUris,
+    execution_baseline,
+    execution_quality_baseline,
+)
 from safedeploy.sagemaker_requests.training import source_archive_uri
 from safedeploy.spec import PipelineSpec
 from safedeploy.store import S3Uri
@@ -105,7 +110,7 @@ class BuildContext:
         return naming.baseline_job_name(self.spec, self.execution_id, self.started)
 
     def baseline_job(self, kind: str) -> str:
-        """This execution's ``data`` (features) or ``output`` (validation scores) baseline job."""
+        """This execution's ``data`` (features), ``output`` (validation scores) or ``quality`` baseline job."""
         return naming.baseline_job_name(self.spec, self.execution_id, self.started, kind)
 
     @property
@@ -125,3 +130,8 @@ class BuildContext:
     def baseline(self) -> BaselineUris:
         """The baseline this execution's job writes, which its version is registered with and monitored against."""
         return execution_baseline(self.spec, self.execution_id, self.contract.uri("FeatureSchemaUri"))
+
+    @property
+    def quality_baseline(self) -> QualityBaselineUris:
+        """The model-quality baseline this execution's ``quality`` job writes (its version's ``ModelQuality``)."""
+        return execution_quality_baseline(self.spec, self.execution_id)

@@ -13,7 +13,8 @@ Two shapes, chosen by ``production.strategy`` (see :mod:`.traffic_shifting`):
 
 Either way: data capture (KMS), data-quality monitoring against the served version's baseline (the monitor's
 Processing job on an EventBridge Scheduler schedule, or Model Monitor with ``monitoring.use_model_monitor``), the
-drift alarms, autoscaling, the API.
+drift alarms, model-quality monitoring (:mod:`.model_quality`: the analyzer's job on its own schedule, against the
+version's model-quality baseline, and the AUC alarm), autoscaling, the API.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from safedeploy.cloudformation.autoscaling import add_autoscaling, variant_resou
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.endpoints import ENDPOINT, add_serving
 from safedeploy.cloudformation.functions import add_api_function, add_hook_functions
+from safedeploy.cloudformation.model_quality import add_model_quality_monitoring
 from safedeploy.cloudformation.monitoring import add_model_monitor_schedule, add_monitoring_schedule
 from safedeploy.cloudformation.rest_api import add_rest_api
 from safedeploy.cloudformation.state_machine import role_arn
@@ -111,6 +113,10 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
     else:
         add_monitoring_schedule(template, ctx, names.endpoint, kms, depends_on=[ENDPOINT])
     drift_alarms(template, spec, endpoint)
+    quality = spec.monitoring.model_quality
+    if quality.enabled:
+        threshold = quality.auc_threshold if quality.auc_threshold is not None else template.auc_threshold_parameter()
+        add_model_quality_monitoring(template, ctx, names.endpoint, endpoint, kms, threshold, depends_on=[ENDPOINT])
     function = add_api_function(
         template,
         ctx,
@@ -133,4 +139,10 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
             "BaselineOutputStatistics", str(ctx.baseline.output_statistics), "The served version's scores baseline"
         )
     template.output("DriftAlarmName", naming.drift_alarm_name(spec), "Retrains the model when in ALARM")
+    if quality.enabled:
+        template.output("ModelQualityScheduleName", naming.model_quality_schedule_name(spec), "Model-quality schedule")
+        template.output("ModelQualityAlarmName", naming.model_quality_alarm_name(spec), "AUC below its threshold")
+        template.output(
+            "BaselineQualityConstraints", ctx.quality_baseline.constraints, "The model-quality baseline served"
+        )
     return template.to_dict()

@@ -58,11 +58,11 @@ SCHEDULER_INPUT = {"ScheduledTime": "<aws.scheduler.scheduled-time>", "Invocatio
 """What the schedule passes: EventBridge Scheduler's context attributes, substituted at each invocation."""
 
 # Placeholders handed to the request builder and replaced by the state machine's values.
-_JOB = "MONITORING-JOB-NAME"
+JOB_PLACEHOLDER = "MONITORING-JOB-NAME"
 _FOLDER = "CAPTURE-FOLDER"
-_REPORT = "MONITORING-REPORT"
-_START = datetime(2000, 1, 1, tzinfo=UTC)
-_END = datetime(2000, 1, 2, tzinfo=UTC)
+REPORT_PLACEHOLDER = "MONITORING-REPORT"
+START_PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC)
+END_PLACEHOLDER = datetime(2000, 1, 2, tzinfo=UTC)
 
 
 def scheduler_expression(schedule: CronSchedule) -> str:
@@ -109,12 +109,23 @@ def capture_root(spec: PipelineSpec, endpoint: str) -> S3Uri:
     return naming.capture_uri(spec).join(endpoint, C.DEFAULT_VARIANT)
 
 
-def _window_expression(spec: PipelineSpec, endpoint: str, baseline: BaselineUris) -> str:
-    schedule = parse_schedule(spec.monitoring.schedule_expression)
-    reports = naming.monitoring_reports_prefix(spec).join(endpoint, naming.monitoring_schedule_name(spec))
+def window_expression(
+    schedule: CronSchedule,
+    *,
+    job_prefix: str,
+    reports: S3Uri,
+    fields: dict[str, str],
+    delay_hours: int = 0,
+) -> str:
+    """JSONata of a monitoring execution's window: ``ScheduledTime``, ``Start``, ``End``, ``JobName``, ``Report``.
+
+    The window is the schedule period (:func:`window_table`) ending ``delay_hours`` before the fire time (the
+    scheduled time, or for a hand-started execution the last fire time before it). ``fields`` adds more output
+    fields: JSONata expressions that may use ``$fire``, ``$start``, ``$end``, ``$w.hours`` and ``$job``.
+    """
     stamp = '"[Y0001]-[M01]-[D01]T[H01]:[m01]:[s01]Z"'
-    folder = '"[Y0001]/[M01]/[D01]/[H01]"' if folder_granularity(spec, baseline) == "hour" else '"[Y0001]/[M01]/[D01]"'
-    job_prefix = f"{spec.model_name}-monitor-"
+    shift = f" - {delay_hours} * {HOUR_MS}" if delay_hours else ""
+    extra = "".join(f",\n    {json.dumps(name)}: {expression}" for name, expression in fields.items())
     return (
         "{% (\n"
         "  $t := $exists($states.input.ScheduledTime) ? $states.input.ScheduledTime"
@@ -122,26 +133,46 @@ def _window_expression(spec: PipelineSpec, endpoint: str, baseline: BaselineUris
         f"  $hour := $floor($toMillis($t) / {HOUR_MS}) * {HOUR_MS};\n"
         f"  $w := $lookup({json.dumps(window_table(schedule), separators=(',', ':'))},"
         ' $fromMillis($hour, "[H01]"));\n'
-        f"  $end := $hour - $w.back * {HOUR_MS};\n"
+        + (f"  $fire := $hour - $w.back * {HOUR_MS};\n" if delay_hours else "")
+        + f"  $end := $hour - $w.back * {HOUR_MS}{shift};\n"
         f"  $start := $end - $w.hours * {HOUR_MS};\n"
         "  $id := $substring($replace($exists($states.input.InvocationId) ? $states.input.InvocationId"
         ' : $states.context.Execution.Name, /[^A-Za-z0-9]/, ""), 0, 8);\n'
         f'  $job := {json.dumps(job_prefix)} & $fromMillis($end, "[Y0001][M01][D01]-[H01][m01][s01]") & "-" & $id;\n'
         "  {\n"
-        f'    "ScheduledTime": $fromMillis($end, {stamp}),\n'
+        f'    "ScheduledTime": $fromMillis({"$fire" if delay_hours else "$end"}, {stamp}),\n'
         f'    "Start": $fromMillis($start, {stamp}),\n'
         f'    "End": $fromMillis($end, {stamp}),\n'
         '    "JobName": $job,\n'
         f'    "Report": {json.dumps(str(reports) + "/")}'
-        ' & $fromMillis($end, "[Y0001]/[M01]/[D01]/[H01]") & "/" & $job,\n'
-        f'    "Folders": $distinct($map([0..$w.hours], function($i) {{ $fromMillis($start + ($i - 1) * {HOUR_MS},'
-        f" {folder}) }}))[]\n"
+        f' & $fromMillis($end, "[Y0001]/[M01]/[D01]/[H01]") & "/" & $job{extra}\n'
         "  }\n"
         ") %}"
     )
 
 
-def _jsonata_literal(value: Any) -> str:
+def folders_expression(first: str, count: str, granularity: str) -> str:
+    """JSONata: the distinct ``yyyy/mm/dd/hh`` (``hour``) or ``yyyy/mm/dd`` (``day``) folders of ``count`` hours.
+
+    From the hour ``first`` (milliseconds) on; both are JSONata expressions.
+    """
+    folder = '"[Y0001]/[M01]/[D01]/[H01]"' if granularity == "hour" else '"[Y0001]/[M01]/[D01]"'
+    return f"$distinct($map([0..{count} - 1], function($i) {{ $fromMillis({first} + $i * {HOUR_MS}, {folder}) }}))[]"
+
+
+def _window_expression(spec: PipelineSpec, endpoint: str, baseline: BaselineUris) -> str:
+    schedule = parse_schedule(spec.monitoring.schedule_expression)
+    reports = naming.monitoring_reports_prefix(spec).join(endpoint, naming.monitoring_schedule_name(spec))
+    folder = '"[Y0001]/[M01]/[D01]/[H01]"' if folder_granularity(spec, baseline) == "hour" else '"[Y0001]/[M01]/[D01]"'
+    folders = (
+        f"$distinct($map([0..$w.hours], function($i) {{ $fromMillis($start + ($i - 1) * {HOUR_MS}, {folder}) }}))[]"
+    )
+    return window_expression(
+        schedule, job_prefix=f"{spec.model_name}-monitor-", reports=reports, fields={"Folders": folders}
+    )
+
+
+def jsonata_literal(value: Any) -> str:
     """A JSON value as a JSONata constructor (JSON is valid JSONata)."""
     return json.dumps(value, separators=(", ", ": "))
 
@@ -153,14 +184,14 @@ def _analyze_arguments(ctx: BuildContext, endpoint: str, kms_key_id: str) -> Jso
     request: Json = dict(
         monitoring_job_request(
             spec,
-            job_name=_JOB,
+            job_name=JOB_PLACEHOLDER,
             schedule_name=naming.monitoring_schedule_name(spec),
             endpoint=endpoint,
             capture_prefixes=[root.join(_FOLDER)],
-            start=_START,
-            end=_END,
+            start=START_PLACEHOLDER,
+            end=END_PLACEHOLDER,
             baseline=baseline,
-            output=S3Uri(root.bucket, _REPORT),
+            output=S3Uri(root.bucket, REPORT_PLACEHOLDER),
             code=ctx.analyzer_code,
             image_uri=ctx.images.processing,
             kms_key_id=kms_key_id,
@@ -170,24 +201,54 @@ def _analyze_arguments(ctx: BuildContext, endpoint: str, kms_key_id: str) -> Jso
     code, capture, *baselines = request["ProcessingInputs"]
     if capture["InputName"] != "endpoint-0":  # the builder names capture inputs by position
         raise ValueError(f"unexpected capture input {capture['InputName']}")
-    one = _jsonata_literal(capture).replace('"endpoint-0"', '"endpoint-" & $string($i)')
+    one = jsonata_literal(capture).replace('"endpoint-0"', '"endpoint-" & $string($i)')
     one = one.replace(_FOLDER, '" & $f & "')
     request["ProcessingInputs"] = (
-        f"{{% $append($append([{_jsonata_literal(code)}], $map($states.input.Found, function($f, $i) {{ {one} }})),"
-        f" {_jsonata_literal(baselines)}) %}}"
+        f"{{% $append($append([{jsonata_literal(code)}], $map($states.input.Found, function($f, $i) {{ {one} }})),"
+        f" {jsonata_literal(baselines)}) %}}"
     )
     request["ProcessingJobName"] = "{% $states.input.JobName %}"
     output = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
     output["S3Uri"] = "{% $states.input.Report %}"
-    stamps = {f"{_START:%Y-%m-%dT%H:%M:%S}Z": "Start", f"{_END:%Y-%m-%dT%H:%M:%S}Z": "End"}
+    stamps = {f"{START_PLACEHOLDER:%Y-%m-%dT%H:%M:%S}Z": "Start", f"{END_PLACEHOLDER:%Y-%m-%dT%H:%M:%S}Z": "End"}
     request["Environment"] = {
         key: f"{{% $states.input.{stamps[value]} %}}" if value in stamps else value
         for key, value in request["Environment"].items()
     }
-    leftover = [p for p in (_JOB, _REPORT, _FOLDER) if p in json.dumps(request)]
+    leftover = [p for p in (JOB_PLACEHOLDER, REPORT_PLACEHOLDER, _FOLDER) if p in json.dumps(request)]
     if leftover:
         raise ValueError(f"placeholders left in the monitoring request: {leftover}")
     return request
+
+
+def find_folders(
+    comment: str, *, list_state: str, bucket: str, prefix: str, items: str, found: str, next_state: str
+) -> Json:
+    """A Map state listing each folder of ``$states.input.<items>`` (``prefix``: JSONata of the folder, one key).
+
+    Adds the non-empty ones to the state's input as ``<found>``: SageMaker fails a job whose S3 input is empty.
+    """
+    return {
+        "Type": "Map",
+        "Comment": comment,
+        "Items": f"{{% $states.input.{items} %}}",
+        "MaxConcurrency": 10,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": list_state,
+            "States": {
+                list_state: {
+                    "Type": "Task",
+                    "Resource": LIST_TASK,
+                    "Arguments": {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1},
+                    "Output": '{% {"Folder": $states.input, "Found": $states.result.KeyCount > 0} %}',
+                    "End": True,
+                }
+            },
+        },
+        "Output": f'{{% $merge([$states.input, {{"{found}": $states.result[Found].Folder[]}}]) %}}',
+        "Next": next_state,
+    }
 
 
 def definition(ctx: BuildContext, endpoint: str) -> Json:
@@ -207,31 +268,15 @@ def definition(ctx: BuildContext, endpoint: str) -> Json:
                     "Output": _window_expression(spec, endpoint, ctx.baseline),
                     "Next": FIND_STATE,
                 },
-                FIND_STATE: {
-                    "Type": "Map",
-                    "Comment": "Keep the capture folders holding at least one object (an empty S3 input fails a job)",
-                    "Items": "{% $states.input.Folders %}",
-                    "MaxConcurrency": 10,
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "INLINE"},
-                        "StartAt": LIST_STATE,
-                        "States": {
-                            LIST_STATE: {
-                                "Type": "Task",
-                                "Resource": LIST_TASK,
-                                "Arguments": {
-                                    "Bucket": root.bucket,
-                                    "Prefix": "{% " + json.dumps(root.key + "/") + ' & $states.input & "/" %}',
-                                    "MaxKeys": 1,
-                                },
-                                "Output": '{% {"Folder": $states.input, "Found": $states.result.KeyCount > 0} %}',
-                                "End": True,
-                            }
-                        },
-                    },
-                    "Output": '{% $merge([$states.input, {"Found": $states.result[Found].Folder[]}]) %}',
-                    "Next": CHOICE_STATE,
-                },
+                FIND_STATE: find_folders(
+                    "Keep the capture folders holding at least one object (an empty S3 input fails a job)",
+                    list_state=LIST_STATE,
+                    bucket=root.bucket,
+                    prefix="{% " + json.dumps(root.key + "/") + ' & $states.input & "/" %}',
+                    items="Folders",
+                    found="Found",
+                    next_state=CHOICE_STATE,
+                ),
                 CHOICE_STATE: {
                     "Type": "Choice",
                     "Choices": [{"Condition": "{% $count($states.input.Found) > 0 %}", "Next": ANALYZE_STATE}],
@@ -271,15 +316,40 @@ def add_monitoring_schedule(
     machine = add_state_machine(
         template, spec, "monitoring", definition(ctx, endpoint), kms_key, logical_id=STATE_MACHINE
     )
-    schedule = parse_schedule(spec.monitoring.schedule_expression)
-    return template.add(
+    return add_schedule(
+        template,
+        spec,
         SCHEDULE,
+        name=naming.monitoring_schedule_name(spec),
+        description=f"Data-quality monitoring of {spec.model_name}'s production endpoint "
+        f"({spec.monitoring.schedule_expression} UTC)",
+        expression=spec.monitoring.schedule_expression,
+        machine=machine,
+        kms_key=kms_key,
+        depends_on=depends_on,
+    )
+
+
+def add_schedule(
+    template: Template,
+    spec: PipelineSpec,
+    logical_id: str,
+    *,
+    name: str,
+    description: str,
+    expression: str,
+    machine: str,
+    kms_key: Json,
+    depends_on: Sequence[str] = (),
+) -> str:
+    """An EventBridge Scheduler schedule starting ``machine`` with the scheduled time (SageMaker's cron, UTC)."""
+    return template.add(
+        logical_id,
         "AWS::Scheduler::Schedule",
         {
-            "Name": naming.monitoring_schedule_name(spec),
-            "Description": f"Data-quality monitoring of {spec.model_name}'s production endpoint "
-            f"({spec.monitoring.schedule_expression} UTC)",
-            "ScheduleExpression": scheduler_expression(schedule),
+            "Name": name,
+            "Description": description,
+            "ScheduleExpression": scheduler_expression(parse_schedule(expression)),
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "KmsKeyArn": kms_key,

@@ -11,6 +11,7 @@ from safedeploy.cloudformation.deploy_dev import deploy_dev_template
 from safedeploy.cloudformation.deploy_prd import deploy_prd_template
 from safedeploy.cloudformation.suggest_baseline import suggest_baseline_template
 from safedeploy.cloudformation.template import (
+    AUC_THRESHOLD_PARAMETER,
     BLUE_ENDPOINT_PARAMETER,
     KMS_KEY_PARAMETER,
     MODEL_VERSION_PARAMETER,
@@ -41,6 +42,7 @@ def template_configuration(ctx: BuildContext, template: Json, kms_key_arn: str) 
         KMS_KEY_PARAMETER: kms_key_arn,
         MODEL_VERSION_PARAMETER: naming.model_version_parameter(ctx.spec, ctx.execution_id),
         BLUE_ENDPOINT_PARAMETER: naming.production_endpoint_parameter(ctx.spec),
+        AUC_THRESHOLD_PARAMETER: naming.auc_threshold_parameter(ctx.spec, ctx.execution_id),
     }
     declared = list(template.get("Parameters", {}))
     unknown = [name for name in declared if name not in known]

@@ -21,6 +21,9 @@ registers the model (``naming.model_version_parameter``), resolved by CloudForma
 BLUE_ENDPOINT_PARAMETER = "BlueEndpoint"
 """The endpoint production serves when the deploy-prd stack's update begins (blue): the SSM parameter
 ``naming.production_endpoint_parameter`` (``none`` before the first deployment)."""
+AUC_THRESHOLD_PARAMETER = "AucThreshold"
+"""The served version's model-quality AUC threshold when the spec sets none: the SSM parameter the training state
+machine writes from its baseline's ``constraints.json`` (``naming.auc_threshold_parameter``)."""
 TEMPLATE_PARAMETERS = (KMS_KEY_PARAMETER, MODEL_VERSION_PARAMETER, BLUE_ENDPOINT_PARAMETER)
 _TOKEN = re.compile(r"\$\{(" + "|".join(TEMPLATE_PARAMETERS) + r")\}")
 
@@ -102,6 +105,15 @@ class Template:
             "state machine once the version is registered).",
         }
         return ref(MODEL_VERSION_PARAMETER)
+
+    def auc_threshold_parameter(self) -> Json:
+        """Declare :data:`AUC_THRESHOLD_PARAMETER` (an SSM parameter's value); return its ``Ref``."""
+        self.parameters[AUC_THRESHOLD_PARAMETER] = {
+            "Type": "AWS::SSM::Parameter::Value<String>",
+            "Description": "SSM parameter holding the served version's model-quality AUC threshold (written by the "
+            "training state machine from its baseline's constraints.json).",
+        }
+        return ref(AUC_THRESHOLD_PARAMETER)
 
     def blue_endpoint_parameter(self) -> Json:
         """Declare :data:`BLUE_ENDPOINT_PARAMETER` (an SSM parameter's value); return its ``Ref``."""

@@ -2,12 +2,15 @@
 
 A Step Functions state machine (Standard, JSONata) the Train stage runs:
 ``TrainModel`` (``createTrainingJob.sync`` with exactly :func:`training_job_request`'s content) ->
-the quality gate (:mod:`.quality_gate`) -> ``SuggestBaselines`` (a Parallel state: the local Baseline stage's two
-Processing jobs, :func:`baseline_job_request` on the training features and :func:`output_baseline_job_request` on
-the validation channel with the trained model, writing under ``naming.execution_baseline_prefix``'s ``data/`` and
-``output/``) -> ``ReadDataDigests`` / ``ReadOutputDigests`` (each job's ``digests.json``) -> ``RegisterModel``
-(``CreateModelPackage``, PendingManualApproval, into the model's group, with both baselines' URIs and sha256) ->
-``PublishModelVersion``. Its output names the new version for the deploy stacks.
+the quality gate (:mod:`.quality_gate`) -> ``SuggestBaselines`` (a Parallel state: the local Baseline stage's
+Processing jobs, :func:`baseline_job_request` on the training features, :func:`output_baseline_job_request` on
+the validation channel with the trained model and, with ``monitoring.model_quality.enabled``,
+:func:`model_quality_baseline_job_request` on the same channel and model, writing under
+``naming.execution_baseline_prefix``'s ``data/``, ``output/`` and ``quality/``) -> ``ReadDataDigests`` /
+``ReadOutputDigests`` / ``ReadQualityDigests`` (each job's ``digests.json``) -> ``ReadQualityConstraints`` (the AUC
+threshold the version is judged by) -> ``RegisterModel`` (``CreateModelPackage``, PendingManualApproval, into the
+model's group, with the baselines' URIs and sha256) -> ``PublishModelVersion`` -> ``PublishAucThreshold``. Its
+output names the new version (and its AUC threshold) for the deploy stacks.
 """
 
 from __future__ import annotations
@@ -22,9 +25,14 @@ from safedeploy.cloudformation.quality_gate import gate_states, metrics_output
 from safedeploy.cloudformation.state_machine import add_state_machine
 from safedeploy.cloudformation.template import KMS_KEY_PARAMETER, Json, Template, parameterize, ref, token
 from safedeploy.monitoring.analyzer import formats as F
-from safedeploy.sagemaker_requests.processing import baseline_job_request, output_baseline_job_request
+from safedeploy.sagemaker_requests.processing import (
+    baseline_job_request,
+    model_quality_baseline_job_request,
+    output_baseline_job_request,
+)
 from safedeploy.sagemaker_requests.serving import serving_environment
 from safedeploy.sagemaker_requests.training import training_job_request
+from safedeploy.store import S3Uri
 from safedeploy.training.inputs import INPUTS_METADATA_KEY, TrainingInputs
 
 if TYPE_CHECKING:
@@ -38,6 +46,10 @@ DATA_BASELINE_STATE = "SuggestDataBaseline"
 OUTPUT_BASELINE_STATE = "SuggestOutputBaseline"
 READ_DATA_DIGESTS = "ReadDataDigests"
 READ_OUTPUT_DIGESTS = "ReadOutputDigests"
+QUALITY_BASELINE_STATE = "SuggestQualityBaseline"
+READ_QUALITY_DIGESTS = "ReadQualityDigests"
+READ_QUALITY_CONSTRAINTS = "ReadQualityConstraints"
+PUBLISH_THRESHOLD_STATE = "PublishAucThreshold"
 PROCESSING_TASK = "arn:aws:states:::sagemaker:createProcessingJob.sync"
 GET_OBJECT_TASK = "arn:aws:states:::aws-sdk:s3:getObject"
 TRAINING_TASK = "arn:aws:states:::sagemaker:createTrainingJob.sync"
@@ -71,10 +83,11 @@ def inputs_digest(ctx: BuildContext) -> str:
     ).digest
 
 
-def baseline_requests(
-    ctx: BuildContext, kms_key_id: str | None
-) -> tuple[CreateProcessingJobRequestTypeDef, CreateProcessingJobRequestTypeDef]:
-    """This execution's two baseline jobs (what the local Baseline stage runs): features, then the model's scores."""
+def baseline_requests(ctx: BuildContext, kms_key_id: str | None) -> list[CreateProcessingJobRequestTypeDef]:
+    """This execution's baseline jobs, what the local Baseline stage runs.
+
+    Features, the model's scores and (``monitoring.model_quality.enabled``) its quality on the validation channel.
+    """
     prefix = naming.execution_baseline_prefix(ctx.spec, ctx.execution_id)
     data = baseline_job_request(
         ctx.spec,
@@ -95,7 +108,20 @@ def baseline_requests(
         image_uri=ctx.images.processing,
         kms_key_id=kms_key_id,
     )
-    return data, output
+    if not ctx.spec.monitoring.model_quality.enabled:
+        return [data, output]
+    quality = model_quality_baseline_job_request(
+        ctx.spec,
+        job_name=ctx.baseline_job("quality"),
+        dataset=ctx.contract.uri("ValidationUri"),
+        model_archive=ctx.model_data_url,
+        output=prefix.join("quality"),
+        code=ctx.analyzer_code,
+        image_uri=ctx.images.processing,
+        evaluation_time=ctx.started,  # the statistics' evaluation_time: the build's, so the request is fixed
+        kms_key_id=kms_key_id,
+    )
+    return [data, output, quality]
 
 
 def _digest(field: str, filename: str) -> str:
@@ -111,6 +137,20 @@ def _read_digests(ctx: BuildContext, folder: str, field: str, next_state: str) -
         "Resource": GET_OBJECT_TASK,
         "Arguments": {"Bucket": uri.bucket, "Key": uri.key},
         "Output": "{% $merge([$states.input, {" + json.dumps(field) + ": $parse($states.result.Body)}]) %}",
+        "Next": next_state,
+    }
+
+
+def _read_auc_threshold(ctx: BuildContext, next_state: str) -> Json:
+    """The AUC threshold of the quality baseline's ``constraints.json`` (the deploy-prd alarm's, via SSM)."""
+    uri = S3Uri.parse(ctx.quality_baseline.constraints)
+    return {
+        "Type": "Task",
+        "Comment": "The AUC threshold the version's model quality is judged by (the spec's, else the suggested one)",
+        "Resource": GET_OBJECT_TASK,
+        "Arguments": {"Bucket": uri.bucket, "Key": uri.key},
+        "Output": '{% $merge([$states.input, {"AucThreshold": '
+        "$parse($states.result.Body).binary_classification_constraints.auc.threshold}]) %}",
         "Next": next_state,
     }
 
@@ -190,29 +230,89 @@ def _registration(ctx: BuildContext) -> Json:
 
 
 def drift_check_baselines(ctx: BuildContext) -> Json:
-    """The version's data-quality baseline: the files this execution's features baseline job wrote.
+    """The version's data-quality (and model-quality) baseline: the files this execution's baseline jobs wrote.
 
-    With the sha256 the job reported (``ContentDigest``, read from its ``digests.json`` by ``ReadDataDigests``).
+    With the sha256 each job reported (``ContentDigest``, read from its ``digests.json`` by ``ReadDataDigests`` and
+    ``ReadQualityDigests``).
     """
     baseline = ctx.baseline
 
-    def source(uri: str, filename: str) -> Json:
-        digest = "{% " + _digest("DataDigests", filename) + " %}"
+    def source(uri: str, filename: str, field: str) -> Json:
+        digest = "{% " + _digest(field, filename) + " %}"
         return {"ContentType": "application/json", "S3Uri": uri, "ContentDigest": digest}
 
-    return {
+    baselines: Json = {
         "ModelDataQuality": {
-            "Statistics": source(baseline.statistics, F.STATISTICS_FILE),
-            "Constraints": source(baseline.constraints, F.CONSTRAINTS_FILE),
+            "Statistics": source(baseline.statistics, F.STATISTICS_FILE, "DataDigests"),
+            "Constraints": source(baseline.constraints, F.CONSTRAINTS_FILE, "DataDigests"),
         }
     }
+    if ctx.spec.monitoring.model_quality.enabled:
+        quality = ctx.quality_baseline
+        baselines["ModelQuality"] = {
+            "Statistics": source(quality.statistics, F.STATISTICS_FILE, "QualityDigests"),
+            "Constraints": source(quality.constraints, F.CONSTRAINTS_FILE, "QualityDigests"),
+        }
+    return baselines
 
 
 def definition(ctx: BuildContext) -> Json:
     """The state machine definition (CloudFormation resolves the KMS key parameter inside it)."""
+    quality = ctx.spec.monitoring.model_quality.enabled
     first_gate, gate = gate_states(ctx.spec.gate, BASELINES_STATE, ctx.production)
     train = parameterize(training_request(ctx, token(KMS_KEY_PARAMETER)))
-    data_job, output_job = baseline_requests(ctx, token(KMS_KEY_PARAMETER))
+    jobs = baseline_requests(ctx, token(KMS_KEY_PARAMETER))
+    branches = [DATA_BASELINE_STATE, OUTPUT_BASELINE_STATE, QUALITY_BASELINE_STATE][: len(jobs)]
+    reads: Json = {
+        READ_DATA_DIGESTS: _read_digests(ctx, "data", "DataDigests", READ_OUTPUT_DIGESTS),
+        READ_OUTPUT_DIGESTS: _read_digests(
+            ctx, "output", "OutputDigests", READ_QUALITY_DIGESTS if quality else REGISTER_STATE
+        ),
+    }
+    if quality:
+        reads[READ_QUALITY_DIGESTS] = _read_digests(ctx, "quality", "QualityDigests", READ_QUALITY_CONSTRAINTS)
+        reads[READ_QUALITY_CONSTRAINTS] = _read_auc_threshold(ctx, REGISTER_STATE)
+    publish: Json = {
+        PUBLISH_STATE: {
+            "Type": "Task",
+            "Comment": "The deploy stacks' ModelVersion parameter resolves this SSM parameter",
+            "Resource": PUBLISH_TASK,
+            "Arguments": {
+                "Name": naming.model_version_parameter(ctx.spec, ctx.execution_id),
+                "Description": f"Model Registry version registered by pipeline execution {ctx.execution_id}",
+                "Type": "String",
+                "Value": "{% $states.input.ModelPackageVersion %}",
+                "Overwrite": True,
+            },
+            "Output": "{% $states.input %}",
+            **({"Next": PUBLISH_THRESHOLD_STATE} if quality else {"End": True}),
+        }
+    }
+    if quality:
+        publish[PUBLISH_THRESHOLD_STATE] = {
+            "Type": "Task",
+            "Comment": "The deploy-prd stack's model-quality alarm resolves this SSM parameter",
+            "Resource": PUBLISH_TASK,
+            "Arguments": {
+                "Name": naming.auc_threshold_parameter(ctx.spec, ctx.execution_id),
+                "Description": f"AUC threshold of the version registered by pipeline execution {ctx.execution_id}",
+                "Type": "String",
+                "Value": "{% $string($states.input.AucThreshold) %}",
+                "Overwrite": True,
+            },
+            "Output": "{% $states.input %}",
+            "End": True,
+        }
+    register_output = (
+        "{% {"
+        '"ModelPackageArn": $states.result.ModelPackageArn, '
+        '"ModelPackageVersion": $split($states.result.ModelPackageArn, "/")[-1], '
+        '"TrainingJobName": $states.input.TrainingJobName, '
+        '"ModelDataUrl": $states.input.ModelDataUrl, '
+        '"BaselineJobs": $states.input.BaselineJobs, '
+        + ('"AucThreshold": $states.input.AucThreshold, ' if quality else "")
+        + '"Metrics": $states.input.Metrics} %}'
+    )
     return {
         "Comment": f"Train {ctx.spec.model_name}, hold it to the quality gate, register it pending approval",
         "QueryLanguage": "JSONata",
@@ -228,43 +328,23 @@ def definition(ctx: BuildContext) -> Json:
             **gate,
             BASELINES_STATE: {
                 "Type": "Parallel",
-                "Comment": "The Baseline stage: training features and the model's validation scores",
+                "Comment": "The Baseline stage: training features, the model's validation scores"
+                + (" and its model quality" if quality else ""),
                 "Branches": [
-                    _baseline_branch(DATA_BASELINE_STATE, parameterize(dict(data_job))),
-                    _baseline_branch(OUTPUT_BASELINE_STATE, parameterize(dict(output_job))),
+                    _baseline_branch(state, parameterize(dict(job))) for state, job in zip(branches, jobs, strict=True)
                 ],
                 "Output": '{% $merge([$states.input, {"BaselineJobs": $states.result}]) %}',
                 "Next": READ_DATA_DIGESTS,
             },
-            READ_DATA_DIGESTS: _read_digests(ctx, "data", "DataDigests", READ_OUTPUT_DIGESTS),
-            READ_OUTPUT_DIGESTS: _read_digests(ctx, "output", "OutputDigests", REGISTER_STATE),
+            **reads,
             REGISTER_STATE: {
                 "Type": "Task",
                 "Resource": REGISTER_TASK,
                 "Arguments": _registration(ctx),
-                "Output": "{% {"
-                '"ModelPackageArn": $states.result.ModelPackageArn, '
-                '"ModelPackageVersion": $split($states.result.ModelPackageArn, "/")[-1], '
-                '"TrainingJobName": $states.input.TrainingJobName, '
-                '"ModelDataUrl": $states.input.ModelDataUrl, '
-                '"BaselineJobs": $states.input.BaselineJobs, '
-                '"Metrics": $states.input.Metrics} %}',
+                "Output": register_output,
                 "Next": PUBLISH_STATE,
             },
-            PUBLISH_STATE: {
-                "Type": "Task",
-                "Comment": "The deploy stacks' ModelVersion parameter resolves this SSM parameter",
-                "Resource": PUBLISH_TASK,
-                "Arguments": {
-                    "Name": naming.model_version_parameter(ctx.spec, ctx.execution_id),
-                    "Description": f"Model Registry version registered by pipeline execution {ctx.execution_id}",
-                    "Type": "String",
-                    "Value": "{% $states.input.ModelPackageVersion %}",
-                    "Overwrite": True,
-                },
-                "Output": "{% $states.input %}",
-                "End": True,
-            },
+            **publish,
         },
     }
 

@@ -247,6 +247,26 @@ def execution_baseline(spec: PipelineSpec, execution_id: str, feature_schema: st
     )
 
 
+@dataclass(frozen=True)
+class QualityBaselineUris:
+    """A version's model-quality baseline (``DriftCheckBaselines.ModelQuality``)."""
+
+    statistics: str
+    constraints: str
+
+
+def execution_quality_baseline(spec: PipelineSpec, execution_id: str) -> QualityBaselineUris:
+    """The model-quality baseline an execution's ``quality`` baseline job writes (``<execution prefix>/quality/``).
+
+    On AWS the training state machine runs that job and registers these URIs (``DriftCheckBaselines.ModelQuality``);
+    the deploy-prd stack of the same execution judges production's model quality against its constraints.
+    """
+    folder = naming.execution_baseline_prefix(spec, execution_id).join("quality")
+    return QualityBaselineUris(
+        statistics=str(folder.join(F.STATISTICS_FILE)), constraints=str(folder.join(F.CONSTRAINTS_FILE))
+    )
+
+
 def monitoring_job_request(
     spec: PipelineSpec,
     *,
@@ -322,7 +342,8 @@ def monitoring_job_request(
 # --- Model quality ------------------------------------------------------------------------------------------
 GROUND_TRUTH_PATH = "/opt/ml/processing/input/ground_truth"
 MERGED_PATH = "/opt/ml/processing/merged"
-_HOUR_KEY = re.compile(r"(\d{4}/\d{2}/\d{2}/\d{2})/?$")
+_FOLDER_KEY = re.compile(r"(\d{4}/\d{2}/\d{2}(?:/\d{2})?)/?$")
+"""A ground-truth hour (``yyyy/mm/dd/hh``) or day (``yyyy/mm/dd``, AWS's fallback) folder: its own local path."""
 
 
 def _quality_settings(spec: PipelineSpec) -> dict[str, str]:
@@ -399,8 +420,8 @@ def model_quality_job_request(
     """``MODEL_QUALITY`` over the inferences of ``[start, end)``.
 
     ``capture_prefixes``: the endpoint's capture hour folders (as :func:`monitoring_job_request`);
-    ``ground_truth_prefixes``: the ground-truth hour folders from the window's start to when the job runs (late
-    labels), or the ground-truth root; ``baseline_constraints``: the serving version's model-quality
+    ``ground_truth_prefixes``: the ground-truth hour (or day) folders from the window's start to when the job runs
+    (late labels), or the ground-truth root; ``baseline_constraints``: the serving version's model-quality
     ``constraints.json``; ``merged_output``: the folder the merged records go to, as ``<job_name>.jsonl``
     (``naming.merged_ground_truth_uri`` + ``/<endpoint>/yyyy/mm/dd/hh``).
     """
@@ -409,8 +430,8 @@ def model_quality_job_request(
         relative = prefix.key.split(f"/{endpoint}/", 1)[-1]
         inputs.append(_input(f"endpoint-{len(inputs)}", prefix, f"{ENDPOINT_PATH}/{endpoint}/{relative}"))
     for index, prefix in enumerate(ground_truth_prefixes):
-        hour = _HOUR_KEY.search(prefix.key)
-        local = f"{GROUND_TRUTH_PATH}/{hour.group(1)}" if hour else GROUND_TRUTH_PATH
+        folder = _FOLDER_KEY.search(prefix.key)
+        local = f"{GROUND_TRUTH_PATH}/{folder.group(1)}" if folder else GROUND_TRUTH_PATH
         inputs.append(_input(f"ground-truth-{index}", prefix, local))
     environment = {
         F.ENV_ANALYSIS_TYPE: F.ANALYSIS_MODEL_QUALITY,
