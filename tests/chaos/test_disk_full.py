@@ -96,7 +96,7 @@ def test_a_full_disk_mid_canary_ends_with_blue_serving_everything(small_disk: Pa
     spec = production_spec(small_disk)
     _deploy(spec)  # v1
     # v2: blue (a new version needs new inputs: identical ones reuse v1)
-    _deploy(spec.model_copy(update={"hyperparameters": spec.hyperparameters.model_copy(update={"num_round": 61})}))
+    _deploy(spec.model_copy(update={"hyperparameters": spec.hyperparameters.model_copy(update={"num_round": 62})}))
     host = LocalServingHost(spec.state_dir, spec.region, spec.account_id)
     blue = host.outputs()
     ledger = DeploymentLedger(spec.state_dir / "deployments", spec.pipeline_name)
