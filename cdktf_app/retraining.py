@@ -3,8 +3,8 @@
 The drift and model-quality alarms go to ALARM after their own M-of-N periods. EventBridge sends that state change
 to the ``<pipeline>-retraining`` state machine, which waits ``retraining.alarm_periods`` monitoring periods (the
 debounce: an alarm that recovers meanwhile is not acted on) and then runs the ``<pipeline>-retrain`` CodeBuild
-project with the trigger. The build runs ``safedeploy retrain --target aws`` from the pipeline's repository: the same
-retraining code as the local backend (the decision, the new data: the current data source plus the labelled
+project with the trigger. The build runs ``safedeploy retraining check --target aws`` from the pipeline's repository:
+the same retraining code as the local backend (the decision, the new data: the current data source plus the labelled
 capture, through the Data stage), against AWS's state: the alarm still in ALARM since the same time, no execution
 running, the cooldown over. It uploads the new data-source contract, whose upload starts the pipeline (the
 data-upload rule), so the new model goes through every gate. The project runs one build at a time
@@ -64,7 +64,7 @@ def state_machine_definition(project: str) -> dict[str, Any]:
     ``waitSeconds`` (:func:`cdktf_app.events.retraining_input`).
     """
     return {
-        "Comment": "Debounce a retraining alarm, then build the retraining data (safedeploy retrain --target aws).",
+        "Comment": "Debounce a retraining alarm, then build the new data (safedeploy retraining check --target aws).",
         "QueryLanguage": "JSONata",
         "StartAt": "Debounce",
         "States": {

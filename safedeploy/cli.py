@@ -263,21 +263,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_retraining(args: argparse.Namespace) -> int:
     """Retraining on new data: its state, the decision log, or one look now (as after a scheduled execution)."""
-    from safedeploy.report import format_retraining
-    from safedeploy.retraining.status import retraining_status
-    from safedeploy.retraining.trigger import RetrainingPaths, check, read_decisions
-
     pipeline = _pipeline(args)
     if args.action == "check":
-        decision = check(pipeline.spec, pipeline.backend)
-        print(f"{decision.action}: {decision.reason}")
-        return 0
-    if args.action == "decisions":
+        return _print(pipeline.check_retraining(args.trigger or "", args.alarm or "", args.since or ""))
+    if args.action == "decisions" and pipeline.target == "local":
+        from safedeploy.retraining.trigger import RetrainingPaths, read_decisions
+
         for record in read_decisions(RetrainingPaths(pipeline.spec.state_dir.resolve())):
             print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.action}: {record.reason}")
         return 0
-    print(format_retraining(retraining_status(pipeline.spec, pipeline.executions())).lstrip("\n"))
-    return 0
+    return _print(pipeline.retraining_status())  # on AWS the record keeps the latest decision; the build logs all
 
 
 def _model_quality(args: argparse.Namespace) -> int:
@@ -436,11 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     retraining = sub.add_parser("retraining", parents=[common], help="retraining on new data when an alarm fires")
     retraining_actions = retraining.add_subparsers(dest="action", required=True)
-    retraining_actions.add_parser("status", parents=[common], help="the last decision, retraining and cooldown")
-    retraining_actions.add_parser("decisions", parents=[common], help="every decision recorded, with its reason")
-    retraining_actions.add_parser(
+    for action, text in (
+        ("status", "the last decision, retraining and cooldown"),
+        ("decisions", "every decision recorded, with its reason (on AWS: the latest)"),
+    ):
+        _add_target(retraining_actions.add_parser(action, parents=[common], help=text))
+    check = retraining_actions.add_parser(
         "check", parents=[common], help="look at the trigger alarms now and start a retraining if due"
     )
+    _add_target(check)
+    check.add_argument("--trigger", help="AWS: what started the look, as the execution records it")
+    check.add_argument("--alarm", help="AWS: the alarm that started it (empty: the retrain schedule)")
+    check.add_argument("--since", help="AWS: when that alarm went to ALARM (the event's time)")
     retraining.set_defaults(func=cmd_retraining)
 
     spec = sub.add_parser("spec", parents=[common], help="print the resolved pipeline spec")

@@ -130,7 +130,7 @@ def stack_name(spec: PipelineSpec, kind: str) -> str:
 
 
 def retraining_project(spec: PipelineSpec) -> str:
-    """The CodeBuild project that builds the retraining data and submits it (``safedeploy retrain --target aws``)."""
+    """The CodeBuild project that builds the retraining data and submits it (``safedeploy retraining check``)."""
     return f"{spec.pipeline_name}-retrain"
 
 

@@ -121,6 +121,14 @@ class Pipeline:
         """The target's model registry listing (``*`` marks production, rolled-back versions say so)."""
         return self.control.registry()
 
+    def check_retraining(self, trigger: str = "", alarm: str = "", since: str = "") -> ControlReport[object]:
+        """One retraining look on the target (locally as after a scheduled monitoring execution)."""
+        return self.control.check_retraining(trigger, alarm, since)
+
+    def retraining_status(self) -> ControlReport[object]:
+        """The target's last retraining decision and last retraining."""
+        return self.control.retraining_status()
+
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` would delete on the target."""
         return self.control.destroy_plan(options)

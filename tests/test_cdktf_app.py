@@ -820,7 +820,7 @@ def test_the_retraining_state_machine_debounces_then_runs_the_retraining_build(s
     assert project["service_role"] == ref("aws_iam_role", "roles_retrain_role", "arn")
     assert project["encryption_key"] == ref("aws_kms_key", "kms_key", "arn")
     buildspec = (Path(__file__).parents[1] / "model" / "retrain-buildspec.yml").read_text("utf-8")
-    assert "safedeploy retrain --target aws" in buildspec and "${SAFEDEPLOY_RETRAIN_TRIGGER}" in buildspec
+    assert "safedeploy retraining check --target aws" in buildspec and "${SAFEDEPLOY_RETRAIN_TRIGGER}" in buildspec
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

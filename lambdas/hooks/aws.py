@@ -17,11 +17,11 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.config import Config
 
-from lambdas.hooks.common import Check, Handler, HookClients, hook_handler
+from lambdas.hooks.common import Check, Handler, HookClients, ParameterWriter, hook_handler
 from safedeploy.aws.s3_store import S3Object, list_s3_objects, read_object
 from safedeploy.store import S3Uri
 
@@ -110,7 +110,8 @@ def build_hook_clients(session: boto3.Session) -> HookClients:
         runtime=session.client("sagemaker-runtime", config=CLIENT_CONFIG),
         store=S3ObjectStore(session.client("s3", config=CLIENT_CONFIG)),
         metrics=CloudWatchVariantMetrics(session.client("cloudwatch", config=CLIENT_CONFIG)),
-        parameters=session.client("ssm", config=CLIENT_CONFIG),
+        # boto3's typed PutParameter takes the protocol's keywords (and more): the same call
+        parameters=cast("ParameterWriter", session.client("ssm", config=CLIENT_CONFIG)),
     )
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+    from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
     from safedeploy.spec import PipelineSpec
@@ -104,6 +105,11 @@ class AwsClients:
     def sagemaker_runtime(self) -> SageMakerRuntimeClient:
         """SageMaker Runtime (``InvokeEndpoint``)."""
         return self.session.client("sagemaker-runtime", config=self.config)
+
+    @cached_property
+    def ssm(self) -> SSMClient:
+        """SSM Parameter Store (the retraining record, the production endpoint)."""
+        return self.session.client("ssm", config=self.config)
 
     @cached_property
     def sts(self) -> STSClient:

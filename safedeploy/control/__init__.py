@@ -91,6 +91,18 @@ class PipelineControl(Protocol):
         """The model's registered versions: which serves where, which were rolled back."""
         ...
 
+    def check_retraining(self, trigger: str, alarm: str = "", since: str = "") -> ControlReport[object]:
+        """One retraining look: decide (debounce, one at a time, cooldown) and start one on new data if due.
+
+        Locally the trigger alarms' records say what fired; on AWS the retraining build passes the alarm the state
+        machine was started for (``alarm``, in ALARM since ``since``; none for the retrain schedule).
+        """
+        ...
+
+    def retraining_status(self) -> ControlReport[object]:
+        """The last retraining decision and the last retraining started, with its trigger."""
+        ...
+
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` would delete, for a person to confirm."""
         ...

@@ -22,6 +22,8 @@ from safedeploy.aws import cleanup
 from safedeploy.aws import codepipeline as cp
 from safedeploy.aws.clients import AwsClients, verify_account
 from safedeploy.aws.registry import record_approval, synced_versions
+from safedeploy.aws.retraining import AwsRetrainingRecord, RetrainingTrigger, check_on_aws, read_record
+from safedeploy.aws.retraining import describe as describe_retraining
 from safedeploy.aws.submit import Submission, submit
 from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.errors import ConfigError
@@ -150,6 +152,25 @@ class AwsControl:
         """SageMaker's registry, first brought up to date with what the stacks serve and a failed DeployPrd."""
         packages, notes = synced_versions(self.clients, self.spec)
         return ControlReport(packages, format_registry(packages, naming.model_package_group(self.spec), notes))
+
+    def check_retraining(self, trigger: str, alarm: str = "", since: str = "") -> ControlReport[AwsRetrainingRecord]:
+        """The retraining build's look: the decision against AWS's state, then the new data's contract upload."""
+        _ = self.caller
+        clients = self.clients
+        record = check_on_aws(
+            self.spec,
+            s3=clients.s3,
+            ssm=clients.ssm,
+            cloudwatch=clients.cloudwatch,
+            codepipeline=clients.codepipeline,
+            request=RetrainingTrigger(trigger, alarm, since),
+        )
+        return ControlReport(record, describe_retraining(record))
+
+    def retraining_status(self) -> ControlReport[AwsRetrainingRecord | None]:
+        """The retraining record the last look saved (SSM)."""
+        record = read_record(self.clients.ssm, self.spec)
+        return ControlReport(record, describe_retraining(record))
 
     def _terraform_dir(self, options: DestroyOptions) -> Path | None:
         if options.keep_base_infra:

@@ -18,6 +18,7 @@ from safedeploy.runner import ExecutionStore, PipelineExecution, Status
 from safedeploy.spec import PipelineSpec
 
 if TYPE_CHECKING:
+    from safedeploy.backends import Backend
     from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
     from safedeploy.monitoring.monitor import Monitor
 
@@ -35,6 +36,11 @@ class LocalPipeline(Protocol):
     @property
     def spec(self) -> PipelineSpec:
         """The pipeline's spec."""
+        ...
+
+    @property
+    def backend(self) -> Backend:
+        """The local backend's interfaces."""
         ...
 
     @property
@@ -171,6 +177,24 @@ class LocalControl:
         """Every registered version of the model (``*`` marks production)."""
         packages = self.pipeline.model_packages()
         return ControlReport(packages, format_registry(packages, self.pipeline.spec.model_name))
+
+    def check_retraining(self, trigger: str, alarm: str = "", since: str = "") -> ControlReport[object]:
+        """One look as after a scheduled monitoring execution: the trigger alarms' own records say what fired.
+
+        ``trigger``, ``alarm`` and ``since`` are AWS's (the retraining build's); locally the look reads the alarms.
+        """
+        from safedeploy.retraining.trigger import check
+
+        decision = check(self.pipeline.spec, self.pipeline.backend)
+        return ControlReport(decision, f"{decision.action}: {decision.reason}")
+
+    def retraining_status(self) -> ControlReport[object]:
+        """``<state>/retraining``: the last decision, the last retraining and its execution, the cooldown."""
+        from safedeploy.report import format_retraining
+        from safedeploy.retraining.status import retraining_status
+
+        status = retraining_status(self.pipeline.spec, self.pipeline.executions())
+        return ControlReport(status, format_retraining(status).lstrip("\n"))
 
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` removes."""

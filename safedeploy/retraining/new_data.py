@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from safedeploy import constants as C
 from safedeploy import naming
@@ -47,7 +47,7 @@ from safedeploy.data.raw_table import HEADER, PARSERS, RAW_COLUMNS
 from safedeploy.errors import ConfigError
 from safedeploy.features import FeatureSchema
 from safedeploy.spec import PipelineSpec
-from safedeploy.store import ArtifactStore, S3Uri
+from safedeploy.store import ArtifactRef, S3Uri
 
 PHONE_FILL = "000-0000"
 """``Phone`` for a captured record (an identifier the Data stage drops; the API's records do not carry it)."""
@@ -252,8 +252,24 @@ def _record_id(record: Mapping[str, Any]) -> str | None:
     return str(ident) if ident else None
 
 
+class LabelledObjects(Protocol):
+    """Where the merged labelled records are read from.
+
+    Locally the artifact store (the local Processing job uploads through it); on AWS the model-quality jobs' S3
+    outputs (:class:`safedeploy.aws.retraining.JobOutputs`).
+    """
+
+    def list_objects(self, prefix: S3Uri) -> list[ArtifactRef]:
+        """The objects under ``prefix``, with their last-modified times."""
+        ...
+
+    def get_bytes(self, uri: S3Uri) -> bytes:
+        """One object's content."""
+        ...
+
+
 def read_labelled_rows(
-    store: ArtifactStore, prefix: S3Uri, schema: FeatureSchema | None, report: NewDataReport
+    store: LabelledObjects, prefix: S3Uri, schema: FeatureSchema | None, report: NewDataReport
 ) -> list[tuple[str, ...]]:
     """Every merged labelled record under ``prefix`` as a raw row, deduplicated by id (latest object wins)."""
     objects = sorted(
@@ -295,7 +311,7 @@ def read_labelled_rows(
     return rows
 
 
-def combine(spec: PipelineSpec, store: ArtifactStore, base: Path, schema: FeatureSchema | None) -> CombinedTable:
+def combine(spec: PipelineSpec, store: LabelledObjects, base: Path, schema: FeatureSchema | None) -> CombinedTable:
     """The configured table ``base`` with the new labelled rows appended (its own bytes kept as they are)."""
     report = NewDataReport()
     rows = read_labelled_rows(store, naming.merged_ground_truth_uri(spec), schema, report)
