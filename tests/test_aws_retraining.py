@@ -187,9 +187,12 @@ def test_an_alarm_that_left_alarm_or_came_back_during_the_wait_is_not_acted_on(a
     aws.cloudwatch.set_alarm_state(AlarmName=aws.alarm, StateValue="ALARM", StateReason="again")
     # the state machine was started for an earlier episode (its event 10 minutes before this one): this one is
     # judged on its own, by the state machine its own event starts
-    earlier = aws.entered - timedelta(minutes=10)
-    assert _look(aws, aws.entered + timedelta(hours=3), since=earlier).action == Action.IDLE
-    assert _look(aws, aws.entered + timedelta(hours=3)).action == Action.START
+    (again,) = aws.cloudwatch.describe_alarms(AlarmNames=[aws.alarm])["MetricAlarms"]
+    reentered = (again.get("StateTransitionedTimestamp") or again["StateUpdatedTimestamp"]).astimezone(UTC)
+    earlier = reentered - timedelta(minutes=10)
+    assert _look(aws, reentered + timedelta(hours=3), since=earlier).action == Action.IDLE
+    # the new episode's own event, once it held the debounce
+    assert _look(aws, reentered + timedelta(hours=3), since=reentered).action == Action.START
 
 
 def test_no_labelled_data_is_skipped_and_the_schedule_needs_no_debounce(aws: Aws) -> None:

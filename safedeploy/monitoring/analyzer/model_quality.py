@@ -12,11 +12,13 @@ classifier" is the one that always answers the positive class (the guide's examp
 positive share, its recall 1). ``true_negative_rate`` is ``1 - false_positive_rate`` and ``false_negative_rate``
 ``1 - true_positive_rate``, computed so (the guide prints 0.33333333333333337 for 1 - 2/3).
 
-A score at or above the probability threshold (0.5 by default) predicts 1. The ROC curve has a point per
-distinct score (from (0, 0) to (1, 1), as scikit-learn's ``roc_curve(drop_intermediate=False)``), ``auc`` is the
-trapezoidal area under it (ties handled as scikit-learn's ``roc_auc_score``), the precision-recall curve a point
-per distinct score in increasing recall from (recall 0, precision 1). Hand-written with numpy because the
-Processing job's image has no scikit-learn; the tests compare with scikit-learn.
+A score at or above the probability threshold (0.5 by default) predicts 1. The curves and the AUC are
+scikit-learn's (the framework image ships scikit-learn 1.8, as ``model/train.py`` relies on): the ROC curve has a
+point per distinct score (``roc_curve(drop_intermediate=False)``, from (0, 0) to (1, 1)), ``auc`` is
+``roc_auc_score``, the precision-recall curve is ``precision_recall_curve`` in increasing recall from (recall 0,
+precision 1). The scalar metrics are counts of the confusion matrix written out here, because Model Monitor's
+conventions differ from scikit-learn's ``zero_division`` ones (NaN where a denominator is 0; the best constant
+classifier answers the positive class).
 
 Standard deviation: Model Monitor's rule, only from 200 samples (else ``"NaN"``): 5 random subsamples of 80 %
 without replacement, the sample standard deviation (ddof 1) of the metric over them. The subsamples come from
@@ -30,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from sklearn import metrics
 
 Json = dict[str, Any]
 
@@ -96,39 +99,36 @@ def _f_beta(precision: float, recall: float, beta: float) -> float:
 
 
 def roc_curve(labels: Any, scores: Any) -> tuple[list[float], list[float], list[float]]:
-    """False and true positive rates at every distinct score (highest first), from (0, 0); and the thresholds."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    distinct = np.where(np.diff(s))[0]
-    last = np.r_[distinct, y.size - 1]
-    tps = np.cumsum(y)[last].astype(np.float64)
-    fps = (last + 1 - tps).astype(np.float64)
-    positives, negatives = float(y.sum()), float(y.size - y.sum())
-    tpr = np.r_[0.0, tps / positives] if positives else np.full(tps.size + 1, math.nan)
-    fpr = np.r_[0.0, fps / negatives] if negatives else np.full(fps.size + 1, math.nan)
-    return fpr.tolist(), tpr.tolist(), s[last].tolist()
+    """False and true positive rates at every distinct score (highest first), from (0, 0); and the thresholds.
+
+    scikit-learn's ``roc_curve`` without dropping collinear points (Model Monitor lists one point per score); NaN
+    rates when a class is absent (scikit-learn warns and divides by zero).
+    """
+    positives = int(np.sum(labels))
+    if positives in (0, labels.size):
+        return [math.nan] * (labels.size + 1), [math.nan] * (labels.size + 1), []
+    fpr, tpr, thresholds = metrics.roc_curve(labels, scores, drop_intermediate=False)
+    return fpr.tolist(), tpr.tolist(), thresholds[1:].tolist()  # the first threshold is scikit-learn's +inf
 
 
 def auc(labels: Any, scores: Any) -> float:
-    """Area under the ROC curve (trapezoids over the distinct scores); NaN with only one class."""
-    fpr, tpr, _ = roc_curve(labels, scores)
-    if not labels.size or math.isnan(fpr[-1]) or math.isnan(tpr[-1]):
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``, ties as trapezoids); NaN with only one class."""
+    positives = int(np.sum(labels))
+    if positives in (0, labels.size):
         return math.nan
-    x, y = np.asarray(fpr), np.asarray(tpr)
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2)  # trapezoids (numpy renamed trapz across versions)
+    return float(metrics.roc_auc_score(labels, scores))
 
 
 def precision_recall_curve(labels: Any, scores: Any) -> tuple[list[float], list[float]]:
-    """Precision and recall at every distinct score, in increasing recall, from (recall 0, precision 1)."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    last = np.r_[np.where(np.diff(s))[0], y.size - 1]
-    tps = np.cumsum(y)[last].astype(np.float64)
-    predicted = (last + 1).astype(np.float64)
-    positives = float(y.sum())
-    if not positives:
+    """Precision and recall per distinct score in increasing recall, from (recall 0, precision 1) to full recall.
+
+    scikit-learn's ``precision_recall_curve`` (which stops at full recall, as the developer guide's example does),
+    reversed into Model Monitor's order; empty without a positive label.
+    """
+    if not int(np.sum(labels)):
         return [], []
-    return [1.0, *(tps / predicted).tolist()], [0.0, *(tps / positives).tolist()]
+    precisions, recalls, _ = metrics.precision_recall_curve(labels, scores)
+    return precisions[::-1].tolist(), recalls[::-1].tolist()
 
 
 def scalar_metrics(labels: Any, scores: Any, threshold: float) -> dict[str, float]:
