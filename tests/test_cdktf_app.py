@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # pyyaml comes with cfn-lint
 
 from cdktf_app import config as cfg
 from cdktf_app import names as R
@@ -27,6 +28,7 @@ from cdktf_app.retraining import ALARM_VARIABLE, SINCE_VARIABLE, TRIGGER_VARIABL
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.aws.cleanup import find_terraform
+from safedeploy.cloudformation.reuse import pipeline_variables
 from safedeploy.infra.policy import PolicyToolMissingError, checkov_executable
 from safedeploy.infra.terraform_cli import find_provider_mirror
 from tests.snapshots import Snapshot
@@ -43,7 +45,7 @@ ACCOUNT_EXPR = "${data.aws_caller_identity.current.account_id}"
 REGION_EXPR = "${data.aws_region.current.name}"
 GENERATED = ("cdk.tf.json", "versions.tf")
 HAND_WRITTEN = ("terraform.tfvars.json", "backend.hcl")
-STAGES = ["Source", "Build", "Train", "DeployDev", "DeployPrd"]
+STAGES = ["Source", "Build", "Train", "DeployDev", "ApproveDeployment", "DeployPrd"]
 STAR_ONLY_ACTIONS = {
     "cloudwatch:PutMetricData",
     "cloudwatch:GetMetricData",
@@ -698,14 +700,45 @@ def test_pipeline_stages_run_in_order_with_parallel_training(synth: Synth, env: 
                 "RoleArn": ref("aws_iam_role", "roles_cloudformation_role", "arn"),
             }
             assert action["input_artifacts"] == ["BuildOutput"]
-    deploy_dev = actions(doc, "DeployDev")
-    (approval,) = [a for a in deploy_dev if a["category"] == "Approval"]
-    (dev_stack,) = [a for a in deploy_dev if a["category"] == "Deploy"]
+    (dev_stack,) = actions(doc, "DeployDev")
+    assert dev_stack["category"] == "Deploy"
+    (approval,) = actions(doc, C.STAGE_APPROVAL)  # a stage of its own, after DeployDev: it can be skipped
     assert approval["name"] == C.STAGE_APPROVAL and approval["provider"] == "Manual"
-    assert approval["run_order"] > dev_stack["run_order"]
     assert approval["configuration"]["NotificationArn"] == ref("aws_sns_topic", "pipeline_approval_topic", "arn")
     topic = resources(doc, "aws_sns_topic")["pipeline_approval_topic"]
     assert topic["kms_master_key_id"] == ref("aws_kms_key", "kms_key", "arn")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_approval_and_deploy_prd_are_skipped_for_the_version_production_serves(synth: Synth, env: str) -> None:
+    """Duplicate versions: the Build action exports VERSION_SERVES_PRODUCTION; the two stages' entry condition."""
+    doc = synth.doc(env)
+    (build,) = actions(doc, "Build")
+    assert build["namespace"] == "BuildVariables"
+    buildspec = yaml.safe_load((Path(__file__).parents[1] / "model" / "buildspec.yml").read_text("utf-8"))
+    exported = buildspec["env"]["exported-variables"]
+    assert exported == list(pipeline_variables(None))  # what run.py writes, the buildspec sources
+    assert ". build/pipeline-variables.env" in buildspec["phases"]["build"]["commands"]
+    stages = {stage["name"]: stage for stage in pipeline(doc)["stage"]}
+    expected = {
+        "result": "SKIP",
+        "rule": [
+            {
+                "name": "VersionNotYetInProduction",
+                "rule_type_id": {"category": "Rule", "owner": "AWS", "provider": "VariableCheck", "version": "1"},
+                "configuration": {
+                    "Variable": "#{BuildVariables.VERSION_SERVES_PRODUCTION}",
+                    "Operator": "NE",
+                    "Value": "true",
+                },
+            }
+        ],
+    }
+    for name in (C.STAGE_APPROVAL, C.STAGE_DEPLOY_PRD):
+        assert stages[name]["before_entry"] == {"condition": expected}
+    # the stages before them always run: DeployDev still smoke-tests a reused version, as locally
+    assert all("before_entry" not in stages[name] for name in ("Source", "Build", "Train", C.STAGE_DEPLOY_DEV))
+    assert pipeline_variables(None)["VERSION_SERVES_PRODUCTION"] == "false"
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
