@@ -7,6 +7,7 @@ test modules never pay for it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -548,6 +549,44 @@ def test_the_training_state_machine_runs_the_baseline_jobs_and_reads_only_their_
         {"test": "StringLike", "variable": "s3:prefix", "values": [f"{model}/ground-truth/*"]}
     ]
     assert all("*" not in a for s in statements.values() for a in s["actions"])
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_reuse_variant_needs_no_grant_the_training_state_machine_lacks(
+    synth: Synth, env: str, tmp_path: Path
+) -> None:
+    """Identical inputs: the reuse variant's tasks read and publish only what the role already allows."""
+    from tests.test_templates import render_reuse
+
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    statements = doc["data"]["aws_iam_policy_document"]["roles_stepfunctions_permissions"]["statement"]
+
+    def granted(action: str, arn: str) -> bool:
+        return any(
+            action in s["actions"] and any(fnmatch.fnmatchcase(arn, resolve(doc, r)) for r in s["resources"])
+            for s in statements
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAFEDEPLOY_ACCOUNT_ID", ACCOUNT)
+        patch.setenv("SAFEDEPLOY_REGION", REGION)
+        patch.setenv("SAFEDEPLOY_ENVIRONMENT", env)
+        stacks = render_reuse(tmp_path)
+    states = stacks["training-job"].template["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    calls = [(state["Resource"], state["Arguments"]) for state in states.values() if state["Type"] == "Task"]
+    assert len(calls) == 3
+    for resource, arguments in calls:
+        if resource.endswith("s3:getObject"):
+            assert granted("s3:GetObject", f"arn:aws:s3:::{arguments['Bucket']}/{arguments['Key']}"), arguments
+        else:
+            assert resource.endswith("ssm:putParameter")
+            name = arguments["Name"]
+            assert name.startswith(f"/safedeploy/{spec.pipeline_name}/executions/")
+            assert granted("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"), name
+    # and the check can fail: the reused version's model archive is not the state machine's to read
+    model = states["ReuseModelVersion"]["Output"]["ModelDataUrl"].removeprefix("s3://")
+    assert not granted("s3:GetObject", f"arn:aws:s3:::{model}")
 
 
 # --- Names -----------------------------------------------------------------------------------------------------

@@ -332,7 +332,7 @@ def reuse_definition(ctx: BuildContext) -> Json:
     }
     reads: Json = {READ_QUALITY_CONSTRAINTS: _read_auc_threshold(ctx, PUBLISH_STATE)} if quality else {}
     return {
-        "Comment": f"Reuse {ctx.spec.model_name} v{reused.version}: {summary}",
+        "Comment": f"{ctx.spec.model_name}: {summary}; no training job, no baseline jobs, no CreateModelPackage",
         "QueryLanguage": "JSONata",
         "StartAt": REUSE_STATE,
         "States": {REUSE_STATE: reuse, **reads, **_publish_states(ctx, f"v{reused.version} reused")},
