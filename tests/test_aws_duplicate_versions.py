@@ -24,7 +24,9 @@ from moto import mock_aws
 
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.aws.registry import AwsModelRegistry, published_version, record_decision, version_of_execution
 from safedeploy.cloudformation import training_job as T
+from safedeploy.errors import RegistryError
 from safedeploy.spec import PipelineSpec, load_spec
 from tests.conftest import REPO_ROOT
 from tests.test_run_py import REVISION, _vendor
@@ -210,3 +212,36 @@ def test_a_version_compared_with_another_production_or_without_its_archive_train
     third, _, _ = _build(run_py, tmp_path, contract, THIRD)
     assert f"v{version}'s model archive {url} is gone: training anew" in capsys.readouterr().out
     assert T.TRAIN_STATE in _states(third["training-job"])
+
+
+def test_the_approval_of_a_reusing_execution_is_recorded_on_the_reused_version(aws: dict[str, Any]) -> None:
+    """No version carries the reusing execution's id: its published ``model-version`` parameter names the version."""
+    spec: PipelineSpec = aws["spec"]
+    registry = AwsModelRegistry(aws["sagemaker"], "us-east-1", ACCOUNT)
+    group = naming.model_package_group(spec)
+    archive = f"s3://{naming.artifact_bucket(spec)}/customerchurn/training-jobs/j/output/model.tar.gz"
+    training = {"Outputs": {"ModelDataUrl": {"Value": archive}, "TrainingJobName": {"Value": "j"}}}
+    version = _register_as_the_state_machine_does(aws, training, "ab" * 32)  # registered by FIRST
+    with pytest.raises(RegistryError, match=f"was registered by execution {SECOND}"):
+        version_of_execution(registry, group, SECOND)
+
+    def published(execution: str) -> int | None:
+        return published_version(aws["ssm"], spec, execution)
+
+    assert published(SECOND) is None  # not published (yet): still unknown
+    with pytest.raises(RegistryError):
+        version_of_execution(registry, group, SECOND, published)
+    # what the reuse variant's PublishModelVersion writes
+    aws["ssm"].put_parameter(Name=naming.model_version_parameter(spec, SECOND), Value=str(version), Type="String")
+    decided = record_decision(
+        registry,
+        group,
+        SECOND,
+        approved=True,
+        by="arn:aws:iam::123456789012:user/reviewer",
+        comment="same model, smoke test clean",
+        dev_endpoint=naming.endpoint_name(spec, C.DEV_STAGE),
+        dev_since=None,
+        published=published,
+    )
+    assert (decided.ModelPackageVersion, decided.ModelApprovalStatus) == (version, C.APPROVAL_APPROVED)
