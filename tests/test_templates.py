@@ -218,6 +218,11 @@ def test_the_reuse_variant_trains_registers_and_baselines_nothing_and_publishes_
     assert f"baseline-jobs/{REUSED_EXECUTION}/quality/constraints.json" in prd
     assert f"baseline-jobs/{EXECUTION_ID}" not in prd
     assert str(source_archive_uri(naming.training_output_prefix(spec), reused.training_job_name)) in prd
+    suggest = {name: output["Value"] for name, output in stacks["suggest-baseline"].template["Outputs"].items()}
+    assert (
+        suggest["BaselineJobName"] == "none"
+        and f"baseline-jobs/{REUSED_EXECUTION}/data/" in suggest["BaselineStatistics"]
+    )
 
 
 def test_the_reuse_variant_without_model_quality_publishes_only_the_version(tmp_path: Path) -> None:
