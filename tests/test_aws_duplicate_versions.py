@@ -26,8 +26,11 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.aws.registry import AwsModelRegistry, published_version, record_decision, version_of_execution
 from safedeploy.cloudformation import training_job as T
+from safedeploy.cloudformation.reuse import why_not_reusable
 from safedeploy.errors import RegistryError
+from safedeploy.registry import ModelPackage
 from safedeploy.spec import PipelineSpec, load_spec
+from safedeploy.training.production import Production
 from tests.conftest import REPO_ROOT
 from tests.test_run_py import REVISION, _vendor
 from tests.test_templates import ACCOUNT, STARTED, write_contract
@@ -245,3 +248,53 @@ def test_the_approval_of_a_reusing_execution_is_recorded_on_the_reused_version(a
         published=published,
     )
     assert (decided.ModelPackageVersion, decided.ModelApprovalStatus) == (version, C.APPROVAL_APPROVED)
+
+
+class _Archives:
+    """Every archive exists (``head_object`` answers)."""
+
+    def head_object(self, **_: str) -> dict[str, Any]:
+        return {}
+
+
+def test_a_tightened_gate_trains_anew_unless_production_already_serves_the_version() -> None:
+    spec = load_spec().model_copy(deep=True)
+    package = ModelPackage(
+        ModelPackageGroupName="customerchurn",
+        ModelPackageVersion=4,
+        ModelPackageArn=f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/customerchurn/4",
+        ModelApprovalStatus=C.APPROVAL_APPROVED,
+        CreationTime=STARTED,
+        LastModifiedTime=STARTED,
+        ModelDataUrl="s3://bucket/customerchurn/training-jobs/j/output/model.tar.gz",
+        FrameworkVersion="3.0-5",
+        Hyperparameters={},
+        Metrics={c.metric: c.threshold for c in spec.gate.conditions},  # exactly at the thresholds: passes
+        CustomerMetadataProperties={"TrainingJobName": "j", "PipelineExecutionId": FIRST, "InputsSha256": "ab" * 32},
+    )
+    archives: Any = _Archives()
+    assert why_not_reusable(spec, package, None, archives) is None
+    tightened = spec.model_copy(
+        update={
+            "gate": spec.gate.model_copy(
+                update={
+                    "conditions": [
+                        c.model_copy(update={"threshold": c.threshold + (0.01 if c.op == ">=" else -0.01)})
+                        for c in spec.gate.conditions
+                    ]
+                }
+            )
+        }
+    )
+    assert "recorded metrics no longer pass the gate" in (why_not_reusable(tightened, package, None, archives) or "")
+    serving = Production(4, package.ModelDataUrl, "")
+    assert why_not_reusable(tightened, package, serving, archives) is None  # as locally: nothing to gate
+    compared = package.model_copy(
+        update={
+            "CustomerMetadataProperties": {**package.CustomerMetadataProperties, "ComparedWithProductionVersion": "2"}
+        }
+    )
+    assert why_not_reusable(spec, compared, Production(2, "s3://bucket/v2.tar.gz", ""), archives) is None
+    assert "production now serves v3" in (
+        why_not_reusable(spec, compared, Production(3, "s3://b/v3", ""), archives) or ""
+    )

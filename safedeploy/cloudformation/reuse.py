@@ -9,7 +9,8 @@ A version is reused (the training stack's reuse variant: no training job, no bas
   production's first, then one never rolled back, then the newest);
 * its model archive and its source archive (``sourcedir.tar.gz`` of its ``TrainingJobName``) still exist: the deploy
   stacks serve them (AWS-registered versions record no archive sha256 to verify, unlike local ones);
-* its recorded metrics still pass the spec's absolute gate (the gate is not part of the inputs);
+* production serves it (nothing to gate, as locally), or its recorded metrics still pass the spec's absolute gate
+  (the gate is not part of the inputs);
 * comparing with production (``gate.compare_with_production``): production serves it, or none serves yet, or it
   was compared with the version production serves now (``ComparedWithProductionVersion``) on the same held-out
   rows (identical data). Otherwise the normal variant trains and ``CompareWithProduction`` measures both
@@ -69,11 +70,13 @@ def why_not_reusable(
     source = source_archive_uri(naming.training_output_prefix(spec), job)
     if not _exists(s3, str(source)):
         return f"v{version}'s source archive {source} is gone"
+    if production is not None and production.version == version:
+        return None  # it already serves production: nothing to gate, as locally
     try:
         check_gate(spec.gate, dict(package.Metrics))
     except SafeDeployError as exc:
         return f"v{version}'s recorded metrics no longer pass the gate ({exc})"
-    if spec.gate.compare_with_production and production is not None and production.version != version:
+    if spec.gate.compare_with_production and production is not None:
         compared = package.CustomerMetadataProperties.get(COMPARED_WITH_KEY)
         if compared != str(production.version):
             return (
