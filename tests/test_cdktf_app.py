@@ -778,6 +778,25 @@ def test_approval_and_deploy_prd_are_skipped_for_the_version_production_serves(s
     # the stages before them always run: DeployDev still smoke-tests a reused version, as locally
     assert all("before_entry" not in stages[name] for name in ("Source", "Build", "Train", C.STAGE_DEPLOY_DEV))
     assert pipeline_variables(None)["VERSION_SERVES_PRODUCTION"] == "false"
+    # the build's registry look-up: list and describe only this model's versions
+    statements = {
+        s["sid"]: s for s in doc["data"]["aws_iam_policy_document"]["roles_codebuild_permissions"]["statement"]
+    }
+    listing = statements["ListModelVersions"]
+    assert listing["actions"] == ["sagemaker:ListModelPackages"]
+    assert listing["resources"] == statements["DescribeTrainedModels"]["resources"][-2:]  # this model's group only
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    group = naming.model_package_group(spec)
+    assert [resolve(doc, r) for r in listing["resources"]] == [
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{group}",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/*",
+    ]
+    assert [a for s in statements.values() for a in s["actions"] if a.startswith("sagemaker:")] == [
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:DescribeModelPackageGroup",
+        "sagemaker:ListModelPackages",
+    ]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
