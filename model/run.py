@@ -160,8 +160,14 @@ def main(
         session = SessionApis(spec.region) if apis is None else None
         online = session is not None and not args.no_upload
         lookup = production or (session.production if online and session is not None else None)
-        served = lookup(spec) if lookup is not None else None  # also whether a reused version already serves
-        print(f"production: v{served.version} ({served.model_data_url})" if served else "production: none yet")
+        try:  # the comparing gate's reference, and whether a reused version already serves production
+            served = lookup(spec) if lookup is not None else None
+            print(f"production: v{served.version} ({served.model_data_url})" if served else "production: none yet")
+        except SafeDeployError as exc:
+            if spec.gate.compare_with_production:
+                raise  # the gate must not silently become absolute
+            print(f"production: unknown ({exc}); a reused version is deployed as any other")
+            served = None
         find = reusable or (session.reusable if online and session is not None else None)
         result = build(
             spec,

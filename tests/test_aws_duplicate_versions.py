@@ -298,3 +298,29 @@ def test_a_tightened_gate_trains_anew_unless_production_already_serves_the_versi
     assert "production now serves v3" in (
         why_not_reusable(spec, compared, Production(3, "s3://b/v3", ""), archives) or ""
     )
+
+
+def test_an_unreadable_production_fails_the_build_only_when_the_gate_compares(
+    run_py: ModuleType,
+    aws: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec: PipelineSpec = aws["spec"]
+    contract = write_contract(tmp_path / "DataSourceOutput", spec)
+    aws["ssm"].put_parameter(Name=naming.production_endpoint_parameter(spec), Value="not-an-endpoint", Type="String")
+    arguments = [
+        "--data-source",
+        str(contract),
+        "--out",
+        str(tmp_path / "out"),
+        "--vendor",
+        str(_vendor(tmp_path / "v")),
+    ]
+    assert run_py.main(arguments, environ={"PIPELINE_EXECUTION_ID": FIRST}, now=lambda: STARTED) == 1
+    assert "which is not a production endpoint" in capsys.readouterr().err
+    monkeypatch.setenv("SAFEDEPLOY_GATE__COMPARE_WITH_PRODUCTION", "false")
+    assert run_py.main(arguments, environ={"PIPELINE_EXECUTION_ID": FIRST}, now=lambda: STARTED) == 0
+    printed = capsys.readouterr().out
+    assert "production: unknown (" in printed and "VERSION_SERVES_PRODUCTION=false" in printed
