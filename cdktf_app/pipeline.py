@@ -1,8 +1,12 @@
-"""The CodePipeline: Source -> Build -> Train -> DeployDev (then the manual approval) -> DeployPrd.
+"""The CodePipeline: Source -> Build -> Train -> DeployDev -> ApproveDeployment (manual) -> DeployPrd.
 
 Train deploys the ``training-job`` and ``suggest-baseline`` stacks side by side (runOrder 1) and then runs the
 state machines they create side by side (runOrder 2): training, the quality gate and registration in one, the
 Model Monitor baseline job in the other.
+
+Duplicate versions: when the build reuses a registered version that production already serves (identical
+training inputs, :mod:`safedeploy.cloudformation.reuse`), ApproveDeployment and DeployPrd are skipped by a V2
+stage entry condition (:func:`skip_when_production_serves_it`) on the Build action's exported variable.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from cdktf_cdktf_provider_aws.codepipeline import (
     CodepipelineArtifactStoreEncryptionKey,
     CodepipelineStage,
     CodepipelineStageAction,
+    CodepipelineStageBeforeEntry,
+    CodepipelineStageBeforeEntryCondition,
+    CodepipelineStageBeforeEntryConditionRule,
+    CodepipelineStageBeforeEntryConditionRuleRuleTypeId,
 )
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
@@ -34,6 +42,11 @@ CAPABILITIES = "CAPABILITY_IAM,CAPABILITY_AUTO_EXPAND"
 EXECUTION_ID = "#{codepipeline.PipelineExecutionId}"
 """CodePipeline's variable of the running execution (resolved by CodePipeline, not Terraform)."""
 APPROVAL_QUESTION = "Shall this model be put into production?"
+BUILD_NAMESPACE = "BuildVariables"
+"""The Build action's variables namespace (``model/buildspec.yml`` ``exported-variables``)."""
+SERVES_PRODUCTION_VARIABLE = "VERSION_SERVES_PRODUCTION"
+"""``true`` when the build reuses the version production serves (``reuse.pipeline_variables``)."""
+SERVES_PRODUCTION_RULE = "VersionNotYetInProduction"
 TRAINED_BY_STATE_MACHINE = ("training-job", "suggest-baseline")
 """The stacks whose state machines Train runs after deploying them (``naming.state_machine_name``)."""
 
@@ -156,6 +169,7 @@ class DeliveryPipeline(Construct):
                         "CodeBuild",
                         inputs=[SOURCE_OUTPUT, DATA_SOURCE_OUTPUT],
                         outputs=[BUILD_OUTPUT],
+                        namespace=BUILD_NAMESPACE,
                         configuration={
                             "ProjectName": config.build_project,
                             "PrimarySource": SOURCE_OUTPUT,
@@ -173,20 +187,24 @@ class DeliveryPipeline(Construct):
                     *(self._run_state_machine(names, kind, run_order=2) for kind in TRAINED_BY_STATE_MACHINE),
                 ],
             ),
+            CodepipelineStage(name=C.STAGE_DEPLOY_DEV, action=[self._deploy_stack(config, "deploy-dev", run_order=1)]),
             CodepipelineStage(
-                name=C.STAGE_DEPLOY_DEV,
+                name=C.STAGE_APPROVAL,
+                before_entry=skip_when_production_serves_it(),
                 action=[
-                    self._deploy_stack(config, "deploy-dev", run_order=1),
                     _action(
                         C.STAGE_APPROVAL,
                         "Approval",
                         "Manual",
-                        run_order=2,
                         configuration={"NotificationArn": self.approval_topic.arn, "CustomData": APPROVAL_QUESTION},
                     ),
                 ],
             ),
-            CodepipelineStage(name=C.STAGE_DEPLOY_PRD, action=[self._deploy_stack(config, "deploy-prd", run_order=1)]),
+            CodepipelineStage(
+                name=C.STAGE_DEPLOY_PRD,
+                before_entry=skip_when_production_serves_it(),
+                action=[self._deploy_stack(config, "deploy-prd", run_order=1)],
+            ),
         ]
 
     @staticmethod
@@ -224,6 +242,40 @@ class DeliveryPipeline(Construct):
         )
 
 
+def skip_when_production_serves_it() -> CodepipelineStageBeforeEntry:
+    """The entry condition of ApproveDeployment and DeployPrd: skip them for the version production already serves.
+
+    Why a stage condition: the decision is made once, by the build that reuses the version (it read the registry
+    and the production-endpoint parameter), and CodePipeline V2 evaluates it before the stage, so nothing runs:
+    no approval is asked, no CloudFormation change set, no green endpoint, no traffic shift. Rendering the
+    deploy-prd stack from the deployed stack's parameters instead would still create a change set per execution
+    (the template names its green endpoint after the execution) and could not skip the manual approval. An entry
+    condition is met when its rules succeed: the ``VariableCheck`` rule succeeds when ``VERSION_SERVES_PRODUCTION``
+    is not ``true``; when it is, the rule fails and the result ``SKIP`` passes the stage by (the execution goes
+    on, and succeeds). ``SKIP`` takes only ``VariableCheck`` or ``LambdaInvoke`` rules, and cannot be overridden.
+    The approval is a stage of its own for this: conditions are per stage, and DeployDev still smoke-tests the
+    reused version, as locally.
+    """
+    return CodepipelineStageBeforeEntry(
+        condition=CodepipelineStageBeforeEntryCondition(
+            result="SKIP",
+            rule=[
+                CodepipelineStageBeforeEntryConditionRule(
+                    name=SERVES_PRODUCTION_RULE,
+                    rule_type_id=CodepipelineStageBeforeEntryConditionRuleRuleTypeId(
+                        category="Rule", owner="AWS", provider="VariableCheck", version="1"
+                    ),
+                    configuration={
+                        "Variable": f"#{{{BUILD_NAMESPACE}.{SERVES_PRODUCTION_VARIABLE}}}",
+                        "Operator": "NE",
+                        "Value": "true",
+                    },
+                )
+            ],
+        )
+    )
+
+
 def _action(
     name: str,
     category: str,
@@ -233,6 +285,7 @@ def _action(
     inputs: list[str] | None = None,
     outputs: list[str] | None = None,
     run_order: int = 1,
+    namespace: str | None = None,
 ) -> CodepipelineStageAction:
     return CodepipelineStageAction(
         name=name,
@@ -244,6 +297,7 @@ def _action(
         input_artifacts=inputs,
         output_artifacts=outputs,
         configuration=configuration,
+        namespace=namespace,
     )
 
 

@@ -269,6 +269,11 @@ class PipelineRoles(Construct):
                 actions=("ssm:GetParameter",),
                 resources=(self._production_endpoint_parameter,),
             ),
+            Statement(
+                sid="ListModelVersions",  # model/run.py: the version with identical training inputs (reused)
+                actions=("sagemaker:ListModelPackages",),
+                resources=self._model_packages,  # this model's group and its versions, as DescribeModelPackage
+            ),
         ]
 
     def _cloudformation(self) -> list[Statement]:

@@ -11,6 +11,13 @@ The version serving production (the SSM parameter ``naming.production_endpoint_p
 registry's ``ModelDataUrl``) becomes the training job's ``production`` channel, and the state machine's quality gate
 compares the candidate with it on the same held-out rows (:func:`safedeploy.aws.registry.resolve_production`).
 
+Duplicate versions: the training inputs' digest (data, code, hyperparameters, image: what the local Train stage
+computes) is looked up in the registry (``InputsSha256``); a reusable version with identical inputs renders the
+training stack's reuse variant (no training job, no new version: :mod:`safedeploy.cloudformation.reuse`). The
+Build action exports ``REUSED_MODEL_VERSION`` and ``VERSION_SERVES_PRODUCTION`` (written to ``--variables-file``,
+sourced by ``model/buildspec.yml``): the pipeline skips the approval and DeployPrd for a version production
+already serves.
+
 Offline: ``--no-upload --execution-id ID --kms-key-arn ARN`` touches no AWS API at all.
 """
 
@@ -25,7 +32,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safedeploy.atomic import atomic_write_text
 from safedeploy.cloudformation.build import AwsApis, BuildOptions, build
+from safedeploy.cloudformation.context import ReusedVersion
+from safedeploy.cloudformation.reuse import pipeline_variables
 from safedeploy.errors import SafeDeployError
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.training.production import Production
@@ -42,6 +52,8 @@ DATA_SOURCE_ENV = "CODEBUILD_SRC_DIR_DataSourceOutput"
 EXECUTION_ID_ENV = "PIPELINE_EXECUTION_ID"
 PIPELINE_NAME_ENV = "PIPELINE_NAME"
 DEFAULT_OUT = Path("build/templates")
+VARIABLES_FILE = "pipeline-variables.env"
+"""The Build action's exported variables, ``export NAME=value`` lines the buildspec sources."""
 
 
 class SessionApis:
@@ -83,6 +95,14 @@ class SessionApis:
         registry = AwsModelRegistry(self.sagemaker, spec.region, spec.account_id)
         return resolve_production(self._session.client("ssm"), registry, spec)
 
+    def reusable(self, spec: PipelineSpec, inputs_sha256: str, production: Production | None) -> ReusedVersion | None:
+        """The registered version with these training inputs that this build may reuse (None: train)."""
+        from safedeploy.aws.registry import AwsModelRegistry
+        from safedeploy.cloudformation.reuse import find_reusable
+
+        registry = AwsModelRegistry(self.sagemaker, spec.region, spec.account_id)
+        return find_reusable(spec, registry, self.s3, inputs_sha256, production)
+
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
     """The command line (defaults from CodeBuild's environment)."""
@@ -107,6 +127,12 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> argpar
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     parser.add_argument("--no-upload", action="store_true", help="upload nothing (the templates still name the keys)")
     parser.add_argument(
+        "--variables-file",
+        type=Path,
+        default=None,
+        help=f"the Build action's exported variables as shell exports (default OUT/{VARIABLES_FILE})",
+    )
+    parser.add_argument(
         "--vendor",
         type=Path,
         default=None,
@@ -125,15 +151,24 @@ def main(
     environ: Mapping[str, str] | None = None,
     now: Callable[[], datetime] | None = None,
     production: Callable[[PipelineSpec], Production | None] | None = None,
+    reusable: Callable[[PipelineSpec, str, Production | None], ReusedVersion | None] | None = None,
 ) -> int:
     """Run one build; return the exit status (errors are printed, naming the problem)."""
     args = parse_args(argv, os.environ if environ is None else environ)
     try:
         spec = load_spec(args.config)
         session = SessionApis(spec.region) if apis is None else None
-        lookup = production or (session.production if session is not None and not args.no_upload else None)
-        served = lookup(spec) if lookup is not None and spec.gate.compare_with_production else None
-        print(f"production: v{served.version} ({served.model_data_url})" if served else "production: none yet")
+        online = session is not None and not args.no_upload
+        lookup = production or (session.production if online and session is not None else None)
+        try:  # the comparing gate's reference, and whether a reused version already serves production
+            served = lookup(spec) if lookup is not None else None
+            print(f"production: v{served.version} ({served.model_data_url})" if served else "production: none yet")
+        except SafeDeployError as exc:
+            if spec.gate.compare_with_production:
+                raise  # the gate must not silently become absolute
+            print(f"production: unknown ({exc}); a reused version is deployed as any other")
+            served = None
+        find = reusable or (session.reusable if online and session is not None else None)
         result = build(
             spec,
             BuildOptions(
@@ -145,7 +180,8 @@ def main(
                 upload=not args.no_upload,
                 pipeline_name=args.pipeline,
                 vendor=args.vendor,
-                production=served,
+                production=served if spec.gate.compare_with_production else None,
+                reuse=(lambda digest: find(spec, digest, served)) if find is not None else None,
             ),
             apis or session or SessionApis(spec.region),
             (now or (lambda: datetime.now(UTC)))(),
@@ -154,6 +190,13 @@ def main(
         print(f"run.py: error: {exc}", file=sys.stderr)
         return 1
     print(f"pipeline execution {result.execution_id}")
+    print(f"training inputs {result.inputs_sha256}")
+    if result.reused is not None:
+        print(f"{result.reused.describe()}: the training stack's reuse variant (no training job, no registration)")
+    variables = pipeline_variables(result.reused)
+    variables_file = args.variables_file or args.out / VARIABLES_FILE
+    atomic_write_text(variables_file, "".join(f"export {name}={value}\n" for name, value in variables.items()))
+    print(f"pipeline variables {' '.join(f'{k}={v}' for k, v in variables.items())} ({variables_file})")
     for uri in result.uploads:
         print(f"uploaded {uri}")
     missing = f" (not vendored: {', '.join(result.third_party)})" if result.third_party else ""

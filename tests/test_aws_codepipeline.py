@@ -56,8 +56,7 @@ def _pipeline(timeout_minutes: int | None = None, approval: bool = True) -> dict
     if timeout_minutes is not None:
         extra["timeoutInMinutes"] = timeout_minutes
     deploy_dev = [_action("DeployDevModel", "Deploy", "CloudFormation", 1)]
-    if approval:
-        deploy_dev.append(_action("ApproveDeploy", "Approval", "Manual", 2, **extra))
+    gate = [_action("ApproveDeploy", "Approval", "Manual", 1, **extra)] if approval else [deploy_dev[0]]
     return {
         "pipeline": {
             "name": PIPELINE,
@@ -66,6 +65,7 @@ def _pipeline(timeout_minutes: int | None = None, approval: bool = True) -> dict
                 {"name": "Source", "actions": [_action("Source", "Source", "CodeCommit", 1)]},
                 {"name": "Build", "actions": [_action("Build", "Build", "CodeBuild", 1)]},
                 {"name": "DeployDev", "actions": deploy_dev},
+                {"name": "ApproveDeployment", "actions": gate},
                 {"name": "DeployPrd", "actions": [_action("DeployPrdModel", "Deploy", "CloudFormation", 1)]},
             ],
             "version": 3,
@@ -97,11 +97,13 @@ def _state(approval: str | None = "InProgress", token: bool = True, dev_executio
             },
             {
                 "stageName": "DeployDev",
+                "latestExecution": {"pipelineExecutionId": dev_execution, "status": "Succeeded"},
+                "actionStates": [{"actionName": "DeployDevModel", "latestExecution": _latest("Succeeded")}],
+            },
+            {
+                "stageName": "ApproveDeployment",
                 "latestExecution": {"pipelineExecutionId": dev_execution, "status": "InProgress"},
-                "actionStates": [
-                    {"actionName": "DeployDevModel", "latestExecution": _latest("Succeeded")},
-                    approval_state,
-                ],
+                "actionStates": [approval_state],
             },
             {
                 "stageName": "DeployPrd",
@@ -190,12 +192,13 @@ def test_stage_states_carry_each_stage_execution_and_action(clients: AwsClients,
     assert [(s.name, s.status, s.execution_id) for s in stages] == [
         ("Source", "Succeeded", EXECUTION),
         ("Build", "Succeeded", EXECUTION),
-        ("DeployDev", "InProgress", EXECUTION),
+        ("DeployDev", "Succeeded", EXECUTION),
+        ("ApproveDeployment", "InProgress", EXECUTION),
         ("DeployPrd", "Failed", OLDER),
     ]
-    approval = stages[2].action("ApproveDeploy")
+    approval = stages[3].action("ApproveDeploy")
     assert approval is not None and approval.status == "InProgress" and approval.token == TOKEN
-    failed = stages[3].action("DeployPrdModel")
+    failed = stages[4].action("DeployPrdModel")
     assert failed is not None and failed.error == "rolled back"
 
 
@@ -210,14 +213,14 @@ def test_a_missing_pipeline_is_a_clear_error(clients: AwsClients, stub: Stubber)
 # --- the pending approval ----------------------------------------------------------------------------------------
 
 
-def test_pending_approval_finds_the_manual_action_of_deploy_dev_with_its_token(
+def test_pending_approval_finds_the_manual_action_of_its_stage_with_its_token(
     clients: AwsClients, stub: Stubber
 ) -> None:
     _expect_pending(stub)
     approval = cp.pending_approval(clients.codepipeline, PIPELINE)
     assert approval == cp.PendingApproval(
         pipeline_name=PIPELINE,
-        stage_name="DeployDev",
+        stage_name="ApproveDeployment",
         action_name="ApproveDeploy",
         token=TOKEN,
         execution_id=EXECUTION,
@@ -249,7 +252,9 @@ def test_nothing_pending(clients: AwsClients, stub: Stubber, state: dict[str, An
 
 def test_a_stage_without_a_manual_approval_or_a_missing_stage_is_reported(clients: AwsClients, stub: Stubber) -> None:
     stub.add_response("get_pipeline", _pipeline(approval=False), {"name": PIPELINE})
-    with pytest.raises(cp.PipelineQueryError, match="stage DeployDev of pipeline customerchurn-dev has no Manual"):
+    with pytest.raises(
+        cp.PipelineQueryError, match="stage ApproveDeployment of pipeline customerchurn-dev has no Manual"
+    ):
         cp.pending_approval(clients.codepipeline, PIPELINE)
     stub.add_response("get_pipeline", _pipeline(), {"name": PIPELINE})
     with pytest.raises(cp.PipelineQueryError, match=r"has no stage Approve \(its stages: Source, Build, DeployDev"):
@@ -269,7 +274,7 @@ def test_decide_puts_the_approval_result_with_the_comment_and_token(
         {"approvedAt": REQUESTED + timedelta(hours=2)},
         {
             "pipelineName": PIPELINE,
-            "stageName": "DeployDev",
+            "stageName": "ApproveDeployment",
             "actionName": "ApproveDeploy",
             "result": {"summary": "AUC 0.93 on dev, smoke test clean", "status": status},
             "token": TOKEN,
@@ -383,7 +388,7 @@ def _approve_and_reject(stub: Stubber, capsys: pytest.CaptureFixture[str]) -> No
             {"approvedAt": REQUESTED},
             {
                 "pipelineName": PIPELINE,
-                "stageName": "DeployDev",
+                "stageName": "ApproveDeployment",
                 "actionName": "ApproveDeploy",
                 "result": {"summary": "looks right", "status": status},
                 "token": TOKEN,
@@ -392,7 +397,7 @@ def _approve_and_reject(stub: Stubber, capsys: pytest.CaptureFixture[str]) -> No
         account = ["--set", "account_id=123456789012"]  # moto's: the registry's ARNs are the spec account's
         assert cli.main([command, "--target", "aws", "--comment", "looks right", *account]) == 0
         out = capsys.readouterr().out
-        assert f"{status} {PIPELINE} execution {EXECUTION} at DeployDev/ApproveDeploy: 'looks right'" in out
+        assert f"{status} {PIPELINE} execution {EXECUTION} at ApproveDeployment/ApproveDeploy: 'looks right'" in out
         assert f"model package customerchurn/2 is now {status} (ApprovalDescription 'looks right'" in out
 
 
@@ -419,11 +424,11 @@ def test_cli_status_on_aws(aws_cli: AwsClients, stub: Stubber, capsys: pytest.Ca
     lines = out.splitlines()
     assert lines[0] == f"CodePipeline {PIPELINE}"
     assert lines[1].startswith(f"Execution {EXECUTION}  InProgress  started 2026-12-01 10:00:00")
-    assert next(line for line in lines if line.startswith("DeployDev")).split() == ["DeployDev", "InProgress"]
-    assert "DeployPrd   Failed      (from execution 9a8b7c6d)" in out  # a stage still showing an older execution
+    assert next(line for line in lines if line.startswith("Approve")).split() == ["ApproveDeployment", "InProgress"]
+    assert "DeployPrd          Failed      (from execution 9a8b7c6d)" in out  # a stage still showing an older execution
     assert "rolled back" in out
     assert (
-        f"Waiting for approval at DeployDev/ApproveDeploy (Shall this model be put into production?), execution {EXECUTION}"
+        f"Waiting for approval at ApproveDeployment/ApproveDeploy (Shall this model be put into production?), execution {EXECUTION}"
         in out
     )
     assert "make approve TARGET=aws COMMENT='why'" in out
@@ -442,7 +447,7 @@ def test_cli_status_on_aws_as_json_and_all(
     assert cli.main(["status", "--target", "aws", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["execution"]["execution_id"] == EXECUTION and document["pending_approval"] is None
-    assert [s["name"] for s in document["stages"]] == ["Source", "Build", "DeployDev", "DeployPrd"]
+    assert [s["name"] for s in document["stages"]] == ["Source", "Build", "DeployDev", "ApproveDeployment", "DeployPrd"]
 
     stub.add_response(
         "list_pipeline_executions",

@@ -7,6 +7,7 @@ test modules never pay for it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # pyyaml comes with cfn-lint
 
 from cdktf_app import config as cfg
 from cdktf_app import names as R
@@ -27,6 +29,7 @@ from cdktf_app.retraining import ALARM_VARIABLE, SINCE_VARIABLE, TRIGGER_VARIABL
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.aws.cleanup import find_terraform
+from safedeploy.cloudformation.reuse import pipeline_variables
 from safedeploy.infra.policy import PolicyToolMissingError, checkov_executable
 from safedeploy.infra.terraform_cli import find_provider_mirror
 from tests.snapshots import Snapshot
@@ -43,7 +46,7 @@ ACCOUNT_EXPR = "${data.aws_caller_identity.current.account_id}"
 REGION_EXPR = "${data.aws_region.current.name}"
 GENERATED = ("cdk.tf.json", "versions.tf")
 HAND_WRITTEN = ("terraform.tfvars.json", "backend.hcl")
-STAGES = ["Source", "Build", "Train", "DeployDev", "DeployPrd"]
+STAGES = ["Source", "Build", "Train", "DeployDev", "ApproveDeployment", "DeployPrd"]
 STAR_ONLY_ACTIONS = {
     "cloudwatch:PutMetricData",
     "cloudwatch:GetMetricData",
@@ -548,6 +551,44 @@ def test_the_training_state_machine_runs_the_baseline_jobs_and_reads_only_their_
     assert all("*" not in a for s in statements.values() for a in s["actions"])
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_reuse_variant_needs_no_grant_the_training_state_machine_lacks(
+    synth: Synth, env: str, tmp_path: Path
+) -> None:
+    """Identical inputs: the reuse variant's tasks read and publish only what the role already allows."""
+    from tests.test_templates import render_reuse
+
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    statements = doc["data"]["aws_iam_policy_document"]["roles_stepfunctions_permissions"]["statement"]
+
+    def granted(action: str, arn: str) -> bool:
+        return any(
+            action in s["actions"] and any(fnmatch.fnmatchcase(arn, resolve(doc, r)) for r in s["resources"])
+            for s in statements
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SAFEDEPLOY_ACCOUNT_ID", ACCOUNT)
+        patch.setenv("SAFEDEPLOY_REGION", REGION)
+        patch.setenv("SAFEDEPLOY_ENVIRONMENT", env)
+        stacks = render_reuse(tmp_path)
+    states = stacks["training-job"].template["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    calls = [(state["Resource"], state["Arguments"]) for state in states.values() if state["Type"] == "Task"]
+    assert len(calls) == 3
+    for resource, arguments in calls:
+        if resource.endswith("s3:getObject"):
+            assert granted("s3:GetObject", f"arn:aws:s3:::{arguments['Bucket']}/{arguments['Key']}"), arguments
+        else:
+            assert resource.endswith("ssm:putParameter")
+            name = arguments["Name"]
+            assert name.startswith(f"/safedeploy/{spec.pipeline_name}/executions/")
+            assert granted("ssm:PutParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}"), name
+    # and the check can fail: the reused version's model archive is not the state machine's to read
+    model = states["ReuseModelVersion"]["Output"]["ModelDataUrl"].removeprefix("s3://")
+    assert not granted("s3:GetObject", f"arn:aws:s3:::{model}")
+
+
 # --- Names -----------------------------------------------------------------------------------------------------
 
 
@@ -698,14 +739,64 @@ def test_pipeline_stages_run_in_order_with_parallel_training(synth: Synth, env: 
                 "RoleArn": ref("aws_iam_role", "roles_cloudformation_role", "arn"),
             }
             assert action["input_artifacts"] == ["BuildOutput"]
-    deploy_dev = actions(doc, "DeployDev")
-    (approval,) = [a for a in deploy_dev if a["category"] == "Approval"]
-    (dev_stack,) = [a for a in deploy_dev if a["category"] == "Deploy"]
+    (dev_stack,) = actions(doc, "DeployDev")
+    assert dev_stack["category"] == "Deploy"
+    (approval,) = actions(doc, C.STAGE_APPROVAL)  # a stage of its own, after DeployDev: it can be skipped
     assert approval["name"] == C.STAGE_APPROVAL and approval["provider"] == "Manual"
-    assert approval["run_order"] > dev_stack["run_order"]
     assert approval["configuration"]["NotificationArn"] == ref("aws_sns_topic", "pipeline_approval_topic", "arn")
     topic = resources(doc, "aws_sns_topic")["pipeline_approval_topic"]
     assert topic["kms_master_key_id"] == ref("aws_kms_key", "kms_key", "arn")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_approval_and_deploy_prd_are_skipped_for_the_version_production_serves(synth: Synth, env: str) -> None:
+    """Duplicate versions: the Build action exports VERSION_SERVES_PRODUCTION; the two stages' entry condition."""
+    doc = synth.doc(env)
+    (build,) = actions(doc, "Build")
+    assert build["namespace"] == "BuildVariables"
+    buildspec = yaml.safe_load((Path(__file__).parents[1] / "model" / "buildspec.yml").read_text("utf-8"))
+    exported = buildspec["env"]["exported-variables"]
+    assert exported == list(pipeline_variables(None))  # what run.py writes, the buildspec sources
+    assert ". build/pipeline-variables.env" in buildspec["phases"]["build"]["commands"]
+    stages = {stage["name"]: stage for stage in pipeline(doc)["stage"]}
+    expected = {
+        "result": "SKIP",
+        "rule": [
+            {
+                "name": "VersionNotYetInProduction",
+                "rule_type_id": {"category": "Rule", "owner": "AWS", "provider": "VariableCheck", "version": "1"},
+                "configuration": {
+                    "Variable": "#{BuildVariables.VERSION_SERVES_PRODUCTION}",
+                    "Operator": "NE",
+                    "Value": "true",
+                },
+            }
+        ],
+    }
+    for name in (C.STAGE_APPROVAL, C.STAGE_DEPLOY_PRD):
+        assert stages[name]["before_entry"] == {"condition": expected}
+    # the stages before them always run: DeployDev still smoke-tests a reused version, as locally
+    assert all("before_entry" not in stages[name] for name in ("Source", "Build", "Train", C.STAGE_DEPLOY_DEV))
+    assert pipeline_variables(None)["VERSION_SERVES_PRODUCTION"] == "false"
+    # the build's registry look-up: list and describe only this model's versions
+    statements = {
+        s["sid"]: s for s in doc["data"]["aws_iam_policy_document"]["roles_codebuild_permissions"]["statement"]
+    }
+    listing = statements["ListModelVersions"]
+    assert listing["actions"] == ["sagemaker:ListModelPackages"]
+    assert listing["resources"] == statements["DescribeTrainedModels"]["resources"][-2:]  # this model's group only
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    group = naming.model_package_group(spec)
+    assert [resolve(doc, r) for r in listing["resources"]] == [
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{group}",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/*",
+    ]
+    assert [a for s in statements.values() for a in s["actions"] if a.startswith("sagemaker:")] == [
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:DescribeModelPackageGroup",
+        "sagemaker:ListModelPackages",
+    ]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

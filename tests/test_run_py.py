@@ -110,7 +110,7 @@ def test_builds_uploads_and_writes_every_stack(
         stubber.assert_no_pending_responses()
     printed = capsys.readouterr()
     assert status == 0, printed.err
-    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, run_py.VARIABLES_FILE])
 
     bucket = naming.artifact_bucket(spec)
     objects = _objects(s3, bucket)
@@ -229,7 +229,7 @@ def test_offline_build_touches_no_aws(run_py: ModuleType, tmp_path: Path, monkey
     out = tmp_path / "out"
     argv = ["--data-source", str(contract), "--out", str(out), "--no-upload", "--execution-id", EXECUTION_ID]
     assert run_py.main([*argv, "--kms-key-arn", arn], apis=NoAws(), environ={}) == 0
-    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, run_py.VARIABLES_FILE])
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left behind
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.cloudformation import monitoring as cf_monitoring
 from safedeploy.cloudformation import quality_gate
-from safedeploy.cloudformation.context import BuildContext, resolve_images
+from safedeploy.cloudformation.context import BuildContext, ReusedVersion, resolve_images
 from safedeploy.cloudformation.contract import ContractError, read_contract, write_example_contract
 from safedeploy.cloudformation.functions import HANDLERS
 from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
@@ -40,10 +41,11 @@ from safedeploy.monitoring.schedule import parse_schedule
 from safedeploy.registry import MetricsSource
 from safedeploy.sagemaker_requests import processing as monitoring_requests
 from safedeploy.sagemaker_requests.serving import deployment_names, green_endpoint_name
-from safedeploy.sagemaker_requests.training import training_job_request
+from safedeploy.sagemaker_requests.training import source_archive_uri, training_job_request
 from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.traffic import build_schedule
 from safedeploy.training.gate import check_gate
+from safedeploy.training.production import Production
 from tests.conftest import REPO_ROOT
 from tests.snapshots import Snapshot
 
@@ -87,6 +89,29 @@ def build_context(tmp_path: Path, spec: PipelineSpec) -> BuildContext:
 
 def render(tmp_path: Path, **overrides: Any) -> dict[str, StackDocuments]:
     return render_stacks(build_context(tmp_path, fixture_spec(**overrides)), KMS_ARN)
+
+
+REUSED_EXECUTION = "0badc0de-1111-2222-3333-444455556666"
+
+
+def reused_version(spec: PipelineSpec, *, serves_production: bool = False) -> ReusedVersion:
+    """v3, registered by an earlier execution with this build's training inputs."""
+    job = naming.training_job_name(spec, REUSED_EXECUTION, STARTED)
+    return ReusedVersion(
+        version=3,
+        model_package_arn=f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/{naming.model_package_group(spec)}/3",
+        training_job_name=job,
+        execution_id=REUSED_EXECUTION,
+        model_data_url=str(naming.training_output_prefix(spec).join(job, "output", C.MODEL_ARCHIVE)),
+        inputs_sha256="ab" * 32,
+        serves_production=serves_production,
+    )
+
+
+def render_reuse(tmp_path: Path, **overrides: Any) -> dict[str, StackDocuments]:
+    """The stacks of a build that reuses :func:`reused_version` (identical training inputs)."""
+    spec = fixture_spec(**overrides)
+    return render_stacks(replace(build_context(tmp_path, spec), reused=reused_version(spec)), KMS_ARN)
 
 
 @pytest.fixture
@@ -148,6 +173,72 @@ def test_production_variants_match_their_snapshots(
     variant: str, overrides: dict[str, Any], tmp_path: Path, snapshot: Snapshot
 ) -> None:
     snapshot.assert_json(render(tmp_path, **overrides)["deploy-prd"].template, SNAPSHOTS / f"deploy-prd.{variant}.json")
+
+
+def test_the_reuse_variant_matches_its_snapshot(tmp_path: Path, snapshot: Snapshot) -> None:
+    snapshot.assert_json(render_reuse(tmp_path)["training-job"].template, SNAPSHOTS / "training-job.reuse.json")
+
+
+def test_the_reuse_variant_trains_registers_and_baselines_nothing_and_publishes_the_reused_version(
+    tmp_path: Path, jsonata: Callable[[str, dict[str, Any]], Any]
+) -> None:
+    """Identical inputs: the state machine's only tasks publish v3 (and its AUC threshold) for this execution."""
+    spec = fixture_spec()
+    reused = reused_version(spec)
+    stacks = render_reuse(tmp_path)
+    definition = _definition(stacks)
+    states = definition["States"]
+    assert definition["StartAt"] == "ReuseModelVersion"
+    tasks = {name: state["Resource"] for name, state in states.items() if state["Type"] == "Task"}
+    assert tasks == {
+        "ReadQualityConstraints": "arn:aws:states:::aws-sdk:s3:getObject",
+        "PublishModelVersion": "arn:aws:states:::aws-sdk:ssm:putParameter",
+        "PublishAucThreshold": "arn:aws:states:::aws-sdk:ssm:putParameter",
+    }
+    # the AUC threshold of v3's own quality baseline (its execution's prefix, which the role may read)
+    quality = f"customerchurn/baseline-jobs/{REUSED_EXECUTION}/quality/constraints.json"
+    assert states["ReadQualityConstraints"]["Arguments"]["Key"] == quality
+    # walk it: Pass -> read -> publish, with the constraints.json Step Functions would read
+    data = states["ReuseModelVersion"]["Output"]
+    assert data["Summary"] == "identical inputs to v3: reusing v3, no new version"
+    body = json.dumps({"binary_classification_constraints": {"auc": {"threshold": 0.87}}})
+    data = jsonata(states["ReadQualityConstraints"]["Output"], {"input": data, "result": {"Body": body}})
+    version = states["PublishModelVersion"]["Arguments"]
+    assert version["Name"] == naming.model_version_parameter(spec, EXECUTION_ID)
+    assert jsonata(version["Value"], {"input": data}) == "3"
+    threshold = states["PublishAucThreshold"]["Arguments"]
+    assert threshold["Name"] == naming.auc_threshold_parameter(spec, EXECUTION_ID)
+    assert jsonata(threshold["Value"], {"input": data}) == "0.87"
+    outputs = {name: output["Value"] for name, output in stacks["training-job"].template["Outputs"].items()}
+    assert outputs["ReusedModelVersion"] == "3" and outputs["ModelDataUrl"] == reused.model_data_url
+    assert outputs["TrainingJobName"] == reused.training_job_name
+    # the deploy stacks serve v3's archives and monitor against its baselines, not this execution's
+    prd = json.dumps(stacks["deploy-prd"].template)
+    assert reused.model_data_url in prd and reused.model_data_url in json.dumps(stacks["deploy-dev"].template)
+    assert f"baseline-jobs/{REUSED_EXECUTION}/quality/constraints.json" in prd
+    assert f"baseline-jobs/{EXECUTION_ID}" not in prd
+    assert str(source_archive_uri(naming.training_output_prefix(spec), reused.training_job_name)) in prd
+    suggest = {name: output["Value"] for name, output in stacks["suggest-baseline"].template["Outputs"].items()}
+    assert (
+        suggest["BaselineJobName"] == "none"
+        and f"baseline-jobs/{REUSED_EXECUTION}/data/" in suggest["BaselineStatistics"]
+    )
+
+
+def test_the_reuse_variant_without_model_quality_publishes_only_the_version(tmp_path: Path) -> None:
+    states = _definition(render_reuse(tmp_path, **{"monitoring.model_quality.enabled": False}))["States"]
+    assert set(states) == {"ReuseModelVersion", "PublishModelVersion"}
+    assert states["ReuseModelVersion"]["Next"] == "PublishModelVersion" and states["PublishModelVersion"]["End"]
+
+
+def test_the_registration_records_the_production_version_it_was_compared_with(tmp_path: Path) -> None:
+    """What a later build's reuse relies on (``ComparedWithProductionVersion``, :mod:`...cloudformation.reuse`)."""
+    spec = fixture_spec()
+    ctx = replace(build_context(tmp_path, spec), production=Production(2, "s3://b/v2/model.tar.gz", ""))
+    register = _definition(render_stacks(ctx, KMS_ARN))["States"]["RegisterModel"]["Arguments"]
+    assert '"ComparedWithProductionVersion": "2"' in register["CustomerMetadataProperties"]
+    alone = _definition(render_stacks(build_context(tmp_path, spec), KMS_ARN))["States"]["RegisterModel"]
+    assert "ComparedWithProductionVersion" not in alone["Arguments"]["CustomerMetadataProperties"]
 
 
 def test_configuration_gives_every_parameter_and_tags_the_execution(stacks: dict[str, StackDocuments]) -> None:
@@ -1076,12 +1167,14 @@ def all_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             for kind, stack in render(root / variant, **overrides).items():
                 if variant == "default" or kind == "deploy-prd":
                     (root / f"{variant}.{kind}.json").write_text(json.dumps(stack.template, indent=2))
+        reuse = render_reuse(root / "reuse")["training-job"].template  # identical inputs: the reuse variant
+        (root / "reuse.training-job.json").write_text(json.dumps(reuse, indent=2))
         yield root
 
 
 def test_cfn_lint_finds_no_errors_or_warnings(all_templates: Path) -> None:
     files = sorted(all_templates.glob("*.json"))
-    assert len(files) == 4 + len(VARIANTS) - 1
+    assert len(files) == 4 + len(VARIANTS) - 1 + 1  # and the training stack's reuse variant
     report = run_cfn_lint(files)
     assert not report.errors, "\n".join(report.errors)
     assert not report.warnings, "\n".join(report.warnings)

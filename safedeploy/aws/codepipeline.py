@@ -1,7 +1,8 @@
 """The AWS CodePipeline of a model and environment: its executions, stage states and the manual approval.
 
 Everything takes an injected CodePipeline client. :func:`pending_approval` finds the Manual approval action of the
-DeployDev stage (the seed's ``ApproveDeploy``; found by its action type, whatever it is named) while it waits, with
+ApproveDeployment stage (after DeployDev; a stage of its own so a version production already serves skips it;
+found by its action type, whatever it is named) while it waits, with
 the token ``PutApprovalResult`` needs; :func:`decide` answers it with a comment. Failures raise errors naming the
 pipeline and what to do: no such pipeline, nothing waiting, a token gone stale meanwhile, already answered.
 """
@@ -311,7 +312,7 @@ def _approval_actions(client: CodePipelineClient, pipeline_name: str, stage: str
 def pending_approval(
     client: CodePipelineClient,
     pipeline_name: str,
-    stage: str = C.STAGE_DEPLOY_DEV,
+    stage: str = C.STAGE_APPROVAL,
     states: list[StageState] | None = None,
 ) -> PendingApproval | None:
     """The manual approval of ``stage`` waiting for an answer (InProgress, with a token), or ``None``.
@@ -363,7 +364,7 @@ def decide(
     *,
     approved: bool,
     comment: str,
-    stage: str = C.STAGE_DEPLOY_DEV,
+    stage: str = C.STAGE_APPROVAL,
     execution_id: str | None = None,
 ) -> ApprovalDecision:
     """Approve or reject the waiting manual approval, with ``comment`` as its summary.
@@ -445,7 +446,7 @@ def format_status(
             if execution and stage.execution_id and stage.execution_id != execution.execution_id
             else ""
         )
-        lines.append(f"{stage.name:<12}{stage.status or '-':<12}{other}".rstrip())
+        lines.append(f"{stage.name:<19}{stage.status or '-':<12}{other}".rstrip())
         for action in stage.actions:
             detail = action.error or action.summary or ""
             lines.append(

@@ -19,7 +19,7 @@ the same properties.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -243,11 +243,38 @@ class AwsModelRegistry:
         return self._update(package, change)
 
 
-def version_of_execution(registry: AwsModelRegistry, group: str, execution_id: str) -> ModelPackage:
+def published_version(ssm: Any, spec: PipelineSpec, execution_id: str) -> int | None:
+    """The version an execution's training state machine published (``naming.model_version_parameter``), if any.
+
+    What the execution's deploy stacks serve: the version it registered, or the one it reused (identical training
+    inputs register nothing, so no version carries the execution's id). ``ssm`` is a boto3 SSM client.
+    """
+    name = naming.model_version_parameter(spec, execution_id)
+    try:
+        value = str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise RegistryError(f"GetParameter {name} failed: {_error(exc)}") from None
+    except BotoCoreError as exc:
+        raise RegistryError(f"GetParameter {name} failed: {exc}") from None
+    return int(value) if value.strip().isdigit() else None
+
+
+def version_of_execution(
+    registry: AwsModelRegistry,
+    group: str,
+    execution_id: str,
+    published: Callable[[str], int | None] | None = None,
+) -> ModelPackage:
     """The version a CodePipeline execution registered (its ``PipelineExecutionId`` metadata), newest first.
 
+    Else, with ``published`` (:func:`published_version`), the version the execution published for its deploy stacks:
+    the one it reused.
+
     Raises:
-        RegistryError: none of the latest :data:`EXECUTION_SEARCH_LIMIT` versions was registered by it.
+        RegistryError: none of the latest :data:`EXECUTION_SEARCH_LIMIT` versions was registered by it (nor
+            published by it).
     """
     for count, arn in enumerate(registry.package_arns(group, newest_first=True)):
         if count >= EXECUTION_SEARCH_LIMIT:
@@ -255,6 +282,9 @@ def version_of_execution(registry: AwsModelRegistry, group: str, execution_id: s
         package = registry.describe_arn(arn)
         if package.CustomerMetadataProperties.get("PipelineExecutionId") == execution_id:
             return package
+    version = published(execution_id) if published is not None else None
+    if version is not None:
+        return registry.describe(group, version)
     raise RegistryError(
         f"no version of {group} among the latest {EXECUTION_SEARCH_LIMIT} was registered by execution {execution_id}"
     )
@@ -270,13 +300,14 @@ def record_decision(
     comment: str,
     dev_endpoint: str,
     dev_since: datetime | None,
+    published: Callable[[str], int | None] | None = None,
 ) -> ModelPackage:
     """The manual approval's decision on the version ``execution_id`` registered, in the registry.
 
     The version serves the dev endpoint while its approval waits (DeployDev deploys it first), so that is recorded
     too, since the approval was requested.
     """
-    package = version_of_execution(registry, group, execution_id)
+    package = version_of_execution(registry, group, execution_id, published)
     version = package.ModelPackageVersion
     if C.DEV_STAGE not in package.serves_in:
         registry.record_serving(group, version, C.DEV_STAGE, dev_endpoint, at=dev_since)
@@ -312,6 +343,7 @@ def record_approval(clients: AwsClients, spec: PipelineSpec, decision: ApprovalD
             comment=decision.comment,
             dev_endpoint=naming.endpoint_name(spec, C.DEV_STAGE),
             dev_since=approval.requested_at,
+            published=lambda execution: published_version(clients.ssm, spec, execution),
         )
     except (SafeDeployError, BotoCoreError, ClientError) as exc:
         return f"the registry was not updated ({' '.join(str(exc).split())}): set the status by hand if needed"
@@ -333,6 +365,7 @@ def sync_from_aws(
     spec: PipelineSpec,
     cloudformation: CloudFormationClient,
     codepipeline: CodePipelineClient,
+    ssm: Any = None,
 ) -> list[str]:
     """Bring the registry's ``ServesIn`` and rollback marks up to date with what AWS runs; return what changed.
 
@@ -381,7 +414,8 @@ def sync_from_aws(
         return notes
     failed = next((a for a in deploy_prd.actions if a.status == "Failed"), None)
     try:
-        package = version_of_execution(registry, group, deploy_prd.execution_id)
+        published = (lambda execution: published_version(ssm, spec, execution)) if ssm is not None else None
+        package = version_of_execution(registry, group, deploy_prd.execution_id, published)
         if C.PRD_STAGE not in package.serves_in and not package.rolled_back:
             why = failed.error if failed and failed.error else "no error message"
             registry.record_rollback(
@@ -400,7 +434,7 @@ def sync_from_aws(
 def synced_versions(clients: AwsClients, spec: PipelineSpec) -> tuple[list[ModelPackage], list[str]]:
     """``make registry TARGET=aws``: the versions, after bringing the registry up to date with AWS; and what changed."""
     registry = registry_of(clients, spec)
-    notes = sync_from_aws(registry, spec, clients.cloudformation, clients.codepipeline)
+    notes = sync_from_aws(registry, spec, clients.cloudformation, clients.codepipeline, clients.ssm)
     return registry.list_versions(naming.model_package_group(spec)), notes
 
 

@@ -8,8 +8,10 @@ reference them are written; each file is replaced atomically.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -19,11 +21,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from safedeploy import constants as C
 from safedeploy import naming, shipping
 from safedeploy.atomic import atomic_write_text
-from safedeploy.cloudformation.context import BuildContext, resolve_images
+from safedeploy.cloudformation.context import BuildContext, ReusedVersion, resolve_images
 from safedeploy.cloudformation.contract import read_contract
 from safedeploy.cloudformation.lambda_bundle import build_lambda_bundle
 from safedeploy.cloudformation.stacks import render_stacks
 from safedeploy.cloudformation.template import Json
+from safedeploy.cloudformation.training_job import inputs_digest
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.revision import code_revision
 from safedeploy.shipping import analyzer_files, analyzer_prefix
@@ -89,6 +92,9 @@ class BuildOptions:
     """Third-party packages installed for the Lambda platform (``pip install --target``), zipped with the code."""
     production: Production | None = None
     """The version serving production (the comparative quality gate's reference); None: none yet."""
+    reuse: Callable[[str], ReusedVersion | None] | None = None
+    """Given the training-inputs digest, the registered version to reuse (``model/run.py``'s registry look-up,
+    :func:`safedeploy.cloudformation.reuse.find_reusable`); None: never reuse (e.g. offline)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,10 @@ class BuildResult:
     third_party: tuple[str, ...]
     analyzer_code: S3Uri | None = None
     """The monitor's code prefix (the Processing jobs' code input)."""
+    reused: ReusedVersion | None = None
+    """The version this execution reuses (identical training inputs); None: it trains."""
+    inputs_sha256: str = ""
+    """The training inputs' digest (``InputsSha256``)."""
 
 
 def pipeline_execution_id(codepipeline: CodePipelineClient, pipeline: str) -> str:
@@ -203,7 +213,12 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
         lambda_code=naming.lambda_code_uri(spec, bundle.sha256),
         analyzer_code=analyzer_prefix(spec, options.project_root),
         production=options.production,
+        source_archive_sha256=hashlib.sha256(source_archive).hexdigest(),
     )
+    digest = inputs_digest(ctx)
+    reused = options.reuse(digest) if options.reuse is not None else None
+    if reused is not None:
+        ctx = replace(ctx, reused=reused)
     stacks = render_stacks(ctx, key_arn)
     rendered = {
         f"{kind}.{suffix}.json": document_text(document)
@@ -219,8 +234,9 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
         if not _exists(apis.s3, ctx.lambda_code):
             put_object(apis.s3, ctx.lambda_code, bundle.content, "application/zip", key_arn)
             uploads.append(str(ctx.lambda_code))
-        put_object(apis.s3, ctx.source_archive, source_archive, "application/gzip", key_arn)
-        uploads.append(str(ctx.source_archive))
+        if reused is None:  # a reused version serves its own source archive, never overwritten
+            put_object(apis.s3, ctx.source_archive, source_archive, "application/gzip", key_arn)
+            uploads.append(str(ctx.source_archive))
         for name, path in analyzer_files(options.project_root).items():  # the monitor's code, content-addressed
             uri = ctx.analyzer_code.join(name)
             if not _exists(apis.s3, uri):
@@ -233,5 +249,12 @@ def build(spec: PipelineSpec, options: BuildOptions, apis: AwsApis, now: datetim
         atomic_write_text(path, text)
         files.append(path)
     return BuildResult(
-        execution_id, tuple(files), tuple(uploads), ctx.lambda_code, bundle.third_party, ctx.analyzer_code
+        execution_id,
+        tuple(files),
+        tuple(uploads),
+        ctx.lambda_code,
+        bundle.third_party,
+        ctx.analyzer_code,
+        reused=reused,
+        inputs_sha256=digest,
     )

@@ -60,6 +60,30 @@ def resolve_images(spec: PipelineSpec) -> Images:
 
 
 @dataclass(frozen=True)
+class ReusedVersion:
+    """A registered version whose training inputs are this build's (``InputsSha256``): served instead of training.
+
+    ``model/run.py`` finds it (:mod:`safedeploy.cloudformation.reuse`); the training stack's reuse variant runs no
+    job and registers nothing, and the deploy stacks serve its archives and baselines.
+    """
+
+    version: int
+    model_package_arn: str
+    training_job_name: str
+    """The job that trained it (its ``TrainingJobName`` metadata): its model and source archives."""
+    execution_id: str
+    """The pipeline execution that registered it (``PipelineExecutionId``): its baselines' prefix."""
+    model_data_url: str
+    inputs_sha256: str
+    serves_production: bool
+    """It is the version production serves now: DeployPrd (and the approval) are skipped."""
+
+    def describe(self) -> str:
+        """What the build and the state machine say about it."""
+        return f"identical inputs to v{self.version}: reusing v{self.version}, no new version"
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """One build of the stacks (one CodePipeline execution)."""
 
@@ -77,6 +101,10 @@ class BuildContext:
     production: Production | None = None
     """The version serving production when the build ran (``model/run.py`` resolves it): the training job scores
     its archive too and the quality gate compares; None before a first deployment (absolute gate only)."""
+    source_archive_sha256: str = ""
+    """sha256 of the shipped ``sourcedir.tar.gz``: the code's identity when the revision is ``+dirty``/unknown."""
+    reused: ReusedVersion | None = None
+    """The registered version with this build's training inputs: no training, the stacks serve its artifacts."""
 
     def __post_init__(self) -> None:
         if self.started.tzinfo is None:
@@ -86,7 +114,9 @@ class BuildContext:
 
     @property
     def training_job_name(self) -> str:
-        """This execution's training job."""
+        """This execution's training job (the reused version's, which trained the served model)."""
+        if self.reused is not None:
+            return self.reused.training_job_name
         return naming.training_job_name(self.spec, self.execution_id, self.started)
 
     @property
@@ -102,6 +132,8 @@ class BuildContext:
     @property
     def model_data_url(self) -> str:
         """Where SageMaker puts the trained model: ``<S3OutputPath>/<job>/output/model.tar.gz``."""
+        if self.reused is not None:
+            return self.reused.model_data_url
         return str(self.output_prefix.join(self.training_job_name, "output", C.MODEL_ARCHIVE))
 
     @property
@@ -129,9 +161,14 @@ class BuildContext:
     @property
     def baseline(self) -> BaselineUris:
         """The baseline this execution's job writes, which its version is registered with and monitored against."""
-        return execution_baseline(self.spec, self.execution_id, self.contract.uri("FeatureSchemaUri"))
+        return execution_baseline(self.spec, self.baseline_execution_id, self.contract.uri("FeatureSchemaUri"))
 
     @property
     def quality_baseline(self) -> QualityBaselineUris:
         """The model-quality baseline this execution's ``quality`` job writes (its version's ``ModelQuality``)."""
-        return execution_quality_baseline(self.spec, self.execution_id)
+        return execution_quality_baseline(self.spec, self.baseline_execution_id)
+
+    @property
+    def baseline_execution_id(self) -> str:
+        """The execution whose baseline jobs wrote the served version's baselines (the reused version's, else this)."""
+        return self.reused.execution_id if self.reused is not None else self.execution_id

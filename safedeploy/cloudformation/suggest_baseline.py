@@ -88,6 +88,8 @@ def suggest_baseline_template(ctx: BuildContext) -> Json:
     else:
         description = f"{spec.pipeline_name}: baselines (suggested by the training state machine)"
         baseline, job, writer = ctx.baseline, ctx.baseline_job("data"), "the training state machine's job writes"
+        if ctx.reused is not None:  # no job runs: the reused version's baselines, its execution's jobs wrote them
+            job, writer = "none", f"v{ctx.reused.version}'s baseline job wrote (reused: identical training inputs)"
     template = Template(f"{description} ({ctx.execution_id})")
     kms = template.kms_key_parameter(naming.kms_alias(spec))
     machine = add_state_machine(template, spec, "suggest-baseline", definition(ctx), kms)

@@ -11,6 +11,11 @@ the validation channel with the trained model and, with ``monitoring.model_quali
 threshold the version is judged by) -> ``RegisterModel`` (``CreateModelPackage``, PendingManualApproval, into the
 model's group, with the baselines' URIs and sha256) -> ``PublishModelVersion`` -> ``PublishAucThreshold``. Its
 output names the new version (and its AUC threshold) for the deploy stacks.
+
+Identical training inputs (:func:`inputs_digest`, the local Train stage's) to a registered, non-rejected version
+render the reuse variant instead (:func:`reuse_definition`): no training job, no baseline jobs, no
+``CreateModelPackage``; the existing version is published for the deploy stacks ("identical inputs to vN:
+reusing vN, no new version").
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from safedeploy.sagemaker_requests.processing import (
 from safedeploy.sagemaker_requests.serving import serving_environment
 from safedeploy.sagemaker_requests.training import training_job_request
 from safedeploy.store import S3Uri
-from safedeploy.training.inputs import INPUTS_METADATA_KEY, TrainingInputs
+from safedeploy.training.inputs import INPUTS_METADATA_KEY, TrainingInputs, code_identity
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import CreateProcessingJobRequestTypeDef, CreateTrainingJobRequestTypeDef
@@ -50,6 +55,7 @@ QUALITY_BASELINE_STATE = "SuggestQualityBaseline"
 READ_QUALITY_DIGESTS = "ReadQualityDigests"
 READ_QUALITY_CONSTRAINTS = "ReadQualityConstraints"
 PUBLISH_THRESHOLD_STATE = "PublishAucThreshold"
+REUSE_STATE = "ReuseModelVersion"
 PROCESSING_TASK = "arn:aws:states:::sagemaker:createProcessingJob.sync"
 GET_OBJECT_TASK = "arn:aws:states:::aws-sdk:s3:getObject"
 TRAINING_TASK = "arn:aws:states:::sagemaker:createTrainingJob.sync"
@@ -77,7 +83,7 @@ def inputs_digest(ctx: BuildContext) -> str:
     """The training inputs' digest (data, code, hyperparameters, image), as the local Train stage computes it."""
     return TrainingInputs(
         data_sha256=ctx.contract.data_sha256,
-        code_revision=ctx.code_revision,
+        code_revision=code_identity(ctx.code_revision, ctx.source_archive_sha256),
         hyperparameters=dict(ctx.contract.hyperparameters),
         image=ctx.images.training,
     ).digest
@@ -181,9 +187,9 @@ def _registration(ctx: BuildContext) -> Json:
         INPUTS_METADATA_KEY: inputs_digest(ctx),
         "RegisteredBy": f"pipeline {spec.pipeline_name} ({naming.state_machine_name(spec, 'training-job')})",
     }
-    literal = json.dumps(properties)  # a JSON object is a JSONata object constructor
     if ctx.production is not None and spec.gate.compare_with_production:
         properties["ComparedWithProductionVersion"] = str(ctx.production.version)
+    literal = json.dumps(properties)  # a JSON object is a JSONata object constructor
     # the candidate's own metrics (production's score on the same rows is the gate's, not this version's)
     metrics = (
         '$each($sift($states.input.Metrics, function($v, $k) {$not($contains($k, "production:"))}), '
@@ -256,22 +262,9 @@ def drift_check_baselines(ctx: BuildContext) -> Json:
     return baselines
 
 
-def definition(ctx: BuildContext) -> Json:
-    """The state machine definition (CloudFormation resolves the KMS key parameter inside it)."""
+def _publish_states(ctx: BuildContext, what: str) -> Json:
+    """``PublishModelVersion`` (and ``PublishAucThreshold``): what the deploy stacks' parameters resolve."""
     quality = ctx.spec.monitoring.model_quality.enabled
-    first_gate, gate = gate_states(ctx.spec.gate, BASELINES_STATE, ctx.production)
-    train = parameterize(training_request(ctx, token(KMS_KEY_PARAMETER)))
-    jobs = baseline_requests(ctx, token(KMS_KEY_PARAMETER))
-    branches = [DATA_BASELINE_STATE, OUTPUT_BASELINE_STATE, QUALITY_BASELINE_STATE][: len(jobs)]
-    reads: Json = {
-        READ_DATA_DIGESTS: _read_digests(ctx, "data", "DataDigests", READ_OUTPUT_DIGESTS),
-        READ_OUTPUT_DIGESTS: _read_digests(
-            ctx, "output", "OutputDigests", READ_QUALITY_DIGESTS if quality else REGISTER_STATE
-        ),
-    }
-    if quality:
-        reads[READ_QUALITY_DIGESTS] = _read_digests(ctx, "quality", "QualityDigests", READ_QUALITY_CONSTRAINTS)
-        reads[READ_QUALITY_CONSTRAINTS] = _read_auc_threshold(ctx, REGISTER_STATE)
     publish: Json = {
         PUBLISH_STATE: {
             "Type": "Task",
@@ -279,7 +272,7 @@ def definition(ctx: BuildContext) -> Json:
             "Resource": PUBLISH_TASK,
             "Arguments": {
                 "Name": naming.model_version_parameter(ctx.spec, ctx.execution_id),
-                "Description": f"Model Registry version registered by pipeline execution {ctx.execution_id}",
+                "Description": f"Model Registry version {what} by pipeline execution {ctx.execution_id}",
                 "Type": "String",
                 "Value": "{% $states.input.ModelPackageVersion %}",
                 "Overwrite": True,
@@ -295,7 +288,7 @@ def definition(ctx: BuildContext) -> Json:
             "Resource": PUBLISH_TASK,
             "Arguments": {
                 "Name": naming.auc_threshold_parameter(ctx.spec, ctx.execution_id),
-                "Description": f"AUC threshold of the version registered by pipeline execution {ctx.execution_id}",
+                "Description": f"AUC threshold of the version {what} by pipeline execution {ctx.execution_id}",
                 "Type": "String",
                 "Value": "{% $string($states.input.AucThreshold) %}",
                 "Overwrite": True,
@@ -303,6 +296,71 @@ def definition(ctx: BuildContext) -> Json:
             "Output": "{% $states.input %}",
             "End": True,
         }
+    return publish
+
+
+def reuse_definition(ctx: BuildContext) -> Json:
+    """The reuse variant: identical inputs to a registered version, so no training, no baselines, no registration.
+
+    ``ReuseModelVersion`` (a Pass state naming the version, its job and archive, and why) -> with model quality,
+    ``ReadQualityConstraints`` (the reused version's own ``constraints.json``, under its execution's baseline
+    prefix, which the role may already read) -> ``PublishModelVersion`` (this execution's SSM parameter, so the
+    deploy stacks serve the reused version) -> ``PublishAucThreshold``. The quality gate is not run again: the
+    version passed it on the same data, and ``model/run.py`` reuses it only when its recorded metrics still pass
+    the spec's gate and, comparing with production, it was compared with the version production serves now (or
+    is that version). Every task is one the normal variant runs, so the state machine's grants do not widen.
+    """
+    reused = ctx.reused
+    if reused is None:
+        raise ValueError("reuse_definition needs a BuildContext with a reused version")
+    quality = ctx.spec.monitoring.model_quality.enabled
+    summary = reused.describe() + (" (it already serves production)" if reused.serves_production else "")
+    reuse: Json = {
+        "Type": "Pass",
+        "Comment": summary,
+        "Output": {
+            "ModelPackageArn": reused.model_package_arn,
+            "ModelPackageVersion": str(reused.version),
+            "ReusedVersion": reused.version,
+            "TrainingJobName": reused.training_job_name,
+            "ModelDataUrl": reused.model_data_url,
+            "InputsSha256": reused.inputs_sha256,
+            "ServesProduction": reused.serves_production,
+            "Summary": summary,
+        },
+        "Next": READ_QUALITY_CONSTRAINTS if quality else PUBLISH_STATE,
+    }
+    reads: Json = {READ_QUALITY_CONSTRAINTS: _read_auc_threshold(ctx, PUBLISH_STATE)} if quality else {}
+    return {
+        "Comment": f"{ctx.spec.model_name}: {summary}; no training job, no baseline jobs, no CreateModelPackage",
+        "QueryLanguage": "JSONata",
+        "StartAt": REUSE_STATE,
+        "States": {REUSE_STATE: reuse, **reads, **_publish_states(ctx, f"v{reused.version} reused")},
+    }
+
+
+def definition(ctx: BuildContext) -> Json:
+    """The state machine definition (CloudFormation resolves the KMS key parameter inside it).
+
+    The reuse variant (:func:`reuse_definition`) when the build found a version with identical inputs.
+    """
+    if ctx.reused is not None:
+        return reuse_definition(ctx)
+    quality = ctx.spec.monitoring.model_quality.enabled
+    first_gate, gate = gate_states(ctx.spec.gate, BASELINES_STATE, ctx.production)
+    train = parameterize(training_request(ctx, token(KMS_KEY_PARAMETER)))
+    jobs = baseline_requests(ctx, token(KMS_KEY_PARAMETER))
+    branches = [DATA_BASELINE_STATE, OUTPUT_BASELINE_STATE, QUALITY_BASELINE_STATE][: len(jobs)]
+    reads: Json = {
+        READ_DATA_DIGESTS: _read_digests(ctx, "data", "DataDigests", READ_OUTPUT_DIGESTS),
+        READ_OUTPUT_DIGESTS: _read_digests(
+            ctx, "output", "OutputDigests", READ_QUALITY_DIGESTS if quality else REGISTER_STATE
+        ),
+    }
+    if quality:
+        reads[READ_QUALITY_DIGESTS] = _read_digests(ctx, "quality", "QualityDigests", READ_QUALITY_CONSTRAINTS)
+        reads[READ_QUALITY_CONSTRAINTS] = _read_auc_threshold(ctx, REGISTER_STATE)
+    publish = _publish_states(ctx, "registered")
     register_output = (
         "{% {"
         '"ModelPackageArn": $states.result.ModelPackageArn, '
@@ -352,15 +410,23 @@ def definition(ctx: BuildContext) -> Json:
 def training_job_template(ctx: BuildContext) -> Json:
     """The ``<model>-training-job`` stack."""
     spec = ctx.spec
-    template = Template(f"{spec.pipeline_name}: training job, quality gate and registration ({ctx.execution_id})")
+    reused = ctx.reused
+    purpose = "training job, quality gate and registration" if reused is None else reused.describe()
+    template = Template(f"{spec.pipeline_name}: {purpose} ({ctx.execution_id})")
     kms = template.kms_key_parameter(naming.kms_alias(spec))
     # The model package group is base infrastructure (cdktf_app/registry.py): the registry outlives this stack,
     # and a stack-owned, retained group would collide when the stack is created again after `make destroy`.
     group = naming.model_package_group(spec)
     machine = add_state_machine(template, spec, "training-job", definition(ctx), kms)
     template.output("StateMachineArn", ref(machine), "The state machine the Train stage runs")
-    template.output("TrainingJobName", ctx.training_job_name, "This execution's training job")
-    template.output("ModelDataUrl", ctx.model_data_url, "Where the trained model lands")
+    if reused is None:
+        template.output("TrainingJobName", ctx.training_job_name, "This execution's training job")
+        template.output("ModelDataUrl", ctx.model_data_url, "Where the trained model lands")
+    else:
+        template.output("TrainingJobName", ctx.training_job_name, f"The job that trained v{reused.version}")
+        template.output("ModelDataUrl", ctx.model_data_url, f"v{reused.version}'s model archive")
+        template.output("ReusedModelVersion", str(reused.version), "The registered version this execution serves")
+        template.output("Summary", reused.describe(), "What this execution's Train does")
     template.output("ModelPackageGroupName", group, "The model's registry group")
     template.output(
         "ModelPackageGroupArn",

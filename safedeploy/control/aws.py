@@ -84,7 +84,7 @@ class AwsControl:
             f"test {rows['test']}) and {submitted.contract_uri} (version {submitted.contract_version}):\n"
             f"CodePipeline {submitted.pipeline} starts on it (EventBridge rule on the upload).\n"
             f"  follow:  make status TARGET=aws\n"
-            f"  approve: make approve TARGET=aws COMMENT='why' once DeployDev waits for approval"
+            f"  approve: make approve TARGET=aws COMMENT='why' once ApproveDeployment waits"
         )
         return ControlReport(submitted, text)
 
