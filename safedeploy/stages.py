@@ -51,6 +51,8 @@ from safedeploy.training.inputs import TrainingInputs, code_identity
 from safedeploy.training.production import Production, find_production, measure_on_test, verified_archive
 
 LOG = logging.getLogger(__name__)
+FIRST_DEPLOYMENT_STRATEGY = "AllAtOnce"
+"""What a first deployment does whatever the configured strategy: with no blue, green takes all traffic at once."""
 
 
 @dataclass(frozen=True)
@@ -636,10 +638,15 @@ class DeployPrdStage:
         )
         version = release.source.version
         outputs = self.backend.serving.outputs()
-        shifted = f"{blue.endpoint} (v{blue.version}) -> " if blue else "first deployment: "
-        strategy = self.spec.production.strategy
+        configured = self.spec.production.strategy
+        if blue is None:  # nothing serves yet: green takes every request at once, the strategy has nothing to shift
+            strategy = FIRST_DEPLOYMENT_STRATEGY
+            how = f"AllAtOnce: first deployment, nothing to shift from; {configured} applies from the next one"
+            shifted = "first deployment: "
+        else:
+            strategy, how, shifted = configured, configured, f"{blue.endpoint} (v{blue.version}) -> "
         return StageResult(
-            summary=f"{shifted}{green.endpoint} (v{version}) at 100% ({strategy}); {outputs.get('ApiUrl')}",
+            summary=f"{shifted}{green.endpoint} (v{version}) at 100% ({how}); {outputs.get('ApiUrl')}",
             outputs=DeployPrdOutputs(
                 deployment_id=controller.deployment_id,
                 endpoint_name=green.endpoint,

@@ -60,6 +60,12 @@ def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]
     stage = first.stage(C.STAGE_DEPLOY_PRD)
     blue = stage.outputs["endpoint_name"]
     assert stage.outputs["blue"] is None and blue.startswith("customerchurn-prd-v1-")
+    # the status says what happened: no blue, so all at once, whatever the configured canary
+    assert stage.outputs["strategy"] == "AllAtOnce"
+    assert (
+        "(AllAtOnce: first deployment, nothing to shift from; Canary10Percent5Minutes applies from the next one)"
+        in (stage.summary or "")
+    )
     outputs = host.outputs()
     assert (
         outputs["ApiUrl"].endswith("/customerchurn/api")
@@ -77,6 +83,9 @@ def test_first_then_second_deployment_shift_blue_to_green(prod: tuple[Path, Any]
     stage = second.stage(C.STAGE_DEPLOY_PRD)
     green = stage.outputs["endpoint_name"]
     assert stage.outputs["blue"]["endpoint"] == blue and green.startswith("customerchurn-prd-v2-")
+    assert stage.outputs["strategy"] == "Canary10Percent5Minutes" and "(Canary10Percent5Minutes)" in (
+        stage.summary or ""
+    )
     outputs = host.outputs()
     assert outputs["EndpointName"] == green and outputs["ModelVersion"] == "2"
     reply = http(outputs["ApiUrl"], row, {"x-api-key": outputs["ApiKey"], "Content-Type": "text/csv"})
