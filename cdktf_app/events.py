@@ -143,9 +143,9 @@ class PipelineTriggers(Construct):
                 event_pattern=json.dumps(pattern, sort_keys=True),
             )
             if purpose == DRIFT_RETRAIN:
-                self._start_retraining(purpose, rule.name, config, alarm_input(config.debounce_seconds))
+                self._target(purpose, rule.name, config, alarm_input(config.debounce_seconds))
             else:
-                self._start_pipeline(purpose, rule.name, config)
+                self._target(purpose, rule.name, config)
         schedule_count = count_unless_empty(config.retrain_schedule)
         schedule = CloudwatchEventRule(
             self,
@@ -156,7 +156,7 @@ class PipelineTriggers(Construct):
             schedule_expression=config.retrain_schedule,
         )
         # The target names the rule by its (known) name: a counted rule has no single reference.
-        self._start_retraining(
+        self._target(
             RETRAIN_SCHEDULE,
             self._name(RETRAIN_SCHEDULE),
             config,
@@ -196,44 +196,26 @@ class PipelineTriggers(Construct):
     def _name(self, purpose: str) -> str:
         return self._names.name(naming.event_rule_name, purpose)
 
-    def _start_retraining(
+    def _target(
         self,
         purpose: str,
         rule: str,
         config: PipelineTriggersConfig,
-        transformer: CloudwatchEventTargetInputTransformer,
+        transformer: CloudwatchEventTargetInputTransformer | None = None,
         *,
         count: float | None = None,
         after: CloudwatchEventRule | None = None,
     ) -> None:
+        """The rule's one target: the retraining state machine given an input ``transformer``, else the pipeline."""
+        retraining = transformer is not None
         CloudwatchEventTarget(
             self,
             f"{purpose.replace('-', '_')}_target",
             rule=rule,
-            target_id="retraining",
-            arn=config.retraining_arn,
+            target_id="retraining" if retraining else "pipeline",
+            arn=config.retraining_arn if retraining else config.pipeline_arn,
             role_arn=config.role_arn,
             input_transformer=transformer,
-            count=count,
-            depends_on=[after] if after is not None else None,
-        )
-
-    def _start_pipeline(
-        self,
-        purpose: str,
-        rule: str,
-        config: PipelineTriggersConfig,
-        *,
-        count: float | None = None,
-        after: CloudwatchEventRule | None = None,
-    ) -> None:
-        CloudwatchEventTarget(
-            self,
-            f"{purpose.replace('-', '_')}_target",
-            rule=rule,
-            target_id="pipeline",
-            arn=config.pipeline_arn,
-            role_arn=config.role_arn,
             count=count,
             depends_on=[after] if after is not None else None,
         )

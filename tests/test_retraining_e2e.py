@@ -28,7 +28,6 @@ from safedeploy.approval import AutoApprove
 from safedeploy.cli import main as cli_main
 from safedeploy.local import daemon
 from safedeploy.local.host import LocalServingHost
-from safedeploy.monitoring.analyzer.ground_truth import join_key
 from safedeploy.monitoring.monitor import Monitor
 from safedeploy.pipeline import Pipeline
 from safedeploy.retraining.trigger import RetrainingPaths, read_decisions
@@ -37,6 +36,7 @@ from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.stage_outputs import DataOutputs, TrainOutputs
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 from tests.serving import http, wait_for
+from tests.test_model_quality_production import _captured
 from tests.test_monitoring_production import _send
 from tests.test_retraining_data import _api_record
 
@@ -302,19 +302,6 @@ def test_a_quality_drop_retrains_on_labelled_data_into_production(
 
 
 def _captured_ids(spec: PipelineSpec, since: str, count: int) -> dict[str, str] | None:
-    """Phone number of each REST API record captured since ``since`` -> the id its label carries."""
-    ids: dict[str, str] = {}
-    for path in (spec.state_dir / "s3").rglob("*.jsonl"):
-        if "/datacapture/customerchurn-prd-" not in path.as_posix():
-            continue
-        for line in path.read_text().splitlines():
-            event = json.loads(line)
-            metadata = event["eventMetadata"]
-            if metadata["inferenceTime"] < since or metadata.get("inferenceId", "").startswith(("synthetic-", "known")):
-                continue
-            record = json.loads(event["captureData"]["endpointInput"]["data"])
-            if isinstance(record, dict) and "Phone" in record:
-                key = join_key(metadata)
-                assert key is not None
-                ids[record["Phone"]] = key
+    """Phone number of each REST API record captured since ``since`` -> the id its label carries, once all arrived."""
+    ids = _captured(spec, since)
     return ids if len(ids) >= count else None

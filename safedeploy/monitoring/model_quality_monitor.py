@@ -26,7 +26,7 @@ from safedeploy.alarms import AlarmRule, AlarmState, evaluate
 from safedeploy.events import alarm_state_change
 from safedeploy.ids import random_uuid
 from safedeploy.monitoring.analyzer import formats as F
-from safedeploy.monitoring.monitor import Monitor
+from safedeploy.monitoring.monitor import Monitor, hour_folders
 from safedeploy.monitoring.records import MonitoringExecution, MonitoringSchedule
 from safedeploy.monitoring.schedule import parse_schedule
 from safedeploy.sagemaker_requests.processing import model_quality_job_request
@@ -94,15 +94,8 @@ class ModelQualityMonitor(Monitor):
 
     def _ground_truth_prefixes(self, schedule: MonitoringSchedule, start: datetime) -> list[S3Uri]:
         root = S3Uri.parse(schedule.GroundTruthUri or str(naming.ground_truth_uri(self.spec)))
-        hour = start.replace(minute=0, second=0, microsecond=0)
-        last = self.now()
-        hours: list[S3Uri] = []
-        while hour <= last and len(hours) <= MAX_GROUND_TRUTH_HOURS:
-            hours.append(root.join(hour.strftime("%Y/%m/%d/%H")))
-            hour += timedelta(hours=1)
-        if len(hours) > MAX_GROUND_TRUTH_HOURS:
-            return [root]
-        return hours
+        through = self.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # the current hour too
+        return hour_folders(root, start, through, MAX_GROUND_TRUTH_HOURS)
 
     def _execute(
         self, schedule: MonitoringSchedule, start: datetime, end: datetime, trigger: str, scheduled: datetime

@@ -44,6 +44,19 @@ MAX_HOUR_INPUTS = 48
 """A longer window is staged as the endpoint's whole capture prefix (the job filters by time anyway)."""
 
 
+def hour_folders(root: S3Uri, first: datetime, stop: datetime, limit: int) -> list[S3Uri]:
+    """``root``'s ``yyyy/mm/dd/hh`` folders from ``first``'s hour up to (not including) ``stop``.
+
+    ``[root]`` itself when there would be more than ``limit`` (a Processing job takes few inputs).
+    """
+    hours: list[S3Uri] = []
+    moment = first.replace(minute=0, second=0, microsecond=0)
+    while moment < stop and len(hours) <= limit:
+        hours.append(root.join(moment.strftime("%Y/%m/%d/%H")))
+        moment += timedelta(hours=1)
+    return [root] if len(hours) > limit else hours
+
+
 class ProcessingJobs(Protocol):
     """Runs ``CreateProcessingJob`` requests to completion."""
 
@@ -203,15 +216,7 @@ class Monitor:
 
     def _capture_prefixes(self, schedule: MonitoringSchedule, start: datetime, end: datetime) -> list[S3Uri]:
         root = S3Uri.parse(schedule.CaptureUri).join(schedule.EndpointName, schedule.VariantName)
-        first = (start - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-        hours: list[S3Uri] = []
-        moment = first
-        while moment < end and len(hours) <= MAX_HOUR_INPUTS:
-            hours.append(root.join(moment.strftime("%Y/%m/%d/%H")))
-            moment += timedelta(hours=1)
-        if len(hours) > MAX_HOUR_INPUTS:
-            return [root]
-        return hours
+        return hour_folders(root, start - timedelta(hours=1), end, MAX_HOUR_INPUTS)
 
     def _execute(
         self, schedule: MonitoringSchedule, start: datetime, end: datetime, trigger: str, scheduled: datetime
