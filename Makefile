@@ -9,6 +9,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
+LOCAL_STAMP := $(VENV)/.synced-local
 BIN := $(VENV)/bin
 DEMO_DATA := build/demo-data/mlc_churn.csv
 DATA ?=
@@ -33,7 +34,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test chaos mutate bench lint fmt pr clean
+.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,12 +44,23 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Two syncs of the one .venv. `make deploy` and the other operating targets need only what a local deployment
+# imports (LOCAL_STAMP: the core and the demo data's package); `make test`, `lint`, `plan`, ... add the dev, infra
+# (CDKTF: 213 MB of provider bindings a local deployment never imports) and notebook groups and the aws extra
+# (STAMP). --inexact: the local sync never removes what the full one installed.
 # --compile-bytecode: every pipeline stage, training job and serving worker is a fresh interpreter, and with
 # PYTHONDONTWRITEBYTECODE set (as in CI images) each would recompile what it imports; the cdktf AWS bindings alone
-# (213 MB of Python) take 75 s to import from source and 24 s from bytecode.
+# take 75 s to import from source and 24 s from bytecode.
+$(LOCAL_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --inexact --no-default-groups --extra demo --compile-bytecode
+	@touch $@
+
+# The notebook's kernel is registered inside .venv (--sys-prefix: nothing written to the user's Jupyter folders);
+# Jupyter, VS Code and nbclient started from .venv list it as "safedeploy (.venv)".
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --extra demo --extra aws --compile-bytecode
-	@touch $@
+	$(BIN)/python -m ipykernel install --sys-prefix --name safedeploy --display-name "safedeploy (.venv)" >/dev/null
+	@touch $@ $(LOCAL_STAMP)
 
 $(CHECKOV): tools/checkov/requirements.txt | $(UV)
 	rm -rf $(CHECKOV_VENV)
@@ -56,48 +68,56 @@ $(CHECKOV): tools/checkov/requirements.txt | $(UV)
 	VIRTUAL_ENV=$(abspath $(CHECKOV_VENV)) $(UV) pip install -q --compile-bytecode -r tools/checkov/requirements.txt
 	@touch $@
 
-venv: $(STAMP) ## Create or update .venv exactly from uv.lock (the other targets do this themselves)
+venv: $(STAMP) ## Create or update .venv exactly from uv.lock, every group, and register its notebook kernel (the other targets do this themselves)
 
 lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml
 	$(UV) lock
 
-$(DEMO_DATA): scripts/demo_data.py | $(STAMP)
+$(DEMO_DATA): scripts/demo_data.py | $(LOCAL_STAMP)
 	$(BIN)/python scripts/demo_data.py $@
 
-deploy: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Baseline -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=; TARGET=aws uploads the data to the applied base infra, which starts CodePipeline)
+deploy: $(LOCAL_STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Data -> Train -> gate -> Baseline -> Register -> DeployDev -> approval -> DeployPrd (DATA=, AUTO_APPROVE=1, FAULT=; TARGET=aws uploads the data to the applied base infra, which starts CodePipeline)
 	$(BIN)/safedeploy run --target $(TARGET) --data "$(or $(DATA),$(DEMO_DATA))" --trigger "make deploy" $(if $(filter 1 true yes,$(AUTO_APPROVE)),--auto-approve) $(if $(FAULT),--set production.fault=$(FAULT))
 
-approve: $(STAMP) ## Approve the execution waiting at the approval gate and resume it (COMMENT='why' required)
+approve: $(LOCAL_STAMP) ## Approve the execution waiting at the approval gate and resume it (COMMENT='why' required)
 	$(BIN)/safedeploy approve --target $(TARGET) --comment "$(COMMENT)"
 
-reject: $(STAMP) ## Reject the execution waiting at the approval gate (COMMENT='why' required)
+reject: $(LOCAL_STAMP) ## Reject the execution waiting at the approval gate (COMMENT='why' required)
 	$(BIN)/safedeploy reject --target $(TARGET) --comment "$(COMMENT)"
 
-rollback: $(STAMP) ## Return production to the previous model (a blue/green deployment of it, all at once)
+rollback: $(LOCAL_STAMP) ## Return production to the previous model (a blue/green deployment of it, all at once)
 	$(BIN)/safedeploy rollback
 
-deployments: $(STAMP) ## The production deployment ledger: versions, outcome, rollback reasons
+deployments: $(LOCAL_STAMP) ## The production deployment ledger: versions, outcome, rollback reasons
 	$(BIN)/safedeploy deployments
 
-status: $(STAMP) ## Show the latest execution, stage by stage, with durations (TARGET=aws: the CodePipeline's)
+status: $(LOCAL_STAMP) ## Show the latest execution, stage by stage, with durations (TARGET=aws: the CodePipeline's)
 	$(BIN)/safedeploy status --target $(TARGET)
 
-retry: $(STAMP) ## Resume the latest failed execution from its failed stage (TARGET=aws: RetryStageExecution)
+retry: $(LOCAL_STAMP) ## Resume the latest failed execution from its failed stage (TARGET=aws: RetryStageExecution)
 	$(BIN)/safedeploy retry --target $(TARGET)
 
-registry: $(STAMP) ## List the registered model versions: approval, where each serves (* = production), rollbacks (TARGET=aws: SageMaker's registry)
+registry: $(LOCAL_STAMP) ## List the registered model versions: approval, where each serves (* = production), rollbacks (TARGET=aws: SageMaker's registry)
 	$(BIN)/safedeploy registry list --target $(TARGET)
 
-outputs: $(STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...
+outputs: $(LOCAL_STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...
 	@$(BIN)/safedeploy outputs
 
-monitor: $(STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
+monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
 	$(BIN)/safedeploy monitor run --trigger "make monitor"
 
-stop: $(STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
+stop: $(LOCAL_STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop
 
-test: $(STAMP) $(CHECKOV) ## Run the test suite (includes ruff, mypy, cfn-lint, checkov, terraform validate/plan); TEST_WORKERS=0 runs it in this process
+# The report and console tests drive Debian's chromium with Playwright. As root with apt-get, `make test` installs it
+# (about 10 s); elsewhere it says so once and those tests skip, naming the reason.
+CHROMIUM ?= /usr/bin/chromium
+export SAFEDEPLOY_CHROMIUM := $(CHROMIUM)
+
+browser: ## Install Debian's chromium for the browser tests if it is missing (root + apt-get)
+	@scripts/ensure_chromium.sh "$(CHROMIUM)"
+
+test: $(STAMP) $(CHECKOV) browser ## Run the test suite (includes ruff, mypy, cfn-lint, checkov, terraform validate/plan); TEST_WORKERS=0 runs it in this process
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 chaos: $(STAMP) ## The chaos suite at full size (fuzzing, kills, full disk, floods, CPU contention; loopback only) -> build/chaos/
@@ -137,7 +157,7 @@ plan: $(STAMP) ## Synth, then terraform init + plan ENV=dev|prod; saved plan + s
 apply: $(STAMP) ## terraform apply the plan `make plan` saved for ENV (an AWS plan only; asks first, YES=1 skips)
 	$(BIN)/python scripts/plan.py --env $(ENV) --apply $(if $(filter 1 true yes,$(YES)),--yes)
 
-destroy: $(STAMP) ## Delete what the pipeline created: TARGET=local (runtime + state) or aws (stacks, then base infra); asks first, YES=1 skips
+destroy: $(LOCAL_STAMP) ## Delete what the pipeline created: TARGET=local (runtime + state) or aws (stacks, then base infra); asks first, YES=1 skips
 	$(BIN)/safedeploy destroy --target $(TARGET) $(if $(filter 1 true yes,$(YES)),--yes)
 
 fmt: $(STAMP) ## Format and auto-fix with ruff
