@@ -136,7 +136,8 @@ $(EVIDENTLY_VENV)/bin/python: bench/requirements-evidently.txt | $(UV)
 	env -u UV_PROJECT_ENVIRONMENT $(UV) venv -q --python $(PYTHON) $(EVIDENTLY_VENV)
 	VIRTUAL_ENV=$(abspath $(EVIDENTLY_VENV)) $(UV) pip install -q -r bench/requirements-evidently.txt
 
-bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow $(EVIDENTLY_VENV)/bin/python ## Benchmarks: deploy wall time, serving vs `mlflow models serve`, monitoring 1M records vs Evidently -> build/bench/
+bench: $(STAMP) $(DEMO_DATA) $(BENCH_VENV)/bin/mlflow $(EVIDENTLY_VENV)/bin/python ## Benchmarks: first deploy on a fresh clone (set-up included), deploy wall time, serving vs `mlflow models serve`, monitoring 1M records vs Evidently -> build/bench/
+	$(BIN)/python bench/first_deploy.py
 	$(BIN)/python bench/deploy.py --data $(DEMO_DATA)
 	$(BIN)/python bench/serving.py --data $(DEMO_DATA) --mlflow-python $(BENCH_VENV)/bin/python
 	$(BIN)/python bench/monitoring.py --data $(DEMO_DATA) --evidently-python $(EVIDENTLY_VENV)/bin/python
