@@ -23,8 +23,8 @@ from safedeploy.spec import PipelineSpec, load_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 1400
-HEIGHT = 2600
-"""The top of the page: the facts, the execution timeline and list, the model metrics."""
+HEIGHT = 3300
+"""The top of the page: the facts, the execution timeline and list, the model metrics, the latest deployment."""
 
 
 def screenshot(html: Path, out: Path, width: int = WIDTH, height: int = HEIGHT) -> Path:

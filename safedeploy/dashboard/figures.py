@@ -420,7 +420,10 @@ def executions_table(executions: Sequence[ExecutionView]) -> go.Figure:
         )
     )
     figure.update_layout(
-        title=title, template=TEMPLATE, height=min(700, 110 + 26 * len(rows)), margin={"t": 50, "b": 10}
+        title=title,
+        template=TEMPLATE,
+        height=min(700, 110 + sum(26 + 18 * math.ceil(len(e.error or "") / 60) for e in rows)),  # errors wrap
+        margin={"t": 50, "b": 10},
     )
     return figure
 
