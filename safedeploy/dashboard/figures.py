@@ -243,8 +243,9 @@ def _green_share(deployment: DeploymentView) -> tuple[list[str], list[float]]:
 
 def traffic_shift(deployment: DeploymentView) -> go.Figure:
     """One deployment: requests, 5XX errors and p99 model latency per variant, green's traffic share, rollbacks."""
+    blue = f"v{deployment.blue_version}" if deployment.blue_version is not None else "nothing"
     title = (
-        f"Deployment {deployment.deployment_id}: v{deployment.blue_version or '-'} → v{deployment.green_version} "
+        f"Deployment {deployment.deployment_id}: {blue} → v{deployment.green_version} "
         f"({deployment.strategy.split(':')[0]}, {deployment.outcome})"
     )
     if not deployment.variants:
