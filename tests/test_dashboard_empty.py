@@ -1,9 +1,11 @@
 """The report before there is much to show: no state at all (a clear error), then one execution that stopped at
-Register (charts of the version, and "no data yet" panels naming the command that makes some for the rest)."""
+Register (charts of the version, and "no data yet" panels naming the command that makes some for the rest); and
+the synthetic canary's series, read from the metric log where the probe publishes it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,14 @@ from safedeploy.approval import AutoApprove
 from safedeploy.cli import main as cli_main
 from safedeploy.dashboard import figures
 from safedeploy.dashboard.html_report import ReportError, write_report
-from safedeploy.dashboard.snapshot import collect_snapshot
+from safedeploy.dashboard.snapshot import CANARY_DIMENSION, CANARY_METRIC, CANARY_NAMESPACE, collect_snapshot
+from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.pipeline import Pipeline
 from safedeploy.spec import PipelineSpec
 from tests.browser import chromium, page
 from tests.conftest import REPO_ROOT
+
+MINUTE = timedelta(minutes=1)
 
 
 def test_no_state_is_a_clear_error(
@@ -63,3 +68,29 @@ def test_one_registered_version_shows_its_metrics_and_says_why_the_rest_is_empty
     assert len(charts) == len(with_data) and all(n > 0 for n in charts)
     assert set(empty) == {"traffic", "drift", "quality", "canary", "ledger"}
     assert all(text.startswith("no data yet: ") and len(text) > 30 for text in empty.values())
+
+
+def test_the_canary_series_is_read_from_the_metric_log(make_spec: Callable[..., PipelineSpec]) -> None:
+    spec = make_spec()
+    log = MetricLog(spec.state_dir.resolve() / "metrics")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    values = [100.0, 0.0, 100.0]
+    log.put(
+        [
+            *(
+                Datum(
+                    CANARY_NAMESPACE, CANARY_METRIC, ((CANARY_DIMENSION, "customerchurn-probe"),), start + i * MINUTE, v
+                )
+                for i, v in enumerate(values)
+            ),
+            Datum(CANARY_NAMESPACE, "Duration", ((CANARY_DIMENSION, "customerchurn-probe"),), start, 120.0),
+            Datum(CANARY_NAMESPACE, CANARY_METRIC, (("Other", "x"),), start, 50.0),  # not a canary's series
+        ]
+    )
+    snapshot = collect_snapshot(spec)
+    (series,) = snapshot.canary
+    assert series.name == "customerchurn-probe" and series.values == tuple(values)
+    assert series.times == tuple(start + i * MINUTE for i in range(3))
+    assert "canary" not in snapshot.empty_reasons
+    (panel,) = [p for p in figures.report_panels(snapshot) if p.key == "canary"]
+    assert panel.figure is not None and list(panel.figure.data[0].y) == values
