@@ -1,4 +1,4 @@
-"""Plotly figures of a :class:`~safedeploy.dashboard.snapshot.DashboardSnapshot`: one function per chart, no I/O.
+"""Plotly figures of a :class:`~safedeploy.dashboard.views.DashboardSnapshot`: one function per chart, no I/O.
 
 Each chart function takes the snapshot's data (not the snapshot) and returns a ``plotly.graph_objects.Figure``;
 given nothing to draw it returns :func:`no_data_figure` (an annotation saying why, no traces).
@@ -16,8 +16,8 @@ from datetime import datetime
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from safedeploy.dashboard.snapshot import (
-    TRAFFIC_DEPLOYMENTS,
+from safedeploy.dashboard.deployments import TRAFFIC_DEPLOYMENTS
+from safedeploy.dashboard.views import (
     DashboardSnapshot,
     DeploymentView,
     ExecutionView,
