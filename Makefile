@@ -107,7 +107,7 @@ monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture n
 	$(BIN)/safedeploy monitor run --trigger "make monitor"
 
 report: $(LOCAL_STAMP) ## Write one self-contained HTML report (build/report/report.html): execution timeline, ROC/PR curves, traffic shifts, drift, quality, ledger
-	$(BIN)/safedeploy report --out build/report/report.html
+	$(BIN)/safedeploy report
 
 stop: $(LOCAL_STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop

@@ -358,9 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", parents=[common], help="write one self-contained HTML report: executions, metrics, traffic, drift"
     )
-    report.add_argument(
-        "--out", type=Path, default=Path("build/report/report.html"), help="where (default: build/report/report.html)"
-    )
+    report.add_argument("--out", type=Path, default=Path(C.REPORT_FILE), help=f"where (default: {C.REPORT_FILE})")
     report.set_defaults(func=cmd_report)
 
     status = sub.add_parser("status", parents=[common], help="show the latest execution, stage by stage")

@@ -184,6 +184,10 @@ def test_make_report_writes_one_self_contained_page(
     assert text.count("plotly.js v") == 1  # plotly.js inlined once (its banner)
     assert not re.search(r"<script[^>]+src=", text)  # nothing fetched: works offline
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # atomic: no temporary left behind
+    # by default under build/report/ of the working directory (the tests run in tmp_path), as `make report` writes it
+    assert cli_main(["report", "--set", f"state_dir={state.spec.state_dir}"]) == 0
+    assert capsys.readouterr().out.strip() == "build/report/report.html"
+    assert (tmp_path / "build" / "report" / "report.html").read_text("utf-8").count("plotly.js v") == 1
 
 
 def test_the_page_renders_in_chromium_with_data_in_every_chart(

@@ -13,13 +13,14 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from safedeploy import constants as C
 from safedeploy.atomic import atomic_write_text
 from safedeploy.dashboard.figures import Panel, report_panels
 from safedeploy.dashboard.snapshot import DashboardSnapshot, collect_snapshot
 from safedeploy.errors import SafeDeployError
 from safedeploy.spec import PipelineSpec
 
-DEFAULT_OUT = Path("build/report/report.html")
+DEFAULT_OUT = Path(C.REPORT_FILE)
 DEFAULT_HEIGHT = 420
 """Pixels, for a figure that sets no height of its own."""
 
