@@ -34,7 +34,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor stop test chaos mutate bench lint fmt pr clean
+.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor report stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,9 @@ outputs: $(LOCAL_STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, Endp
 
 monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
 	$(BIN)/safedeploy monitor run --trigger "make monitor"
+
+report: $(LOCAL_STAMP) ## Write one self-contained HTML report (build/report/report.html): execution timeline, ROC/PR curves, traffic shifts, drift, quality, ledger
+	$(BIN)/safedeploy report
 
 stop: $(LOCAL_STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop

@@ -171,6 +171,8 @@ HEADER_VARIANT: Final = "x-Amzn-Invoked-Production-Variant"
 HEADER_MODEL_VERSION: Final = "X-Model-Version"
 MAX_LOCAL_INSTANCES: Final = 8
 """Most serving processes one local variant may start (``InitialInstanceCount``)."""
+REPORT_FILE: Final = "build/report/report.html"
+"""Where ``safedeploy report`` (``make report``) writes the HTML report by default (from the working directory)."""
 
 # --- AWS backend (model/run.py, the per-model CloudFormation stacks) -----------------------------------
 STAGE_BUILD: Final = "Build"
