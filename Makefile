@@ -34,7 +34,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs console monitor stop test chaos mutate bench lint fmt pr clean
+.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs console monitor report stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -108,6 +108,9 @@ console: $(LOCAL_STAMP) ## Print a one-time link (5 minutes) to the runtime's li
 
 monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
 	$(BIN)/safedeploy monitor run --trigger "make monitor"
+
+report: $(LOCAL_STAMP) ## Write one self-contained HTML report (build/report/report.html): execution timeline, ROC/PR curves, traffic shifts, drift, quality, ledger
+	$(BIN)/safedeploy report --out build/report/report.html
 
 stop: $(LOCAL_STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop

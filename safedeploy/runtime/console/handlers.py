@@ -263,7 +263,7 @@ def _check_origin(request: web.Request) -> None:
 
 
 def _refused_json(status: int, reason: str) -> web.Response:
-    hint = _NEW_LINK if status in (401, 403) else ""
+    hint = _NEW_LINK if status == 401 else ""
     return web.json_response(
         {"message": reason + (f": {hint}" if hint else ""), "status": status}, status=status, headers=_SECURITY_HEADERS
     )

@@ -118,7 +118,7 @@ class ConsoleSessions(Generic[T]):
             ConsoleAuthError: no cookie, an unknown session, or an expired one (then forgotten).
         """
         if not session_id:
-            raise ConsoleAuthError("no console session: open the link `make console` prints")
+            raise ConsoleAuthError("no console session (open the link `make console` prints)")
         digest = _digest(session_id)
         with self._lock:
             entry = self._sessions.get(digest)
