@@ -44,6 +44,7 @@ from safedeploy.runtime.console.views import ConsoleSubject, console_state
 from safedeploy.runtime.state import RuntimeState
 from safedeploy.spec import PipelineSpec
 
+CHARTS_MAX_AGE = timedelta(seconds=5)
 ROUTE_PREFIX = "console:"
 """Names of the routes that authenticate with the console session instead of SigV4."""
 CSRF_HEADER = "X-Console-CSRF"
@@ -60,8 +61,9 @@ _SECURITY_HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     ),
 }
-FigureSource = Callable[[PipelineSpec], dict[str, Any]]
-"""Charts for the page (Plotly figure JSON by name) from the pipeline's records; read in a worker thread."""
+ChartSource = Callable[[PipelineSpec], dict[str, Any]]
+"""The page's monitoring charts from the pipeline's records (``{"figures": {name: Plotly JSON},
+"canary_success_percent": ...}``); called in a worker thread."""
 
 
 def is_console_request(request: web.Request) -> bool:
@@ -91,16 +93,16 @@ class ConsoleRoutes:
         metrics: MetricStore,
         sessions: ConsoleSessions[ConsoleSubject] | None = None,
         decisions: DecisionLauncher | None = None,
-        figures: FigureSource | None = None,
+        charts: ChartSource | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.runtime = runtime
         self.metrics = metrics
         self.sessions: ConsoleSessions[ConsoleSubject] = sessions or ConsoleSessions()
         self.decisions = decisions or DecisionLauncher(self.state_dir / "runtime" / "console")
-        self.figures = figures
+        self.charts = charts
         self._plotly: bytes | None = None
-        self._figures: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        self._charts_cache: dict[str, tuple[datetime, dict[str, Any]]] = {}
 
     def add_to(self, app: web.Application) -> None:
         """Register the routes (before the app starts)."""
@@ -145,7 +147,7 @@ class ConsoleRoutes:
                 session = self.sessions.redeem(token)
             except ConsoleAuthError as exc:
                 return _refused_page(403, exc.reason)
-            found = web.HTTPSeeOther("/console", headers=_SECURITY_HEADERS)
+            found = web.Response(status=303, headers={**_SECURITY_HEADERS, "Location": "/console"})
             found.set_cookie(
                 self._cookie_name(request),
                 session.session_id,
@@ -196,28 +198,35 @@ class ConsoleRoutes:
         document = await asyncio.to_thread(console_state, subject, self.runtime, self.metrics)
         started = self.decisions.latest(subject.spec.pipeline_name)
         document["decision"] = started.view() if started is not None else None
-        document["figures"] = await self._charts(subject.spec)
+        document.update(await self._charts(subject.spec))
         return web.json_response(document, headers=_SECURITY_HEADERS)
 
     async def _charts(self, spec: PipelineSpec) -> dict[str, Any]:
-        """The figures, recomputed at most every few seconds (they read the monitoring records)."""
-        if self.figures is None:
-            return {}
-        cached = self._figures.get(spec.pipeline_name)
+        """The charts, recomputed at most every :data:`CHARTS_MAX_AGE` (they read the registry and monitoring)."""
+        if self.charts is None:
+            return {"figures": {}, "canary_success_percent": None}
+        cached = self._charts_cache.get(spec.pipeline_name)
         now = datetime.now(UTC)
-        if cached is None or now - cached[0] > timedelta(seconds=5):
-            cached = (now, await asyncio.to_thread(self.figures, spec))
-            self._figures[spec.pipeline_name] = cached
+        if cached is None or now - cached[0] > CHARTS_MAX_AGE:
+            try:
+                charts = await asyncio.to_thread(self.charts, spec)
+            except (OSError, ValueError) as exc:  # a record being rewritten: the page shows why, and the rest
+                charts = {"figures": {}, "canary_success_percent": None, "charts_error": str(exc)}
+            cached = (now, charts)
+            self._charts_cache[spec.pipeline_name] = cached
         return cached[1]
 
     async def decide(self, request: web.Request) -> web.Response:
         """Approve or reject the execution waiting at the gate, as ``safedeploy approve|reject`` does."""
         try:
             session = self._session(request)
+        except ConsoleAuthError as exc:
+            return _refused_json(401, exc.reason)
+        try:
             _check_origin(request)
             self.sessions.check_csrf(session, request.headers.get(CSRF_HEADER))
         except ConsoleAuthError as exc:
-            return _refused_json(401 if "session" in exc.reason else 403, exc.reason)
+            return _refused_json(403, exc.reason)
         try:
             document = json.loads(await request.read())
             if not isinstance(document, dict):
