@@ -96,6 +96,7 @@
       : "Nothing in production yet.";
     const body = $("variants").querySelector("tbody");
     body.replaceChildren();
+    $("traffic-charts").hidden = !traffic;
     if (!traffic) {
       return;
     }
