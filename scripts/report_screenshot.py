@@ -35,9 +35,7 @@ def screenshot(html: Path, out: Path, width: int = WIDTH, height: int = HEIGHT) 
     if not browser_path.is_file():
         raise SystemExit(f"no Chromium at {browser_path}: apt-get install chromium (or set SAFEDEPLOY_CHROMIUM)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(browser_path), headless=True, args=list(CHROMIUM_ARGS)
-        )
+        browser = playwright.chromium.launch(executable_path=str(browser_path), headless=True, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(html.resolve().as_uri())

@@ -7,8 +7,9 @@ stages, floors above the runtime): importing it here would make the runtime depe
 it, and running a deployment inside the runtime would make the runtime the controller of the deployment it serves
 (its lease watchdog exists to outlive a dead controller). So the console starts the CLI's own verb,
 ``python -m safedeploy.cli approve|reject EXECUTION --spec FILE --by "<user> (console)" --comment ...``, in its own
-session (it outlives neither a page nor a runtime restart depends on it, as ``retraining/trigger.py`` starts its
-retraining), its output in ``<state>/runtime/console/decisions/``. The page follows the execution's record as the
+session (as ``retraining/trigger.py`` starts its retraining: no page closing or runtime signal reaches it), its
+output in ``<state>/runtime/console/decisions/``. The spec file is the one the console link was issued for, so the
+decision resumes the execution with the pipeline's own settings. The page follows the execution's record as the
 process moves it on; the process's exit status and last log lines are reported until the next decision.
 """
 
