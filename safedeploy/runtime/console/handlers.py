@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from safedeploy.runtime.console.views import ConsoleSubject, console_state
 from safedeploy.runtime.state import RuntimeState
 from safedeploy.spec import PipelineSpec
 
+LOG = logging.getLogger(__name__)
 CHARTS_MAX_AGE = timedelta(seconds=5)
 ROUTE_PREFIX = "console:"
 """Names of the routes that authenticate with the console session instead of SigV4."""
@@ -210,8 +212,9 @@ class ConsoleRoutes:
         if cached is None or now - cached[0] > CHARTS_MAX_AGE:
             try:
                 charts = await asyncio.to_thread(self.charts, spec)
-            except (OSError, ValueError) as exc:  # a record being rewritten: the page shows why, and the rest
-                charts = {"figures": {}, "canary_success_percent": None, "charts_error": str(exc)}
+            except Exception as exc:  # a record it cannot read: the page shows why, and everything else
+                LOG.warning("console charts of %s: %s", spec.pipeline_name, exc, exc_info=True)
+                charts = {"figures": {}, "canary_success_percent": None, "charts_error": f"charts unavailable: {exc}"}
             cached = (now, charts)
             self._charts_cache[spec.pipeline_name] = cached
         return cached[1]

@@ -128,10 +128,10 @@
     )), { title: { text: "p99 model latency (ms)" } });
   }
 
-  function renderFigures(figures, canary) {
-    $("canary").textContent = canary === null || canary === undefined
+  function renderFigures(figures, canary, chartsError) {
+    $("canary").textContent = (canary === null || canary === undefined
       ? "Synthetic canary: no SuccessPercent published yet."
-      : "Synthetic canary success: " + canary.toFixed(1) + " %";
+      : "Synthetic canary success: " + canary.toFixed(1) + " %") + (chartsError ? " · " + chartsError : "");
     const holder = $("figures");
     Object.entries(figures || {}).forEach(([name, figure]) => {
       const id = "figure-" + name;
@@ -184,7 +184,7 @@
       renderExecution(state.execution);
       renderApproval(state.execution, state.decision);
       renderTraffic(state.traffic, state.production);
-      renderFigures(state.figures, state.canary_success_percent);
+      renderFigures(state.figures, state.canary_success_percent, state.charts_error);
       renderLedger(state.ledger);
       $("freshness").className = "muted";
       $("freshness").textContent = "updated " + new Date().toLocaleTimeString();
