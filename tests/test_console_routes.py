@@ -333,3 +333,20 @@ def test_the_traffic_split_and_variant_metrics_come_from_the_production_route(tm
         assert traffic["variants"][1]["metrics"]["total_requests"] == 0
 
     run(tmp_path, scenario, runtime=runtime)
+
+
+def test_the_cli_verb_reads_the_spec_file_the_console_passes_and_names_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safedeploy import cli
+
+    missing = tmp_path / "missing.spec.json"
+    assert cli.main(["approve", "--spec", str(missing), "--comment", "why"]) == cli.EXIT_ERROR
+    assert f"cannot read the spec file {missing}" in capsys.readouterr().err
+    spec = load_spec(overrides={"state_dir": str(tmp_path / "state"), "model_name": "othermodel"})
+    given = tmp_path / "given.spec.json"
+    given.write_text(spec.model_dump_json())
+    assert cli.main(["reject", "--spec", str(given), "--comment", "why"]) == cli.EXIT_ERROR
+    assert (
+        "no execution of othermodel-dev is waiting for an approval" in capsys.readouterr().err
+    )  # that spec's pipeline
