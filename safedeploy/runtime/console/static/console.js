@@ -143,7 +143,8 @@
         holder.appendChild(div);
       }
       if (typeof Plotly !== "undefined") {
-        Plotly.react(id, figure.data || [], figure.layout || {}, { displayModeBar: false, responsive: true });
+        const layout = Object.assign({ height: 360 }, figure.layout || {});  // a figure's own height wins
+        Plotly.react(id, figure.data || [], layout, { displayModeBar: false, responsive: true });
       }
     });
   }
