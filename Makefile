@@ -34,7 +34,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor report stop test chaos mutate bench lint fmt pr clean
+.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs console monitor report stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -102,6 +102,9 @@ registry: $(LOCAL_STAMP) ## List the registered model versions: approval, where 
 
 outputs: $(LOCAL_STAMP) ## Print the stack outputs as JSON: ApiUrl, ApiKey, EndpointName, RuntimeUrl, ...
 	@$(BIN)/safedeploy outputs
+
+console: $(LOCAL_STAMP) ## Print a one-time link (5 minutes) to the runtime's live console: stages, approval buttons, traffic, charts, ledger
+	@$(BIN)/safedeploy console
 
 monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
 	$(BIN)/safedeploy monitor run --trigger "make monitor"

@@ -1,4 +1,4 @@
-"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | monitor | runtime | ...``.
+"""Command line: ``safedeploy run | retry | approve | reject | status | registry | outputs | console | runtime | ...``.
 
 Every command accepts ``--config FILE`` and repeated ``--set key=value`` (dotted spec keys; values parsed as
 JSON when they parse), which take precedence over ``SAFEDEPLOY_*`` variables and the config file.
@@ -56,10 +56,21 @@ def aws_clients(spec: PipelineSpec) -> AwsClients:
     return connect(spec)
 
 
+def _spec(args: argparse.Namespace) -> PipelineSpec:
+    """The spec: a resolved spec file (``--spec``, as the console's decisions pass it), else config and overrides."""
+    spec_file: Path | None = getattr(args, "spec", None)
+    if spec_file is None:
+        return load_spec(args.config, _overrides(args))
+    try:
+        return PipelineSpec.model_validate_json(spec_file.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the spec file {spec_file}: {exc}") from None
+
+
 def _pipeline(args: argparse.Namespace) -> Pipeline:
     approver = choose_approver(getattr(args, "auto_approve", False))
     return Pipeline(
-        load_spec(args.config, _overrides(args)),
+        _spec(args),
         approver=approver,
         target=getattr(args, "target", "local"),
         aws_clients=lambda spec: aws_clients(spec),
@@ -222,6 +233,20 @@ def _time(text: str | None) -> Any:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    """Make sure the runtime runs, and print a one-time link to its live console for this pipeline."""
+    spec = load_spec(args.config, _overrides(args))
+    ports = (spec.serving.runtime_port, spec.serving.gateway_port)
+    info = daemon.ensure_running(spec.state_dir, spec.region, spec.account_id, ports)
+    link = daemon.console_link(info, spec)
+    print(
+        f"Live console of {spec.pipeline_name} (one-time link, valid for {C.CONSOLE_TOKEN_TTL_S / 60:.0f} minutes; "
+        "`make console` prints a new one):"
+    )
+    print(link)
+    return 0
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     """Data-quality monitoring: suggest a baseline, run the monitor, list executions and alarms."""
     from safedeploy.monitoring import summary
@@ -345,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest waiting)")
         decide.add_argument("--comment", required=True, help="why (recorded with the decision and in the registry)")
         decide.add_argument("--by", default=getpass.getuser(), help="who decides (default: the current user)")
+        decide.add_argument(
+            "--spec", type=Path, help="a resolved spec (JSON) instead of --config/--set (the console passes one)"
+        )
         _add_target(decide)
         decide.set_defaults(func=cmd_decide)
 
@@ -386,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     outputs = sub.add_parser("outputs", parents=[common], help="print ApiUrl, ApiKey, EndpointName, ... as JSON")
     outputs.set_defaults(func=cmd_outputs)
+
+    console = sub.add_parser(
+        "console", parents=[common], help="print a one-time link to the runtime's live console (starts the runtime)"
+    )
+    console.set_defaults(func=cmd_console)
 
     runtime = sub.add_parser("runtime", parents=[common], help="the local runtime: start, stop, status")
     runtime.add_argument("action", choices=["start", "stop", "status"])

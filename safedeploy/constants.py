@@ -218,3 +218,11 @@ RETRAINING_ALARM_PERIODS: Final = 2
 """Consecutive evaluation periods an alarm must have been in ALARM before a retraining starts (debounce)."""
 RETRAINING_COOLDOWN_SECONDS: Final = 24 * 3600
 """Model time on the monitoring clock after a retraining ends before another may start."""
+
+# --- The runtime's live console (/console) -------------------------------------------------------------------------
+CONSOLE_TOKEN_TTL_S: Final = 300.0
+"""A console link's one-time token is good for one first visit within 5 minutes (`make console` prints a new one)."""
+CONSOLE_SESSION_TTL_S: Final = 8 * 3600.0
+"""A console session (the HttpOnly cookie the token was exchanged for) lasts 8 hours from the first visit."""
+CONSOLE_POLL_INTERVAL_MS: Final = 1500
+"""How often the console page asks the runtime for the pipeline's state."""

@@ -33,6 +33,7 @@ from safedeploy.errors import SafeDeployError
 from safedeploy.http import credentials as runtime_credentials
 from safedeploy.http.credentials import LocalCredentials
 from safedeploy.http.sigv4 import sign
+from safedeploy.local.routes import api_route
 from safedeploy.processes import pid_alive
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.runtime.supervisor import supervisor_file
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+    from safedeploy.spec import PipelineSpec
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
@@ -244,6 +247,17 @@ def _local_call(
         ) from None
     except OSError as exc:
         raise LocalRuntimeError(f"the runtime at {info.runtime_url} did not answer ({what}): {exc}") from None
+
+
+def console_link(info: RuntimeInfo, spec: PipelineSpec) -> str:
+    """A one-time link to the runtime's live console for ``spec``'s pipeline (``safedeploy console``)."""
+    document = {
+        "spec": spec.model_dump(mode="json"),
+        "production_route": api_route(spec.model_name, C.PRD_STAGE)[0],
+        "dev_route": api_route(spec.model_name, C.DEV_STAGE)[0],
+    }
+    reply = _local_call(info, "POST", "/_local/console/tokens", document, "a console link")
+    return f"{info.runtime_url}{reply['path']}"
 
 
 def put_route(info: RuntimeInfo, name: str, route: dict[str, Any], lease: str | None = None) -> None:

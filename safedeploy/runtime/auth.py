@@ -6,6 +6,10 @@ The control plane (``sagemaker``), InvokeEndpoint (``sagemaker``, SageMaker Runt
 (:mod:`safedeploy.http.credentials`) for the runtime's region. Refusals are answered in the shape the
 service's protocol uses, so botocore raises a ``ClientError`` with AWS's code; nothing behind this door runs
 for a request that fails it, whatever its path.
+
+One exception: requests the router sends to a handler that authenticates by other means (``own_auth``: the
+console's routes, which a browser calls with a session cookie, :mod:`safedeploy.runtime.console.handlers`) skip
+the signature check. The ``Host`` check applies to them too.
 """
 
 from __future__ import annotations
@@ -38,8 +42,15 @@ def _refusal(request: web.Request, error: ApiError) -> web.Response:
     )
 
 
-def authenticator(verifier: Verifier, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Middleware:
-    """An aiohttp middleware admitting only loopback-addressed requests signed with ``verifier``'s key."""
+def authenticator(
+    verifier: Verifier,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    own_auth: Callable[[web.Request], bool] = lambda _: False,
+) -> Middleware:
+    """An aiohttp middleware admitting only loopback-addressed requests signed with ``verifier``'s key.
+
+    ``own_auth``: whether a request goes to a handler that authenticates it itself (no signature needed).
+    """
 
     @web.middleware
     async def authenticate(
@@ -48,6 +59,8 @@ def authenticator(verifier: Verifier, clock: Callable[[], datetime] = lambda: da
         problem = host_problem(request.headers.get("Host"))
         if problem is not None:
             return _refusal(request, ApiError(MISDIRECTED, "MisdirectedRequestException", problem))
+        if own_auth(request):
+            return await handler(request)
         try:
             body = await request.read()  # kept by aiohttp: the handler reads the same bytes
         except web.HTTPRequestEntityTooLarge as exc:

@@ -40,6 +40,8 @@ from safedeploy.runtime.apigateway.gateway import Gateway
 from safedeploy.runtime.auth import authenticator
 from safedeploy.runtime.cloudwatch.metrics import MetricStore
 from safedeploy.runtime.codedeploy.leases import LeaseKeeper
+from safedeploy.runtime.console.charts import console_charts
+from safedeploy.runtime.console.handlers import ConsoleRoutes, is_console_request
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.runtime.sagemaker.control import ControlPlane
 from safedeploy.runtime.sagemaker_runtime.capture import CaptureWriter
@@ -225,7 +227,9 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
             leases,
         )
         api.state_recovery = loaded.recovery
-        app = api.app(authenticator(verifier))  # behind the framing guard: a body it cannot read is a 400 too
+        # behind the framing guard: a body it cannot read is a 400 too; the console's routes check their own session
+        app = api.app(authenticator(verifier, own_auth=is_console_request))
+        ConsoleRoutes(paths.state_dir, state, metrics, charts=lambda spec: console_charts(spec, metrics)).add_to(app)
         runner = RuntimeAppRunner(app, access_log=None)  # answers clients that half-close, too
         await runner.setup()
         runtime_port, gateway_port = _ports(paths, runtime_port, gateway_port)
