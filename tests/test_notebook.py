@@ -74,6 +74,9 @@ def executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     monkeypatch.setenv(f"{C.ENV_PREFIX}SERVING__ENABLED", "true")
     monkeypatch.setenv(f"{C.ENV_PREFIX}HYPERPARAMETERS__NUM_ROUND", "150")
     monkeypatch.setenv(f"{C.ENV_PREFIX}PRODUCTION__TIME_SCALE", "120")  # a 5-minute canary step: 2.5 s
+    # Green's p99 is judged against blue's plus a slack; on a machine shared with other test workers a few ms of
+    # scheduling noise can roll the canary back, which is not what this test is about (tests/test_blue_green.py is).
+    monkeypatch.setenv(f"{C.ENV_PREFIX}ALARMS__DEPLOYMENT__LATENCY_SLACK_MS", "250")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
         notebook,
