@@ -139,10 +139,13 @@ def test_the_notebook_runs_the_workshop_flow_on_its_kernel(
     assert "CustServ Calls" in {v["feature_name"] for v in execution.Violations}
     monitoring = _text(cells[next(i for i, c in enumerate(cells) if "monitor.run(" in c.source)])
     assert "CustServ Calls" in monitoring
-    # The charts carry data: figures with traces were displayed.
+    # The charts carry data: the clients' view of the shift, then the dashboard's timeline, metrics, ROC, the
+    # canary's traffic and drift, each with traces (a figure with nothing to draw has none, only a note).
     figures = [o for cell in cells for o in cell.outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(figures) == 3
+    assert len(figures) == 6
     assert all(figure.data["application/vnd.plotly.v1+json"]["data"] for figure in figures)
+    titles = [str(figure.data["application/vnd.plotly.v1+json"]["layout"]["title"]) for figure in figures]
+    assert "Which version answered" in titles[0] and "Canary10Percent5Minutes, Succeeded" in titles[4], titles
     # The source notebook stays without outputs.
     assert all(not cell.outputs for cell in _code_cells(nbformat.read(NOTEBOOK, as_version=4)))
     assert json.loads(NOTEBOOK.read_text())["metadata"]["kernelspec"]["name"] == KERNEL
