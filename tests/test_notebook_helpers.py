@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from safedeploy.approval import Decision
+from safedeploy.aws import codepipeline as cp
 from safedeploy.control import ControlReport
+from safedeploy.control.aws import AwsStatus
 from safedeploy.errors import ExecutionError, SafeDeployError
 from safedeploy.notebook.approval_panel import ApprovalPanel
 from safedeploy.notebook.endpoints import Answer, RestApi
@@ -150,3 +152,49 @@ def test_answers_are_counted_per_version_with_the_recent_share() -> None:
 def test_the_rest_api_client_refuses_a_url_that_is_not_http(url: str) -> None:
     with pytest.raises(SafeDeployError, match="must be http"):
         RestApi(url, "key")
+
+
+def _aws(status: str, *, pending: bool = False, started: datetime | None = None) -> AwsStatus:
+    now = datetime.now(UTC)
+    execution = cp.ExecutionSummary("x-1", status, started or now, now, "StartPipelineExecution")
+    approval = cp.PendingApproval("p", "ApproveDeployment", "Approve", "token", "x-1", now, None, None)
+    return AwsStatus("p", execution, [], approval if pending else None)
+
+
+def test_on_aws_settled_means_waiting_at_the_approval_or_ended() -> None:
+    assert is_settled(_aws("InProgress", pending=True)) and is_settled(_aws("Succeeded"))
+    assert is_settled(_aws("Failed")) and not is_settled(_aws("InProgress"))
+    old = _aws("Succeeded", started=datetime.now(UTC) - timedelta(hours=1))
+    assert not is_settled(old, since=datetime.now(UTC))
+    assert not is_settled(AwsStatus("p", None, [], None))
+
+
+@dataclass
+class FakeAwsPipeline:
+    """CodePipeline takes the upload at once; the execution shows up, runs, then waits at the approval."""
+
+    statuses: list[AwsStatus]
+    target: str = "aws"
+    polls: int = 0
+
+    def status(self) -> ControlReport[object]:
+        value = self.statuses[min(self.polls, len(self.statuses) - 1)]
+        self.polls += 1
+        return ControlReport(value, f"poll {self.polls}")
+
+
+def test_on_aws_follow_polls_after_the_call_returned_until_the_new_execution_settles() -> None:
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    pipeline = FakeAwsPipeline(
+        [_aws("Succeeded", started=earlier), _aws("InProgress"), _aws("InProgress"), _aws("InProgress", pending=True)]
+    )
+    shown: list[str] = []
+    result = follow(pipeline, lambda: "uploaded", shown.append, new_execution=True, poll_s=0.01)  # type: ignore[arg-type]
+    assert result == "uploaded" and pipeline.polls == 4  # the previous (succeeded) execution did not count
+    assert shown[-1].startswith("poll 4") and "settled after" in shown[-1]
+
+
+def test_on_aws_follow_gives_up_after_its_timeout() -> None:
+    pipeline = FakeAwsPipeline([_aws("InProgress")])
+    with pytest.raises(TimeoutError, match="did not settle"):
+        follow(pipeline, lambda: None, lambda _t: None, poll_s=0.01, timeout_s=0.05)  # type: ignore[arg-type]
