@@ -34,7 +34,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor notebook stop test chaos mutate bench lint fmt pr clean
+.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs monitor notebook report stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -109,6 +109,9 @@ monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture n
 notebook: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run notebooks/pipeline.ipynb headless on the .venv kernel, approving with COMMENT= -> build/notebook/pipeline.ipynb with outputs (DATA=)
 	DATA="$(abspath $(or $(DATA),$(DEMO_DATA)))" NOTEBOOK_DECISION=approve NOTEBOOK_COMMENT="$(or $(COMMENT),reviewed in the notebook run by make notebook)" \
 		$(BIN)/python scripts/run_notebook.py notebooks/pipeline.ipynb build/notebook/pipeline.ipynb
+
+report: $(LOCAL_STAMP) ## Write one self-contained HTML report (build/report/report.html): execution timeline, ROC/PR curves, traffic shifts, drift, quality, ledger
+	$(BIN)/safedeploy report --out build/report/report.html
 
 stop: $(LOCAL_STAMP) ## Stop the local runtime (endpoints and REST API); `make deploy` starts it again
 	$(BIN)/safedeploy runtime stop

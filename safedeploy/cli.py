@@ -102,6 +102,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the self-contained HTML report of the local pipeline's state; print its path."""
+    from safedeploy.dashboard.html_report import write_report  # plotly, only where it is used
+
+    print(write_report(load_spec(args.config, _overrides(args)), args.out))
+    return 0
+
+
 def cmd_deployments(args: argparse.Namespace) -> int:
     """Print the production deployment ledger."""
     for entry in _pipeline(args).deployments():
@@ -346,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     deployments = sub.add_parser("deployments", parents=[common], help="the production deployment ledger")
     deployments.set_defaults(func=cmd_deployments)
+
+    report = sub.add_parser(
+        "report", parents=[common], help="write one self-contained HTML report: executions, metrics, traffic, drift"
+    )
+    report.add_argument(
+        "--out", type=Path, default=Path("build/report/report.html"), help="where (default: build/report/report.html)"
+    )
+    report.set_defaults(func=cmd_report)
 
     status = sub.add_parser("status", parents=[common], help="show the latest execution, stage by stage")
     status.add_argument("execution_id", nargs="?", help="execution id or prefix (default: the latest)")

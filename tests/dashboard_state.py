@@ -14,7 +14,7 @@ from pathlib import Path
 
 from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
-from safedeploy.cli import main as cli_main
+from safedeploy.monitoring.labels import upload_labels
 from safedeploy.pipeline import Pipeline
 from safedeploy.spec import PipelineSpec, load_spec
 from tests.conftest import REPO_ROOT, churn_rows, write_table
@@ -78,10 +78,9 @@ def _monitor_window(root: Path, pipeline: Pipeline, rows: list[dict[str, str]], 
             for row in rows
         )
     )
-    state = f"state_dir={spec.state_dir}"
-    assert cli_main(["monitor", "ground-truth", "--file", str(labels), "--set", state]) == 0
-    window = ["--start", start.isoformat(), "--end", end.isoformat()]
-    assert cli_main(["monitor", "quality", *window, "--set", state]) == 0
+    upload_labels(spec, pipeline.backend.store, labels)
+    quality = pipeline.model_quality_monitor().run(start=start, end=end, trigger="test")
+    assert quality.MonitoringExecutionStatus.startswith("Completed"), quality.FailureReason
 
 
 def build_state(root: Path) -> Pipeline:

@@ -106,7 +106,7 @@ def execution_timeline(executions: Sequence[ExecutionView], now: datetime | None
         barmode="overlay",
         xaxis={"type": "date", "title": "time (UTC)"},
         yaxis={"autorange": "reversed", "title": None},
-        height=140 + 36 * len(executions),
+        height=max(260, 140 + 40 * len(executions)),
         legend={"title": "stage status"},
     )
     return figure
@@ -300,6 +300,9 @@ def traffic_shift(deployment: DeploymentView) -> go.Figure:
             text=f"make rollback from v{deployment.rollback_of}", showarrow=False,
             font={"color": ROLLBACK_COLOUR}, xanchor="left",
         )  # fmt: skip
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(rangemode="nonnegative", row=2, col=1)
+    figure.update_yaxes(rangemode="tozero", row=3, col=1)
     figure.update_yaxes(range=[0, 105], row=4, col=1)
     figure.update_layout(title=title, template=TEMPLATE, height=640, legend={"orientation": "h", "y": -0.08})
     return figure
@@ -376,7 +379,7 @@ def ledger_table(entries: Sequence[LedgerEntry]) -> go.Figure:
             },
         )
     )
-    figure.update_layout(title=title, template=TEMPLATE, height=min(900, 160 + 34 * len(rows)))
+    figure.update_layout(title=title, template=TEMPLATE, height=min(900, 180 + 40 * len(rows)))
     return figure
 
 
@@ -409,7 +412,7 @@ def executions_table(executions: Sequence[ExecutionView]) -> go.Figure:
             },
         )
     )
-    figure.update_layout(title=title, template=TEMPLATE, height=min(700, 160 + 34 * len(rows)))
+    figure.update_layout(title=title, template=TEMPLATE, height=min(700, 180 + 40 * len(rows)))
     return figure
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from safedeploy.atomic import atomic_write_text
@@ -29,6 +30,7 @@ h1 { margin-bottom: 0.2rem; }
 .facts li { background: #f3f6fa; border: 1px solid #dde3ea; border-radius: 6px; padding: 0.4rem 0.8rem; }
 section { margin: 1.2rem 0 2rem; }
 section h2 { font-size: 1.15rem; border-bottom: 1px solid #dde3ea; padding-bottom: 0.3rem; }
+.caption { color: #555; margin: 0.2rem 0; }
 .no-data { background: #fff8e6; border: 1px dashed #e0b84c; border-radius: 6px; padding: 1.2rem; color: #6b5300; }
 .alarm-ALARM { color: #c62828; font-weight: 600; }
 .alarm-OK { color: #2e7d32; }
@@ -60,10 +62,13 @@ def _section(panel: Panel) -> str:
     if panel.figure is None:
         key, why = html.escape(panel.key), html.escape(panel.empty)
         return f'{head}<div class="no-data" data-panel="{key}">no data yet: {why}</div></section>'
-    body = panel.figure.to_html(
+    figure = go.Figure(panel.figure)  # a copy: the page's heading carries the title
+    caption = figure.layout.title.text or ""
+    figure.update_layout(title=None, margin={"t": 30})
+    body = figure.to_html(
         full_html=False, include_plotlyjs=False, div_id=f"chart-{panel.key}", config={"displaylogo": False}
     )
-    return f"{head}{body}</section>"
+    return f'{head}<p class="caption">{html.escape(caption)}</p>{body}</section>'
 
 
 def render_html(snapshot: DashboardSnapshot, panels: list[Panel] | None = None) -> str:

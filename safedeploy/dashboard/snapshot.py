@@ -440,7 +440,8 @@ def _drift(executions: Sequence[MonitoringExecution], spec: PipelineSpec) -> lis
     thresholds.update(spec.monitoring.drift_alarms)  # an alarm's threshold is what matters where there is one
     alarmed = [f for f in values if f in spec.monitoring.drift_alarms]
     ranked = sorted(values, key=lambda f: -max(v for _, v in values[f]))
-    chosen = list(dict.fromkeys([*alarmed, *ranked]))[: max(MAX_DRIFT_FEATURES, len(alarmed))]
+    moved = [f for f in ranked if max(v for _, v in values[f]) > 0] or ranked  # features at 0 throughout: noise
+    chosen = list(dict.fromkeys([*alarmed, *moved]))[: max(MAX_DRIFT_FEATURES, len(alarmed))]
     return [
         Series(
             name=feature,
