@@ -149,3 +149,21 @@ def test_the_notebook_runs_the_workshop_flow_on_its_kernel(
     # The source notebook stays without outputs.
     assert all(not cell.outputs for cell in _code_cells(nbformat.read(NOTEBOOK, as_version=4)))
     assert json.loads(NOTEBOOK.read_text())["metadata"]["kernelspec"]["name"] == KERNEL
+
+
+def test_run_notebook_saves_the_outputs_and_a_failing_cell_with_its_error(tmp_path: Path) -> None:
+    from scripts.run_notebook import main
+
+    _kernel_spec()
+    source = tmp_path / "in.ipynb"
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"), nbformat.v4.new_code_cell("1 / 0")]
+    )
+    nbformat.write(notebook, source)
+    assert main([str(source), str(tmp_path / "out" / "ran.ipynb")]) == 1  # the second cell fails
+    ran = nbformat.read(tmp_path / "out" / "ran.ipynb", as_version=4)
+    assert ran.cells[0].outputs[0].text.strip() == sys.executable  # on this environment's kernel
+    assert ran.cells[1].outputs[-1].ename == "ZeroDivisionError"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('ok')")]), source)
+    assert main([str(source), str(tmp_path / "out" / "ran.ipynb")]) == 0
+    assert nbformat.read(tmp_path / "out" / "ran.ipynb", as_version=4).cells[0].outputs[0].text == "ok\n"
