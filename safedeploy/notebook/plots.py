@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
+from safedeploy.dashboard.figures import TEMPLATE
+
 if TYPE_CHECKING:
     from safedeploy.notebook.endpoints import Answer
 
@@ -31,6 +33,7 @@ def shift_figure(answers: Sequence[Answer], bin_s: float = 0.5) -> go.Figure:
         )
     figure.update_layout(
         title="Which version answered (client requests through the REST API)",
+        template=TEMPLATE,
         xaxis_title="seconds since the approval",
         yaxis={"title": "share of answers", "tickformat": ".0%", "range": [0, 1]},
     )
