@@ -1,8 +1,8 @@
 """Screenshot the report for the README (``docs/report.png``): headless Debian Chromium driven by Playwright.
 
-By default it builds the tests' demo state in a temporary directory (two production deployments, the second a
-canary; ``make rollback``; a clean and a drifted monitoring window with model-quality executions: about a minute
-and a half), renders the report, screenshots the top of the page and stops the runtime it started. ``--state``
+By default it builds the tests' demo state in a temporary directory (``tests/dashboard_state.py``: three production
+deployments, the third a rolled-back rehearsal; ``make rollback``; a clean and a drifted monitoring window: about two
+minutes), renders the report, screenshots the top of the page and stops the runtime it started. ``--state``
 uses an existing state directory instead (e.g. ``state/`` after ``make deploy``), whose runtime it leaves alone.
 
 Usage: python scripts/report_screenshot.py [--state DIR] [--out docs/report.png] [--html build/report/shot.html]
@@ -35,9 +35,7 @@ def screenshot(html: Path, out: Path, width: int = WIDTH, height: int = HEIGHT) 
     if not browser_path.is_file():
         raise SystemExit(f"no Chromium at {browser_path}: apt-get install chromium (or set SAFEDEPLOY_CHROMIUM)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(browser_path), headless=True, args=list(CHROMIUM_ARGS)
-        )
+        browser = playwright.chromium.launch(executable_path=str(browser_path), headless=True, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(html.resolve().as_uri())
@@ -69,11 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     from tests.dashboard_state import build_state  # the tests' helpers: only when building the demo state
 
     with tempfile.TemporaryDirectory(prefix="report-shot-") as root:
-        pipeline = build_state(Path(root))
         try:
-            _report(pipeline.spec, args.html, args.out)
+            _report(build_state(Path(root)).spec, args.html, args.out)
         finally:
-            daemon.stop(pipeline.spec.state_dir)
+            daemon.stop(Path(root) / "state")  # also when building the state failed half-way
     return 0
 
 

@@ -1,7 +1,8 @@
 """A small but complete pipeline state for the report and dashboard tests (and the screenshot script).
 
-Two production deployments (the second a canary shift), ``make rollback``, one data-quality monitoring execution
-and one model-quality execution, all on the local backend with a fast clock. The runtime is left running (the
+Three production deployments: v1 all at once, v2 through a canary shift, v3 a game-day rehearsal (``errors:0.5``)
+that the error-rate alarm rolls back; then ``make rollback`` (v2 -> v1); then a clean and a drifted monitoring
+window, each with a data-quality and a model-quality execution. All on the local backend with a fast clock. The runtime is left running (the
 traffic metrics live in it); the caller stops it (``daemon.stop(spec.state_dir)``).
 """
 
@@ -43,6 +44,8 @@ def state_spec(root: Path) -> PipelineSpec:
                 "instance_count": 1,
             },
             "monitoring": {"model_quality": {"min_labelled_records": 20}},
+            # a busy machine's latency must not roll back the healthy shifts (the fault rehearsal's errors do)
+            "alarms": {"deployment": {"latency_slack_ms": 2000}},
         }
     )
 
@@ -84,7 +87,7 @@ def _monitor_window(root: Path, pipeline: Pipeline, rows: list[dict[str, str]], 
 
 
 def build_state(root: Path) -> Pipeline:
-    """Deploy twice, roll back, monitor data and model quality; return the pipeline (its runtime running)."""
+    """Deploy three times (the third rolled back), roll back, monitor; return the pipeline (its runtime running)."""
     spec = state_spec(root)
     pipeline = Pipeline(spec, project_root=REPO_ROOT, approver=AutoApprove("tests"))
     first = pipeline.run(trigger="test: first")
@@ -94,6 +97,11 @@ def build_state(root: Path) -> Pipeline:
     retrained = spec.model_copy(update={"hyperparameters": spec.hyperparameters.model_copy(update={"num_round": 41})})
     second = Pipeline(retrained, project_root=REPO_ROOT, approver=AutoApprove("tests")).run(trigger="test: second")
     assert second.status == "Succeeded", second.error
+    faulty = retrained.model_copy(
+        update={"production": retrained.production.model_copy(update={"fault": "errors:0.5"})}
+    )
+    third = Pipeline(faulty, project_root=REPO_ROOT, approver=AutoApprove("game day")).run(trigger="test: game day")
+    assert third.status == "Failed" and "green-error-rate" in (third.error or ""), third.error
     pipeline.rollback_production(by="oncall")
 
     for seed, shift in ((99, 0), (98, 3)):  # a clean window, then one whose customers call service more often

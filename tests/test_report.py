@@ -1,5 +1,6 @@
-"""The report on a real pipeline state: two production deployments (the second a canary shift), `make rollback`,
-a clean and a drifted monitoring window, each with a model-quality execution (``tests/dashboard_state.py``).
+"""The report on a real pipeline state (``tests/dashboard_state.py``): v1 all at once, v2 through a canary shift,
+v3 a game-day rehearsal the error-rate alarm rolls back, `make rollback` (v2 -> v1), then a clean and a drifted
+monitoring window, each with a model-quality execution.
 
 The collectors are checked against the records they read (ledger, registry, monitoring executions, alarms), the
 figures against the snapshot, and the written page in headless Chromium: every Plotly graph carries data and every
@@ -51,11 +52,14 @@ def test_deployments_come_from_the_ledger_with_each_variants_traffic(
     state: Pipeline, snapshot: DashboardSnapshot
 ) -> None:
     ledger = DeploymentLedger(state.spec.state_dir.resolve() / "deployments", state.spec.pipeline_name)
-    first, canary, rollback = snapshot.deployments
-    assert [d.outcome for d in snapshot.deployments] == ["Succeeded"] * 3
+    first, canary, rehearsal, rollback = snapshot.deployments
+    assert [d.outcome for d in snapshot.deployments] == ["Succeeded", "Succeeded", "RolledBack", "Succeeded"]
     assert (first.blue, first.green_version) == (None, 1)
-    assert (canary.blue_version, canary.green_version, rollback.green_version) == (1, 2, 1)
-    assert rollback.rollback_of == 2 and first.rollback_of is None and canary.rollback_of is None
+    assert (canary.blue_version, canary.green_version) == (1, 2)
+    assert (rehearsal.blue_version, rehearsal.green_version, rehearsal.rehearsal) == (2, 3, "errors:0.5")
+    assert rehearsal.rolled_back and "green-error-rate" in (rehearsal.reason or "")
+    assert (rollback.blue_version, rollback.green_version, rollback.rollback_of) == (2, 1, 2)
+    assert first.rollback_of is None and canary.rollback_of is None and not canary.rolled_back
     assert [round(100 * s.weights[canary.green]) for s in canary.steps] == [10, 100]
     assert snapshot.production_version == 1  # the rollback's green serves
     events = ledger.events(canary.deployment_id)
@@ -66,6 +70,8 @@ def test_deployments_come_from_the_ledger_with_each_variants_traffic(
     assert sum(by_role["blue"].requests) + sum(by_role["green"].requests) >= synthetic > 0
     assert sum(by_role["green"].requests) > 0 and by_role["green"].p99_ms and min(by_role["green"].p99_ms) > 0
     assert all(e == 0 for v in canary.variants for e in v.errors)  # a healthy shift: no 5XX
+    faulty = next(v for v in rehearsal.variants if v.role == "green")
+    assert sum(faulty.errors) > 0 and faulty.version == 3  # the injected errors, counted where the alarm saw them
     assert len(snapshot.ledger) == len(ledger.events())
     assert {e.event for e in snapshot.ledger} >= {"DeploymentStarted", "TrafficShifted", "DeploymentSucceeded"}
 
@@ -74,12 +80,12 @@ def test_without_the_runtime_the_traffic_section_says_why(state: Pipeline) -> No
     quiet = collect_snapshot(state.spec, runtime_metrics=False)
     assert all(not d.variants for d in quiet.deployments)
     assert "the local runtime is not running" in quiet.empty_reasons["traffic"]
-    assert len(quiet.deployments) == 3 and quiet.models  # the rest of the state is still read
+    assert len(quiet.deployments) == 4 and quiet.models  # the rest of the state is still read
 
 
 def test_model_metrics_are_the_versions_quality_baselines(state: Pipeline, snapshot: DashboardSnapshot) -> None:
     roles = {m.version: m.role for m in snapshot.models}
-    assert roles == {1: "production", 2: "latest"}
+    assert roles == {1: "production", 3: "latest"}
     for model in snapshot.models:
         package = state.backend.registry.describe(state.spec.model_name, model.version)
         baseline = model.baseline
@@ -131,7 +137,7 @@ def _points(figure: go.Figure) -> int:
 def test_every_panel_has_a_figure_with_data_or_says_why(snapshot: DashboardSnapshot) -> None:
     panels = figures.report_panels(snapshot)
     keys = [p.key for p in panels]
-    assert keys[:6] == ["timeline", "executions", "training-metrics", "roc", "precision-recall", "confusion"]
+    assert keys[:6] == ["timeline", "executions", "training-metrics", "confusion", "roc", "precision-recall"]
     assert [k for k in keys if k.startswith("traffic-")] == [
         f"traffic-{d.deployment_id}" for d in reversed(snapshot.deployments)
     ]
@@ -145,10 +151,14 @@ def test_every_panel_has_a_figure_with_data_or_says_why(snapshot: DashboardSnaps
     timeline = figures.execution_timeline(snapshot.executions)
     stages = sum(1 for e in snapshot.executions for s in e.stages if s.started_at is not None)
     assert sum(len(t.x) for t in timeline.data) == stages
-    assert {t.name for t in timeline.data} == {"Succeeded"}
+    assert {t.name for t in timeline.data} == {"Succeeded", "Failed"}  # the rehearsal's DeployPrd failed
     rollback = figures.traffic_shift(snapshot.deployments[-1])
     assert any("make rollback from v2" in a.text for a in rollback.layout.annotations)
     assert any(shape.line.color == figures.ROLLBACK_COLOUR for shape in rollback.layout.shapes)
+    rolled_back = figures.traffic_shift(snapshot.deployments[2])
+    assert any(a.text.startswith("rolled back: ") for a in rolled_back.layout.annotations)
+    share = next(t for t in rolled_back.data if t.name == "green's share")
+    assert share.y[0] == 10 and share.y[-1] == 0  # the canary step, then back to blue
 
 
 def test_empty_inputs_draw_a_no_data_figure_not_an_empty_chart() -> None:

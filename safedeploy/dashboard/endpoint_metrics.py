@@ -2,8 +2,8 @@
 
 The runtime keeps them in memory, per second, for a few hours (``runtime/cloudwatch/metrics.py``) and answers
 ``GET /_local/metrics`` with ``GetMetricStatistics``' parameters. :class:`MetricsReader` is what the snapshot
-needs; :class:`RuntimeMetrics` asks a running runtime over its signed local API. A caller inside the runtime
-(the console) can pass a reader over its own metric store instead.
+needs; :class:`RuntimeMetrics` asks a running runtime over its signed local API (the pipeline side's client,
+imported only when used). A caller inside the runtime (the console) passes a reader over its own metric store.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from safedeploy import constants as C
-from safedeploy.local import daemon
-from safedeploy.runtime.paths import RuntimePaths
+
+if TYPE_CHECKING:
+    from safedeploy.local.daemon import RuntimeInfo
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,16 @@ class MetricsReader(Protocol):
 class RuntimeMetrics:
     """The local runtime's metrics (its ``/_local/metrics``), for the state directory's runtime."""
 
-    def __init__(self, info: daemon.RuntimeInfo, variant: str = C.DEFAULT_VARIANT) -> None:
+    def __init__(self, info: RuntimeInfo, variant: str = C.DEFAULT_VARIANT) -> None:
         self.info = info
         self.variant = variant
 
     @classmethod
     def running(cls, state_dir: Path) -> RuntimeMetrics | None:
         """A reader for the runtime of ``state_dir``, or None when none is running there."""
+        from safedeploy.local import daemon  # the pipeline side's client: not imported by readers of the protocol
+        from safedeploy.runtime.paths import RuntimePaths
+
         info = daemon.read_info(RuntimePaths(state_dir.resolve()))
         if info is None:
             return None
@@ -60,6 +64,8 @@ class RuntimeMetrics:
         self, endpoint: str, metric: str, start: datetime, end: datetime, period: int, statistic: str
     ) -> list[MetricPoint]:
         """Datapoints from the runtime (percentiles through ``ExtendedStatistics``)."""
+        from safedeploy.local import daemon
+
         extended = statistic.startswith("p")
         query = urllib.parse.urlencode(
             {

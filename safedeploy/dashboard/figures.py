@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from safedeploy.dashboard.snapshot import (
+    TRAFFIC_DEPLOYMENTS,
     DashboardSnapshot,
     DeploymentView,
     ExecutionView,
@@ -35,7 +36,7 @@ STATUS_COLOURS = {
 }
 ROLE_COLOURS = {"blue": "#1f77b4", "green": "#2ca02c"}
 ROLLBACK_COLOUR = "#d62728"
-MAX_DEPLOYMENT_CHARTS = 4
+MAX_DEPLOYMENT_CHARTS = TRAFFIC_DEPLOYMENTS
 """The report draws the traffic of this many most recent production deployments."""
 TEMPLATE = "plotly_white"
 
@@ -48,6 +49,8 @@ class Panel:
     title: str
     figure: go.Figure | None
     empty: str = ""
+    half: bool = False
+    """Half the page's width (pairs of small charts side by side)."""
 
 
 def no_data_figure(title: str, why: str) -> go.Figure:
@@ -187,8 +190,8 @@ def confusion_matrices(models: Sequence[ModelView]) -> go.Figure:
         figure.add_trace(
             go.Heatmap(
                 z=matrix,
-                x=["predicted 0 (stays)", "predicted 1 (churns)"],
-                y=["actual 0 (stays)", "actual 1 (churns)"],
+                x=["stays", "churns"],
+                y=["stays", "churns"],
                 text=[[str(v) for v in row] for row in matrix],
                 texttemplate="%{text}",
                 colorscale="Blues",
@@ -198,8 +201,9 @@ def confusion_matrices(models: Sequence[ModelView]) -> go.Figure:
             row=1,
             col=column,
         )
-        figure.update_yaxes(autorange="reversed", row=1, col=column)
-    figure.update_layout(title=title, template=TEMPLATE, height=360)
+        figure.update_yaxes(autorange="reversed", title="actual" if column == 1 else None, row=1, col=column)
+        figure.update_xaxes(title="predicted", row=1, col=column)
+    figure.update_layout(title=title, template=TEMPLATE, height=420)
     return figure
 
 
@@ -216,8 +220,9 @@ def training_metrics(models: Sequence[ModelView]) -> go.Figure:
                 name=f"v{model.version} ({model.role})",
                 x=[n.removeprefix("test:") for n in names],
                 y=[model.training_metrics[n] for n in names],
-                text=[f"{model.training_metrics[n]:.3f}" for n in names],
+                texttemplate="%{y:.2f}",
                 textposition="outside",
+                textfont={"size": 10},
             )
         )
     figure.update_layout(title=title, template=TEMPLATE, barmode="group", yaxis={"range": [0, 1.1]})
@@ -379,7 +384,9 @@ def ledger_table(entries: Sequence[LedgerEntry]) -> go.Figure:
             },
         )
     )
-    figure.update_layout(title=title, template=TEMPLATE, height=min(900, 180 + 40 * len(rows)))
+    figure.update_layout(
+        title=title, template=TEMPLATE, height=min(900, 110 + 40 * len(rows)), margin={"t": 50, "b": 10}
+    )
     return figure
 
 
@@ -412,12 +419,14 @@ def executions_table(executions: Sequence[ExecutionView]) -> go.Figure:
             },
         )
     )
-    figure.update_layout(title=title, template=TEMPLATE, height=min(700, 180 + 40 * len(rows)))
+    figure.update_layout(
+        title=title, template=TEMPLATE, height=min(700, 110 + 26 * len(rows)), margin={"t": 50, "b": 10}
+    )
     return figure
 
 
-def _panel(key: str, title: str, figure: go.Figure, empty: str | None) -> Panel:
-    return Panel(key, title, None, empty) if empty else Panel(key, title, figure)
+def _panel(key: str, title: str, figure: go.Figure, empty: str | None, *, half: bool = False) -> Panel:
+    return Panel(key, title, None, empty, half) if empty else Panel(key, title, figure, half=half)
 
 
 def report_panels(snapshot: DashboardSnapshot) -> list[Panel]:
@@ -433,10 +442,11 @@ def report_panels(snapshot: DashboardSnapshot) -> list[Panel]:
             "Training metrics",
             training_metrics(models),
             "no registered model version yet: `make deploy` trains, gates and registers one" if not models else None,
+            half=True,
         ),
-        _panel("roc", "ROC curve", roc_curves(models), no_baseline),
-        _panel("precision-recall", "Precision-recall curve", precision_recall_curves(models), no_baseline),
-        _panel("confusion", "Confusion matrix", confusion_matrices(models), no_baseline),
+        _panel("confusion", "Confusion matrix", confusion_matrices(models), no_baseline, half=True),
+        _panel("roc", "ROC curve", roc_curves(models), no_baseline, half=True),
+        _panel("precision-recall", "Precision-recall curve", precision_recall_curves(models), no_baseline, half=True),
     ]
     deployments = snapshot.deployments[-MAX_DEPLOYMENT_CHARTS:]
     if not deployments:

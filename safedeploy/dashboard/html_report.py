@@ -20,6 +20,8 @@ from safedeploy.errors import SafeDeployError
 from safedeploy.spec import PipelineSpec
 
 DEFAULT_OUT = Path("build/report/report.html")
+DEFAULT_HEIGHT = 420
+"""Pixels, for a figure that sets no height of its own."""
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1280px;
@@ -28,7 +30,9 @@ h1 { margin-bottom: 0.2rem; }
 .meta { color: #555; margin-top: 0; }
 .facts { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 1rem 0; padding: 0; list-style: none; }
 .facts li { background: #f3f6fa; border: 1px solid #dde3ea; border-radius: 6px; padding: 0.4rem 0.8rem; }
-section { margin: 1.2rem 0 2rem; }
+main { display: flex; flex-wrap: wrap; column-gap: 2%; }
+section { margin: 1.2rem 0 2rem; width: 100%; min-width: 0; }
+section.half { width: 49%; }
 section h2 { font-size: 1.15rem; border-bottom: 1px solid #dde3ea; padding-bottom: 0.3rem; }
 .caption { color: #555; margin: 0.2rem 0; }
 .no-data { background: #fff8e6; border: 1px dashed #e0b84c; border-radius: 6px; padding: 1.2rem; color: #6b5300; }
@@ -58,15 +62,20 @@ def _facts(snapshot: DashboardSnapshot) -> str:
 
 
 def _section(panel: Panel) -> str:
-    head = f'<section id="{html.escape(panel.key)}"><h2>{html.escape(panel.title)}</h2>'
+    width = ' class="half"' if panel.half else ""
+    head = f'<section id="{html.escape(panel.key)}"{width}><h2>{html.escape(panel.title)}</h2>'
     if panel.figure is None:
         key, why = html.escape(panel.key), html.escape(panel.empty)
         return f'{head}<div class="no-data" data-panel="{key}">no data yet: {why}</div></section>'
     figure = go.Figure(panel.figure)  # a copy: the page's heading carries the title
     caption = figure.layout.title.text or ""
-    figure.update_layout(title=None, margin={"t": 30})
+    figure.update_layout(title=None, margin={"t": 30, "b": figure.layout.margin.b})
     body = figure.to_html(
-        full_html=False, include_plotlyjs=False, div_id=f"chart-{panel.key}", config={"displaylogo": False}
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"chart-{panel.key}",
+        config={"displaylogo": False, "responsive": True},
+        default_height=figure.layout.height or DEFAULT_HEIGHT,
     )
     return f'{head}<p class="caption">{html.escape(caption)}</p>{body}</section>'
 
@@ -82,7 +91,7 @@ def render_html(snapshot: DashboardSnapshot, panels: list[Panel] | None = None) 
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="meta">model {html.escape(snapshot.model_name)} · state {html.escape(snapshot.state_dir)} · '
         f"generated {snapshot.generated_at:%Y-%m-%d %H:%M:%S} UTC</p>"
-        f"{_facts(snapshot)}\n{sections}\n</body></html>\n"
+        f"{_facts(snapshot)}\n<main>{sections}</main>\n</body></html>\n"
     )
 
 

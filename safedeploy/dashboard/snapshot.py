@@ -46,6 +46,8 @@ MAX_DRIFT_FEATURES = 8
 TRAFFIC_POINTS = 120
 """About this many datapoints per variant in a deployment's traffic chart (the period follows)."""
 TRAFFIC_MARGIN = timedelta(seconds=5)
+TRAFFIC_DEPLOYMENTS = 4
+"""By default the endpoint metrics of this many most recent deployments are read (the report draws as many)."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,7 @@ def _variant(
 
 
 def _deployments(
-    ledger_events: Sequence[Mapping[str, Any]], reader: MetricsReader | None, now: datetime
+    ledger_events: Sequence[Mapping[str, Any]], reader: MetricsReader | None, now: datetime, traffic_of: int
 ) -> list[DeploymentView]:
     starts: dict[str, Mapping[str, Any]] = {}
     ends: dict[str, Mapping[str, Any]] = {}
@@ -355,7 +357,8 @@ def _deployments(
                 WeightStep(_time(record), {str(k): float(v) for k, v in record["weights"].items()})
             )
     views = []
-    for deployment, start in starts.items():
+    first_read = len(starts) - traffic_of
+    for index, (deployment, start) in enumerate(starts.items()):
         end = ends.get(deployment)
         started, ended = _time(start), (_time(end) if end else None)
         blue, green = start.get("blue"), start.get("green") or {}
@@ -363,6 +366,8 @@ def _deployments(
         missing = ""
         if reader is None:
             missing = "the local runtime is not running (its per-second endpoint metrics live in memory): `make deploy`"
+        elif index < first_read:
+            missing = f"only the {traffic_of} most recent deployments' traffic is read"
         else:
             window = (started - TRAFFIC_MARGIN, (ended or now) + TRAFFIC_MARGIN)
             try:
@@ -503,7 +508,11 @@ def _retraining(spec: PipelineSpec, executions: list[PipelineExecution]) -> str:
 
 
 def collect_snapshot(
-    spec: PipelineSpec, metrics: MetricsReader | None = None, *, runtime_metrics: bool = True
+    spec: PipelineSpec,
+    metrics: MetricsReader | None = None,
+    *,
+    runtime_metrics: bool = True,
+    traffic_deployments: int = TRAFFIC_DEPLOYMENTS,
 ) -> DashboardSnapshot:
     """Read the pipeline's local state into a :class:`DashboardSnapshot`.
 
@@ -511,6 +520,7 @@ def collect_snapshot(
         spec: The pipeline's spec (its ``state_dir`` holds the records).
         metrics: Where the endpoints' metrics come from; by default the runtime running on ``state_dir``, if any.
         runtime_metrics: With no ``metrics``, whether to look for a running runtime at all.
+        traffic_deployments: Read the endpoint metrics of this many most recent deployments (older ones say so).
 
     Returns:
         The snapshot; empty sections say why in ``empty_reasons``.
@@ -549,7 +559,7 @@ def collect_snapshot(
         for path in sorted((root / "alarms").glob("*.json"))
     }
 
-    deployments = _deployments(ledger_events, reader, now)
+    deployments = _deployments(ledger_events, reader, now, traffic_deployments)
     drift = _drift(drift_executions, spec)
     quality = _quality(quality_executions, float(threshold) if isinstance(threshold, (int, float)) else None)
     canary = _canary(MetricLog(root / "metrics"))
