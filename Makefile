@@ -34,7 +34,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 BENCH_VENV := .bench/mlflow
 EVIDENTLY_VENV := .bench/evidently
 
-.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs console monitor report stop test chaos mutate bench lint fmt pr clean
+.PHONY: help venv lock browser synth plan apply destroy deploy approve reject rollback deployments status retry registry outputs console monitor notebook report stop test chaos mutate bench lint fmt pr clean
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -108,6 +108,10 @@ console: $(LOCAL_STAMP) ## Print a one-time link (5 minutes) to the runtime's li
 
 monitor: $(LOCAL_STAMP) ## Run data-quality monitoring on production's capture now (since the previous run): summary, violations, alarms, report path
 	$(BIN)/safedeploy monitor run --trigger "make monitor"
+
+notebook: $(STAMP) $(if $(DATA),,$(DEMO_DATA)) ## Run notebooks/pipeline.ipynb headless on the .venv kernel, approving with COMMENT= -> build/notebook/pipeline.ipynb with outputs (DATA=)
+	DATA="$(abspath $(or $(DATA),$(DEMO_DATA)))" NOTEBOOK_DECISION=approve NOTEBOOK_COMMENT="$(or $(COMMENT),reviewed in the notebook run by make notebook)" \
+		$(BIN)/python scripts/run_notebook.py notebooks/pipeline.ipynb build/notebook/pipeline.ipynb
 
 report: $(LOCAL_STAMP) ## Write one self-contained HTML report (build/report/report.html): execution timeline, ROC/PR curves, traffic shifts, drift, quality, ledger
 	$(BIN)/safedeploy report
