@@ -540,7 +540,7 @@ def deploy_to_production(
     expected = scores[:10]
     if probe.enabled:  # the standing probe: this version's known rows, and its schedule (before anything serves)
         write_known_rows(spec, store, release.source.version, known, [float(v) for v in scores])
-        ensure_probe_schedule(spec, spec.state_dir.resolve())
+    ensure_probe_schedule(spec, spec.state_dir.resolve())  # disabled: its schedule is removed
     execution_id = deployment_execution_id or release.execution_id
     host = backend.serving.production(
         spec, release.source, execution_id, synthetic, known=(known[:10], [float(v) for v in expected])
