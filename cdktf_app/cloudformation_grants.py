@@ -24,6 +24,7 @@ from cdktf_app.names import (
     CODEDEPLOY,
     HOOKS_LAMBDA,
     LOG_DELIVERY_ACTIONS,
+    PROBE_LAMBDA,
     SAGEMAKER,
     SCHEDULER,
     SMOKE_TEST_LAMBDA,
@@ -271,7 +272,7 @@ class CloudFormationGrants:
                 ),
                 self._pass(
                     "PassLambdaRoles",
-                    (API_LAMBDA, HOOKS_LAMBDA, CANARY_LAMBDA, SMOKE_TEST_LAMBDA),
+                    (API_LAMBDA, HOOKS_LAMBDA, CANARY_LAMBDA, SMOKE_TEST_LAMBDA, PROBE_LAMBDA),
                     "lambda.amazonaws.com",
                 ),
             ),

@@ -44,6 +44,8 @@ API_LAMBDA = "api-lambda"
 HOOKS_LAMBDA = "hooks-lambda"
 CANARY_LAMBDA = "canary-lambda"
 SMOKE_TEST_LAMBDA = "smoke-test-lambda"
+PROBE_LAMBDA = "probe-lambda"
+"""The standing synthetic probe of the production REST API (``lambdas/probe/app.py``)."""
 CODEDEPLOY = "codedeploy"
 RETRAIN = "retrain"
 """The retraining build (CodeBuild): the retraining decision, the new data, the contract upload."""
@@ -63,6 +65,7 @@ ROLE_SERVICES: tuple[str, ...] = (
     HOOKS_LAMBDA,
     CANARY_LAMBDA,
     SMOKE_TEST_LAMBDA,
+    PROBE_LAMBDA,
     CODEDEPLOY,
     RETRAIN,
     RETRAINING,

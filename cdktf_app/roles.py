@@ -35,6 +35,7 @@ from cdktf_app.names import (
     LOG_DELIVERY_ACTIONS,
     MONITOR,
     NOTEBOOK,
+    PROBE_LAMBDA,
     RETRAIN,
     RETRAINING,
     SAGEMAKER,
@@ -105,6 +106,7 @@ class PipelineRoles(Construct):
             HOOKS_LAMBDA: ("lambda.amazonaws.com", "CodeDeploy's traffic hooks", self._hooks_lambda()),
             CANARY_LAMBDA: ("lambda.amazonaws.com", "The deployment's synthetic canary", self._canary_lambda()),
             SMOKE_TEST_LAMBDA: ("lambda.amazonaws.com", "The dev endpoint's smoke test", self._smoke_test_lambda()),
+            PROBE_LAMBDA: ("lambda.amazonaws.com", "The standing probe of the production API", self._probe_lambda()),
             CODEDEPLOY: ("codedeploy.amazonaws.com", "CodeDeploy: shifts the API alias", self._codedeploy()),
             RETRAIN: ("codebuild.amazonaws.com", "The retraining build: new data, then the contract", self._retrain()),
             RETRAINING: (
@@ -671,6 +673,31 @@ class PipelineRoles(Construct):
                 sid="ReadHeldOutRows",  # pre-traffic-checks.json inside green's model.tar.gz
                 actions=("s3:GetObject",),
                 resources=(f"{self.artifacts_arn}/{names.model}/*",),
+            ),
+            use_key(self.key_arn, decrypt_only=True),
+        ]
+
+    def _probe_lambda(self) -> list[Statement]:
+        """Publish Synthetics' metrics only, read the model archives' known rows and this model's API key."""
+        names = self.names
+        return [
+            write_logs("FunctionLogs", names, f"/aws/lambda/{names.name(naming.function_name, 'probe')}"),
+            Statement(
+                sid="PublishSuccessPercent",
+                actions=("cloudwatch:PutMetricData",),
+                resources=("*",),  # PutMetricData has no resource: the namespace condition scopes it
+                conditions=(condition("StringEquals", "cloudwatch:namespace", C.SYNTHETICS_NAMESPACE),),
+            ),
+            Statement(
+                sid="ReadKnownRows",  # pre-traffic-checks.json inside the served version's model.tar.gz
+                actions=("s3:GetObject",),
+                resources=(f"{self.artifacts_arn}/{names.model}/*",),
+            ),
+            Statement(
+                sid="ReadApiKey",  # GetApiKey (includeValue) of the production REST API's key, tagged with the model
+                actions=("apigateway:GET",),
+                resources=(names.arn("apigateway", "/apikeys/*", in_account=False),),
+                conditions=(condition("StringEquals", f"aws:ResourceTag/{naming.MODEL_TAG_KEY}", names.model),),
             ),
             use_key(self.key_arn, decrypt_only=True),
         ]

@@ -226,3 +226,23 @@ CONSOLE_SESSION_TTL_S: Final = 8 * 3600.0
 """A console session (the HttpOnly cookie the token was exchanged for) lasts 8 hours from the first visit."""
 CONSOLE_POLL_INTERVAL_MS: Final = 1500
 """How often the console page asks the runtime for the pipeline's state."""
+
+# --- The standing synthetic probe (monitoring.synthetic_canary): CloudWatch Synthetics' own metric names ---------
+SYNTHETICS_NAMESPACE: Final = "CloudWatchSynthetics"
+"""Where CloudWatch Synthetics canaries publish; the standing probe publishes there too, locally and on AWS."""
+SYNTHETICS_SUCCESS_METRIC: Final = "SuccessPercent"
+"""Per run: 100 when every known row passed (status 200, score within tolerance, within the latency budget), else 0."""
+SYNTHETICS_DURATION_METRIC: Final = "Duration"
+"""Per run: how long the run took, in milliseconds."""
+SYNTHETICS_CANARY_DIMENSION: Final = "CanaryName"
+SYNTHETICS_NAME_MAX_LENGTH: Final = 21
+"""CloudWatch Synthetics: a canary name is at most 21 characters of ``[0-9a-z_-]``."""
+PROBE_SCHEDULE: Final = "rate(5 minutes)"
+PROBE_ROWS: Final = 10
+PROBE_TOLERANCE: Final = 1e-6
+PROBE_TIMEOUT_SECONDS: Final = 60
+PROBE_LATENCY_BUDGET_MS: Final = 1000.0
+PROBE_SUCCESS_THRESHOLD: Final = 90.0
+PROBE_ALARM_PERIOD_SECONDS: Final = 300
+PROBE_ALARM_EVALUATION_PERIODS: Final = 2
+PROBE_ALARM_DATAPOINTS_TO_ALARM: Final = 2

@@ -6,6 +6,7 @@ pipelines (model x environment) coexist without clashing.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from safedeploy import constants as C
@@ -319,6 +320,26 @@ def drift_alarm_name(spec: PipelineSpec, feature: str | None = None) -> str:
         return alarm_name(spec, "drift")
     slug = "".join(ch if ch.isalnum() else "-" for ch in feature.lower()).strip("-")
     return alarm_name(spec, f"drift-{slug}")
+
+
+def probe_canary_name(spec: PipelineSpec) -> str:
+    """The standing probe's ``CanaryName``: ``<pipeline>-probe``, shortened to Synthetics' 21 characters.
+
+    A longer pipeline name keeps its first characters and a 4-hex digest of the whole name, so two environments
+    of one model still get different canaries.
+    """
+    suffix = "-probe"
+    name = f"{spec.pipeline_name}{suffix}"
+    if len(name) <= C.SYNTHETICS_NAME_MAX_LENGTH:
+        return name
+    digest = hashlib.sha256(spec.pipeline_name.encode()).hexdigest()[:4]
+    keep = C.SYNTHETICS_NAME_MAX_LENGTH - len(suffix) - len(digest) - 1
+    return f"{spec.pipeline_name[:keep].rstrip('-')}-{digest}{suffix}"
+
+
+def probe_rows_uri(spec: PipelineSpec, version: int) -> S3Uri:
+    """The standing probe's known rows for ``version`` (``pre-traffic-checks.json``'s shape), written by DeployPrd."""
+    return S3Uri(artifact_bucket(spec), f"{spec.model_name}/probe/v{version}/known-rows.json")
 
 
 def production_endpoint_parameter(spec: PipelineSpec) -> str:

@@ -474,6 +474,102 @@ class ModelQualitySpec(BaseModel):
         return self
 
 
+_RATE = r"^rate\((?P<value>[1-9]\d{0,3}) (?P<unit>minutes?|hours?|days?)\)$"
+_RATE_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def rate_seconds(expression: str) -> int:
+    """Seconds between runs of an EventBridge ``rate(N unit)`` expression (``rate(1 minute)``, ``rate(5 minutes)``).
+
+    Raises:
+        ConfigError: naming what EventBridge would refuse (a value of 1 takes the singular unit, others the plural).
+    """
+    import re
+
+    match = re.match(_RATE, expression.strip())
+    if match is None:
+        raise ConfigError(f"schedule {expression!r} is not rate(N minutes|hours|days) with N from 1 to 9999")
+    value, unit = int(match.group("value")), match.group("unit")
+    if (value == 1) == unit.endswith("s"):
+        raise ConfigError(f"schedule {expression!r}: EventBridge wants 'rate(1 {unit.rstrip('s')})' or N > 1 {unit}")
+    return value * _RATE_UNIT_SECONDS[unit.rstrip("s")]
+
+
+class SyntheticCanarySpec(BaseModel):
+    """The standing probe of the production REST API (CloudWatch Synthetics' canary, rendered twice).
+
+    Every ``schedule_expression`` (monitoring clock locally, EventBridge on AWS) it sends ``rows`` known rows (held-out
+    test rows of the serving version with their offline scores) through the production REST API with the API key
+    and the synthetic header (their inference ids start ``synthetic-``: monitoring leaves them out). A run passes
+    when every answer is 200, within ``tolerance`` of the offline score and within ``latency_budget_ms``; it
+    publishes Synthetics' ``SuccessPercent`` (100 or 0) and ``Duration`` with dimension ``CanaryName``
+    (``naming.probe_canary_name``), which ``alarm`` watches.
+    """
+
+    model_config = _STRICT
+
+    enabled: bool = Field(default=True, description="Probe the production REST API on a schedule.")
+    schedule_expression: str = Field(
+        default=C.PROBE_SCHEDULE,
+        description="How often: rate(N minutes|hours|days) (EventBridge; locally on the "
+        "monitoring clock, monitoring.time_scale).",
+    )
+    rows: int = Field(default=C.PROBE_ROWS, ge=1, le=100, description="Known rows sent per run, one request each.")
+    tolerance: float = Field(
+        default=C.PROBE_TOLERANCE, gt=0, le=0.5, description="Largest allowed |answer - offline score|."
+    )
+    latency_budget_ms: float = Field(
+        default=C.PROBE_LATENCY_BUDGET_MS, gt=0, description="A request slower than this fails the run."
+    )
+    timeout_seconds: int = Field(
+        default=C.PROBE_TIMEOUT_SECONDS, ge=5, le=840, description="Per-request timeout; the Lambda's is a minute more."
+    )
+    alarm: AlarmSpec = AlarmSpec(
+        name="probe-success",
+        description="Share of the standing probe's runs that passed (CloudWatch Synthetics SuccessPercent)",
+        metric=MetricSpec(
+            namespace=C.SYNTHETICS_NAMESPACE,
+            name=C.SYNTHETICS_SUCCESS_METRIC,
+            dimensions=(C.SYNTHETICS_CANARY_DIMENSION,),
+        ),
+        statistic="Average",
+        threshold=C.PROBE_SUCCESS_THRESHOLD,
+        comparison="LessThanThreshold",
+        period_seconds=C.PROBE_ALARM_PERIOD_SECONDS,
+        evaluation_periods=C.PROBE_ALARM_EVALUATION_PERIODS,
+        datapoints_to_alarm=C.PROBE_ALARM_DATAPOINTS_TO_ALARM,
+        # A failed run publishes 0, so missing data never hides a failure: it only means that the probe did not run
+        # (no production yet, by design, or the scheduler was stopped). Breaching would page whenever nothing serves.
+        treat_missing_data="notBreaching",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alarm_over_default(cls, data: Any) -> Any:
+        """A partial ``alarm`` setting keeps the default alarm's other fields (as in ``spec.alarms``)."""
+        if isinstance(data, Mapping) and isinstance(data.get("alarm"), Mapping):
+            default = cls.model_fields["alarm"].default
+            return {**data, "alarm": _deep_merge(default.model_dump(), data["alarm"])}
+        return data
+
+    @model_validator(mode="after")
+    def _valid(self) -> SyntheticCanarySpec:
+        try:
+            rate_seconds(self.schedule_expression)
+        except ConfigError as exc:
+            raise ValueError(f"synthetic_canary.schedule_expression: {exc}") from None
+        if self.alarm.metric.dimensions != (C.SYNTHETICS_CANARY_DIMENSION,):
+            raise ValueError(f"synthetic_canary.alarm: the metric's one dimension is {C.SYNTHETICS_CANARY_DIMENSION}")
+        if not 0 < self.alarm.threshold <= 100:
+            raise ValueError("synthetic_canary.alarm.threshold is a SuccessPercent: it must be in (0, 100]")
+        return self
+
+    @property
+    def every_seconds(self) -> int:
+        """Seconds between runs (model time locally)."""
+        return rate_seconds(self.schedule_expression)
+
+
 class MonitoringSpec(BaseModel):
     """Data-quality monitoring of production: the baseline job, the schedule, drift verdicts and alarms."""
 
@@ -513,6 +609,9 @@ class MonitoringSpec(BaseModel):
     max_runtime_seconds: int = Field(default=1800, ge=60, le=86_400)
     model_quality: ModelQualitySpec = Field(
         default_factory=ModelQualitySpec, description="Model quality: predictions against ground-truth labels."
+    )
+    synthetic_canary: SyntheticCanarySpec = Field(
+        default_factory=SyntheticCanarySpec, description="The standing probe of the production REST API."
     )
     use_model_monitor: bool = Field(
         default=False,

@@ -26,6 +26,8 @@ from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
 from safedeploy.ids import random_uuid
 from safedeploy.ledger import ServedModel
+from safedeploy.monitoring.probe import ensure_schedule as ensure_probe_schedule
+from safedeploy.monitoring.probe import write_known_rows
 from safedeploy.registry import ApprovalStatus, ModelPackage, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
@@ -529,13 +531,19 @@ def deploy_to_production(
         RolledBackError: it was rolled back (the message says why).
     """
     production = spec.production
+    probe = spec.monitoring.synthetic_canary
     store = backend.store
-    rows = held_out_rows(store, release.test_uri, spec.serving.smoke_test_rows)
-    synthetic = [",".join(f"{v:.9g}" for v in row) for row in rows]
-    expected = offline_predictions(store.get_bytes(S3Uri.parse(release.source.model_data_url)), rows[:10])
+    rows = held_out_rows(store, release.test_uri, max(spec.serving.smoke_test_rows, probe.rows))
+    synthetic = [",".join(f"{v:.9g}" for v in row) for row in rows[: spec.serving.smoke_test_rows]]
+    known = [",".join(f"{v:.9g}" for v in row) for row in rows[: max(10, probe.rows)]]
+    scores = offline_predictions(store.get_bytes(S3Uri.parse(release.source.model_data_url)), rows[: len(known)])
+    expected = scores[:10]
+    if probe.enabled:  # the standing probe: this version's known rows, and its schedule (before anything serves)
+        write_known_rows(spec, store, release.source.version, known, [float(v) for v in scores])
+    ensure_probe_schedule(spec, spec.state_dir.resolve())  # disabled: its schedule is removed
     execution_id = deployment_execution_id or release.execution_id
     host = backend.serving.production(
-        spec, release.source, execution_id, synthetic, known=(synthetic[:10], [float(v) for v in expected])
+        spec, release.source, execution_id, synthetic, known=(known[:10], [float(v) for v in expected])
     )
     blue = backend.deployments.live()
     if blue is not None and not backend.serving.endpoint_exists(blue.endpoint):

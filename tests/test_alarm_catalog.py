@@ -300,3 +300,64 @@ def test_periods_before_the_first_datapoint_are_missing_unless_judged_elsewhere(
     assert evaluate(rule, [0.0], unseen_missing=False) == AlarmState.OK  # the controller: a step's own periods
     assert evaluate(rule, [0.0, None], unseen_missing=False) == AlarmState.ALARM
     assert evaluate(rule, [], unseen_missing=False) == AlarmState.INSUFFICIENT_DATA
+
+
+def probe_renderings(spec: PipelineSpec, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The standing probe's alarm: the local evaluator's fields and the deploy-prd stack's ``ProbeAlarm``."""
+    local = local_fields(spec, local_rule(spec.monitoring.synthetic_canary.alarm))
+    properties = render(tmp_path, **_probe_overrides(spec))["deploy-prd"].template["Resources"]["ProbeAlarm"]
+    aws = {field: properties["Properties"][field] for field in FIELDS}
+    return local, aws
+
+
+def _probe_overrides(spec: PipelineSpec) -> dict[str, Any]:
+    return {"monitoring": {"synthetic_canary": spec.monitoring.synthetic_canary.model_dump()}}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "monitoring.synthetic_canary.alarm.threshold": 75,
+            "monitoring.synthetic_canary.alarm.evaluation_periods": 3,
+            "monitoring.synthetic_canary.alarm.datapoints_to_alarm": 1,
+            "monitoring.synthetic_canary.alarm.period_seconds": 600,
+            "monitoring.synthetic_canary.alarm.treat_missing_data": "breaching",
+        },
+    ],
+)
+def test_the_probe_alarm_is_one_definition_locally_and_in_the_stack(tmp_path: Path, overrides: dict[str, Any]) -> None:
+    spec = fixture_spec(**overrides)
+    local, aws = probe_renderings(spec, tmp_path)
+    assert local == aws
+    assert aws["AlarmName"] == "customerchurn-dev-probe-success"
+    assert aws["Threshold"] == float(overrides.get("monitoring.synthetic_canary.alarm.threshold", 90))
+    properties = render(tmp_path / "again", **overrides)["deploy-prd"].template["Resources"]["ProbeAlarm"]["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == ("CloudWatchSynthetics", "SuccessPercent")
+    assert properties["Dimensions"] == [{"Name": "CanaryName", "Value": naming.probe_canary_name(spec)}]
+
+
+def test_the_prd_stack_schedules_the_probe_with_the_api_key_and_its_known_rows(tmp_path: Path) -> None:
+    spec = fixture_spec(**{"monitoring.synthetic_canary.schedule_expression": "rate(10 minutes)"})
+    resources = render(tmp_path, **{"monitoring.synthetic_canary.schedule_expression": "rate(10 minutes)"})[
+        "deploy-prd"
+    ].template["Resources"]
+    function = resources["ProbeFunction"]["Properties"]
+    variables = function["Environment"]["Variables"]
+    assert function["Handler"] == "lambdas.probe.app.handler" and function["Runtime"] == "python3.11"
+    assert function["Role"].endswith(":role/customerchurn-dev-probe-lambda")
+    assert function["Events"]["Probe"]["Properties"]["Schedule"] == "rate(10 minutes)"
+    assert variables["API_KEY_ID"] == {"Ref": "ApiKey"} and "RestApi" in variables["API_URL"]["Fn::Sub"]
+    assert variables["API_URL"]["Fn::Sub"].endswith("/prd/customerchurn/api")
+    assert (
+        variables["CHECKS_URI"] == resources["PreTrafficHook"]["Properties"]["Environment"]["Variables"]["CHECKS_URI"]
+    )
+    assert (variables["CANARY_NAME"], variables["METRICS_NAMESPACE"]) == (
+        naming.probe_canary_name(spec),
+        "CloudWatchSynthetics",
+    )
+    assert (variables["ROWS"], variables["TOLERANCE"]) == ("10", "1e-06")
+    disabled = render(tmp_path / "off", **{"monitoring.synthetic_canary.enabled": False})["deploy-prd"]
+    assert "ProbeFunction" not in disabled.template["Resources"]
+    assert "ProbeAlarm" not in disabled.template["Resources"]

@@ -432,7 +432,7 @@ def test_pass_role_names_exactly_the_roles_and_services(synth: Synth, env: str) 
         "scheduler.amazonaws.com": [arn + naming.role_name(spec, R.SCHEDULER)],
         "lambda.amazonaws.com": sorted(
             arn + naming.role_name(spec, s)
-            for s in (R.API_LAMBDA, R.HOOKS_LAMBDA, R.CANARY_LAMBDA, R.SMOKE_TEST_LAMBDA)
+            for s in (R.API_LAMBDA, R.HOOKS_LAMBDA, R.CANARY_LAMBDA, R.SMOKE_TEST_LAMBDA, R.PROBE_LAMBDA)
         ),
         "codedeploy.amazonaws.com": [arn + naming.role_name(spec, R.CODEDEPLOY)],
     }
@@ -1021,6 +1021,31 @@ def test_the_canary_and_smoke_test_roles_hold_only_what_they_use(synth: Synth, e
     pointer = resources(doc, "aws_ssm_parameter")["monitoring_production_endpoint"]
     assert resolve(doc, pointer["name"]) == naming.production_endpoint_parameter(spec)
     assert pointer["value"] == "none" and pointer["lifecycle"]["ignore_changes"] == ["value"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_probe_role_publishes_synthetics_metrics_and_reads_only_its_models_key(synth: Synth, env: str) -> None:
+    """The standing probe calls the API over HTTPS (no endpoint access), puts metrics to CloudWatchSynthetics only,
+    reads the model archives' known rows and GetApiKey only of keys tagged with its model."""
+    doc = synth.doc(env)
+    spec = cfg.ENVIRONMENTS[env].spec(account_id=ACCOUNT, region=REGION)
+    statements = {
+        s["sid"]: s for s in doc["data"]["aws_iam_policy_document"]["roles_probe_lambda_permissions"]["statement"]
+    }
+    assert set(statements) == {"FunctionLogs", "PublishSuccessPercent", "ReadKnownRows", "ReadApiKey", "UsePipelineKey"}
+    assert not any(a.startswith("sagemaker:") for s in statements.values() for a in s["actions"])
+    publish = statements["PublishSuccessPercent"]
+    assert publish["actions"] == ["cloudwatch:PutMetricData"]
+    assert [(c["variable"], c["values"]) for c in publish["condition"]] == [
+        ("cloudwatch:namespace", [C.SYNTHETICS_NAMESPACE])
+    ]
+    key = statements["ReadApiKey"]
+    assert key["actions"] == ["apigateway:GET"]
+    assert [resolve(doc, r) for r in key["resources"]] == [f"arn:aws:apigateway:{REGION}::/apikeys/*"]
+    assert [(c["variable"], c["values"]) for c in key["condition"]] == [
+        (f"aws:ResourceTag/{naming.MODEL_TAG_KEY}", [spec.model_name])
+    ]
+    assert statements["ReadKnownRows"]["actions"] == ["s3:GetObject"]
 
 
 # --- Variables, outputs, hand-written files ---------------------------------------------------------------------

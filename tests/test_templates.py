@@ -445,7 +445,7 @@ def test_codedeploy_strategy_shifts_the_api_alias_with_alarms_and_hooks(stacks: 
     hooks = {
         k: v["Properties"]
         for k, v in _resources(prd, "AWS::Serverless::Function").items()
-        if k not in ("ApiFunction", "CanaryFunction")
+        if k not in ("ApiFunction", "CanaryFunction", "ProbeFunction")
     }
     assert {h["FunctionName"] for h in hooks.values()} == {
         "customerchurn-dev-pre-traffic-hook",
@@ -515,7 +515,7 @@ def test_guardrails_modes_configure_the_endpoint_and_no_codedeploy(
     function = prd.template["Resources"]["ApiFunction"]["Properties"]
     assert "DeploymentPreference" not in function
     assert not _resources(prd, "AWS::CodeDeploy::DeploymentConfig")
-    assert set(_resources(prd, "AWS::Serverless::Function")) == {"ApiFunction"}
+    assert set(_resources(prd, "AWS::Serverless::Function")) == {"ApiFunction", "ProbeFunction"}  # no canary
     # The alarms watch the new fleet only (its endpoint config), by literal names: no cycle with the endpoint.
     dimensions = properties(prd, "ErrorRateAlarm")["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"]
     assert {"Name": "EndpointConfigName", "Value": f"customerchurn-prd-v{VERSION}-{EXECUTION_ID[:8]}"} in dimensions

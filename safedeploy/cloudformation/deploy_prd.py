@@ -14,7 +14,8 @@ Two shapes, chosen by ``production.strategy`` (see :mod:`.traffic_shifting`):
 Either way: data capture (KMS), data-quality monitoring against the served version's baseline (the monitor's
 Processing job on an EventBridge Scheduler schedule, or Model Monitor with ``monitoring.use_model_monitor``), the
 drift alarms, model-quality monitoring (:mod:`.model_quality`: the analyzer's job on its own schedule, against the
-version's model-quality baseline, and the AUC alarm), autoscaling, the API.
+version's model-quality baseline, and the AUC alarm), autoscaling, the API, and the API's standing probe
+(:func:`.synthetic.add_probe`, a scheduled Lambda, with its alarm).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from safedeploy.cloudformation.model_quality import add_model_quality_monitoring
 from safedeploy.cloudformation.monitoring import add_model_monitor_schedule, add_monitoring_schedule
 from safedeploy.cloudformation.rest_api import add_rest_api
 from safedeploy.cloudformation.state_machine import role_arn
-from safedeploy.cloudformation.synthetic import add_canary
+from safedeploy.cloudformation.synthetic import add_canary, add_probe
 from safedeploy.cloudformation.template import (
     MODEL_VERSION_PARAMETER,
     Json,
@@ -127,6 +128,9 @@ def deploy_prd_template(ctx: BuildContext) -> Json:
         depends_on=before_shift,
     )
     add_rest_api(template, ctx, function, kms)
+    if spec.monitoring.synthetic_canary.enabled:
+        add_probe(template, ctx, kms_key=kms)
+        template.output("ProbeCanaryName", naming.probe_canary_name(spec), "The standing probe (CanaryName)")
     add_autoscaling(template, spec, variant_resource_id("${Endpoint.EndpointName}"))
     template.output("ModelVersion", version, "The registry version in production")
     template.output("Strategy", production.strategy, f"Traffic shifting ({mode})")

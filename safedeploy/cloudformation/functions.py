@@ -23,7 +23,8 @@ PRE_TRAFFIC_HANDLER = "lambdas.hooks.pre_traffic.handler"
 POST_TRAFFIC_HANDLER = "lambdas.hooks.post_traffic.handler"
 CANARY_HANDLER = "lambdas.canary.app.handler"
 SMOKE_TEST_HANDLER = "lambdas.smoke_test.app.handler"
-HANDLERS = (API_HANDLER, PRE_TRAFFIC_HANDLER, POST_TRAFFIC_HANDLER, CANARY_HANDLER, SMOKE_TEST_HANDLER)
+PROBE_HANDLER = "lambdas.probe.app.handler"
+HANDLERS = (API_HANDLER, PRE_TRAFFIC_HANDLER, POST_TRAFFIC_HANDLER, CANARY_HANDLER, SMOKE_TEST_HANDLER, PROBE_HANDLER)
 """``module.attribute`` entry points of the functions (each a callable the module defines at import)."""
 API_FUNCTION, PRE_TRAFFIC_FUNCTION, POST_TRAFFIC_FUNCTION = "ApiFunction", "PreTrafficHook", "PostTrafficHook"
 API_TIMEOUT_SECONDS = 29

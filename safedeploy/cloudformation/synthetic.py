@@ -8,6 +8,14 @@
   latency alarms need). Its role (base infrastructure, ``canary-lambda``) may invoke only this model's production
   endpoints, put metrics only to :data:`~safedeploy.constants.CANARY_METRICS_NAMESPACE` (``cloudwatch:namespace``
   condition), read the production-endpoint parameter and the model archives.
+* **Standing probe** (``lambdas/probe/app.py``, :func:`add_probe`): CloudWatch Synthetics' canary done as a
+  scheduled Lambda (``monitoring.synthetic_canary``): every ``schedule_expression`` it sends the served version's
+  known rows (its ``pre-traffic-checks.json``) through the production REST API with the API key and the synthetic
+  header and publishes ``CloudWatchSynthetics`` ``SuccessPercent``/``Duration`` (``CanaryName``); the alarm is the
+  spec's ``AlarmSpec`` rendered by :func:`safedeploy.alarm_catalog.cloudwatch_properties`, as locally. It lives in
+  the deploy-prd stack because everything it probes is this stack's: the REST API's URL and key, the version's
+  rows; each version replaces it. Its role (base infrastructure, ``probe-lambda``) may put metrics only to
+  ``CloudWatchSynthetics``, read the model archives and read (``GetApiKey``) only API keys tagged with this model.
 * **Smoke test** (``lambdas/smoke_test/app.py``): a Lambda-backed custom resource, created and updated with every
   version the dev endpoint serves (it depends on the endpoint): the held-out rows of the version's
   ``pre-traffic-checks.json`` through ``InvokeEndpoint`` must equal the model's offline predictions within
@@ -22,20 +30,23 @@ from typing import Any
 
 from safedeploy import constants as C
 from safedeploy import naming
+from safedeploy.alarm_catalog import aws_alarm_name, cloudwatch_properties
 from safedeploy.cloudformation.context import BuildContext
 from safedeploy.cloudformation.functions import (
     CANARY_HANDLER,
     LAMBDA_MAX_TIMEOUT_SECONDS,
+    PROBE_HANDLER,
     SMOKE_TEST_HANDLER,
     lambda_function,
 )
-from safedeploy.cloudformation.template import MODEL_VERSION_PARAMETER, Json, Template, get_att, ref
+from safedeploy.cloudformation.rest_api import API_KEY, REST_API, STAGE_NAME
+from safedeploy.cloudformation.template import MODEL_VERSION_PARAMETER, Json, Template, get_att, ref, sub
 
 CANARY_FUNCTION, CANARY_WARM_UP = "CanaryFunction", "CanaryWarmUp"
 SMOKE_TEST_FUNCTION, SMOKE_TEST = "SmokeTestFunction", "SmokeTest"
 MAX_WARM_UP_RUNS = 13
 """Canary runs one Lambda invocation holds (15 minutes)."""
-CANARY_ROLE, SMOKE_TEST_ROLE = "canary-lambda", "smoke-test-lambda"
+CANARY_ROLE, SMOKE_TEST_ROLE, PROBE_ROLE = "canary-lambda", "smoke-test-lambda", "probe-lambda"
 """Base-infrastructure roles (``cdktf_app/roles.py``): the stacks create no roles."""
 CANARY_SCHEDULE = "rate(1 minute)"
 CANARY_SPREAD_SECONDS = 45
@@ -43,6 +54,7 @@ CANARY_TIMEOUT_SECONDS = 120
 SYNTHETIC_HEADROOM = 3
 """Rows per alarm period, as a multiple of the alarms' minimum (the local feeder's headroom)."""
 SMOKE_TEST_TIMEOUT_SECONDS = 300
+PROBE_FUNCTION, PROBE_ALARM = "ProbeFunction", "ProbeAlarm"
 
 
 def canary_rows_per_run(ctx: BuildContext) -> int:
@@ -139,3 +151,69 @@ def add_smoke_test(template: Template, ctx: BuildContext, *, endpoint: str, mode
             "ModelVersion": model_version,  # a new version: an update, so the test runs again
         },
     )
+
+
+def probe_api_url(ctx: BuildContext) -> Json:
+    """The production REST API's route, as a client calls it."""
+    return sub(
+        f"https://${{{REST_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{STAGE_NAME}/"
+        f"{ctx.spec.model_name}/{C.API_ROUTE_SUFFIX}"
+    )
+
+
+def probe_alarm_properties(ctx: BuildContext) -> dict[str, Any]:
+    """The probe's ``AWS::CloudWatch::Alarm``: the spec's AlarmSpec on ``CanaryName``, notifying the alarm topic."""
+    spec = ctx.spec
+    alarm = spec.monitoring.synthetic_canary.alarm
+    properties = cloudwatch_properties(
+        aws_alarm_name(spec, alarm),
+        alarm,
+        {C.SYNTHETICS_CANARY_DIMENSION: naming.probe_canary_name(spec)},
+    )
+    topic = sub(f"arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{naming.alarm_topic(spec)}")
+    return {**properties, "AlarmActions": [topic], "OKActions": [topic]}
+
+
+def add_probe(template: Template, ctx: BuildContext, *, kms_key: Json) -> str:
+    """The standing probe's function, its EventBridge schedule and its alarm; return the alarm's logical id.
+
+    Call after the REST API is in the template (the function reads its URL and key id).
+    """
+    spec = ctx.spec
+    probe = spec.monitoring.synthetic_canary
+    canary = naming.probe_canary_name(spec)
+    lambda_function(
+        template,
+        ctx,
+        PROBE_FUNCTION,
+        purpose="probe",
+        handler=PROBE_HANDLER,
+        role=PROBE_ROLE,
+        timeout=min(LAMBDA_MAX_TIMEOUT_SECONDS, probe.timeout_seconds * probe.rows + 60),
+        environment={
+            "API_URL": probe_api_url(ctx),
+            "API_KEY_ID": ref(API_KEY) if spec.serving.api_key_required else "",
+            "CHECKS_URI": ctx.model_data_url,  # its pre-traffic-checks.json: the known rows and their scores
+            "CANARY_NAME": canary,
+            "METRICS_NAMESPACE": probe.alarm.metric.namespace,
+            "ROWS": str(probe.rows),
+            "TOLERANCE": repr(probe.tolerance),
+            "LATENCY_BUDGET_MS": repr(probe.latency_budget_ms),
+            "TIMEOUT_SECONDS": str(probe.timeout_seconds),
+        },
+        kms_key=kms_key,
+        extra={
+            "Events": {
+                "Probe": {
+                    "Type": "Schedule",
+                    "Properties": {
+                        "Name": naming.function_name(spec, "probe"),
+                        "Description": f"{spec.pipeline_name}: probe the production REST API with known rows",
+                        "Schedule": probe.schedule_expression,
+                        "Enabled": True,
+                    },
+                }
+            }
+        },
+    )
+    return template.add(PROBE_ALARM, "AWS::CloudWatch::Alarm", probe_alarm_properties(ctx))

@@ -110,7 +110,20 @@ class LocalControl:
         if as_json:
             return ControlReport(execution, execution.model_dump_json(indent=2))
         monitoring = self._monitoring()
-        return ControlReport(execution, format_execution(execution) + (f"\n{monitoring}" if monitoring else ""))
+        probe = self._probe()
+        text = format_execution(execution) + (f"\n{monitoring}" if monitoring else "")
+        return ControlReport(execution, text + (f"\n{probe}" if probe else ""))
+
+    def _probe(self) -> str:
+        """The standing synthetic probe's line (empty before DeployPrd created its schedule)."""
+        from safedeploy import naming
+        from safedeploy.monitoring.probe import probe_status, probes_root
+
+        spec = self.pipeline.spec
+        state_dir = spec.state_dir.resolve()
+        if not (probes_root(state_dir) / naming.probe_canary_name(spec) / "schedule.json").is_file():
+            return ""
+        return f"\nSynthetic probe: {probe_status(state_dir, spec)}"
 
     def _monitoring(self) -> str:
         """The production schedule, its latest execution and the drift alarms (empty before production)."""

@@ -158,6 +158,61 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
         await process.wait()
 
 
+async def _run_probe_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None:
+    """Start each synthetic probe's due run as a child process (one at a time per probe), on its own clock."""
+    from safedeploy.monitoring.probe import due, last_fire, schedules
+
+    running: dict[str, asyncio.subprocess.Process] = {}
+    fired: dict[str, datetime | None] = {}
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), MONITOR_TICK_S)
+        for name, process in list(running.items()):
+            if process.returncode is not None:
+                del running[name]
+                fired.pop(name, None)  # its run is recorded now: read it back once
+        try:
+            probes = schedules(paths.state_dir)
+        except (OSError, ValueError, KeyError) as exc:
+            LOG.warning("cannot read probe schedules: %s", exc)
+            continue
+        for schedule in probes:
+            name = schedule.CanaryName
+            if name in running:
+                continue
+            try:
+                if name not in fired:
+                    fired[name] = last_fire(paths.state_dir, name)
+                fire = due(schedule, fired[name], datetime.now(UTC))
+            except (OSError, ValueError) as exc:
+                LOG.warning("probe %s: %s", name, exc)
+                continue
+            if fire is None:
+                continue
+            fired[name] = fire
+            log = (paths.root / "logs" / "probes").resolve()
+            log.mkdir(parents=True, exist_ok=True)
+            with (log / f"{name}.log").open("ab") as out:
+                running[name] = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "safedeploy.monitoring.probe",
+                    "--state-dir",
+                    str(paths.state_dir),
+                    "--canary",
+                    name,
+                    "--fire",
+                    fire.isoformat(),
+                    stdout=out,
+                    stderr=out,
+                )
+            LOG.info("probe %s: run for %s started (pid %s)", name, fire, running[name].pid)
+    for process in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        await process.wait()
+
+
 def _gateway_connection_limit() -> int:
     """Raise the open-files limit to its hard cap; the gateway may use all of it but :data:`FD_RESERVE`.
 
@@ -258,6 +313,7 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         scheduler = asyncio.create_task(_run_monitoring_schedules(paths, stop))
+        probes = asyncio.create_task(_run_probe_schedules(paths, stop))
         watchdog = asyncio.create_task(leases.watch(stop))
         info = {
             "pid": os.getpid(),
@@ -279,6 +335,8 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
                 await flusher
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(scheduler, 15)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(probes, 15)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(watchdog, 5)
             await asyncio.to_thread(capture.flush)
