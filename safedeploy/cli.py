@@ -26,14 +26,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from safedeploy import constants as C
 from safedeploy.approval import ApprovalOutcome, Decision, choose_approver
 from safedeploy.aws.clients import AwsClients, aws_error_line, connect
-from safedeploy.control import TARGETS, ControlReport, DestroyOptions, spec_for_model
+from safedeploy.control import TARGETS, ControlReport, DestroyOptions
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.filemodes import use_private_umask
 from safedeploy.local import daemon
 from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
 from safedeploy.runtime.paths import RuntimePaths
-from safedeploy.spec import PipelineSpec, load_spec, parse_assignment
+from safedeploy.spec import PipelineSpec, load_spec, parse_assignment, spec_for_model
 
 if TYPE_CHECKING:
     from safedeploy.monitoring.monitor import Monitor

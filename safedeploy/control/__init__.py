@@ -16,12 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Literal, Protocol, TypeVar
 
-from pydantic import ValidationError
-
 from safedeploy import constants as C
 from safedeploy.approval import Decision
-from safedeploy.errors import ConfigError
-from safedeploy.spec import PipelineSpec
 
 Target = Literal["local", "aws"]
 TARGETS: tuple[Target, ...] = ("local", "aws")
@@ -61,19 +57,6 @@ class DestroyOptions:
     terraform_dir: Path | None = None
     stack_timeout_s: float = C.STACK_DELETE_TIMEOUT_S
     model: str | None = None
-
-
-def spec_for_model(spec: PipelineSpec, model: str) -> PipelineSpec:
-    """``spec`` with another model name (its pipeline's names follow: buckets, endpoints, stacks, ...).
-
-    Raises:
-        ConfigError: ``model`` is not a valid model name.
-    """
-    try:
-        return PipelineSpec.model_validate({**spec.model_dump(), "model_name": model})
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
-        raise ConfigError(f"{model!r} is not a model name: {problem}") from None
 
 
 Progress = Callable[[str], None]

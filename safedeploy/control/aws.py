@@ -26,12 +26,12 @@ from safedeploy.aws.registry import record_approval, synced_versions
 from safedeploy.aws.retraining import AwsRetrainingRecord, RetrainingTrigger, check_on_aws, read_record
 from safedeploy.aws.retraining import describe as describe_retraining
 from safedeploy.aws.submit import Submission, submit
-from safedeploy.control import ControlReport, DestroyOptions, Progress, Target, spec_for_model
+from safedeploy.control import ControlReport, DestroyOptions, Progress, Target
 from safedeploy.errors import ConfigError
 from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.registry import ModelPackage
 from safedeploy.report import format_registry
-from safedeploy.spec import PipelineSpec
+from safedeploy.spec import PipelineSpec, spec_for_model
 
 LOG = logging.getLogger(__name__)
 
