@@ -217,11 +217,11 @@ class RuntimeState(_Shape):
 
 
 def plans_without_key(state: RuntimeState) -> list[str]:
-    """The usage plans of key-requiring routes that have no key (after reading a shared-key state)."""
+    """The usage plans that key-requiring routes name and that have no key (after reading a shared-key state)."""
     return sorted(
         {
-            route.UsagePlan or name
-            for name, route in state.Routes.items()
-            if route.ApiKeyRequired and (route.UsagePlan or name) not in state.ApiKeys
+            route.UsagePlan
+            for route in state.Routes.values()
+            if route.ApiKeyRequired and route.UsagePlan and route.UsagePlan not in state.ApiKeys
         }
     )
