@@ -249,6 +249,9 @@ class AwsControl:
             sagemaker=self.clients.sagemaker,
             resource_progress=lambda done: progress(cleanup.format_resource_line(done, width)),
         )
-        lines = [cleanup.format_base_line(report.base, width)]
+        base = report.base
+        if options.model is not None and base.detail == "kept (--keep-base-infra)":
+            base = cleanup.BaseInfraOutcome("skipped", f"kept (MODEL={spec.model_name}: that model's stacks only)")
+        lines = [cleanup.format_base_line(base, width)]
         lines += [f"  (stopped execution {e} of {self.pipeline_name} first)" for e in report.stopped]
         return ControlReport(report, "\n".join(lines), report.ok)

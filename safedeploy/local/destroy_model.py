@@ -23,6 +23,7 @@ running (its pipeline lock is held).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -261,11 +262,11 @@ def _delete_in_runtime(spec: PipelineSpec, root: Path, share: _RuntimeShare, pro
             daemon.delete_route(info, route)
         sagemaker = daemon.sagemaker_client(info)
         for endpoint in share.endpoints:
-            _delete(lambda e=endpoint: sagemaker.delete_endpoint(EndpointName=e))
+            _delete(functools.partial(sagemaker.delete_endpoint, EndpointName=endpoint))
         for config in share.configs:
-            _delete(lambda c=config: sagemaker.delete_endpoint_config(EndpointConfigName=c))
+            _delete(functools.partial(sagemaker.delete_endpoint_config, EndpointConfigName=config))
         for model in share.models:
-            _delete(lambda m=model: sagemaker.delete_model(ModelName=m))
+            _delete(functools.partial(sagemaker.delete_model, ModelName=model))
         if share.key:
             daemon.local_call(info, "DELETE", f"/_local/api-keys/{spec.model_name}")
         if share.endpoints:
