@@ -102,6 +102,8 @@ def three_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipelin
             "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
             "serving": {"enabled": True},
             "production": {"strategy": "AllAtOnce", "bake_seconds": 180, "time_scale": 120},
+            # latency is not under test here: a busy machine must not roll these deployments back
+            "alarms": {"deployment": {"latency_slack_ms": 2000, "max_latency_ms": 5000}},
         }
     )
     try:

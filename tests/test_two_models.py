@@ -73,6 +73,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pipeline
                 "gate": {"conditions": [{"metric": "test:auc", "op": ">=", "threshold": 0.5}]},
                 "serving": {"enabled": True},
                 "production": {"strategy": "AllAtOnce", "bake_seconds": 180, "time_scale": 120},
+                # latency is not under test here: a busy machine must not roll these deployments back
+                "alarms": {"deployment": {"latency_slack_ms": 2000, "max_latency_ms": 5000}},
             }
         )
         for model in MODELS
