@@ -19,6 +19,8 @@ COMMENT ?=
 ENV ?= dev
 TARGET ?= local
 YES ?=
+VERSION ?=
+MODEL ?=
 TEST_WORKERS ?= auto
 GROUPS ?=
 
@@ -85,8 +87,8 @@ approve: $(LOCAL_STAMP) ## Approve the execution waiting at the approval gate an
 reject: $(LOCAL_STAMP) ## Reject the execution waiting at the approval gate (COMMENT='why' required)
 	$(BIN)/safedeploy reject --target $(TARGET) --comment "$(COMMENT)"
 
-rollback: $(LOCAL_STAMP) ## Return production to the previous model (a blue/green deployment of it, all at once)
-	$(BIN)/safedeploy rollback
+rollback: $(LOCAL_STAMP) ## Return production to the version that served before the current one (VERSION=n: to any version that served before); a blue/green deployment of it, all at once
+	$(BIN)/safedeploy rollback --target $(TARGET) $(if $(VERSION),--version $(VERSION))
 
 deployments: $(LOCAL_STAMP) ## The production deployment ledger: versions, outcome, rollback reasons
 	$(BIN)/safedeploy deployments
@@ -168,8 +170,8 @@ plan: $(STAMP) ## Synth, then terraform init + plan ENV=dev|prod; saved plan + s
 apply: $(STAMP) ## terraform apply the plan `make plan` saved for ENV (an AWS plan only; asks first, YES=1 skips)
 	$(BIN)/python scripts/plan.py --env $(ENV) --apply $(if $(filter 1 true yes,$(YES)),--yes)
 
-destroy: $(LOCAL_STAMP) ## Delete what the pipeline created: TARGET=local (runtime + state) or aws (stacks, then base infra); asks first, YES=1 skips
-	$(BIN)/safedeploy destroy --target $(TARGET) $(if $(filter 1 true yes,$(YES)),--yes)
+destroy: $(LOCAL_STAMP) ## Delete what the pipeline created: TARGET=local (runtime + state) or aws (stacks, then base infra); MODEL=name: that model's pipeline only; asks first, YES=1 skips
+	$(BIN)/safedeploy destroy --target $(TARGET) $(if $(MODEL),--model $(MODEL)) $(if $(filter 1 true yes,$(YES)),--yes)
 
 fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .

@@ -26,7 +26,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from safedeploy import constants as C
 from safedeploy.approval import ApprovalOutcome, Decision, choose_approver
 from safedeploy.aws.clients import AwsClients, aws_error_line, connect
-from safedeploy.blue_green import RolledBackError
 from safedeploy.control import TARGETS, ControlReport, DestroyOptions
 from safedeploy.errors import ConfigError, SafeDeployError
 from safedeploy.filemodes import use_private_umask
@@ -34,7 +33,7 @@ from safedeploy.local import daemon
 from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
 from safedeploy.runtime.paths import RuntimePaths
-from safedeploy.spec import PipelineSpec, load_spec, parse_assignment
+from safedeploy.spec import PipelineSpec, load_spec, parse_assignment, spec_for_model
 
 if TYPE_CHECKING:
     from safedeploy.monitoring.monitor import Monitor
@@ -103,14 +102,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """Return production to the previous model."""
-    try:
-        was, now = _pipeline(args).rollback_production(by=args.by)
-    except RolledBackError as exc:
-        print(f"the rollback was itself rolled back; production is unchanged: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"production rolled back: {was.endpoint} (v{was.version}) -> {now.endpoint} (v{now.version})")
-    return 0
+    """Return production to the version that served before the current one (or to ``--version``)."""
+    report = _pipeline(args).rollback(args.version, by=args.by)
+    print(report.text, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else EXIT_FAILED
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -165,9 +160,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     options = DestroyOptions(
-        keep_base_infra=args.keep_base_infra, terraform_dir=args.terraform_dir, stack_timeout_s=args.timeout
+        keep_base_infra=args.keep_base_infra,
+        terraform_dir=args.terraform_dir,
+        stack_timeout_s=args.timeout,
+        model=args.model,
     )
-    if not args.yes and not _confirmed(pipeline.spec, pipeline.destroy_plan(options)):
+    confirm = spec_for_model(pipeline.spec, args.model) if args.model else pipeline.spec
+    if not args.yes and not _confirmed(confirm, pipeline.destroy_plan(options)):
         return EXIT_ERROR
     report = pipeline.destroy(options, progress=lambda line: print(line, flush=True))
     print(report.text)
@@ -376,8 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_target(decide)
         decide.set_defaults(func=cmd_decide)
 
-    rollback = sub.add_parser("rollback", parents=[common], help="return production to the previous model")
+    rollback = sub.add_parser(
+        "rollback", parents=[common], help="return production to the version that served before the current one"
+    )
     rollback.add_argument("--by", default=getpass.getuser(), help="who rolls back (recorded in the ledger)")
+    rollback.add_argument(
+        "--version", type=int, help="return to this version instead (any version that served production before)"
+    )
+    _add_target(rollback)
     rollback.set_defaults(func=cmd_rollback)
 
     deployments = sub.add_parser("deployments", parents=[common], help="the production deployment ledger")
@@ -432,6 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_target(destroy)
     destroy.add_argument("--yes", action="store_true", help="do not ask (required when there is no terminal)")
+    destroy.add_argument(
+        "--model",
+        help="only this model's pipeline (local: its state, endpoints, REST APIs and key; aws: its stacks)",
+    )
     destroy.add_argument(
         "--keep-base-infra", action="store_true", help="aws: delete the per-model stacks only, keep the base infra"
     )

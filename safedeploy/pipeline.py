@@ -5,9 +5,10 @@
 >>> on_aws = Pipeline.load(overrides={"data.source": "churn.txt"}, target="aws")   # doctest: +SKIP
 >>> print(on_aws.status().text)                                                     # doctest: +SKIP
 
-``start``, ``status``, ``history``, ``decide`` and ``destroy`` go to the target's :mod:`safedeploy.control`
-implementation (this machine's runner, or the AWS CodePipeline). The rest (``run``, ``retry``, the registry,
-``rollback_production``, ``deployments``, ``monitor``) works on the local backend, created on first use.
+``start``, ``status``, ``history``, ``decide``, ``rollback`` and ``destroy`` go to the target's
+:mod:`safedeploy.control` implementation (this machine's runner, or the AWS CodePipeline). The rest (``run``,
+``retry``, the registry, ``rollback_production``, ``deployments``, ``monitor``) works on the local backend, created
+on first use.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from safedeploy.backends import Backend, create_backend
 from safedeploy.errors import ConfigError
 from safedeploy.ledger import ServedModel
 from safedeploy.registry import ApprovalStatus, ModelPackage
+from safedeploy.rollback import roll_back_production
 from safedeploy.runner import ExecutionStore, PipelineExecution, PipelineRunner
 from safedeploy.spec import PipelineSpec, load_spec
-from safedeploy.stages import pipeline_stages, roll_back_production
+from safedeploy.stages import pipeline_stages
 
 if TYPE_CHECKING:
     from safedeploy.aws.clients import AwsClients
@@ -129,6 +131,16 @@ class Pipeline:
         """The target's last retraining decision and last retraining."""
         return self.control.retraining_status()
 
+    def rollback(self, version: int | None = None, by: str | None = None) -> ControlReport[object]:
+        """Return production to the version that served before the current one, or to ``version``, on the target.
+
+        Raises:
+            DeploymentError: nothing to return to, or ``version`` cannot be chosen (the message lists those that
+                can); nothing changed.
+            ConfigError: on AWS, which rolls back by itself (the message says what to run instead).
+        """
+        return self.control.rollback(version, by or getpass.getuser())
+
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` would delete on the target."""
         return self.control.destroy_plan(options)
@@ -213,9 +225,13 @@ class Pipeline:
         waiting = [e for e in self.backend.executions.list() if e.awaiting_approval is not None]
         return waiting[-1] if waiting else None
 
-    def rollback_production(self, by: str | None = None) -> tuple[ServedModel, ServedModel]:
-        """Return production to the model it served before the current one; return (from, to)."""
-        return roll_back_production(self.spec, self.backend, by or getpass.getuser())
+    def rollback_production(self, by: str | None = None, version: int | None = None) -> tuple[ServedModel, ServedModel]:
+        """Return production to the version that served before the current one (or ``version``); return (from, to).
+
+        The rule for "before the current one" is :func:`safedeploy.rollback.return_path`'s.
+        """
+        result = roll_back_production(self.spec, self.backend, by or getpass.getuser(), version)
+        return result.was, result.now
 
     def deployments(self) -> list[dict[str, Any]]:
         """The production deployment ledger, one summary per deployment, oldest first."""

@@ -809,3 +809,16 @@ def load_spec(config_file: Path | None = None, overrides: Mapping[str, Any] | No
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     return PipelineSpec.model_validate(spec.model_dump())
+
+
+def spec_for_model(spec: PipelineSpec, model: str) -> PipelineSpec:
+    """``spec`` with another model name: that model's pipeline (its buckets, endpoints, stacks... follow the name).
+
+    Raises:
+        ConfigError: ``model`` is not a valid model name.
+    """
+    try:
+        return PipelineSpec.model_validate({**spec.model_dump(), "model_name": model})
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise ConfigError(f"{model!r} is not a model name: {problem}") from None

@@ -23,8 +23,7 @@ from safedeploy.blue_green import BlueGreenDeployment, RolledBackError
 from safedeploy.clock import ScaledClock
 from safedeploy.data.prepare import prepare_dataset, read_data_source
 from safedeploy.deployment import ModelSource, deploy
-from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
-from safedeploy.ids import random_uuid
+from safedeploy.errors import ArtifactError, ConfigError, SafeDeployError, TrainingJobError
 from safedeploy.ledger import ServedModel
 from safedeploy.monitoring.probe import ensure_schedule as ensure_probe_schedule
 from safedeploy.monitoring.probe import write_known_rows
@@ -47,7 +46,7 @@ from safedeploy.stage_outputs import (
     TrainOutputs,
 )
 from safedeploy.store import S3Uri
-from safedeploy.traffic import Schedule, build_schedule
+from safedeploy.traffic import Schedule
 from safedeploy.training.gate import candidate_metrics, check_gate, compare_with_production, production_measured
 from safedeploy.training.inputs import TrainingInputs, code_identity
 from safedeploy.training.production import Production, find_production, measure_on_test, verified_archive
@@ -664,56 +663,6 @@ class DeployPrdStage:
                 api_url=outputs.get("ApiUrl"),
             ),
         )
-
-
-def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple[ServedModel, ServedModel]:
-    """Return production to the model it served before the current one (``make rollback``); return (from, to).
-
-    It is a deployment like any other (new endpoint for the previous version, pre-traffic hook, all at once,
-    bake with alarms, post-traffic hook), recorded in the ledger as a rollback.
-
-    Raises:
-        DeploymentError: nothing to roll back to, or the previous version's records are gone.
-        RolledBackError: the rollback itself was rolled back (production stays as it was).
-    """
-    succeeded = [d for d in backend.deployments.deployments() if d["outcome"] == "Succeeded"]
-    if not succeeded:
-        raise DeploymentError("production has never been deployed: nothing to roll back")
-    current = ServedModel.from_dict(succeeded[-1]["green"])
-    candidates = [d for d in reversed(succeeded[:-1]) if int(d["green"]["version"]) != current.version]
-    previous = next((d for d in candidates if not _rolled_back(backend, spec, int(d["green"]["version"]))), None)
-    if previous is None:
-        if candidates:  # every earlier version was itself rolled back since: none is a healthy candidate
-            raise DeploymentError(
-                f"production serves v{current.version}; every earlier version was rolled back since "
-                f"({', '.join(sorted({'v' + str(d['green']['version']) for d in candidates}))}, see `make registry`)"
-            )
-        raise DeploymentError(f"production serves v{current.version} and no earlier version was ever deployed")
-    try:
-        execution = backend.executions.get(str(previous["execution_id"]))
-    except SafeDeployError as exc:
-        raise DeploymentError(f"cannot roll back to v{previous['green']['version']}: {exc}") from None
-    release = ProductionRelease.of_execution(execution, backend.serving_image, backend.registry, spec.model_name)
-    schedule = build_schedule("AllAtOnce", bake_seconds=spec.production.bake_seconds)
-    _, _, green = deploy_to_production(
-        spec,
-        backend,
-        release,
-        details={"rollback_of": current.as_dict(), "approver": by, "rehearsal": None},
-        schedule=schedule,
-        deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
-    )
-    why = f"production rolled back by {by} with safedeploy rollback to v{green.version}"
-    record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))
-    return current, green
-
-
-def _rolled_back(backend: Backend, spec: PipelineSpec, version: int) -> bool:
-    """Whether the registry marks ``version`` rolled back (an unknown version is not)."""
-    try:
-        return backend.registry.describe(spec.model_name, version).rolled_back
-    except SafeDeployError:
-        return False
 
 
 def record_in_registry(write: Callable[[], object]) -> None:

@@ -522,6 +522,35 @@ def test_cli_destroy_aws(
     assert "some resources remain" in captured.err
 
 
+def test_cli_destroy_aws_of_one_model_deletes_its_stacks_only(
+    tmp_path: Path, aws: AwsClients, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path)
+    other = _spec(tmp_path, model_name="churnb")
+    _create(aws, spec, ["deploy-dev", "training-job"])
+    _create(aws, other, ["deploy-prd", "deploy-dev"])
+    monkeypatch.setattr(cli, "aws_clients", lambda spec: aws)
+    monkeypatch.setenv("SAFEDEPLOY_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setattr("sys.stdin", _Terminal("churnb-dev\n"))  # asks for that model's pipeline name
+
+    assert cli.main(["destroy", "--target", "aws", "--model", "churnb"]) == 0
+    out = capsys.readouterr().out
+    assert "delete the stacks churnb-deploy-prd, churnb-deploy-dev, churnb-training-job" in out
+    assert "keep the base infrastructure (MODEL=churnb: its stacks only" in out
+    assert out.splitlines()[-1].split()[2:] == [
+        "skipped",
+        "kept",
+        "(MODEL=churnb:",
+        "that",
+        "model's",
+        "stacks",
+        "only)",
+    ]
+    assert _live_stacks(aws) == {"customerchurn-deploy-dev", "customerchurn-training-job"}
+    assert cli.main(["destroy", "--target", "aws", "--model", "Not_A_Model", "--yes"]) == 2
+    assert "'Not_A_Model' is not a model name" in capsys.readouterr().err
+
+
 # --- What terraform cannot delete: versioned buckets' contents, the registry ---------------------------------------
 
 

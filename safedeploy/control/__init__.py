@@ -1,4 +1,4 @@
-"""Pipeline control: start, retry, status, decide, registry and destroy, the same verbs on every target.
+"""Pipeline control: start, retry, status, decide, registry, rollback and destroy, the same verbs on every target.
 
 :class:`PipelineControl` is the interface; :mod:`safedeploy.control.local` implements it with this machine's runner
 and :mod:`safedeploy.control.aws` with the pipeline's AWS CodePipeline. The :class:`safedeploy.pipeline.Pipeline`
@@ -48,11 +48,15 @@ class DestroyOptions:
         keep_base_infra: AWS: delete the per-model stacks only, keep the Terraform base infrastructure.
         terraform_dir: AWS: the base infrastructure's Terraform root (default ``terraform/<environment>``).
         stack_timeout_s: AWS: how long to wait for each stack's deletion.
+        model: Only this model's pipeline (``make destroy MODEL=name``): locally its state, endpoints, REST APIs
+            and key, leaving every other model's pipeline serving; on AWS its per-model stacks (the base
+            infrastructure stays). ``None``: everything, as before.
     """
 
     keep_base_infra: bool = False
     terraform_dir: Path | None = None
     stack_timeout_s: float = C.STACK_DELETE_TIMEOUT_S
+    model: str | None = None
 
 
 Progress = Callable[[str], None]
@@ -101,6 +105,13 @@ class PipelineControl(Protocol):
 
     def retraining_status(self) -> ControlReport[object]:
         """The last retraining decision and the last retraining started, with its trigger."""
+        ...
+
+    def rollback(self, version: int | None, by: str) -> ControlReport[object]:
+        """Return production to the version that served before the current one, or to ``version``.
+
+        Not ok (nothing changed) when the rollback itself was rolled back; a version that cannot be chosen raises.
+        """
         ...
 
     def destroy_plan(self, options: DestroyOptions) -> str:

@@ -2,7 +2,8 @@
 
 ``start`` validates, encodes and uploads the data (the data-source contract's upload starts CodePipeline through the
 EventBridge rule); ``status`` reads ``GetPipelineState``; ``decide`` answers the manual approval with
-``PutApprovalResult``; ``destroy`` deletes the per-model stacks in order and then the Terraform base infrastructure.
+``PutApprovalResult``; ``destroy`` deletes the per-model stacks in order and then the Terraform base infrastructure
+(with a model: that model's stacks only); ``rollback`` is refused, saying what AWS does instead.
 ``start`` and ``destroy`` first check that the credentials belong to the spec's account; the read-only calls and
 ``decide`` find no pipeline in another account, and say so.
 """
@@ -30,7 +31,7 @@ from safedeploy.errors import ConfigError
 from safedeploy.infra.terraform_cli import working_copy
 from safedeploy.registry import ModelPackage
 from safedeploy.report import format_registry
-from safedeploy.spec import PipelineSpec
+from safedeploy.spec import PipelineSpec, spec_for_model
 
 LOG = logging.getLogger(__name__)
 
@@ -172,8 +173,31 @@ class AwsControl:
         record = read_record(self.clients.ssm, self.spec)
         return ControlReport(record, describe_retraining(record))
 
+    def rollback(self, version: int | None, by: str) -> ControlReport[object]:
+        """Refused: on AWS production rolls back by itself (CodeDeploy), and no command deploys an earlier version.
+
+        Raises:
+            ConfigError: always, saying what AWS does and what to run instead.
+        """
+        del by
+        named = f" to v{version}" if version is not None else ""
+        stack = naming.stack_name(self.spec, "deploy-prd")
+        raise ConfigError(
+            f"rollback{named} --target aws is not available: on AWS, CodeDeploy rolls a failing deployment back "
+            f"by itself (its alarms or hooks put the API alias back on the previous Lambda version and the {stack} "
+            "stack update rolls back; `make registry TARGET=aws` marks that version rolled back). To serve an earlier "
+            "version there, run the pipeline on that version's data and code (`make deploy TARGET=aws DATA=...`): "
+            "identical inputs reuse the registered version, and its approval deploys it through the same canary"
+        )
+
+    def _for(self, options: DestroyOptions) -> AwsControl:
+        """Control of ``options.model``'s pipeline (this one without a model)."""
+        if options.model is None or options.model == self.spec.model_name:
+            return self
+        return AwsControl(spec_for_model(self.spec, options.model), self._clients)
+
     def _terraform_dir(self, options: DestroyOptions) -> Path | None:
-        if options.keep_base_infra:
+        if options.keep_base_infra or options.model is not None:
             return None
         # The reviewed root stays free of .terraform state: terraform runs in the same working copy `make plan` uses
         # (the state itself is in the S3 backend that backend.hcl names).
@@ -181,12 +205,17 @@ class AwsControl:
         return working_copy(source, Path("build") / "terraform" / source.name) if source.is_dir() else source
 
     def destroy_plan(self, options: DestroyOptions) -> str:
-        """The stacks in deletion order, then the base infrastructure."""
+        """The stacks in deletion order, then the base infrastructure (with a model: its stacks only)."""
+        if (other := self._for(options)) is not self:
+            return other.destroy_plan(options)
         spec = self.spec
         stacks = ", ".join(naming.stack_name(spec, kind) for kind in naming.DESTROY_ORDER)
         root = options.terraform_dir or Path("terraform") / spec.environment
         base = (
-            "keep the base infrastructure"
+            f"keep the base infrastructure (MODEL={spec.model_name}: its stacks only; `make destroy TARGET=aws` "
+            "without MODEL removes the base infrastructure too)"
+            if options.model is not None
+            else "keep the base infrastructure"
             if options.keep_base_infra
             else f"empty the buckets {', '.join(cleanup.destroy_buckets(spec))} (every object version), delete "
             f"the registry's model packages and group {naming.model_package_group(spec)}, "
@@ -199,7 +228,12 @@ class AwsControl:
         )
 
     def destroy(self, options: DestroyOptions, progress: Progress) -> ControlReport[cleanup.AwsDestroyReport]:
-        """Stop running executions, delete the stacks in order, then destroy the base infrastructure."""
+        """Stop running executions, delete the stacks in order, then destroy the base infrastructure.
+
+        With ``options.model``: that model's running executions and stacks only; the base infrastructure stays.
+        """
+        if (other := self._for(options)) is not self:
+            return other.destroy(options, progress)
         spec = self.spec
         _ = self.caller
         progress(f"destroying {spec.pipeline_name} on AWS account {spec.account_id} ({spec.region}):")
@@ -215,6 +249,9 @@ class AwsControl:
             sagemaker=self.clients.sagemaker,
             resource_progress=lambda done: progress(cleanup.format_resource_line(done, width)),
         )
-        lines = [cleanup.format_base_line(report.base, width)]
+        base = report.base
+        if options.model is not None and base.detail == "kept (--keep-base-infra)":
+            base = cleanup.BaseInfraOutcome("skipped", f"kept (MODEL={spec.model_name}: that model's stacks only)")
+        lines = [cleanup.format_base_line(base, width)]
         lines += [f"  (stopped execution {e} of {self.pipeline_name} first)" for e in report.stopped]
         return ControlReport(report, "\n".join(lines), report.ok)

@@ -1,7 +1,9 @@
 """Pipeline control on this machine: the stage runner, its execution records and the local runtime.
 
 ``start`` runs the execution in this process to the end or to the approval gate; ``decide`` records the answer and
-resumes it; ``destroy`` stops the local runtime and removes the state directory.
+resumes it; ``rollback`` deploys an earlier version along production's history (:mod:`safedeploy.rollback`);
+``destroy`` stops the local runtime and removes the state directory, or with a model only that model's pipeline
+(:mod:`safedeploy.local.destroy_model`).
 """
 
 from __future__ import annotations
@@ -209,17 +211,44 @@ class LocalControl:
         status = retraining_status(self.pipeline.spec, self.pipeline.executions())
         return ControlReport(status, format_retraining(status).lstrip("\n"))
 
+    def rollback(self, version: int | None, by: str) -> ControlReport[object]:
+        """Deploy the version that served before the current one (or ``version``) to production, all at once.
+
+        Raises:
+            DeploymentError: nothing to return to, or ``version`` cannot be chosen (nothing changed).
+        """
+        from safedeploy.blue_green import RolledBackError
+        from safedeploy.rollback import roll_back_production
+
+        try:
+            result = roll_back_production(self.pipeline.spec, self.pipeline.backend, by, version)
+        except RolledBackError as exc:
+            return ControlReport(exc, f"the rollback was itself rolled back; production is unchanged: {exc}", False)
+        was, now = result.was, result.now
+        lines = [f"production rolled back: {was.endpoint} (v{was.version}) -> {now.endpoint} (v{now.version})"]
+        lines += [f"  skipped {reason}" for reason in result.skipped]
+        return ControlReport(result, "\n".join(lines))
+
     def destroy_plan(self, options: DestroyOptions) -> str:
         """What :meth:`destroy` removes."""
         spec = self.pipeline.spec
+        if options.model is not None:
+            from safedeploy.local.destroy_model import model_destroy_plan
+
+            return model_destroy_plan(spec, options.model)
         return (
             f"destroy {spec.pipeline_name} locally: stop the local runtime (every endpoint and REST API it serves) "
             f"and remove {spec.state_dir.resolve()} (artifact store, registry, executions, deployment ledger of "
             "every pipeline kept there)"
         )
 
-    def destroy(self, options: DestroyOptions, progress: Progress) -> ControlReport[cleanup.LocalDestroyReport]:
-        """Stop the local runtime and remove the state directory."""
+    def destroy(self, options: DestroyOptions, progress: Progress) -> ControlReport[object]:
+        """Stop the local runtime and remove the state directory (with ``options.model``: that model's pipeline)."""
         spec = self.pipeline.spec
+        if options.model is not None:
+            from safedeploy.local.destroy_model import destroy_model
+
+            removed = destroy_model(spec, options.model, progress)
+            return ControlReport(removed, removed.text())
         report = cleanup.destroy_local(spec)
         return ControlReport(report, "\n".join([f"destroyed {spec.pipeline_name} locally:", *report.lines()]))

@@ -10,7 +10,8 @@
 * ``GET /_local/health``, ``GET /_local/metrics`` (GetMetricStatistics' parameters as a query string),
   ``PUT`` / ``DELETE /_local/routes/{name}`` (a REST API route of the local gateway: its handler must be in
   ``lambdas/``; a route requiring a key gets its usage plan's, created on first use; a deployment's changes
-  carry its lease in ``X-Safedeploy-Lease``);
+  carry its lease in ``X-Safedeploy-Lease``); ``DELETE /_local/api-keys/{usagePlan}`` (API Gateway's
+  ``DeleteApiKey`` for a model's usage plan, once no route uses it: ``destroy --model``);
 * ``PUT`` / ``DELETE /_local/leases/{deploymentId}``, ``POST /_local/leases/{deploymentId}/renew``: a production
   deployment's lease on its route (:mod:`safedeploy.runtime.codedeploy.leases`).
 
@@ -115,6 +116,7 @@ class RuntimeApi:
         app.router.add_get("/_local/metrics", self.get_metric_statistics)
         app.router.add_put("/_local/routes/{name}", self.put_route)
         app.router.add_delete("/_local/routes/{name}", self.delete_route)
+        app.router.add_delete("/_local/api-keys/{plan}", self.delete_api_key)
         app.router.add_get("/_local/codedeploy/{deployment}/{execution}", self.get_hook_status)
         app.router.add_put("/_local/leases/{deployment}", self.acquire_lease)
         app.router.add_post("/_local/leases/{deployment}/renew", self.renew_lease)
@@ -306,6 +308,24 @@ class RuntimeApi:
         except OSError as exc:
             self._undo_route(name, removed)
             return web.json_response({"message": f"the runtime could not save the route: {exc}"}, status=503)
+        self.on_routes_changed()
+        return web.json_response({"removed": removed is not None})
+
+    async def delete_api_key(self, request: web.Request) -> web.Response:
+        """Remove a usage plan's API key (idempotent); refused (409) while a route still accepts it."""
+        plan = request.match_info["plan"]
+        state = self.control.state
+        users = sorted(n for n, r in state.Routes.items() if r.ApiKeyRequired and (r.UsagePlan or n) == plan)
+        if users:
+            message = f"usage plan {plan}'s key is still used by the routes {', '.join(users)}: delete them first"
+            return web.json_response({"message": message}, status=409)
+        removed = state.ApiKeys.pop(plan, None)
+        try:
+            self.control.save(critical=True)
+        except OSError as exc:
+            if removed is not None:
+                state.ApiKeys[plan] = removed
+            return web.json_response({"message": f"the runtime could not save the key's removal: {exc}"}, status=503)
         self.on_routes_changed()
         return web.json_response({"removed": removed is not None})
 

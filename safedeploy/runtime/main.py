@@ -36,7 +36,7 @@ from safedeploy.locking import LockHeldError, exclusive_lock
 from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.reserve import ensure_reserve
 from safedeploy.runtime.api import RuntimeApi
-from safedeploy.runtime.apigateway.gateway import Gateway
+from safedeploy.runtime.apigateway.gateway import Gateway, new_api_key
 from safedeploy.runtime.auth import authenticator
 from safedeploy.runtime.cloudwatch.metrics import MetricStore
 from safedeploy.runtime.codedeploy.leases import LeaseKeeper
@@ -48,6 +48,7 @@ from safedeploy.runtime.sagemaker_runtime.capture import CaptureWriter
 from safedeploy.runtime.sagemaker_runtime.instance_client import InstanceClient
 from safedeploy.runtime.sagemaker_runtime.invoke import Invoker
 from safedeploy.runtime.server import RuntimeAppRunner
+from safedeploy.runtime.state import plans_without_key
 from safedeploy.runtime.state_file import load_state
 from safedeploy.runtime.supervisor import EXIT_CONFIG
 from safedeploy.store import LocalArtifactStore
@@ -250,6 +251,9 @@ async def serve(paths: RuntimePaths, region: str, account_id: str, runtime_port:
     store = LocalArtifactStore(paths.store_root)
     loaded = load_state(paths.state, keep_aside=True)  # a corrupt state file: its last good copy, logged
     state = loaded.state
+    for plan in plans_without_key(state):  # a state saved when models shared one key: each gets its own
+        state.ApiKeys[plan] = new_api_key()
+        LOG.warning("usage plan %s had no API key of its own (the state shared one): issued a new one", plan)
     verifier = Verifier(runtime_credentials.load_or_create(paths.credentials), region)
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
     async with aiohttp.ClientSession(connector=connector) as session:

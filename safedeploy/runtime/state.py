@@ -8,9 +8,9 @@ state is saved atomically after every change and reloaded when the runtime resta
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from safedeploy import constants as C
 
@@ -181,3 +181,47 @@ class RuntimeState(_Shape):
     Routes: dict[str, RestApiRoute] = {}
     ApiKeys: dict[str, str] = {}
     """API keys by usage plan (a model's REST APIs share one; models never share a key)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_key_per_model(cls, data: Any) -> Any:
+        """Read a state saved when every model shared one key (``ApiKey``) as one key per model.
+
+        Each route without a usage plan gets its model's (the first segment of its path, as the pipeline names
+        a model's APIs). The shared key stays only where nothing shared it: the state's routes belong to one
+        model. With several models it is dropped (every model's clients knew it), and the runtime issues each
+        model a new key when it starts (:func:`plans_without_key`); ``make outputs`` prints it.
+        """
+        if not isinstance(data, dict) or "ApiKey" not in data:
+            return data
+        data = dict(data)
+        shared = data.pop("ApiKey")
+        routes = {
+            name: dict(route) if isinstance(route, dict) else route
+            for name, route in (data.get("Routes") or {}).items()
+        }
+        for route in routes.values():
+            if isinstance(route, dict) and not route.get("UsagePlan") and isinstance(route.get("Path"), str):
+                route["UsagePlan"] = route["Path"].strip("/").split("/")[0] or None
+        data["Routes"] = routes
+        plans = {
+            route.get("UsagePlan")
+            for route in routes.values()
+            if isinstance(route, dict) and route.get("ApiKeyRequired", True)
+        }
+        keys = dict(data.get("ApiKeys") or {})
+        if isinstance(shared, str) and shared and len(plans) == 1:
+            keys.setdefault(next(iter(plans)), shared)
+        data["ApiKeys"] = keys
+        return data
+
+
+def plans_without_key(state: RuntimeState) -> list[str]:
+    """The usage plans that key-requiring routes name and that have no key (after reading a shared-key state)."""
+    return sorted(
+        {
+            route.UsagePlan
+            for route in state.Routes.values()
+            if route.ApiKeyRequired and route.UsagePlan and route.UsagePlan not in state.ApiKeys
+        }
+    )

@@ -202,7 +202,8 @@ class Gateway:
             return _message(405, f"{request.method} is not allowed on {route.Path}; use POST", {"Allow": "POST"})
         presented = request.headers.get(C.API_KEY_HEADER)
         if route.ApiKeyRequired and not _key_matches(presented, self.api_keys.get(route.Path, b"")):
-            return _message(403, "Forbidden: send a valid API key in the x-api-key header")
+            # API Gateway's own answer for a missing or wrong key (another model's included): nothing more is said
+            return _message(403, "Forbidden", {"x-amzn-ErrorType": "ForbiddenException"})
         event = proxy_event(request, route.Path, presented)
         canary = route.Canary is not None and self._random.random() < route.Canary.Weight
         try:
