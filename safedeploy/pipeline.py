@@ -23,6 +23,7 @@ from safedeploy.approval import Approver, AutoApprove, Decision
 from safedeploy.backends import Backend, create_backend
 from safedeploy.errors import ConfigError
 from safedeploy.ledger import ServedModel
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.registry import ApprovalStatus, ModelPackage
 from safedeploy.runner import ExecutionStore, PipelineExecution, PipelineRunner
 from safedeploy.spec import PipelineSpec, load_spec
@@ -48,8 +49,11 @@ class Pipeline:
         *,
         target: Target = "local",
         aws_clients: Callable[[PipelineSpec], AwsClients] | None = None,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.spec = spec
+        self.progress: ProgressReporter = progress or PlainProgress()
+        """Where runs, resumed executions and rollbacks report their progress (the CLI's terminal, or log lines)."""
         self.project_root = project_root
         self.approver = approver
         self.target: Target = target
@@ -74,6 +78,7 @@ class Pipeline:
             self.backend.executions,
             self.backend.lock_path,
             verify=self.backend.store.verify,
+            progress=self.progress,
         )
 
     @cached_property
@@ -184,7 +189,9 @@ class Pipeline:
         """Resume the latest (or the given) failed execution from its failed stage, with its original spec."""
         target = self.backend.executions.get(execution_id) if execution_id else self.backend.executions.latest()
         if target is not None and target.spec != self.spec.model_dump(mode="json"):
-            other = Pipeline(PipelineSpec.model_validate(target.spec), self.project_root, self.approver)
+            other = Pipeline(
+                PipelineSpec.model_validate(target.spec), self.project_root, self.approver, progress=self.progress
+            )
             return other.runner.retry(target.execution_id)
         return self.runner.retry(execution_id)
 
@@ -204,7 +211,9 @@ class Pipeline:
         """Record ``decision`` at the local gate of the waiting execution and resume it."""
         waiting = self.runner.waiting_execution(execution_id)  # resume with the spec it started with
         if waiting.spec != self.spec.model_dump(mode="json"):
-            other = Pipeline(PipelineSpec.model_validate(waiting.spec), self.project_root, self.approver)
+            other = Pipeline(
+                PipelineSpec.model_validate(waiting.spec), self.project_root, self.approver, progress=self.progress
+            )
             return other.runner.decide(decision, waiting.execution_id)
         return self.runner.decide(decision, waiting.execution_id)
 
@@ -215,7 +224,8 @@ class Pipeline:
 
     def rollback_production(self, by: str | None = None) -> tuple[ServedModel, ServedModel]:
         """Return production to the model it served before the current one; return (from, to)."""
-        return roll_back_production(self.spec, self.backend, by or getpass.getuser())
+        with self.progress.task("rollback: a blue/green deployment of the previous version, all at once"):
+            return roll_back_production(self.spec, self.backend, by or getpass.getuser(), self.progress)
 
     def deployments(self) -> list[dict[str, Any]]:
         """The production deployment ledger, one summary per deployment, oldest first."""

@@ -26,6 +26,7 @@ from safedeploy.deployment import ModelSource, deploy
 from safedeploy.errors import ArtifactError, ConfigError, DeploymentError, SafeDeployError, TrainingJobError
 from safedeploy.ids import random_uuid
 from safedeploy.ledger import ServedModel
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.registry import ApprovalStatus, ModelPackage, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
@@ -140,7 +141,12 @@ class TrainStage:
             image_uri=self.backend.training_image,
             production_model_uri=production.model_data_url if production else None,
         )
+        context.progress.step(
+            f"training job {job_name}: up to {hyperparameters.get('num_round', '?')} rounds, early stopping on "
+            "validation"
+        )
         job = self.backend.training.run(request)
+        context.progress.step("quality gate")
         if job.training_job_status != "Completed" or job.model_artifacts is None:
             raise TrainingJobError(
                 f"training job {job_name} {job.training_job_status}: {job.failure_reason} (log: {job.log_file})"
@@ -271,6 +277,7 @@ class BaselineStage:
         """Run both baseline jobs."""
         from safedeploy.monitoring.baseline import run_baseline_jobs  # numpy-heavy, one stage needs it
 
+        context.progress.step("baseline processing jobs: training features, validation scores")
         jobs = run_baseline_jobs(
             self.spec,
             self.backend.store,
@@ -361,6 +368,7 @@ class DeployDevStage:
         train = context.output(TrainOutputs)
         version = context.output(RegisterOutputs).model_package_version
         host = self.backend.serving
+        context.progress.step(f"{naming.endpoint_name(self.spec, C.DEV_STAGE)}: creating, waiting for InService")
         deployed = deploy(
             host.sagemaker(),
             self.spec,
@@ -382,6 +390,7 @@ class DeployDevStage:
         store = self.backend.store
         rows = held_out_rows(store, context.output(DataOutputs).input_data.TestUri, self.spec.serving.smoke_test_rows)
         expected = offline_predictions(store.get_bytes(S3Uri.parse(train.model_data_url)), rows)
+        context.progress.step(f"smoke test: {len(rows)} held-out rows against the offline predictions")
         smoke = smoke_test(
             host.runtime(), deployed.endpoint_name, rows, expected, tolerance=self.spec.serving.smoke_test_tolerance
         )
@@ -438,7 +447,8 @@ class ApprovalStage:
             )
         approval = record.approval
         if approval.pending:
-            decision = self.approver.decide(approval)
+            with context.progress.suspended():  # a terminal prompt reads the answer: no spinner over it
+                decision = self.approver.decide(approval)
             if decision is None:
                 raise ApprovalPending(approval)
             approval.decide(decision)
@@ -522,6 +532,7 @@ def deploy_to_production(
     details: dict[str, object],
     schedule: Schedule | None = None,
     deployment_execution_id: str | None = None,
+    progress: ProgressReporter | None = None,
 ) -> tuple[BlueGreenDeployment, ServedModel | None, ServedModel]:
     """Blue/green ``release`` into production beside what the ledger says serves now; return (controller, blue, green).
 
@@ -548,6 +559,7 @@ def deploy_to_production(
         alarms=local_alarm_settings(spec),
         clock=ScaledClock(scale=production.time_scale),
         synthetic=production.synthetic_traffic,
+        progress=progress or PlainProgress(),
     )
     green_name = naming.green_endpoint_name(spec, release.source.version, execution_id)
     details = {"execution_id": release.execution_id, "model_package_arn": release.model_package_arn, **details}
@@ -635,6 +647,7 @@ class DeployPrdStage:
                 "rehearsal": self.spec.production.fault,
                 "trigger": context.execution.trigger,
             },
+            progress=context.progress,
         )
         version = release.source.version
         outputs = self.backend.serving.outputs()
@@ -658,7 +671,9 @@ class DeployPrdStage:
         )
 
 
-def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple[ServedModel, ServedModel]:
+def roll_back_production(
+    spec: PipelineSpec, backend: Backend, by: str, progress: ProgressReporter | None = None
+) -> tuple[ServedModel, ServedModel]:
     """Return production to the model it served before the current one (``make rollback``); return (from, to).
 
     It is a deployment like any other (new endpoint for the previous version, pre-traffic hook, all at once,
@@ -694,6 +709,7 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str) -> tuple
         details={"rollback_of": current.as_dict(), "approver": by, "rehearsal": None},
         schedule=schedule,
         deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
+        progress=progress,
     )
     why = f"production rolled back by {by} with safedeploy rollback to v{green.version}"
     record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))
