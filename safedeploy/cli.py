@@ -30,7 +30,7 @@ from safedeploy.blue_green import RolledBackError
 from safedeploy.control import TARGETS, ControlReport, DestroyOptions
 from safedeploy.errors import ConfigError
 from safedeploy.filemodes import use_private_umask
-from safedeploy.hints import Failure, failure_of_exception, failure_of_execution, is_expected
+from safedeploy.hints import ROLLBACK, Failure, failure_of_exception, failure_of_execution, is_expected
 from safedeploy.local import daemon
 from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("safedeploy")
 EXIT_FAILED = 1
 EXIT_ERROR = 2
-WHERE = {"rollback": "DeployPrd (rollback)", "monitor": "monitoring (outside the pipeline)"}
+WHERE = {"rollback": ROLLBACK, "monitor": "monitoring (outside the pipeline)"}
 """Where a command's failure happens when it is not a pipeline stage (default: before the pipeline started)."""
 
 
@@ -231,7 +231,7 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     else:
         running = daemon.read_info(paths)
         if running is None:
-            print(f"no runtime is running for {paths.state_dir}")
+            print(f"no runtime is running for {paths.state_dir}; start it: .venv/bin/safedeploy runtime start")
             return EXIT_FAILED
         print(f"runtime pid {running.pid}: API {running.runtime_url}, gateway {running.gateway_url}; log {paths.log}")
     return 0

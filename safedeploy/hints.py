@@ -41,6 +41,8 @@ from safedeploy.runner import PipelineExecution, Status
 BEFORE_THE_PIPELINE = "before the pipeline started"
 DATA = "make deploy DATA=path/to/churn.csv"
 RETRY = "make retry"
+ROLLBACK = "DeployPrd (rollback)"
+"""Where ``make rollback``'s failures happen."""
 DISK_FULL = "No space left on device"
 """``strerror(ENOSPC)``: how a full disk reads in a recorded failure."""
 
@@ -89,7 +91,7 @@ HINTS: tuple[Hint, ...] = (
     Hint(
         GateFailedError,
         DATA,
-        "nothing was registered: improve the data or hyperparameters (or relax gate.conditions in pipeline.toml)",
+        "nothing was registered: improve the data or hyperparameters, or relax gate.conditions in pipeline.toml",
     ),
     Hint(TrainingJobError, RETRY, "after reading the training job's log named above"),
     Hint(
@@ -102,6 +104,12 @@ HINTS: tuple[Hint, ...] = (
         RETRY,
         "the dev REST API was not moved; the runtime log (`.venv/bin/safedeploy runtime status` names it) says why",
         stage="DeployDev",
+    ),
+    Hint(
+        DeploymentError,
+        "make deployments",
+        "shows which versions served production and how each ended (`make registry`: which were rolled back)",
+        stage=ROLLBACK,
     ),
     Hint(DeploymentError, "make status", f"and `make deployments` show where it stopped; {RETRY} once it is fixed"),
     Hint(
@@ -169,7 +177,7 @@ class Failure:
     @property
     def next_step(self) -> str:
         """The next command and its note on one line."""
-        return f"{self.next_command}  ({self.note})" if self.note else self.next_command
+        return f"{self.next_command}  # {self.note}" if self.note else self.next_command
 
     def plain(self) -> str:
         """``error: <cause>``, then the stage and the next command, one per line."""
@@ -198,7 +206,7 @@ def failure_of_exception(exc: BaseException, where: str | None = None, *, cause:
     cause = cause or str(exc) or type(exc).__name__
     if is_disk_full(exc):
         return Failure.of(where or BEFORE_THE_PIPELINE, cause, DISK_FULL_HINT)
-    hint = _hint(type(exc).__name__, None)
+    hint = _hint(type(exc).__name__, where)
     stage = (hint.where if hint else None) or where or BEFORE_THE_PIPELINE
     return Failure.of(stage, cause, hint or DEFAULT_HINT)
 

@@ -20,8 +20,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.panel import Panel
-from rich.table import Column
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from rich.text import Text
 
 from safedeploy.hints import Failure
@@ -69,8 +69,16 @@ def render_failure(failure: Failure, console: Console | None, stream: TextIO | N
     body.append("cause  ", style="bold").append(f"{failure.cause}\n")
     body.append("next   ", style="bold").append(failure.next_command, style="bold cyan")
     if failure.note:
-        body.append(f"  ({failure.note})")
-    console.print(Panel(body, title="[bold]failed[/]", title_align="left", border_style="red", expand=False))
+        body.append(f"  # {failure.note}", style="dim")
+    console.print(
+        Panel(
+            body,
+            title=Text(f"failed: {failure.stage}", style="bold"),
+            title_align="left",
+            border_style="red",
+            expand=False,
+        )
+    )
 
 
 class RichProgress:
