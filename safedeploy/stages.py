@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,21 @@ class DataStage:
         )
 
 
+_ROUND = re.compile(r"^\[(?P<round>\d+)\]\s+(?P<metrics>.*)$")
+
+
+def training_rounds(progress: ProgressReporter, job_name: str, rounds: object) -> Callable[[str], None]:
+    """Follow XGBoost's evaluation lines (``[25]  validation-auc:0.96...``) in a job's log as progress steps."""
+
+    def on_line(line: str) -> None:
+        match = _ROUND.match(line)
+        if match:
+            metrics = "  ".join(match["metrics"].split())
+            progress.step(f"training job {job_name}: round {match['round']} of up to {rounds}: {metrics}")
+
+    return on_line
+
+
 @dataclass(frozen=True)
 class TrainStage:
     """Run the training job from the data-source contract, then hold the model to the quality gate.
@@ -141,11 +157,9 @@ class TrainStage:
             image_uri=self.backend.training_image,
             production_model_uri=production.model_data_url if production else None,
         )
-        context.progress.step(
-            f"training job {job_name}: up to {hyperparameters.get('num_round', '?')} rounds, early stopping on "
-            "validation"
-        )
-        job = self.backend.training.run(request)
+        rounds = hyperparameters.get("num_round", "?")
+        context.progress.step(f"training job {job_name}: up to {rounds} rounds, early stopping on validation")
+        job = self.backend.training.run(request, on_log_line=training_rounds(context.progress, job_name, rounds))
         context.progress.step("quality gate")
         if job.training_job_status != "Completed" or job.model_artifacts is None:
             raise TrainingJobError(

@@ -3,6 +3,7 @@ its cause and the next command (``safedeploy/progress.py``, ``safedeploy/termina
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -10,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +38,7 @@ from safedeploy.runner import (
     StageResult,
     Status,
 )
-from safedeploy.spec import load_spec
+from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.terminal import RichProgress, render_failure, wants_rich
 from tests.conftest import REPO_ROOT, churn_rows, write_table
 
@@ -145,6 +147,51 @@ def test_the_cli_without_a_terminal_prints_no_escape_codes(tmp_path: Path, capsy
     assert cli.main(["status", "--set", f"state_dir={tmp_path / 'state'}"]) == 0
     captured = capsys.readouterr()
     assert "has not run yet" in captured.out and "\x1b[" not in captured.out + captured.err
+
+
+class _Recorder:
+    """A ProgressReporter that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def stage_started(self, stage: str, *, resumed: bool = False) -> None:
+        self.events.append(("started", stage))
+
+    def stage_succeeded(self, stage: str, summary: str) -> None:
+        self.events.append(("succeeded", stage))
+
+    def stage_paused(self, stage: str, summary: str) -> None:
+        self.events.append(("paused", stage))
+
+    def stage_failed(self, stage: str, message: str, *, unexpected: BaseException | None = None) -> None:
+        self.events.append(("failed", stage))
+
+    def step(self, text: str) -> None:
+        self.events.append(("step", text))
+
+    @contextlib.contextmanager
+    def task(self, title: str) -> Iterator[None]:
+        self.events.append(("task", title))
+        yield
+
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        yield
+
+
+@pytest.mark.slow
+def test_a_real_run_reports_its_stages_and_the_training_rounds(make_spec: Callable[..., PipelineSpec]) -> None:
+    recorder = _Recorder()
+    execution = Pipeline(make_spec(), project_root=REPO_ROOT, progress=recorder).run()
+    assert execution.status == Status.SUCCEEDED, execution.error
+    stages = [(kind, name) for kind, name in recorder.events if kind in ("started", "succeeded")]
+    assert stages == [(kind, s.name) for s in execution.stages for kind in ("started", "succeeded")]
+    steps = [text for kind, text in recorder.events if kind == "step"]
+    job = execution.stage("Train").outputs["training_job_name"]
+    rounds = [text for text in steps if text.startswith(f"training job {job}: round ")]
+    assert rounds and rounds[0].startswith(f"training job {job}: round 0 of up to 300: train-auc:")  # XGBoost's lines
+    assert "validation-auc:" in rounds[-1] and "quality gate" in steps
 
 
 # --- Failures: stage, cause, next command ------------------------------------------------------------------------
