@@ -298,7 +298,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     print(summary.format_execution(execution))
     print("alarms:")
     print(summary.format_alarms(monitor.alarm_states()))
-    return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
+    return _monitoring_outcome(args, execution.MonitoringExecutionStatus, execution.FailureReason)
+
+
+def _monitoring_outcome(args: argparse.Namespace, status: str, reason: str | None) -> int:
+    """0, or the failed monitoring execution's cause and what to run next."""
+    if status != "Failed":
+        return 0
+    cause = f"the monitoring execution failed: {reason or 'no reason given'}"
+    _fail(args, Failure(WHERE["monitor"], cause, "make monitor", "runs it again once the cause is fixed"))
+    return EXIT_FAILED
 
 
 def cmd_retraining(args: argparse.Namespace) -> int:
@@ -330,11 +339,12 @@ def _model_quality(args: argparse.Namespace) -> int:
         print(f"{uploaded.labels} labels uploaded to {uploaded.uri}{repeated}")
         return 0
     monitor = pipeline.model_quality_monitor()
-    execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
+    with _progress(args).task("model-quality execution: joining labels and predictions"):
+        execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
     print(summary.format_execution(execution))
     print("alarms:")
     print(summary.format_alarms(monitor.alarm_states()))
-    return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
+    return _monitoring_outcome(args, execution.MonitoringExecutionStatus, execution.FailureReason)
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
