@@ -162,6 +162,7 @@ class Failure:
         stage: The stage that failed, or :data:`BEFORE_THE_PIPELINE`.
         cause: What went wrong (the exception's or the record's message).
         next_command: What to run next.
+        note: When or why, in a few words (shown after the command as a shell comment).
     """
 
     stage: str
@@ -191,7 +192,7 @@ def _names(kind: type[BaseException]) -> Iterator[str]:
 
 
 def _hint(kind: str, stage: str | None) -> Hint | None:
-    """The first hint for an exception class named ``kind`` (or a subclass of its) that applies in ``stage``."""
+    """The first hint for an exception class named ``kind`` (or a subclass of it) that applies in ``stage``."""
     for hint in HINTS:
         if (hint.stage is None or hint.stage == stage) and kind in set(_names(hint.kind)):
             return hint
