@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
 class TrainingJobs(Protocol):
     """Runs ``CreateTrainingJob`` requests to completion."""
 
-    def run(self, request: CreateTrainingJobRequestTypeDef) -> TrainingJobDescription:
-        """Run one job and describe the outcome."""
+    def run(
+        self, request: CreateTrainingJobRequestTypeDef, on_log_line: Callable[[str], None] | None = None
+    ) -> TrainingJobDescription:
+        """Run one job and describe the outcome; ``on_log_line`` follows its log (the training rounds)."""
         ...
 
 

@@ -48,6 +48,7 @@ from safedeploy.ledger import (
     DeploymentLedger,
     ServedModel,
 )
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.reserve import is_disk_full
 from safedeploy.traffic import Schedule, TrafficStep
 
@@ -303,6 +304,13 @@ class SyntheticTraffic:
             thread.join(timeout=10)
 
 
+def _clock_text(seconds: float) -> str:
+    """Model time as ``m:ss`` (``h:mm:ss`` from an hour)."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 @dataclass
 class BlueGreenDeployment:
     """One production deployment, run to success or rollback."""
@@ -321,7 +329,10 @@ class BlueGreenDeployment:
     (a dead controller is found at once: its process is gone)."""
     lease_renew_seconds: float = 1.0
     deployment_id: str = field(default_factory=lambda: f"d-{uuid.uuid4().hex[:12]}")
+    progress: ProgressReporter = field(default_factory=PlainProgress)
+    """Where the long sub-steps go (green starting, each traffic step and the bake on the model-time clock)."""
     transitions: list[str] = field(default_factory=list)
+    _weights: str = ""
     _blue_p99_ms: float | None = None
     _blue_max_ms: float | None = None
     _blue_scores: dict[int, float] = field(default_factory=dict)
@@ -373,11 +384,13 @@ class BlueGreenDeployment:
             since = datetime.now(UTC)
             failure: str | None = None
             try:
+                self.progress.step(f"green {green_endpoint} (v{version}): starting, waiting for InService")
                 green = self.host.start_green(green_endpoint)
                 self._record("GreenReady", green=green.as_dict())
             except DeploymentError as exc:  # the pre-traffic hook is what judges it, as CodeDeploy's would
                 green, failure = ServedModel(green_endpoint, version), str(exc)
                 self._record("GreenFailed", green=green.as_dict(), reason=failure)
+            self.progress.step(f"{PRE_TRAFFIC} hook")
             self._hook(PRE_TRAFFIC, green, since, failure)
             if failure is not None:
                 raise DeploymentError(f"green failed to start: {failure}")
@@ -389,6 +402,7 @@ class BlueGreenDeployment:
                 self._shift(blue, green, step.green_percent, feeder)
                 self._watch(blue, green, step.wait_seconds, f"{step.green_percent}% step")
             self._watch(blue, green, schedule.bake_seconds, "bake at 100%")
+            self.progress.step(f"{POST_TRAFFIC} hook")
             self._hook(POST_TRAFFIC, green, since)
             feeder.stop()
             if self._lease_lost():  # the host rolled back while the post-traffic hook ran
@@ -465,6 +479,7 @@ class BlueGreenDeployment:
             weights=weights,
             synthetic_rate=feeder.rate,
         )
+        self._weights = ", ".join(f"{name} {share:.0%}" for name, share in weights.items())
         LOG.info("traffic: %d%% to %s", percent, green.endpoint)
 
     def _real_period(self) -> float:
@@ -490,6 +505,10 @@ class BlueGreenDeployment:
         seen_ok: set[str] = set()
         window_start = start
         for index in range(periods):
+            self.progress.step(
+                f"{what}: {self._weights}; alarm period {index + 1}/{periods}, model time "
+                f"{_clock_text(index * model_seconds / periods)} of {_clock_text(model_seconds)}"
+            )
             end = max(window_start + real_period, start + (index + 1) * real_period)
             values, end = self._judge_window(blue, green, window_start, end, what)
             window_start = end

@@ -27,20 +27,43 @@ from safedeploy import constants as C
 from safedeploy.approval import ApprovalOutcome, Decision, choose_approver
 from safedeploy.aws.clients import AwsClients, aws_error_line, connect
 from safedeploy.control import TARGETS, ControlReport, DestroyOptions
-from safedeploy.errors import ConfigError, SafeDeployError
+from safedeploy.errors import ConfigError
 from safedeploy.filemodes import use_private_umask
+from safedeploy.hints import ROLLBACK, Failure, failure_of_exception, failure_of_execution, is_expected
 from safedeploy.local import daemon
 from safedeploy.local.host import format_outputs
 from safedeploy.pipeline import Pipeline
+from safedeploy.progress import ProgressReporter
+from safedeploy.runner import PipelineExecution, Status
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.spec import PipelineSpec, load_spec, parse_assignment, spec_for_model
+from safedeploy.terminal import configure_logging, render_failure, reporter, stderr_console, wants_rich
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from safedeploy.monitoring.monitor import Monitor
 
 LOG = logging.getLogger("safedeploy")
 EXIT_FAILED = 1
 EXIT_ERROR = 2
+WHERE = {"rollback": ROLLBACK, "monitor": "monitoring (outside the pipeline)"}
+"""Where a command's failure happens when it is not a pipeline stage (default: before the pipeline started)."""
+
+
+def _console(args: argparse.Namespace) -> Console | None:
+    """The rich console on a terminal (set by :func:`main`), else ``None``: plain lines."""
+    console: Console | None = getattr(args, "console", None)
+    return console
+
+
+def _progress(args: argparse.Namespace) -> ProgressReporter:
+    progress: ProgressReporter = getattr(args, "progress", None) or reporter(None)
+    return progress
+
+
+def _fail(args: argparse.Namespace, failure: Failure) -> None:
+    render_failure(failure, _console(args))
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,22 +96,29 @@ def _pipeline(args: argparse.Namespace) -> Pipeline:
         approver=approver,
         target=getattr(args, "target", "local"),
         aws_clients=lambda spec: aws_clients(spec),
+        progress=_progress(args),
     )
 
 
-def _print(report: ControlReport[object]) -> int:
+def _print(report: ControlReport[object], args: argparse.Namespace | None = None) -> int:
+    """The report on stdout; a failed execution's stage, cause and next command on stderr."""
     print(report.text)
-    return 0 if report.ok else EXIT_FAILED
+    if report.ok:
+        return 0
+    failure = failure_of_execution(report.value) if isinstance(report.value, PipelineExecution) else None
+    if failure is not None and args is not None:
+        _fail(args, failure)
+    return EXIT_FAILED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Start a new execution (on AWS: upload the prepared data, whose contract starts CodePipeline)."""
-    return _print(_pipeline(args).start(trigger=args.trigger))
+    return _print(_pipeline(args).start(trigger=args.trigger), args)
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Resume a failed execution."""
-    return _print(_pipeline(args).retry_execution(args.execution_id))
+    return _print(_pipeline(args).retry_execution(args.execution_id), args)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -98,14 +128,18 @@ def cmd_decide(args: argparse.Namespace) -> int:
             f"{args.command} needs a comment saying why: --comment 'why' (make {args.command} COMMENT='why')"
         )
     outcome: ApprovalOutcome = "Approved" if args.command == "approve" else "Rejected"
-    return _print(_pipeline(args).decide(Decision(outcome, args.by, args.comment), args.execution_id))
+    return _print(_pipeline(args).decide(Decision(outcome, args.by, args.comment), args.execution_id), args)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Return production to the version that served before the current one (or to ``--version``)."""
     report = _pipeline(args).rollback(args.version, by=args.by)
-    print(report.text, file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else EXIT_FAILED
+    if not report.ok:  # the rollback was itself rolled back: production is unchanged
+        failure = report.value if isinstance(report.value, BaseException) else None
+        _fail(args, failure_of_exception(failure or RuntimeError(report.text), WHERE["rollback"], cause=report.text))
+        return EXIT_FAILED
+    print(report.text)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -134,7 +168,15 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Show the latest (or a given) execution, or every execution."""
     pipeline = _pipeline(args)
-    return _print(pipeline.history() if args.all else pipeline.status(args.execution_id, as_json=args.json))
+    if args.all:
+        return _print(pipeline.history())
+    report = pipeline.status(args.execution_id, as_json=args.json)
+    code = _print(report)
+    execution = report.value if isinstance(report.value, PipelineExecution) else None
+    failure = failure_of_execution(execution) if execution is not None and execution.status == Status.FAILED else None
+    if failure is not None and not args.json:
+        print(f"\nNext: {failure.next_step}")
+    return code
 
 
 def _confirmed(spec: PipelineSpec, plan: str) -> bool:
@@ -210,7 +252,7 @@ def cmd_runtime(args: argparse.Namespace) -> int:
     else:
         running = daemon.read_info(paths)
         if running is None:
-            print(f"no runtime is running for {paths.state_dir}")
+            print(f"no runtime is running for {paths.state_dir}; start it: .venv/bin/safedeploy runtime start")
             return EXIT_FAILED
         print(f"runtime pid {running.pid}: API {running.runtime_url}, gateway {running.gateway_url}; log {paths.log}")
     return 0
@@ -286,11 +328,21 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         schedule = monitor.set_status("Scheduled" if args.action == "start" else "Stopped")
         print(f"{schedule.MonitoringScheduleName}: {schedule.MonitoringScheduleStatus}")
         return 0
-    execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
+    with _progress(args).task("monitoring execution: analysing production's capture"):
+        execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
     print(summary.format_execution(execution))
     print("alarms:")
     print(summary.format_alarms(monitor.alarm_states()))
-    return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
+    return _monitoring_outcome(args, execution.MonitoringExecutionStatus, execution.FailureReason)
+
+
+def _monitoring_outcome(args: argparse.Namespace, status: str, reason: str | None) -> int:
+    """0, or the failed monitoring execution's cause and what to run next."""
+    if status != "Failed":
+        return 0
+    cause = f"the monitoring execution failed: {reason or 'no reason given'}"
+    _fail(args, Failure(WHERE["monitor"], cause, "make monitor", "runs it again once the cause is fixed"))
+    return EXIT_FAILED
 
 
 def cmd_retraining(args: argparse.Namespace) -> int:
@@ -322,11 +374,12 @@ def _model_quality(args: argparse.Namespace) -> int:
         print(f"{uploaded.labels} labels uploaded to {uploaded.uri}{repeated}")
         return 0
     monitor = pipeline.model_quality_monitor()
-    execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
+    with _progress(args).task("model-quality execution: joining labels and predictions"):
+        execution = monitor.run(start=_time(args.start), end=_time(args.end), trigger=args.trigger)
     print(summary.format_execution(execution))
     print("alarms:")
     print(summary.format_alarms(monitor.alarm_states()))
-    return EXIT_FAILED if execution.MonitoringExecutionStatus == "Failed" else 0
+    return _monitoring_outcome(args, execution.MonitoringExecutionStatus, execution.FailureReason)
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -523,19 +576,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``safedeploy`` command."""
     use_private_umask()  # state holds customer data and keys: everything created is owner-only
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.console = stderr_console() if wants_rich() else None  # live progress and red panels on a terminal only
+    args.progress = reporter(args.console)
+    configure_logging(args.verbose, args.console)
     signal.signal(signal.SIGTERM, _terminate)  # a stopped run is recorded as Failed, not left InProgress
     try:
         code: int = args.func(args)
-    except SafeDeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (BotoCoreError, ClientError) as exc:  # --target aws: credentials gone mid-way, a refused call...
-        print(f"error: {aws_error_line(exc)}", file=sys.stderr)
+    except Exception as exc:  # an expected failure names stage, cause and next command; a bug keeps its traceback
+        if not is_expected(exc):
+            raise
+        # --target aws: credentials gone mid-way, a refused call... in one line
+        cause = aws_error_line(exc) if isinstance(exc, BotoCoreError | ClientError) else None
+        _fail(args, failure_of_exception(exc, WHERE.get(args.command), cause=cause))
         return EXIT_ERROR
     return code
 

@@ -15,6 +15,18 @@ class ConfigError(SafeDeployError):
     """The pipeline spec (file, environment or arguments) is invalid."""
 
 
+class OverrideError(ConfigError):
+    """A ``--set KEY=VALUE`` argument is malformed or conflicts with another."""
+
+
+class ConfigFileError(ConfigError):
+    """The config file (``pipeline.toml``, ``--config``, ``$SAFEDEPLOY_CONFIG``) is missing or unreadable TOML."""
+
+
+class AwsCredentialsError(ConfigError):
+    """``--target aws``: no, refused or expired credentials, no region, or another account's."""
+
+
 @dataclass(frozen=True)
 class DataProblem:
     """One problem found in an input table: where it is and what is wrong."""

@@ -24,6 +24,7 @@ from safedeploy.approval import Approver, AutoApprove, Decision
 from safedeploy.backends import Backend, create_backend
 from safedeploy.errors import ConfigError
 from safedeploy.ledger import ServedModel
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.registry import ApprovalStatus, ModelPackage
 from safedeploy.rollback import roll_back_production
 from safedeploy.runner import ExecutionStore, PipelineExecution, PipelineRunner
@@ -50,8 +51,11 @@ class Pipeline:
         *,
         target: Target = "local",
         aws_clients: Callable[[PipelineSpec], AwsClients] | None = None,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.spec = spec
+        self.progress: ProgressReporter = progress or PlainProgress()
+        """Where runs, resumed executions and rollbacks report their progress (the CLI's terminal, or log lines)."""
         self.project_root = project_root
         self.approver = approver
         self.target: Target = target
@@ -76,6 +80,7 @@ class Pipeline:
             self.backend.executions,
             self.backend.lock_path,
             verify=self.backend.store.verify,
+            progress=self.progress,
         )
 
     @cached_property
@@ -196,7 +201,9 @@ class Pipeline:
         """Resume the latest (or the given) failed execution from its failed stage, with its original spec."""
         target = self.backend.executions.get(execution_id) if execution_id else self.backend.executions.latest()
         if target is not None and target.spec != self.spec.model_dump(mode="json"):
-            other = Pipeline(PipelineSpec.model_validate(target.spec), self.project_root, self.approver)
+            other = Pipeline(
+                PipelineSpec.model_validate(target.spec), self.project_root, self.approver, progress=self.progress
+            )
             return other.runner.retry(target.execution_id)
         return self.runner.retry(execution_id)
 
@@ -216,7 +223,9 @@ class Pipeline:
         """Record ``decision`` at the local gate of the waiting execution and resume it."""
         waiting = self.runner.waiting_execution(execution_id)  # resume with the spec it started with
         if waiting.spec != self.spec.model_dump(mode="json"):
-            other = Pipeline(PipelineSpec.model_validate(waiting.spec), self.project_root, self.approver)
+            other = Pipeline(
+                PipelineSpec.model_validate(waiting.spec), self.project_root, self.approver, progress=self.progress
+            )
             return other.runner.decide(decision, waiting.execution_id)
         return self.runner.decide(decision, waiting.execution_id)
 
@@ -230,7 +239,9 @@ class Pipeline:
 
         The rule for "before the current one" is :func:`safedeploy.rollback.return_path`'s.
         """
-        result = roll_back_production(self.spec, self.backend, by or getpass.getuser(), version)
+        target = f"v{version}" if version is not None else "the version that served before"
+        with self.progress.task(f"rollback: a blue/green deployment of {target}, all at once"):
+            result = roll_back_production(self.spec, self.backend, by or getpass.getuser(), version, self.progress)
         return result.was, result.now
 
     def deployments(self) -> list[dict[str, Any]]:

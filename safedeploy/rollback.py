@@ -42,6 +42,7 @@ from safedeploy.backends import Backend
 from safedeploy.errors import DeploymentError, SafeDeployError
 from safedeploy.ids import random_uuid
 from safedeploy.ledger import ServedModel
+from safedeploy.progress import ProgressReporter
 from safedeploy.spec import PipelineSpec
 from safedeploy.stages import ProductionRelease, deploy_to_production, record_in_registry
 from safedeploy.traffic import build_schedule
@@ -237,7 +238,13 @@ def _named_target(
         raise refuse(str(exc)) from None
 
 
-def roll_back_production(spec: PipelineSpec, backend: Backend, by: str, version: int | None = None) -> RollbackResult:
+def roll_back_production(
+    spec: PipelineSpec,
+    backend: Backend,
+    by: str,
+    version: int | None = None,
+    progress: ProgressReporter | None = None,
+) -> RollbackResult:
     """Return production to the version that served before the current one, or to ``version``.
 
     "Before the current one" is production's return path (:func:`return_path`): the history of successful
@@ -265,6 +272,7 @@ def roll_back_production(spec: PipelineSpec, backend: Backend, by: str, version:
         },
         schedule=schedule,
         deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
+        progress=progress,
     )
     why = f"production rolled back by {by} with safedeploy rollback to v{green.version}"
     record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))

@@ -28,6 +28,7 @@ from safedeploy.approval import ApprovalExpiredError, ApprovalPending, Decision,
 from safedeploy.atomic import atomic_write_text
 from safedeploy.errors import ExecutionError, PipelineLockedError, SafeDeployError
 from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.stage_outputs import OutputsT, StageOutputs
 from safedeploy.store import ArtifactRef
 
@@ -56,6 +57,8 @@ class StageExecution(BaseModel):
     """The stage's outputs as stored; read them typed with :meth:`PipelineExecution.output`."""
     artifacts: dict[str, ArtifactRef] = {}
     error: str | None = None
+    error_type: str | None = None
+    """The failure's exception class name (``GateFailedError``...): what :mod:`safedeploy.hints` maps to a next step."""
     attempts: int = 0
     approval: ManualApproval | None = None
     """A manual-approval stage's gate: the question, then who answered what and when."""
@@ -129,9 +132,10 @@ class StageResult:
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage sees: its execution (earlier stages' outputs included)."""
+    """What a stage sees: its execution (earlier stages' outputs included) and where to report long sub-steps."""
 
     execution: PipelineExecution
+    progress: ProgressReporter = field(default_factory=PlainProgress)
 
     @property
     def execution_id(self) -> str:
@@ -208,8 +212,10 @@ class PipelineRunner:
         lock_path: Path,
         verify: Callable[[ArtifactRef], bool],
         clock: Callable[[], datetime] = _now,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.pipeline_name = pipeline_name
+        self.progress: ProgressReporter = progress or PlainProgress()
         self.stages = list(stages)
         self.executions = executions
         self.lock_path = lock_path
@@ -279,6 +285,7 @@ class PipelineRunner:
         if record.approval is not None:
             record.approval.status = "Expired"
         record.status, record.ended_at, record.error = Status.FAILED, now, message
+        record.error_type = ApprovalExpiredError.__name__
         execution.status, execution.ended_at, execution.error = Status.FAILED, now, f"{record.name}: {message}"
         self.executions.save(execution)
 
@@ -311,7 +318,7 @@ class PipelineRunner:
                 len(execution.stages),
             )
             for stage in execution.stages[first:]:
-                stage.status, stage.error, stage.approval = None, None, None
+                stage.status, stage.error, stage.error_type, stage.approval = None, None, None, None
             execution.status, execution.error, execution.ended_at = Status.IN_PROGRESS, None, None
             execution.pid, execution.host = os.getpid(), socket.gethostname()
             LOG.info("retrying execution %s from stage %s", execution.execution_id, execution.stages[first].name)
@@ -366,7 +373,7 @@ class PipelineRunner:
             LOG.warning("execution %s: %s", execution.execution_id, message)
 
     def _run(self, execution: PipelineExecution, first: int) -> PipelineExecution:
-        context = StageContext(execution)
+        context = StageContext(execution, self.progress)
         for stage, record in zip(self.stages[first:], execution.stages[first:], strict=True):
             # Answered since it paused: the wait is part of the stage's duration, and it is the same attempt.
             resuming = record.status == Status.IN_PROGRESS and record.approval is not None
@@ -375,13 +382,13 @@ class PipelineRunner:
                 record.attempts += 1
             record.status, record.ended_at = Status.IN_PROGRESS, None
             self.executions.save(execution)
-            LOG.info("stage %s: %s", stage.name, "resumed" if resuming else "started")
+            self.progress.stage_started(stage.name, resumed=resuming)
             try:
                 result = stage.run(context)
             except ApprovalPending as pause:
                 record.approval, record.summary = pause.approval, pause.approval.describe()
                 self.executions.save(execution)
-                LOG.info("stage %s: %s", stage.name, record.summary)
+                self.progress.stage_paused(stage.name, record.summary)
                 return execution
             except BaseException as exc:  # recorded, then re-raised unless it is an expected failure
                 message = str(exc) if isinstance(exc, SafeDeployError) else f"{type(exc).__name__}: {exc}"
@@ -389,17 +396,15 @@ class PipelineRunner:
                     message = f"interrupted ({type(exc).__name__})"
                 now = self.clock()
                 record.status, record.ended_at, record.error = Status.FAILED, now, message
+                record.error_type = type(exc).__name__
                 execution.status, execution.ended_at, execution.error = (
                     Status.FAILED,
                     now,
                     f"{stage.name}: {message}",
                 )
                 self.executions.save(execution)
-                LOG.error(
-                    "stage %s: failed: %s",
-                    stage.name,
-                    message,
-                    exc_info=isinstance(exc, Exception) and not isinstance(exc, SafeDeployError),
+                self.progress.stage_failed(
+                    stage.name, message, unexpected=None if isinstance(exc, SafeDeployError) else exc
                 )
                 if isinstance(exc, Exception):
                     return execution
@@ -411,7 +416,7 @@ class PipelineRunner:
                 result.artifacts,
             )
             self.executions.save(execution)
-            LOG.info("stage %s: succeeded: %s", stage.name, result.summary)
+            self.progress.stage_succeeded(stage.name, result.summary)
         execution.status, execution.ended_at = Status.SUCCEEDED, self.clock()
         self.executions.save(execution)
         return execution

@@ -26,7 +26,7 @@ from pydantic_settings import (
 )
 
 from safedeploy import constants as C
-from safedeploy.errors import ConfigError
+from safedeploy.errors import ConfigError, ConfigFileError, OverrideError
 from safedeploy.faults import FAULT_PATTERN
 from safedeploy.traffic import Schedule, build_schedule
 
@@ -737,12 +737,12 @@ def resolve_config_file(config_file: Path | None) -> Path | None:
     """Return the config file to read: the argument, else ``$SAFEDEPLOY_CONFIG``, else ``./pipeline.toml``."""
     if config_file is not None:
         if not config_file.is_file():
-            raise ConfigError(f"config file not found: {config_file}")
+            raise ConfigFileError(f"config file not found: {config_file}")
         return config_file
     if env := os.environ.get(C.ENV_CONFIG_FILE):
         path = Path(env)
         if not path.is_file():
-            raise ConfigError(f"config file not found: {path} (from ${C.ENV_CONFIG_FILE})")
+            raise ConfigFileError(f"config file not found: {path} (from ${C.ENV_CONFIG_FILE})")
         return path
     default = Path(C.DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
@@ -752,7 +752,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     """Parse a ``dotted.key=value`` argument; the value is read as JSON when it parses, else kept a string."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+        raise OverrideError(f"expected KEY=VALUE, got {text!r}")
     try:
         value: Any = json.loads(raw)
     except json.JSONDecodeError:
@@ -769,7 +769,7 @@ def nest(assignments: Mapping[str, Any]) -> dict[str, Any]:
         for part in parents:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"{dotted!r} conflicts with another setting of {part!r}")
+                raise OverrideError(f"{dotted!r} conflicts with another setting of {part!r}")
             node = child
         node[leaf] = value
     return out
@@ -807,7 +807,7 @@ def load_spec(config_file: Path | None = None, overrides: Mapping[str, Any] | No
             f"invalid pipeline spec ({origin}; arguments and {C.ENV_PREFIX}* variables):\n{problems}"
         ) from None
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigFileError(f"cannot read config file {path}: {exc}") from None
     return PipelineSpec.model_validate(spec.model_dump())
 
 

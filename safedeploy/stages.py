@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from safedeploy.errors import ArtifactError, ConfigError, SafeDeployError, Train
 from safedeploy.ledger import ServedModel
 from safedeploy.monitoring.probe import ensure_schedule as ensure_probe_schedule
 from safedeploy.monitoring.probe import write_known_rows
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.registry import ApprovalStatus, ModelPackage, ModelRegistration, ModelRegistry
 from safedeploy.revision import code_revision
 from safedeploy.runner import PipelineExecution, Stage, StageContext, StageResult
@@ -90,6 +92,21 @@ class DataStage:
         )
 
 
+_ROUND = re.compile(r"^\[(?P<round>\d+)\]\s+(?P<metrics>.*)$")
+
+
+def training_rounds(progress: ProgressReporter, job_name: str, rounds: object) -> Callable[[str], None]:
+    """Follow XGBoost's evaluation lines (``[25]  validation-auc:0.96...``) in a job's log as progress steps."""
+
+    def on_line(line: str) -> None:
+        match = _ROUND.match(line)
+        if match:
+            metrics = "  ".join(match["metrics"].split())
+            progress.step(f"training job {job_name}: round {match['round']} of up to {rounds}: {metrics}")
+
+    return on_line
+
+
 @dataclass(frozen=True)
 class TrainStage:
     """Run the training job from the data-source contract, then hold the model to the quality gate.
@@ -141,7 +158,10 @@ class TrainStage:
             image_uri=self.backend.training_image,
             production_model_uri=production.model_data_url if production else None,
         )
-        job = self.backend.training.run(request)
+        rounds = hyperparameters.get("num_round", "?")
+        context.progress.step(f"training job {job_name}: up to {rounds} rounds, early stopping on validation")
+        job = self.backend.training.run(request, on_log_line=training_rounds(context.progress, job_name, rounds))
+        context.progress.step("quality gate")
         if job.training_job_status != "Completed" or job.model_artifacts is None:
             raise TrainingJobError(
                 f"training job {job_name} {job.training_job_status}: {job.failure_reason} (log: {job.log_file})"
@@ -272,6 +292,7 @@ class BaselineStage:
         """Run both baseline jobs."""
         from safedeploy.monitoring.baseline import run_baseline_jobs  # numpy-heavy, one stage needs it
 
+        context.progress.step("baseline processing jobs: training features, validation scores")
         jobs = run_baseline_jobs(
             self.spec,
             self.backend.store,
@@ -362,6 +383,7 @@ class DeployDevStage:
         train = context.output(TrainOutputs)
         version = context.output(RegisterOutputs).model_package_version
         host = self.backend.serving
+        context.progress.step(f"{naming.endpoint_name(self.spec, C.DEV_STAGE)}: creating, waiting for InService")
         deployed = deploy(
             host.sagemaker(),
             self.spec,
@@ -383,6 +405,7 @@ class DeployDevStage:
         store = self.backend.store
         rows = held_out_rows(store, context.output(DataOutputs).input_data.TestUri, self.spec.serving.smoke_test_rows)
         expected = offline_predictions(store.get_bytes(S3Uri.parse(train.model_data_url)), rows)
+        context.progress.step(f"smoke test: {len(rows)} held-out rows against the offline predictions")
         smoke = smoke_test(
             host.runtime(), deployed.endpoint_name, rows, expected, tolerance=self.spec.serving.smoke_test_tolerance
         )
@@ -439,7 +462,8 @@ class ApprovalStage:
             )
         approval = record.approval
         if approval.pending:
-            decision = self.approver.decide(approval)
+            with context.progress.suspended():  # a terminal prompt reads the answer: no spinner over it
+                decision = self.approver.decide(approval)
             if decision is None:
                 raise ApprovalPending(approval)
             approval.decide(decision)
@@ -523,6 +547,7 @@ def deploy_to_production(
     details: dict[str, object],
     schedule: Schedule | None = None,
     deployment_execution_id: str | None = None,
+    progress: ProgressReporter | None = None,
 ) -> tuple[BlueGreenDeployment, ServedModel | None, ServedModel]:
     """Blue/green ``release`` into production beside what the ledger says serves now; return (controller, blue, green).
 
@@ -555,6 +580,7 @@ def deploy_to_production(
         alarms=local_alarm_settings(spec),
         clock=ScaledClock(scale=production.time_scale),
         synthetic=production.synthetic_traffic,
+        progress=progress or PlainProgress(),
     )
     green_name = naming.green_endpoint_name(spec, release.source.version, execution_id)
     details = {"execution_id": release.execution_id, "model_package_arn": release.model_package_arn, **details}
@@ -642,6 +668,7 @@ class DeployPrdStage:
                 "rehearsal": self.spec.production.fault,
                 "trigger": context.execution.trigger,
             },
+            progress=context.progress,
         )
         version = release.source.version
         outputs = self.backend.serving.outputs()

@@ -175,9 +175,8 @@ def _runner(
         ApprovalStage(spec, backend, approver),
         _After(ran),
     ]
-    runner = PipelineRunner(
-        "p", stages, backend.executions, backend.lock_path, verify=lambda _: True, **({"clock": clock} if clock else {})
-    )
+    timing: dict[str, Any] = {"clock": clock} if clock else {}
+    runner = PipelineRunner("p", stages, backend.executions, backend.lock_path, verify=lambda _: True, **timing)
     return runner, backend
 
 

@@ -1,4 +1,5 @@
-"""``--target aws`` without usable credentials: one line naming the problem and how to configure, exit 2.
+"""``--target aws`` without usable credentials: a line naming the problem and how to configure, the stage and the
+next command, exit 2.
 
 Real processes (``safedeploy run``, ``make deploy``) run with no credentials anywhere (no keys in the environment,
 ``/dev/null`` as the shared credentials and config files, the instance metadata service off so nothing waits on it);
@@ -123,6 +124,14 @@ def test_connect_refuses_another_accounts_credentials() -> None:
     assert "\n" not in str(raised.value) and "AWS_PROFILE" in str(raised.value)
 
 
+def _cause_stage_next(lines: list[str]) -> str:
+    """The CLI's failure: one line naming the problem, the stage (none yet) and the next command; return the first."""
+    assert len(lines) == 3, lines
+    assert lines[1] == "  stage: before the pipeline started"
+    assert lines[2].startswith("  next:  aws sts get-caller-identity  # after configuring as said above")
+    return lines[0]
+
+
 @pytest.mark.usefixtures("no_credentials")
 @pytest.mark.parametrize(
     "argv",
@@ -135,13 +144,13 @@ def test_connect_refuses_another_accounts_credentials() -> None:
         ["run", "--target", "aws", "--data", "x.csv"],
     ],
 )
-def test_every_aws_command_without_credentials_prints_one_line_and_exits_2(
+def test_every_aws_command_without_credentials_names_the_problem_and_exits_2(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main([*argv, "--set", f"account_id={ACCOUNT}"]) == 2
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no AWS credentials found: "), captured.err
+    assert _cause_stage_next(lines).startswith("error: no AWS credentials found: "), captured.err
     assert "Traceback" not in captured.out
 
 
@@ -150,10 +159,10 @@ def test_an_unknown_profile_is_named(monkeypatch: pytest.MonkeyPatch, capsys: py
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     assert cli.main(["status", "--target", "aws", "--set", f"account_id={ACCOUNT}"]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and "the AWS profile 'no-such-profile' (AWS_PROFILE)" in lines[0]
+    assert "the AWS profile 'no-such-profile' (AWS_PROFILE)" in _cause_stage_next(lines)
 
 
-def test_safedeploy_run_without_credentials_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+def test_safedeploy_run_without_credentials_names_the_problem_and_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "safedeploy"), "run", "--target", "aws", "--data", "x"],
         env=_no_credentials(SAFEDEPLOY_ACCOUNT_ID=ACCOUNT),
@@ -165,12 +174,12 @@ def test_safedeploy_run_without_credentials_prints_one_line_and_exits_2(tmp_path
     )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no AWS credentials found: ")
+    assert _cause_stage_next(lines).startswith("error: no AWS credentials found: ")
     assert f"account {ACCOUNT} in us-east-1" in lines[0]
 
 
-def test_make_deploy_target_aws_without_credentials_prints_one_line_and_exits_2(tmp_path: Path) -> None:
-    """Make adds its own ``make: *** [...] Error 2`` after a failed recipe; besides it, safedeploy's one line."""
+def test_make_deploy_target_aws_without_credentials_names_the_problem_and_exits_2(tmp_path: Path) -> None:
+    """Make adds its own ``make: *** [...] Error 2`` after a failed recipe; besides it, safedeploy's failure."""
     stamp = REPO_ROOT / ".venv" / ".synced"
     if not stamp.is_file():
         pytest.skip("the virtualenv was not set up by make (no .venv/.synced)")
@@ -188,4 +197,4 @@ def test_make_deploy_target_aws_without_credentials_prints_one_line_and_exits_2(
     )
     assert done.returncode == 2, done.stderr
     ours = [line for line in done.stderr.splitlines() if not line.startswith("make: *** ")]
-    assert len(ours) == 1 and ours[0].startswith("error: no AWS credentials found: "), done.stderr
+    assert _cause_stage_next(ours).startswith("error: no AWS credentials found: "), done.stderr

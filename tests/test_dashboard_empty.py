@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from safedeploy import constants as C
 from safedeploy.approval import AutoApprove
 from safedeploy.cli import main as cli_main
 from safedeploy.dashboard import figures
 from safedeploy.dashboard.html_report import ReportError, write_report
-from safedeploy.dashboard.snapshot import CANARY_DIMENSION, CANARY_METRIC, CANARY_NAMESPACE, collect_snapshot
+from safedeploy.dashboard.snapshot import collect_snapshot
 from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.pipeline import Pipeline
 from safedeploy.spec import PipelineSpec
@@ -79,18 +80,31 @@ def test_the_canary_series_is_read_from_the_metric_log(make_spec: Callable[..., 
         [
             *(
                 Datum(
-                    CANARY_NAMESPACE, CANARY_METRIC, ((CANARY_DIMENSION, "customerchurn-probe"),), start + i * MINUTE, v
+                    C.SYNTHETICS_NAMESPACE,
+                    C.SYNTHETICS_SUCCESS_METRIC,
+                    ((C.SYNTHETICS_CANARY_DIMENSION, "customerchurn-probe"),),
+                    start + i * MINUTE,
+                    v,
                 )
                 for i, v in enumerate(values)
             ),
-            Datum(CANARY_NAMESPACE, "Duration", ((CANARY_DIMENSION, "customerchurn-probe"),), start, 120.0),
-            Datum(CANARY_NAMESPACE, CANARY_METRIC, (("Other", "x"),), start, 50.0),  # not a canary's series
+            Datum(
+                C.SYNTHETICS_NAMESPACE,
+                "Duration",
+                ((C.SYNTHETICS_CANARY_DIMENSION, "customerchurn-probe"),),
+                start,
+                120.0,
+            ),
+            Datum(
+                C.SYNTHETICS_NAMESPACE, C.SYNTHETICS_SUCCESS_METRIC, (("Other", "x"),), start, 50.0
+            ),  # not a canary's series
         ]
     )
     snapshot = collect_snapshot(spec)
     (series,) = snapshot.canary
     assert series.name == "customerchurn-probe" and series.values == tuple(values)
     assert series.times == tuple(start + i * MINUTE for i in range(3))
+    assert series.threshold == spec.monitoring.synthetic_canary.alarm.threshold == C.PROBE_SUCCESS_THRESHOLD
     assert "canary" not in snapshot.empty_reasons
     (panel,) = [p for p in figures.report_panels(snapshot) if p.key == "canary"]
     assert panel.figure is not None and list(panel.figure.data[0].y) == values

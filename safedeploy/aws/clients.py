@@ -29,7 +29,7 @@ from botocore.exceptions import (
 
 from safedeploy import __version__
 from safedeploy import constants as C
-from safedeploy.errors import ConfigError
+from safedeploy.errors import AwsCredentialsError
 
 if TYPE_CHECKING:
     import boto3
@@ -134,13 +134,13 @@ def verify_account(sts: STSClient, spec: PipelineSpec) -> str:
     identity = sts.get_caller_identity()
     account, arn = identity["Account"], identity["Arn"]
     if spec.account_id == C.LOCAL_ACCOUNT_ID:
-        raise ConfigError(
+        raise AwsCredentialsError(
             f"the spec names no AWS account (account_id is the local default {C.LOCAL_ACCOUNT_ID}): to act on "
             f'account {account} ({arn}), set account_id = "{account}" in pipeline.toml or '
             f"{C.ENV_PREFIX}ACCOUNT_ID={account}"
         )
     if account != spec.account_id:
-        raise ConfigError(
+        raise AwsCredentialsError(
             f"the credentials are for account {account} ({arn}), but the spec's account_id is {spec.account_id}: "
             "switch credentials (AWS_PROFILE) or fix account_id"
         )
@@ -221,8 +221,8 @@ def connect(spec: PipelineSpec, clients: AwsClients | None = None) -> AwsClients
     except (BotoCoreError, ClientError) as exc:
         problem = credentials_problem(exc, spec)
         if problem is None:
-            raise ConfigError(
+            raise AwsCredentialsError(
                 f"checking the AWS credentials failed: {aws_error_line(exc)}; {_how_to_configure(spec)}"
             ) from None
-        raise ConfigError(problem) from None
+        raise AwsCredentialsError(problem) from None
     return clients

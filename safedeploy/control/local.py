@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from safedeploy.backends import Backend
     from safedeploy.monitoring.model_quality_monitor import ModelQualityMonitor
     from safedeploy.monitoring.monitor import Monitor
+    from safedeploy.progress import ProgressReporter
 
 LOG = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class LocalPipeline(Protocol):
     @property
     def backend(self) -> Backend:
         """The local backend's interfaces."""
+        ...
+
+    @property
+    def progress(self) -> ProgressReporter:
+        """Where long steps (a rollback's deployment) report their progress."""
         ...
 
     @property
@@ -220,8 +226,11 @@ class LocalControl:
         from safedeploy.blue_green import RolledBackError
         from safedeploy.rollback import roll_back_production
 
+        progress = self.pipeline.progress
+        target = f"v{version}" if version is not None else "the version that served before"
         try:
-            result = roll_back_production(self.pipeline.spec, self.pipeline.backend, by, version)
+            with progress.task(f"rollback: a blue/green deployment of {target}, all at once"):
+                result = roll_back_production(self.pipeline.spec, self.pipeline.backend, by, version, progress)
         except RolledBackError as exc:
             return ControlReport(exc, f"the rollback was itself rolled back; production is unchanged: {exc}", False)
         was, now = result.was, result.now

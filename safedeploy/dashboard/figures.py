@@ -354,7 +354,7 @@ def canary_success(series: Sequence[Series]) -> go.Figure:
     title = "Synthetic canary: success %"
     if not series:
         return no_data_figure(title, "no synthetic canary data yet")
-    figure = _over_time(title, series, "success %", "")
+    figure = _over_time(title, series, "success %", "alarm below")
     figure.update_yaxes(range=[0, 105])
     return figure
 

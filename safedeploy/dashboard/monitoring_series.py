@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from safedeploy import constants as C
 from safedeploy.dashboard.views import Series, as_utc
 from safedeploy.metric_log import MetricLog
 from safedeploy.monitoring.analyzer import formats as F
 from safedeploy.monitoring.records import MonitoringExecution
 from safedeploy.spec import PipelineSpec
 
-CANARY_NAMESPACE = "CloudWatchSynthetics"
-"""CloudWatch Synthetics' namespace: the synthetic canary publishes ``SuccessPercent`` there per ``CanaryName``."""
-CANARY_METRIC = "SuccessPercent"
-CANARY_DIMENSION = "CanaryName"
 QUALITY_METRICS = ("auc", "f1", "accuracy", "precision", "recall")
 """The model-quality metrics drawn over time (``aws/sagemaker/Endpoints/model-metrics``)."""
 MAX_DRIFT_FEATURES = 8
@@ -78,20 +75,24 @@ def quality_series(executions: Sequence[MonitoringExecution], auc_threshold: flo
     return series
 
 
-def canary_series(log: MetricLog) -> list[Series]:
-    """``SuccessPercent`` per ``CanaryName`` from the metric log (other metrics and dimensions are not a canary's)."""
+def canary_series(log: MetricLog, threshold: float | None = None) -> list[Series]:
+    """``SuccessPercent`` per ``CanaryName`` from the metric log (other metrics and dimensions are not a canary's).
+
+    ``threshold`` is the probe alarm's (``monitoring.synthetic_canary.alarm``), drawn beside the series.
+    """
     series = []
-    for metric, dimensions in log.metrics(CANARY_NAMESPACE):
+    for metric, dimensions in log.metrics(C.SYNTHETICS_NAMESPACE):
         names = dict(dimensions)
-        if metric != CANARY_METRIC or CANARY_DIMENSION not in names:
+        if metric != C.SYNTHETICS_SUCCESS_METRIC or C.SYNTHETICS_CANARY_DIMENSION not in names:
             continue
-        points = log.query(CANARY_NAMESPACE, metric, names)
+        points = log.query(C.SYNTHETICS_NAMESPACE, metric, names)
         if points:
             series.append(
                 Series(
-                    name=names[CANARY_DIMENSION],
+                    name=names[C.SYNTHETICS_CANARY_DIMENSION],
                     times=tuple(as_utc(t) for t, _ in points),
                     values=tuple(v for _, v in points),
+                    threshold=threshold,
                 )
             )
     return series

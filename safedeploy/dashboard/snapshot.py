@@ -15,14 +15,12 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.dashboard.deployments import TRAFFIC_DEPLOYMENTS, deployment_views, ledger_entry
 from safedeploy.dashboard.endpoint_metrics import MetricsReader, RuntimeMetrics
 from safedeploy.dashboard.model_views import model_view, read_quality_baseline
 from safedeploy.dashboard.monitoring_series import (
-    CANARY_DIMENSION,
-    CANARY_METRIC,
-    CANARY_NAMESPACE,
     canary_series,
     drift_series,
     quality_series,
@@ -51,9 +49,6 @@ from safedeploy.spec import PipelineSpec
 from safedeploy.store import LocalArtifactStore
 
 __all__ = [
-    "CANARY_DIMENSION",
-    "CANARY_METRIC",
-    "CANARY_NAMESPACE",
     "MAX_EXECUTIONS",
     "TRAFFIC_DEPLOYMENTS",
     "Curve",
@@ -171,7 +166,8 @@ def collect_snapshot(
     deployments = deployment_views(ledger_events, reader, now, traffic_deployments)
     drift = drift_series(drift_executions, spec)
     quality = quality_series(quality_executions, float(threshold) if isinstance(threshold, (int, float)) else None)
-    canary = canary_series(MetricLog(root / "metrics"))
+    probe = spec.monitoring.synthetic_canary
+    canary = canary_series(MetricLog(root / "metrics"), probe.alarm.threshold if probe.enabled else None)
     empty: dict[str, str] = {}
     if not executions:
         empty["executions"] = "no executions: run `make deploy` first"
@@ -198,7 +194,10 @@ def collect_snapshot(
             else "the model-quality executions published no metric yet (too few labelled records)"
         )
     if not canary:
-        empty["canary"] = f"no synthetic canary data yet (no {CANARY_NAMESPACE} {CANARY_METRIC} metric published)"
+        empty["canary"] = (
+            f"no synthetic canary data yet (no {C.SYNTHETICS_NAMESPACE} {C.SYNTHETICS_SUCCESS_METRIC} metric "
+            "published): the runtime probes production every `monitoring.synthetic_canary.schedule_expression`"
+        )
     if not ledger_events:
         empty["ledger"] = "the deployment ledger is empty: nothing has been deployed to production yet"
     return DashboardSnapshot(

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Protocol
 from botocore.exceptions import ClientError
 
 from safedeploy import constants as C
-from safedeploy.errors import SafeDeployError
 from safedeploy.local import daemon
 from safedeploy.local.prod_host import LocalProdHost
 from safedeploy.local.routes import API_HANDLER, api_route
@@ -174,7 +173,7 @@ class LocalServingHost:
         paths = RuntimePaths(self.state_dir.resolve())
         info = daemon.read_info(paths)
         if info is None:
-            raise SafeDeployError(f"the local runtime is not running (state {paths.root}); run `make deploy`")
+            raise daemon.LocalRuntimeError(f"the local runtime is not running (state {paths.root}); run `make deploy`")
         state = read_state(paths.state)
         credentials = info.signing_credentials()
         outputs = {

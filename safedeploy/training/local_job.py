@@ -9,13 +9,15 @@ project's interpreter; afterwards ``model/`` and ``output/data/`` are archived t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +36,36 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 _LOG_TAIL_LINES = 15
+_TAIL_POLL_S = 0.2
+
+
+@contextlib.contextmanager
+def _tailing(log_file: Path, on_line: Callable[[str], None] | None) -> Iterator[None]:
+    """While the block runs, hand each complete line appended to ``log_file`` to ``on_line`` (from a thread)."""
+    if on_line is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def follow() -> None:
+        with log_file.open("rb") as stream:
+            pending = b""
+            while True:
+                finished = stop.wait(_TAIL_POLL_S)
+                pending += stream.read()
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    on_line(line.decode("utf-8", errors="replace"))
+                if finished:
+                    return
+
+    thread = threading.Thread(target=follow, name=f"tail {log_file.parent.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 class TrainingJobDescription(BaseModel):
@@ -58,8 +90,13 @@ class LocalTrainingJobs:
         self.work_root = work_root
         self.python = python
 
-    def run(self, request: CreateTrainingJobRequestTypeDef) -> TrainingJobDescription:
-        """Run the job to completion and describe it. Failures are reported in the description, not raised."""
+    def run(
+        self, request: CreateTrainingJobRequestTypeDef, on_log_line: Callable[[str], None] | None = None
+    ) -> TrainingJobDescription:
+        """Run the job to completion and describe it. Failures are reported in the description, not raised.
+
+        ``on_log_line`` receives each line of the job's log as it is written (the training rounds), from a thread.
+        """
         name = request["TrainingJobName"]
         base = (self.work_root / name).resolve()
         if base.exists():
@@ -91,7 +128,7 @@ class LocalTrainingJobs:
         LOG.info("training job %s: running %s (log: %s)", name, entry_point, log_file)
         status: Literal["Completed", "Failed", "Stopped"] = "Completed"
         reason: str | None = None
-        with log_file.open("wb") as log:
+        with log_file.open("wb") as log, _tailing(log_file, on_log_line):
             try:
                 proc = subprocess.run(
                     [self.python, entry_point],
