@@ -144,9 +144,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the self-contained HTML report of the local pipeline's state; print its path."""
-    from safedeploy.dashboard.html_report import write_report  # plotly, only where it is used
-
-    print(write_report(load_spec(args.config, _overrides(args)), args.out))
+    print(Pipeline(load_spec(args.config, _overrides(args)), progress=_progress(args)).write_report(args.out))
     return 0
 
 

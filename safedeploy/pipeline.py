@@ -7,8 +7,8 @@
 
 ``start``, ``status``, ``history``, ``decide``, ``rollback`` and ``destroy`` go to the target's
 :mod:`safedeploy.control` implementation (this machine's runner, or the AWS CodePipeline). The rest (``run``,
-``retry``, the registry, ``rollback_production``, ``deployments``, ``monitor``) works on the local backend, created
-on first use.
+``retry``, the registry, ``rollback_production``, ``deployments``, ``monitor``, ``snapshot``, ``write_report``) works on
+the local backend, created on first use.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from typing import TYPE_CHECKING, Any
 from safedeploy import constants as C
 from safedeploy.approval import Approver, AutoApprove, Decision
 from safedeploy.backends import Backend, create_backend
+from safedeploy.dashboard.snapshot import TRAFFIC_DEPLOYMENTS, DashboardSnapshot, collect_snapshot
 from safedeploy.errors import ConfigError
 from safedeploy.ledger import ServedModel
+from safedeploy.local.runtime_metrics import RuntimeMetrics
 from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.registry import ApprovalStatus, ModelPackage
+from safedeploy.retraining.status import last_decision_line
 from safedeploy.rollback import roll_back_production
 from safedeploy.runner import ExecutionStore, PipelineExecution, PipelineRunner
 from safedeploy.spec import PipelineSpec, load_spec
@@ -239,10 +242,31 @@ class Pipeline:
 
         The rule for "before the current one" is :func:`safedeploy.rollback.return_path`'s.
         """
-        target = f"v{version}" if version is not None else "the version that served before"
-        with self.progress.task(f"rollback: a blue/green deployment of {target}, all at once"):
-            result = roll_back_production(self.spec, self.backend, by or getpass.getuser(), version, self.progress)
+        result = roll_back_production(self.spec, self.backend, by or getpass.getuser(), version, self.progress)
         return result.was, result.now
+
+    def snapshot(self, *, traffic_deployments: int | None = None) -> DashboardSnapshot:
+        """The local backend's state as the report draws it (endpoint metrics from the runtime, when it runs)."""
+        metrics = RuntimeMetrics.running(self.spec.state_dir)
+        count = TRAFFIC_DEPLOYMENTS if traffic_deployments is None else traffic_deployments
+        retraining = last_decision_line(self.spec, self._executions_read_only())
+        return collect_snapshot(self.spec, metrics, retraining=retraining, traffic_deployments=count)
+
+    def _executions_read_only(self) -> list[PipelineExecution]:
+        """The execution records, read without creating the local backend (a report writes no state)."""
+        return ExecutionStore(self.spec.state_dir.resolve() / "executions", self.spec.pipeline_name).list()
+
+    def write_report(self, out: Path | None = None) -> Path:
+        """Write the self-contained HTML report of the local backend's state (``make report``); return its path.
+
+        Raises:
+            ReportError: nothing has run yet.
+        """
+        from safedeploy.dashboard.html_report import DEFAULT_OUT, write_report  # plotly, only where it is used
+
+        metrics = RuntimeMetrics.running(self.spec.state_dir)
+        retraining = last_decision_line(self.spec, self._executions_read_only())
+        return write_report(self.spec, out or DEFAULT_OUT, metrics, retraining)
 
     def deployments(self) -> list[dict[str, Any]]:
         """The production deployment ledger, one summary per deployment, oldest first."""

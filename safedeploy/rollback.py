@@ -42,7 +42,7 @@ from safedeploy.backends import Backend
 from safedeploy.errors import DeploymentError, SafeDeployError
 from safedeploy.ids import random_uuid
 from safedeploy.ledger import ServedModel
-from safedeploy.progress import ProgressReporter
+from safedeploy.progress import PlainProgress, ProgressReporter
 from safedeploy.spec import PipelineSpec
 from safedeploy.stages import ProductionRelease, deploy_to_production, record_in_registry
 from safedeploy.traffic import build_schedule
@@ -258,22 +258,24 @@ def roll_back_production(
         DeploymentError: nothing to roll back to, or ``version`` cannot be chosen (nothing changed).
         RolledBackError: the rollback itself was rolled back (production stays as it was).
     """
-    current, _, release, skipped = choose_target(spec, backend, version)
+    current, target, release, skipped = choose_target(spec, backend, version)
     schedule = build_schedule("AllAtOnce", bake_seconds=spec.production.bake_seconds)
-    _, _, green = deploy_to_production(
-        spec,
-        backend,
-        release,
-        details={
-            "rollback_of": current.as_dict(),
-            "rollback_to": "previous" if version is None else version,
-            "approver": by,
-            "rehearsal": None,
-        },
-        schedule=schedule,
-        deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
-        progress=progress,
-    )
+    progress = progress or PlainProgress()
+    with progress.task(f"rollback: v{current.version} -> v{target.version}, a blue/green deployment all at once"):
+        _, _, green = deploy_to_production(
+            spec,
+            backend,
+            release,
+            details={
+                "rollback_of": current.as_dict(),
+                "rollback_to": "previous" if version is None else version,
+                "approver": by,
+                "rehearsal": None,
+            },
+            schedule=schedule,
+            deployment_execution_id=f"rb{random_uuid().replace('-', '')[:6]}",
+            progress=progress,
+        )
     why = f"production rolled back by {by} with safedeploy rollback to v{green.version}"
     record_in_registry(lambda: backend.registry.record_rollback(spec.model_name, current.version, reason=why, by=by))
     return RollbackResult(current, green, skipped)

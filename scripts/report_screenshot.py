@@ -17,8 +17,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from safedeploy.dashboard.html_report import write_report
 from safedeploy.local import daemon
+from safedeploy.pipeline import Pipeline
 from safedeploy.spec import PipelineSpec, load_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def screenshot(html: Path, out: Path, width: int = WIDTH, height: int = HEIGHT) 
 
 
 def _report(spec: PipelineSpec, html: Path, out: Path) -> None:
-    write_report(spec, html)
+    Pipeline(spec).write_report(html)
     print(screenshot(html, out))
 
 

@@ -24,6 +24,7 @@ from lambdas.probe.app import (
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.errors import ConfigError
+from safedeploy.local import probe_run
 from safedeploy.monitoring import probe
 from safedeploy.spec import load_spec, rate_seconds
 from safedeploy.store import LocalArtifactStore, S3Uri
@@ -136,7 +137,7 @@ def test_no_production_skips_without_a_datapoint_and_the_alarm_stays_ok(tmp_path
     schedule = probe.ensure_schedule(spec, tmp_path)
     assert schedule is not None
     fire = schedule.Anchor + timedelta(minutes=5)
-    assert probe.run_scheduled(tmp_path, schedule.CanaryName, fire) == 0
+    assert probe_run.run_scheduled(tmp_path, schedule.CanaryName, fire) == 0
     (run,) = probe.latest_runs(tmp_path, spec)
     assert run.Status == "Skipped" and run.SuccessPercent is None and "no production yet" in run.Reason
     assert probe.probe_status(tmp_path, spec).count("no datapoint") == 1
@@ -281,7 +282,7 @@ def test_the_local_cloudwatch_writes_the_metric_log(tmp_path: Path) -> None:
     from safedeploy.metric_log import MetricLog
 
     log = MetricLog(tmp_path)
-    probe.MetricLogCloudWatch(log).put_metric_data(
+    probe_run.MetricLogCloudWatch(log).put_metric_data(
         Namespace="CloudWatchSynthetics",
         MetricData=[{"MetricName": "SuccessPercent", "Dimensions": [{"Name": "CanaryName", "Value": "c"}], "Value": 0}],
     )

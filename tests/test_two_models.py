@@ -191,6 +191,7 @@ def test_destroy_one_model_leaves_the_other_serving(
         "executions/alpha-dev",
         "deployments/alpha-dev.jsonl",
         "monitoring/alpha-dev-data-quality",
+        "probes/alpha-dev-probe/schedule.json",
     ):
         assert (root / kept).exists(), kept
     assert Pipeline(alpha, project_root=REPO_ROOT).model_packages()

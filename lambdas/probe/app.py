@@ -2,7 +2,7 @@
 
 The deployment's canary (``lambdas/canary/app.py``) feeds green only while a deployment runs; this one runs all
 the time (EventBridge ``monitoring.synthetic_canary.schedule_expression`` on AWS; the runtime's monitoring clock
-locally, where ``safedeploy/monitoring/probe.py`` invokes this same handler in-process). Each run sends the known
+locally, where ``safedeploy/local/probe_run.py`` invokes this same handler in-process). Each run sends the known
 rows (held-out test rows of the serving version and the model's offline scores for them: its
 ``pre-traffic-checks.json``, read with the deployment canary's :class:`~lambdas.canary.app.HeldOutRows`) one per
 request to ``POST /<model>/api`` with the API key and the synthetic header (the API tags them ``synthetic-``, so

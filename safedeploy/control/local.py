@@ -226,11 +226,9 @@ class LocalControl:
         from safedeploy.blue_green import RolledBackError
         from safedeploy.rollback import roll_back_production
 
-        progress = self.pipeline.progress
-        target = f"v{version}" if version is not None else "the version that served before"
+        pipeline = self.pipeline
         try:
-            with progress.task(f"rollback: a blue/green deployment of {target}, all at once"):
-                result = roll_back_production(self.pipeline.spec, self.pipeline.backend, by, version, progress)
+            result = roll_back_production(pipeline.spec, pipeline.backend, by, version, pipeline.progress)
         except RolledBackError as exc:
             return ControlReport(exc, f"the rollback was itself rolled back; production is unchanged: {exc}", False)
         was, now = result.was, result.now

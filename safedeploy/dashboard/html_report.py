@@ -15,6 +15,7 @@ from plotly.offline import get_plotlyjs
 
 from safedeploy import constants as C
 from safedeploy.atomic import atomic_write_text
+from safedeploy.dashboard.endpoint_metrics import MetricsReader
 from safedeploy.dashboard.figures import Panel, report_panels
 from safedeploy.dashboard.snapshot import DashboardSnapshot, collect_snapshot
 from safedeploy.errors import SafeDeployError
@@ -96,13 +97,20 @@ def render_html(snapshot: DashboardSnapshot, panels: list[Panel] | None = None) 
     )
 
 
-def write_report(spec: PipelineSpec, out: Path = DEFAULT_OUT) -> Path:
-    """Collect the pipeline's state and write the report to ``out`` atomically; return its path.
+def write_report(
+    spec: PipelineSpec, out: Path = DEFAULT_OUT, metrics: MetricsReader | None = None, retraining: str = ""
+) -> Path:
+    """Collect the pipeline's state (endpoint metrics from ``metrics``) and write the report to ``out`` atomically.
+
+    ``retraining`` is the last retraining decision in a sentence, for the page's facts.
+
+    Returns:
+        The path written.
 
     Raises:
         ReportError: the state directory has no execution yet.
     """
-    snapshot = collect_snapshot(spec)
+    snapshot = collect_snapshot(spec, metrics, retraining=retraining)
     if not snapshot.executions:
         raise ReportError(f"no executions in {spec.state_dir}: run `make deploy` first")
     out.parent.mkdir(parents=True, exist_ok=True)

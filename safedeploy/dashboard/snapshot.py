@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from safedeploy import constants as C
 from safedeploy import naming
 from safedeploy.dashboard.deployments import TRAFFIC_DEPLOYMENTS, deployment_views, ledger_entry
-from safedeploy.dashboard.endpoint_metrics import MetricsReader, RuntimeMetrics
+from safedeploy.dashboard.endpoint_metrics import MetricsReader
 from safedeploy.dashboard.model_views import model_view, read_quality_baseline
 from safedeploy.dashboard.monitoring_series import (
     canary_series,
@@ -98,32 +98,22 @@ def _execution_view(execution: PipelineExecution) -> ExecutionView:
     )
 
 
-def _retraining(spec: PipelineSpec, executions: list[PipelineExecution]) -> str:
-    try:
-        from safedeploy.retraining.status import retraining_status
-
-        decision = retraining_status(spec, executions).last_decision
-    except Exception as exc:  # records of another layout: the report still renders, saying so
-        LOG.warning("reading the retraining status failed: %s", exc)
-        return ""
-    if decision is None:
-        return ""
-    return f"{decision.time:%Y-%m-%d %H:%M:%S} UTC: {decision.action}: {decision.reason}"
-
-
 def collect_snapshot(
     spec: PipelineSpec,
     metrics: MetricsReader | None = None,
     *,
-    runtime_metrics: bool = True,
+    retraining: str = "",
     traffic_deployments: int = TRAFFIC_DEPLOYMENTS,
 ) -> DashboardSnapshot:
     """Read the pipeline's local state into a :class:`DashboardSnapshot`.
 
     Args:
         spec: The pipeline's spec (its ``state_dir`` holds the records).
-        metrics: Where the endpoints' metrics come from; by default the runtime running on ``state_dir``, if any.
-        runtime_metrics: With no ``metrics``, whether to look for a running runtime at all.
+        metrics: Where the endpoints' metrics come from (the pipeline's process passes
+            :class:`~safedeploy.local.runtime_metrics.RuntimeMetrics`, as :meth:`safedeploy.pipeline.Pipeline.snapshot`
+            does); without one the traffic section says the runtime is not running.
+        retraining: The last retraining decision in a sentence
+            (:func:`safedeploy.retraining.status.last_decision_line`), empty when there was none.
         traffic_deployments: Read the endpoint metrics of this many most recent deployments (older ones say so).
 
     Returns:
@@ -137,7 +127,7 @@ def collect_snapshot(
     ledger = DeploymentLedger(root / "deployments", spec.pipeline_name)
     ledger_events = ledger.events()
     live = ledger.live()
-    reader = metrics if metrics is not None else (RuntimeMetrics.running(root) if runtime_metrics else None)
+    reader = metrics
 
     packages = registry.list_versions(spec.model_name)
     production = live.version if live else None
@@ -196,7 +186,8 @@ def collect_snapshot(
     if not canary:
         empty["canary"] = (
             f"no synthetic canary data yet (no {C.SYNTHETICS_NAMESPACE} {C.SYNTHETICS_SUCCESS_METRIC} metric "
-            "published): the runtime probes production every `monitoring.synthetic_canary.schedule_expression`"
+            "published): the runtime's probe runs every `monitoring.synthetic_canary.schedule_expression` once "
+            "production serves"
         )
     if not ledger_events:
         empty["ledger"] = "the deployment ledger is empty: nothing has been deployed to production yet"
@@ -214,6 +205,6 @@ def collect_snapshot(
         canary=tuple(canary),
         ledger=tuple(ledger_entry(r) for r in ledger_events),
         alarms=alarms,
-        retraining=_retraining(spec, executions),
+        retraining=retraining,
         empty_reasons=empty,
     )

@@ -9,8 +9,8 @@ Several pipelines (models) can share a state directory and its runtime; ``destro
   usage plan's API key; each endpoint's instance logs;
 * in the state directory: the pipeline's artifact-store buckets (data, artifacts, capture, reports: every object
   of the model is under its two buckets), its registry group, executions, lock, deployment ledger, monitoring
-  schedules and their executions, alarm states, training and processing job directories, and the retraining runs
-  started for it.
+  schedules and their executions, the standing probe's schedule, runs and log, alarm states, training and
+  processing job directories, and the retraining runs started for it.
 
 What is not per pipeline stays: the runtime itself and its credentials, the custom-metric logs (one per namespace,
 as CloudWatch keeps metrics apart from the resources that published them), the event log (one bus, as
@@ -40,6 +40,7 @@ from safedeploy.errors import ConfigError, PipelineLockedError
 from safedeploy.local import daemon
 from safedeploy.local.routes import api_route
 from safedeploy.locking import LockHeldError, exclusive_lock
+from safedeploy.monitoring.probe import probes_root
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.runtime.state import RuntimeState
 from safedeploy.runtime.state_file import read_state
@@ -181,6 +182,8 @@ def _state_paths(spec: PipelineSpec, root: Path) -> list[Path]:
         root / "executions" / pipeline,
         root / "locks" / f"{pipeline}.lock",
         root / "deployments" / f"{pipeline}.jsonl",
+        probes_root(root) / naming.probe_canary_name(spec),  # the standing probe's schedule and runs
+        root / "runtime" / "logs" / "probes" / f"{naming.probe_canary_name(spec)}.log",
     ]
     deployments = root / "deployments"
     if deployments.is_dir():

@@ -3,9 +3,10 @@
 AWS runs ``lambdas/probe/app.py`` on an EventBridge rule (``monitoring.synthetic_canary.schedule_expression``);
 here the runtime ticks every second (``safedeploy/runtime/main.py``, beside the monitoring schedules), asks
 :func:`due` whether a fire time has passed on the schedule's clock (model time: ``monitoring.time_scale``) and
-starts ``python -m safedeploy.monitoring.probe --state-dir DIR --pipeline NAME --fire ISO`` as a child process,
-which invokes that same handler in-process with local clients (:func:`run_scheduled`): the artifact store for the
-known rows, the metric log for ``CloudWatchSynthetics`` ``SuccessPercent``/``Duration`` (dimension ``CanaryName``).
+starts ``python -m safedeploy.local.probe_run --state-dir DIR --canary NAME --fire ISO`` as a child process,
+which invokes that same handler in-process with local clients (:mod:`safedeploy.local.probe_run`): the artifact
+store for the known rows, the metric log for ``CloudWatchSynthetics`` ``SuccessPercent``/``Duration`` (dimension
+``CanaryName``), and records the run here (:func:`append_run`).
 
 DeployPrd creates the schedule (:func:`ensure_schedule`) and writes each version's known rows
 (:func:`write_known_rows`: the first ``rows`` held-out test rows and the archive's offline scores, in
@@ -19,11 +20,9 @@ report and the console.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,9 +35,7 @@ from safedeploy.alarm_catalog import aws_alarm_name, local_rule
 from safedeploy.alarms import AlarmState, evaluate
 from safedeploy.atomic import atomic_write_text
 from safedeploy.events import EventLog, alarm_state_change
-from safedeploy.filemodes import use_private_umask
 from safedeploy.locking import exclusive_lock
-from safedeploy.metric_log import Datum, MetricLog
 from safedeploy.monitoring.drift_alarms import AlarmStates
 from safedeploy.monitoring.schedule import ScheduleClock
 from safedeploy.spec import PipelineSpec
@@ -122,14 +119,15 @@ class ProbeRunRecord:
         return json.dumps(asdict(self), default=lambda v: v.isoformat(), allow_nan=False).encode() + b"\n"
 
 
-def _dir(state_dir: Path, canary: str) -> Path:
+def probe_dir(state_dir: Path, canary: str) -> Path:
+    """``<state>/probes/<canary>/``: the schedule and the runs of one probe."""
     return probes_root(state_dir) / canary
 
 
 def ensure_schedule(spec: PipelineSpec, state_dir: Path, now: datetime | None = None) -> ProbeSchedule | None:
     """Create or update the pipeline's probe schedule (its anchor kept); remove it when the probe is disabled."""
     canary = naming.probe_canary_name(spec)
-    path = _dir(state_dir, canary) / "schedule.json"
+    path = probe_dir(state_dir, canary) / "schedule.json"
     probe = spec.monitoring.synthetic_canary
     if not probe.enabled:
         path.unlink(missing_ok=True)
@@ -186,7 +184,7 @@ def write_known_rows(
 
 def latest_runs(state_dir: Path, spec: PipelineSpec, limit: int = 20) -> list[ProbeRunRecord]:
     """The probe's last ``limit`` runs, oldest first (skipped runs included: they publish no datapoint)."""
-    path = _dir(state_dir, naming.probe_canary_name(spec)) / "runs.jsonl"
+    path = probe_dir(state_dir, naming.probe_canary_name(spec)) / "runs.jsonl"
     if not path.is_file():
         return []
     runs: list[ProbeRunRecord] = []
@@ -217,36 +215,13 @@ def probe_status(state_dir: Path, spec: PipelineSpec) -> str:
     )
 
 
-def _append(path: Path, record: ProbeRunRecord) -> None:
+def append_run(path: Path, record: ProbeRunRecord) -> None:
+    """Append one run to ``runs.jsonl``, locked and fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path.with_suffix(".lock"), wait=True), path.open("ab") as handle:
         handle.write(record.line())
         handle.flush()
         os.fsync(handle.fileno())
-
-
-@dataclass(frozen=True)
-class MetricLogCloudWatch:
-    """``PutMetricData`` into the local metric log: the probe handler's CloudWatch client."""
-
-    log: MetricLog
-
-    def put_metric_data(self, *, Namespace: str, MetricData: Sequence[Mapping[str, Any]]) -> None:  # noqa: N803
-        """Append each datum (``Value`` with ``Dimensions`` and ``Unit``) now."""
-        now = datetime.now(UTC)
-        self.log.put(
-            [
-                Datum(
-                    Namespace,
-                    str(item["MetricName"]),
-                    tuple((str(d["Name"]), str(d["Value"])) for d in item.get("Dimensions", ())),
-                    now,
-                    float(item["Value"]),
-                    str(item.get("Unit", "None")),
-                )
-                for item in MetricData
-            ]
-        )
 
 
 def period_datapoints(
@@ -329,85 +304,9 @@ def evaluate_alarm(spec: PipelineSpec, state_dir: Path, fire: datetime) -> str:
     return new.value
 
 
-def probe_once(spec: PipelineSpec, state_dir: Path, fire: datetime) -> ProbeRunRecord:
-    """One run at ``fire`` (model time): skipped without production, else the handler against the REST API."""
-    from safedeploy.lambda_invoke import LambdaContext, load_handler_factory
-    from safedeploy.ledger import DeploymentLedger
-    from safedeploy.local.host import LocalServingHost  # the child process only (the runtime is running)
-    from safedeploy.store import LocalArtifactStore
-
-    probe = spec.monitoring.synthetic_canary
-    canary = naming.probe_canary_name(spec)
-    served = DeploymentLedger(state_dir / "deployments", spec.pipeline_name).live()
-    now = datetime.now(UTC)
-    if served is None:
-        return ProbeRunRecord(canary, fire, now, SKIPPED, "no production yet: nothing to probe (no datapoint)")
-    store = LocalArtifactStore(state_dir / "s3")
-    rows_uri = naming.probe_rows_uri(spec, served.version)
-    if store.head(rows_uri) is None:
-        reason = f"v{served.version} has no known rows at {rows_uri} (deployed before the probe): no datapoint"
-        return ProbeRunRecord(canary, fire, now, SKIPPED, reason, ModelVersion=served.version)
-    host = LocalServingHost(state_dir, spec.region, spec.account_id, model_name=spec.model_name)
-    outputs = host.outputs()
-    if "ApiUrl" not in outputs:
-        reason = "the production REST API is not published (a first deployment rolled back?): no datapoint"
-        return ProbeRunRecord(canary, fire, now, SKIPPED, reason, ModelVersion=served.version)
-    environ = {
-        "API_URL": outputs["ApiUrl"],
-        "API_KEY": outputs.get("ApiKey", "") if spec.serving.api_key_required else "",
-        "CHECKS_URI": str(rows_uri),
-        "CANARY_NAME": canary,
-        "METRICS_NAMESPACE": probe.alarm.metric.namespace,
-        "ROWS": str(probe.rows),
-        "TOLERANCE": repr(probe.tolerance),
-        "LATENCY_BUDGET_MS": repr(probe.latency_budget_ms),
-        "TIMEOUT_SECONDS": str(probe.timeout_seconds),
-    }
-    factory = load_handler_factory(f"{PROBE_HANDLER}:create_handler")
-    module = sys.modules[factory.__module__]
-    clients = module.ProbeClients(cloudwatch=MetricLogCloudWatch(MetricLog(state_dir / "metrics")), store=store)
-    handler = factory(environ, clients)
-    event = {"source": "aws.events", "detail-type": "Scheduled Event", "id": f"probe-{fire.isoformat()}"}
-    event["time"] = fire.strftime("%Y-%m-%dT%H:%M:%SZ")
-    result = handler(event, LambdaContext(function_name=naming.function_name(spec, "probe"), region=spec.region))
-    return ProbeRunRecord(
-        canary,
-        fire,
-        now,
-        PASSED if result["passed"] else FAILED,
-        str(result["reason"]),
-        SuccessPercent=float(result["successPercent"]),
-        DurationMs=float(result["durationMs"]),
-        ModelVersion=served.version,
-        EndpointName=served.endpoint,
-    )
-
-
-def run_scheduled(state_dir: Path, canary: str, fire: datetime) -> int:
-    """Run the probe of ``canary`` due at ``fire``, record it, evaluate the alarm; 0 unless it could not run."""
-    from safedeploy.spec import PipelineSpec
-
-    path = _dir(state_dir, canary) / "schedule.json"
-    if not path.is_file():
-        LOG.error("probe schedule %s is gone", canary)
-        return 1
-    schedule = ProbeSchedule.from_json(json.loads(path.read_text("utf-8")))
-    spec = PipelineSpec.model_validate(schedule.Spec)
-    try:
-        record = probe_once(spec, state_dir, fire)
-    except Exception as exc:  # the probe itself broke (not the API): recorded, no datapoint
-        LOG.exception("probe %s could not run", canary)
-        record = ProbeRunRecord(canary, fire, datetime.now(UTC), SKIPPED, f"the probe could not run: {exc}")
-    runs_path = _dir(state_dir, canary) / "runs.jsonl"
-    _append(runs_path, record)
-    state = evaluate_alarm(spec, state_dir, fire)
-    LOG.info("probe %s at %s: %s (%s); alarm %s", canary, fire, record.Status, record.Reason, state)
-    return 0
-
-
 def last_fire(state_dir: Path, canary: str) -> datetime | None:
     """The fire time of the probe's latest recorded run."""
-    path = _dir(state_dir, canary) / "runs.jsonl"
+    path = probe_dir(state_dir, canary) / "runs.jsonl"
     if not path.is_file():
         return None
     fires = []
@@ -417,19 +316,3 @@ def last_fire(state_dir: Path, canary: str) -> datetime | None:
         except (ValueError, KeyError, TypeError):
             continue
     return max(fires) if fires else None
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of one scheduled probe run (started by the runtime)."""
-    parser = argparse.ArgumentParser(prog="safedeploy-probe", description=__doc__.splitlines()[0])
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--canary", required=True)
-    parser.add_argument("--fire", required=True, help="the fire time (model time, ISO-8601)")
-    args = parser.parse_args(argv)
-    use_private_umask()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    return run_scheduled(args.state_dir.resolve(), args.canary, datetime.fromisoformat(args.fire).astimezone(UTC))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -18,6 +19,8 @@ from safedeploy.retraining.trigger import (
 )
 from safedeploy.runner import PipelineExecution
 from safedeploy.spec import PipelineSpec
+
+LOG = logging.getLogger(__name__)
 
 
 class RetrainingStatus(BaseModel):
@@ -56,3 +59,18 @@ def retraining_status(spec: PipelineSpec, executions: list[PipelineExecution]) -
         execution_trigger=execution.trigger if execution else None,
         cooldown_ends=cooldown,
     )
+
+
+def last_decision_line(spec: PipelineSpec, executions: list[PipelineExecution]) -> str:
+    """The last retraining decision in a sentence (``<time> UTC: <action>: <reason>``), empty when there was none.
+
+    Records this code cannot read give an empty line and a warning: a report or a status still renders.
+    """
+    try:
+        decision = retraining_status(spec, executions).last_decision
+    except Exception as exc:  # records of another layout
+        LOG.warning("reading the retraining status failed: %s", exc)
+        return ""
+    if decision is None:
+        return ""
+    return f"{decision.time:%Y-%m-%d %H:%M:%S} UTC: {decision.action}: {decision.reason}"

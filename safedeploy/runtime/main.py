@@ -197,7 +197,7 @@ async def _run_probe_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None
                 running[name] = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "safedeploy.monitoring.probe",
+                    "safedeploy.local.probe_run",
                     "--state-dir",
                     str(paths.state_dir),
                     "--canary",
