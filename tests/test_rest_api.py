@@ -100,7 +100,7 @@ def test_the_api_key_is_required(live: Live, key: str | None) -> None:
     headers = {"Content-Type": "text/csv"} | ({"x-api-key": key} if key else {})
     reply = http(live.outputs["DevApiUrl"], live.csv_rows[0].encode(), headers)
     assert reply.status == 403  # API Gateway's own answer: nothing more is said
-    assert reply.json() == {"message": "Forbidden"} and reply.headers["x-amzn-ErrorType"] == "ForbiddenException"
+    assert reply.json() == {"message": "Forbidden"} and reply.headers["x-amzn-errortype"] == "ForbiddenException"
 
 
 def test_gateway_routing_errors(live: Live) -> None:
