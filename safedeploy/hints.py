@@ -107,8 +107,9 @@ HINTS: tuple[Hint, ...] = (
     ),
     Hint(
         DeploymentError,
-        "make deployments",
-        "shows which versions served production and how each ended (`make registry`: which were rolled back)",
+        "make rollback VERSION=n",
+        "with n one of the versions listed above, if any; `make deployments` shows which served production and "
+        "how each ended, nothing changed meanwhile",
         stage=ROLLBACK,
     ),
     Hint(DeploymentError, "make status", f"and `make deployments` show where it stopped; {RETRY} once it is fixed"),

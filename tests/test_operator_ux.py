@@ -24,7 +24,7 @@ from safedeploy import constants as C
 from safedeploy.approval import ApprovalExpiredError
 from safedeploy.aws.codepipeline import PipelineNotFoundError
 from safedeploy.blue_green import RolledBackError
-from safedeploy.errors import GateFailedError, SafeDeployError
+from safedeploy.errors import DeploymentError, GateFailedError, SafeDeployError
 from safedeploy.hints import BEFORE_THE_PIPELINE, Failure, failure_of_exception, failure_of_execution
 from safedeploy.local import daemon
 from safedeploy.locking import exclusive_lock
@@ -366,6 +366,8 @@ def test_a_failed_record_maps_to_its_next_command(stage: str, error_type: str, e
 def test_exceptions_outside_the_stages_map_to_where_they_belong() -> None:
     expired = failure_of_exception(ApprovalExpiredError("the approval expired unanswered at 2026-12-10"))
     assert expired.stage == "ApproveDeployment" and expired.next_command.startswith("make deploy DATA=")
+    refused = failure_of_exception(DeploymentError("production serves v1 and ...: v2, v3"), "DeployPrd (rollback)")
+    assert refused.stage == "DeployPrd (rollback)" and refused.next_command == "make rollback VERSION=n"
     missing = failure_of_exception(PipelineNotFoundError("there is no CodePipeline named churn-dev"))
     assert missing.stage == BEFORE_THE_PIPELINE and missing.next_command == "make plan ENV=dev && make apply"
     full = failure_of_exception(OSError(errno.ENOSPC, "No space left on device"), "DeployPrd (rollback)")
