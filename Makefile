@@ -19,8 +19,9 @@ COMMENT ?=
 ENV ?= dev
 TARGET ?= local
 YES ?=
-VERSION ?=
-MODEL ?=
+# Only from the command line (`make rollback VERSION=2`): an exported VERSION or MODEL in the shell is not a choice.
+VERSION :=
+MODEL :=
 TEST_WORKERS ?= auto
 GROUPS ?=
 

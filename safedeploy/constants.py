@@ -219,6 +219,10 @@ RETRAINING_ALARM_PERIODS: Final = 2
 RETRAINING_COOLDOWN_SECONDS: Final = 24 * 3600
 """Model time on the monitoring clock after a retraining ends before another may start."""
 
+# --- The approval gate ---------------------------------------------------------------------------------------------
+APPROVAL_COMMENT_MAX_LENGTH: Final = 512
+"""``PutApprovalResult``'s limit on the approval summary (the comment): the console and the AWS target keep to it."""
+
 # --- The runtime's live console (/console) -------------------------------------------------------------------------
 CONSOLE_TOKEN_TTL_S: Final = 300.0
 """A console link's one-time token is good for one first visit within 5 minutes (`make console` prints a new one)."""

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from safedeploy import cli
 from safedeploy import constants as C
 from safedeploy.approval import ManualApproval
 from safedeploy.http import credentials as runtime_credentials
@@ -271,6 +272,9 @@ def test_decisions_need_the_csrf_token_and_this_origin(tmp_path: Path) -> None:
         ({"outcome": "Approved", "comment": "x", "execution_id": "*"}, 400, "is not an execution id"),
         ({"outcome": "Approved", "comment": "x", "execution_id": "ffffffff"}, 404, "no execution"),
         ([1, 2], 400, "not a JSON object"),
+        ({"outcome": "Approved", "comment": "x" * 513, "execution_id": "0b9d3c1e"}, 400, "at most 512"),
+        ({"outcome": "Approved", "comment": "a\u0000b", "execution_id": "0b9d3c1e"}, 400, "control characters"),
+        ({"outcome": "Approved", "comment": "\ud800", "execution_id": "0b9d3c1e"}, 400, "not valid text"),
     ],
 )
 def test_bad_decisions_are_4xx_naming_the_problem(tmp_path: Path, body: Any, status: int, message: str | None) -> None:
@@ -303,8 +307,7 @@ def test_a_decision_starts_the_cli_verb_once_with_the_console_approver(tmp_path:
     call = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0])
     args = call["args"]
     assert args[:4] == ["-m", "safedeploy.cli", "reject", execution_id]
-    assert args[args.index("--by") + 1] == f"{getpass.getuser()} (console)"
-    assert args[args.index("--comment") + 1] == "recall too low"
+    assert f"--by={getpass.getuser()} (console)" in args and "--comment=recall too low" in args
     assert call["spec"]["state_dir"] == str(tmp_path / "state") and call["spec"]["model_name"] == "customerchurn"
     assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 1
 
@@ -338,8 +341,6 @@ def test_the_traffic_split_and_variant_metrics_come_from_the_production_route(tm
 def test_the_cli_verb_reads_the_spec_file_the_console_passes_and_names_a_bad_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from safedeploy import cli
-
     missing = tmp_path / "missing.spec.json"
     assert cli.main(["approve", "--spec", str(missing), "--comment", "why"]) == cli.EXIT_ERROR
     assert f"cannot read the spec file {missing}" in capsys.readouterr().err
@@ -350,3 +351,10 @@ def test_the_cli_verb_reads_the_spec_file_the_console_passes_and_names_a_bad_one
     assert (
         "no execution of othermodel-dev is waiting for an approval" in capsys.readouterr().err
     )  # that spec's pipeline
+
+
+def test_a_comment_that_looks_like_an_option_stays_the_comment() -> None:
+    """The console passes ``--comment=<text>``: argparse takes ``-x`` or ``--target aws`` there as the text itself."""
+    for comment in ("-x", "--force", "--target aws"):
+        args = cli.build_parser().parse_args(["approve", "0b9d3c1e", f"--comment={comment}", "--by=erin (console)"])
+        assert (args.comment, args.by, args.target) == (comment, "erin (console)", "local")

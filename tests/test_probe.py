@@ -116,8 +116,13 @@ def test_schedule_fires_on_model_time_without_back_filling(tmp_path: Path) -> No
     assert probe.due(schedule, first, anchor + timedelta(seconds=31)) == anchor + timedelta(minutes=30)
     again = probe.ensure_schedule(spec, tmp_path, now=anchor + timedelta(hours=1))
     assert again is not None and again.Anchor == anchor  # a redeploy keeps the clock
-    assert probe.ensure_schedule(load_spec(overrides={"monitoring.synthetic_canary.enabled": False}), tmp_path) is None
+    alarm = tmp_path / "alarms" / f"{spec.pipeline_name}-probe-success.json"
+    alarm.parent.mkdir()
+    alarm.write_text('{"StateValue": "ALARM"}', "utf-8")  # two failed runs before the probe was turned off
+    disabled = load_spec(overrides={"monitoring.synthetic_canary.enabled": False, "state_dir": str(tmp_path)})
+    assert probe.ensure_schedule(disabled, tmp_path) is None
     assert probe.schedules(tmp_path) == []
+    assert not alarm.exists()  # as the stack update deletes ProbeAlarm: nothing left in ALARM that nothing evaluates
 
 
 def _run(at: datetime, percent: float | None) -> probe.ProbeRunRecord:

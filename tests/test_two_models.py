@@ -13,8 +13,11 @@ import pytest
 
 from safedeploy.approval import AutoApprove
 from safedeploy.cli import main
+from safedeploy.errors import ConfigError, PipelineLockedError
 from safedeploy.local import daemon
+from safedeploy.local.destroy_model import destroy_model
 from safedeploy.local.host import LocalServingHost
+from safedeploy.locking import exclusive_lock
 from safedeploy.pipeline import Pipeline
 from safedeploy.runtime.paths import RuntimePaths
 from safedeploy.runtime.state import RuntimeState, plans_without_key
@@ -205,3 +208,45 @@ def test_destroy_of_a_model_in_an_empty_state_directory_lists_none(
 ) -> None:
     assert main(["destroy", "--set", f"state_dir={tmp_path / 'empty'}", "--model", "churn", "--yes"]) == 2
     assert "known models: none: nothing was deployed here" in capsys.readouterr().err
+
+
+def _touch(root: Path, *relative: str) -> None:
+    for name in relative:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            path.mkdir(exist_ok=True)
+        else:
+            path.write_text("{}", "utf-8")
+
+
+def test_destroy_of_a_model_with_a_pipeline_in_another_environment_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    _touch(root, "executions/churn-dev/", "executions/churn-prod/", "registry/churn/")
+    spec = load_spec(overrides={"state_dir": str(root), "environment": "dev"})
+    with pytest.raises(ConfigError, match=r"also has a pipeline in environment prod .* nothing was removed"):
+        destroy_model(spec, "churn")
+    assert sorted(p.name for p in (root / "executions").iterdir()) == ["churn-dev", "churn-prod"]
+    assert (root / "registry" / "churn").is_dir() and not (root / "locks").exists()
+
+
+def test_destroy_leaves_a_longer_named_models_files_whatever_its_environment(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    mine, theirs = "jobs/churn-20261204-041813-9a72d26c/", "jobs/churn-eu-20261204-041813-1b2c3d4e/"
+    # churn-eu runs only in prod here and has no registry group yet: its job must stay all the same
+    _touch(root, "executions/churn-dev/", "executions/churn-eu-prod/", mine, theirs, "locks/churn-dev.lock")
+    spec = load_spec(overrides={"state_dir": str(root), "environment": "dev"})
+    report = destroy_model(spec, "churn", progress=lambda _: None)
+    assert set(report.removed) == {mine.rstrip("/"), "executions/churn-dev"}
+    assert (root / theirs).is_dir() and (root / "executions" / "churn-eu-prod").is_dir()
+    assert not (root / "locks" / "churn-dev.lock").exists()  # held to the end, then removed
+
+
+def test_destroy_of_a_model_whose_execution_runs_removes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    _touch(root, "executions/churn-dev/", "registry/churn/")
+    spec = load_spec(overrides={"state_dir": str(root), "environment": "dev"})
+    locked = pytest.raises(PipelineLockedError, match=r"is running \(pid \d+ holds .*\): .* nothing was removed")
+    with exclusive_lock(root / "locks" / "churn-dev.lock", {"execution_id": "e-1"}), locked:
+        destroy_model(spec, "churn")
+    assert (root / "executions" / "churn-dev").is_dir() and (root / "registry" / "churn").is_dir()

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 RUNNING_STATUSES = ("InProgress", "Stopping")
 """Execution statuses that can still run actions (create or update stacks)."""
-MAX_SUMMARY_LENGTH = 512
-"""``PutApprovalResult``'s limit on the approval summary (the comment)."""
 APPROVAL_CATEGORY = "Approval"
 MANUAL_PROVIDER = "Manual"
 
@@ -353,8 +351,9 @@ def check_comment(comment: str) -> str:
     text = comment.strip()
     if not text:
         raise ConfigError("a decision needs a comment saying why")
-    if len(text) > MAX_SUMMARY_LENGTH:
-        raise ConfigError(f"the comment is {len(text)} characters; CodePipeline keeps at most {MAX_SUMMARY_LENGTH}")
+    if len(text) > C.APPROVAL_COMMENT_MAX_LENGTH:
+        limit = C.APPROVAL_COMMENT_MAX_LENGTH
+        raise ConfigError(f"the comment is {len(text)} characters; CodePipeline keeps at most {limit}")
     return text
 
 

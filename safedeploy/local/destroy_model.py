@@ -17,18 +17,23 @@ as CloudWatch keeps metrics apart from the resources that published them), the e
 EventBridge's default bus), and the retraining trigger's state and decision log, which the state directory
 keeps once for all its pipelines. Another model's pipeline keeps serving throughout.
 
-Refused, with nothing removed: an unknown model (the message lists the known ones), and a model whose execution is
-running (its pipeline lock is held).
+Refused, with nothing removed: an unknown model (the message lists the known ones), a model with a pipeline in
+another environment of the same state directory (what belongs to the model would go from under it), and a model
+whose execution is running (its pipeline lock is held). The lock is then held to the end, so no execution starts
+meanwhile. Schedules go first (no probe or monitoring run starts meanwhile) and what makes the model known (registry
+group, executions, ledger) last, so a destroy that failed half-way is finished by running it again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +54,8 @@ from safedeploy.store import S3Uri
 
 CAPTURE_SETTLE_S = 1.5
 """The runtime flushes captured records every second: after deleting endpoints, wait for the last flush."""
+REMOVE_ATTEMPTS = 3
+"""A folder that a scheduled run (probe, monitoring) wrote into while it was removed is removed again this often."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,31 @@ def known_models(spec: PipelineSpec) -> list[str]:
     return sorted(found)
 
 
+def _pipelines(root: Path) -> set[tuple[str, str]]:
+    """Every (model, environment) with executions or a ledger in the state directory, whatever the environment.
+
+    A pipeline is named ``<model>-<environment>`` and an environment has no hyphen: the last one splits them.
+    """
+    names: set[str] = set()
+    executions = root / "executions"
+    if executions.is_dir():
+        names.update(p.name for p in executions.iterdir() if p.is_dir())
+    deployments = root / "deployments"
+    if deployments.is_dir():
+        names.update(p.name.removesuffix(".jsonl") for p in deployments.glob("*.jsonl"))
+    pipelines = set()
+    for name in names:
+        model, _, environment = name.rpartition("-")
+        if model and re.fullmatch(C.ENVIRONMENT_PATTERN, environment):
+            pipelines.add((model, environment))
+    return pipelines
+
+
+def _all_models(spec: PipelineSpec) -> set[str]:
+    """Every model with anything in the state directory, in any environment (the guard against prefix matches)."""
+    return set(known_models(spec)) | {model for model, _ in _pipelines(spec.state_dir.resolve())}
+
+
 def _model_spec(spec: PipelineSpec, model: str) -> PipelineSpec:
     target = spec_for_model(spec, model)
     known = known_models(spec)
@@ -129,6 +161,14 @@ def _model_spec(spec: PipelineSpec, model: str) -> PipelineSpec:
         raise ConfigError(
             f"no model {model!r} in {spec.state_dir.resolve()} (environment {spec.environment}); known models: "
             f"{listing}"
+        )
+    others = sorted(env for m, env in _pipelines(spec.state_dir.resolve()) if m == model and env != spec.environment)
+    if others:
+        raise ConfigError(
+            f"model {model!r} also has a pipeline in environment {', '.join(others)} of {spec.state_dir.resolve()}: "
+            "its registry group, REST APIs, API key, jobs and retraining runs belong to the model, shared by every "
+            f"environment, so removing {target.pipeline_name} alone would break the other; nothing was removed. "
+            "Use a state directory per environment (`state_dir`), or `make destroy` to remove them all"
         )
     return target
 
@@ -172,22 +212,17 @@ def _owned(names: Iterable[str], prefix: str, others: Iterable[str]) -> list[str
 def _state_paths(spec: PipelineSpec, root: Path) -> list[Path]:
     """The state directory's files and folders of ``spec``'s pipeline (existing ones)."""
     model, pipeline = spec.model_name, spec.pipeline_name
-    others_models = [f"{m}-" for m in known_models(spec) if m != model]
-    others_pipelines = [f"{m}-{spec.environment}-" for m in known_models(spec) if m != model]
-    paths: list[Path] = []
-    for bucket in (naming.data_bucket(spec), naming.artifact_bucket(spec)):
-        paths += [root / "s3" / bucket, root / "s3" / ".meta" / bucket]
-    paths += [
-        root / "registry" / naming.model_package_group(spec),
-        root / "executions" / pipeline,
-        root / "locks" / f"{pipeline}.lock",
-        root / "deployments" / f"{pipeline}.jsonl",
-        probes_root(root) / naming.probe_canary_name(spec),  # the standing probe's schedule and runs
-        root / "runtime" / "logs" / "probes" / f"{naming.probe_canary_name(spec)}.log",
+    models = _all_models(spec)
+    others_models = [f"{m}-" for m in models if m != model]
+    others_pipelines = [f"{m}-{spec.environment}-" for m in models if m != model]
+    canary = naming.probe_canary_name(spec)
+    # What runs on a schedule goes first (no run starts meanwhile), what makes the model known last: a destroy
+    # that fails half-way finds the model again and finishes the job.
+    paths: list[Path] = [
+        probes_root(root) / canary / "schedule.json",
+        probes_root(root) / canary,
+        root / "runtime" / "logs" / "probes" / f"{canary}.log",
     ]
-    deployments = root / "deployments"
-    if deployments.is_dir():
-        paths += sorted(deployments.glob(f"{pipeline}.jsonl.torn-*"))
     job_name = re.compile(r"^(?:[a-z-]+-)?\d{8}-\d{6}-")
     for folder in ("jobs", "processing-jobs"):
         directory = root / folder
@@ -202,6 +237,16 @@ def _state_paths(spec: PipelineSpec, root: Path) -> list[Path]:
     runs = root / "retraining" / "runs"
     if runs.is_dir():
         paths += [run for run in sorted(runs.iterdir()) if _retraining_model(run) == model]
+    for bucket in (naming.data_bucket(spec), naming.artifact_bucket(spec)):
+        paths += [root / "s3" / bucket, root / "s3" / ".meta" / bucket]
+    deployments = root / "deployments"
+    if deployments.is_dir():
+        paths += sorted(deployments.glob(f"{pipeline}.jsonl.torn-*"))
+    paths += [
+        root / "registry" / naming.model_package_group(spec),
+        root / "executions" / pipeline,
+        root / "deployments" / f"{pipeline}.jsonl",
+    ]
     return [p for p in paths if p.exists() or p.is_symlink()]
 
 
@@ -229,19 +274,43 @@ def model_destroy_plan(spec: PipelineSpec, model: str) -> str:
     )
 
 
-def _check_not_running(spec: PipelineSpec, root: Path) -> None:
+@contextlib.contextmanager
+def _pipeline_locked(spec: PipelineSpec, root: Path) -> Iterator[None]:
+    """Hold the pipeline's lock (as an execution does) for the whole destroy; remove the lock file last, still held.
+
+    Raises:
+        PipelineLockedError: an execution (a run, a retraining, a console decision) holds it: nothing is removed.
+    """
     lock = root / "locks" / f"{spec.pipeline_name}.lock"
-    if not lock.exists():
-        return
+    held = contextlib.ExitStack()
     try:
-        with exclusive_lock(lock):
-            pass
+        held.enter_context(exclusive_lock(lock, {"destroying": spec.pipeline_name}))
     except LockHeldError as exc:
         holder = f"pid {exc.holder['pid']}" if "pid" in exc.holder else "another process"
         raise PipelineLockedError(
             f"an execution of {spec.pipeline_name} is running ({holder} holds {lock}): wait for it to finish or stop "
             "it first; nothing was removed"
         ) from None
+    with held:
+        yield
+        lock.unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder; a folder a last scheduled run wrote into meanwhile is emptied again."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
+    for attempt in range(REMOVE_ATTEMPTS):
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or attempt == REMOVE_ATTEMPTS - 1:
+                raise
+            time.sleep(CAPTURE_SETTLE_S)
 
 
 def _delete(call: Callable[[], object]) -> None:
@@ -290,15 +359,12 @@ def destroy_model(spec: PipelineSpec, model: str, progress: Callable[[str], None
     """
     target = _model_spec(spec, model)
     root = spec.state_dir.resolve()
-    _check_not_running(target, root)
-    share = _runtime_share(read_state(RuntimePaths(root).state), target)
-    if share:
-        _delete_in_runtime(target, root, share, progress)
-    removed = []
-    for path in _state_paths(target, root):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-        removed.append(str(path.relative_to(root)))
+    with _pipeline_locked(target, root):
+        share = _runtime_share(read_state(RuntimePaths(root).state), target)
+        if share:
+            _delete_in_runtime(target, root, share, progress)
+        removed = []
+        for path in _state_paths(target, root):
+            _remove(path)
+            removed.append(str(path.relative_to(root)))
     return ModelDestroyReport(model, target.pipeline_name, tuple(share.names()), tuple(removed))

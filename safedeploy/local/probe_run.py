@@ -129,6 +129,9 @@ def run_scheduled(state_dir: Path, canary: str, fire: datetime) -> int:
     except Exception as exc:  # the probe itself broke (not the API): recorded, no datapoint
         LOG.exception("probe %s could not run", canary)
         record = ProbeRunRecord(canary, fire, datetime.now(UTC), SKIPPED, f"the probe could not run: {exc}")
+    if not path.is_file():  # the probe was disabled or its model destroyed meanwhile: nothing to record it in
+        LOG.info("probe %s at %s: its schedule was removed during the run; not recorded", canary, fire)
+        return 0
     runs_path = probe_dir(state_dir, canary) / "runs.jsonl"
     append_run(runs_path, record)
     state = evaluate_alarm(spec, state_dir, fire)
@@ -146,10 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     use_private_umask()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     return run_scheduled(args.state_dir.resolve(), args.canary, datetime.fromisoformat(args.fire).astimezone(UTC))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

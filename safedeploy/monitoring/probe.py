@@ -125,12 +125,17 @@ def probe_dir(state_dir: Path, canary: str) -> Path:
 
 
 def ensure_schedule(spec: PipelineSpec, state_dir: Path, now: datetime | None = None) -> ProbeSchedule | None:
-    """Create or update the pipeline's probe schedule (its anchor kept); remove it when the probe is disabled."""
+    """Create or update the pipeline's probe schedule (its anchor kept); remove it when the probe is disabled.
+
+    Disabling also deletes the probe alarm's state, as the stack update deletes ``ProbeAlarm`` on AWS: an alarm
+    nothing evaluates any more must not stay in ``ALARM``.
+    """
     canary = naming.probe_canary_name(spec)
     path = probe_dir(state_dir, canary) / "schedule.json"
     probe = spec.monitoring.synthetic_canary
     if not probe.enabled:
         path.unlink(missing_ok=True)
+        (state_dir / "alarms" / f"{aws_alarm_name(spec, probe.alarm)}.json").unlink(missing_ok=True)
         return None
     now = now or datetime.now(UTC)
     previous = ProbeSchedule.from_json(json.loads(path.read_text("utf-8"))) if path.is_file() else None

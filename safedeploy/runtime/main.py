@@ -117,7 +117,11 @@ async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) ->
         for name, process in list(running.items()):
             if process.returncode is not None:
                 del running[name]
-                fired.pop(name, None)  # its execution is recorded now: read it back once
+                if process.returncode == 0:
+                    fired.pop(name, None)  # its execution is recorded now: read it back once
+                else:  # it may have recorded nothing: the fire it had stays taken, the next one waits its turn
+                    code = process.returncode
+                    LOG.warning("%s: the execution for %s exited %s (see its log)", name, fired.get(name), code)
         try:
             schedules = records.schedules()
         except (OSError, ValueError) as exc:
@@ -171,7 +175,11 @@ async def _run_probe_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None
         for name, process in list(running.items()):
             if process.returncode is not None:
                 del running[name]
-                fired.pop(name, None)  # its run is recorded now: read it back once
+                if process.returncode == 0:
+                    fired.pop(name, None)  # its run is recorded now: read it back once
+                else:  # it may have recorded nothing: the fire it had stays taken, the next one waits its turn
+                    code = process.returncode
+                    LOG.warning("%s: the run for %s exited %s (see its log)", name, fired.get(name), code)
         try:
             probes = schedules(paths.state_dir)
         except (OSError, ValueError, KeyError) as exc:

@@ -25,11 +25,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from safedeploy import constants as C
 from safedeploy.atomic import atomic_write_text
 from safedeploy.spec import PipelineSpec
 
 Outcome = Literal["Approved", "Rejected"]
 LOG_TAIL_LINES = 6
+
+
+def comment_problem(comment: str) -> str | None:
+    """Why ``comment`` cannot be recorded as a decision's comment (it goes into a process's arguments), or None."""
+    if len(comment) > C.APPROVAL_COMMENT_MAX_LENGTH:
+        return (
+            f"the comment is {len(comment)} characters; an approval keeps at most {C.APPROVAL_COMMENT_MAX_LENGTH} "
+            "(CodePipeline's limit)"
+        )
+    if any(ord(c) < 32 and c not in "\t\n" for c in comment):
+        return "the comment holds control characters: write it as plain text"
+    try:
+        comment.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the comment is not valid text (a lone surrogate): write it as plain text"
+    return None
 
 
 def console_approver() -> str:
@@ -113,7 +130,7 @@ class DecisionLauncher:
             with log.open("ab") as out:
                 process = subprocess.Popen(
                     [self.python, "-m", "safedeploy.cli", verb, execution_id, "--spec", str(spec_file),
-                     "--by", approver, "--comment", comment],
+                     f"--by={approver}", f"--comment={comment}"],  # a comment starting with '-' stays a value
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=out,

@@ -39,7 +39,7 @@ from safedeploy.errors import ExecutionError
 from safedeploy.http.loopback import host_problem
 from safedeploy.runner import ExecutionStore
 from safedeploy.runtime.cloudwatch.metrics import MetricStore
-from safedeploy.runtime.console.decisions import DecisionConflictError, DecisionLauncher, Outcome
+from safedeploy.runtime.console.decisions import DecisionConflictError, DecisionLauncher, Outcome, comment_problem
 from safedeploy.runtime.console.sessions import ConsoleAuthError, ConsoleSessions, Session
 from safedeploy.runtime.console.views import ConsoleSubject, console_state
 from safedeploy.runtime.state import RuntimeState
@@ -241,6 +241,8 @@ class ConsoleRoutes:
             return _refused_json(400, f"outcome must be 'Approved' or 'Rejected', not {outcome!r}")
         if not isinstance(comment, str) or not comment.strip():
             return _refused_json(400, "a decision needs a comment saying why (it is recorded with the decision)")
+        if problem := comment_problem(comment):
+            return _refused_json(400, problem)
         if not isinstance(execution_id, str) or not _EXECUTION_ID.match(execution_id):
             return _refused_json(400, f"execution_id {execution_id!r} is not an execution id")
         spec = session.subject.spec
