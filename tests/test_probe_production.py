@@ -143,10 +143,16 @@ def test_predictions_off_fail_the_runs_and_the_alarm_fires(prod: tuple[PipelineS
         failed = [run for run in _runs_since(spec, start) if run.Status == "Failed"]
         assert failed and all(run.SuccessPercent == 0.0 for run in failed)
         assert "vs offline" in failed[-1].Reason
-        events = [json.loads(line) for line in (spec.state_dir / "events" / "events.jsonl").read_text().splitlines()]
         name = naming.alarm_name(spec, "probe-success")
-        changes = [e["detail"]["state"]["value"] for e in events if e["detail"].get("alarmName") == name]
-        assert changes[-1] == "ALARM"
+
+        def last_change() -> str | None:
+            lines = (spec.state_dir / "events" / "events.jsonl").read_text().splitlines()
+            events = [json.loads(line) for line in lines if line.endswith("}")]  # not a line being appended
+            changes = [e["detail"]["state"]["value"] for e in events if e["detail"].get("alarmName") == name]
+            return changes[-1] if changes else None
+
+        # the run saves the alarm's state, then publishes the change: the event follows the state file closely
+        wait_for(lambda: last_change() == "ALARM", timeout=10, what="the probe alarm's ALARM state-change event")
     finally:
         store.put_bytes(uri, json.dumps(known).encode(), "application/json")
     wait_for(lambda: _alarm(spec) == "OK", timeout=60, what="the probe alarm back to OK")
