@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -293,3 +295,32 @@ def test_the_local_cloudwatch_writes_the_metric_log(tmp_path: Path) -> None:
     )
     ((_, value),) = log.query("CloudWatchSynthetics", "SuccessPercent", {"CanaryName": "c"})
     assert value == 0.0
+
+
+def test_a_run_that_crashes_before_recording_waits_for_the_next_fire(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runtime's scheduler starts a crashed run's fire once, not again every tick until the next fire."""
+    from safedeploy.runtime.main import _run_probe_schedules
+    from safedeploy.runtime.paths import RuntimePaths
+
+    spec = load_spec(overrides={"state_dir": str(tmp_path)})
+    schedule = probe.ensure_schedule(spec, tmp_path, now=datetime.now(UTC) - timedelta(minutes=6))
+    assert schedule is not None  # its first fire (anchor + 5 min) is due, the next one is 4 minutes away
+    path = probe.probe_dir(tmp_path, schedule.CanaryName) / "schedule.json"
+    broken = {**json.loads(path.read_text("utf-8")), "Spec": {"model_name": "Not A Name"}}
+    path.write_text(json.dumps(broken), "utf-8")  # the child cannot read its spec: it exits 1, recording nothing
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(_run_probe_schedules(RuntimePaths(tmp_path), stop))
+        await asyncio.sleep(6.0)  # ticks every second: a crash re-read from disk would start it again and again
+        stop.set()
+        await asyncio.wait_for(loop, 30)
+
+    with caplog.at_level(logging.INFO, logger="safedeploy.runtime"):
+        asyncio.run(scenario())
+    started = [r for r in caplog.records if "started (pid" in r.getMessage()]
+    exited = [r for r in caplog.records if "exited 1" in r.getMessage()]
+    assert len(started) == 1 and len(exited) == 1, [r.getMessage() for r in caplog.records]
+    assert probe.latest_runs(tmp_path, spec) == []
