@@ -246,6 +246,8 @@ PROBE_ROWS: Final = 10
 PROBE_TOLERANCE: Final = 1e-6
 PROBE_TIMEOUT_SECONDS: Final = 60
 PROBE_LATENCY_BUDGET_MS: Final = 1000.0
+PRE_TRAFFIC_LATENCY_BUDGET_MS: Final = 500.0
+"""The BeforeAllowTraffic hook's budget for green's answer to the known rows (one batch), locally and on AWS."""
 PROBE_SUCCESS_THRESHOLD: Final = 90.0
 PROBE_ALARM_PERIOD_SECONDS: Final = 300
 PROBE_ALARM_EVALUATION_PERIODS: Final = 2

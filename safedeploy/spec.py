@@ -379,6 +379,12 @@ class ProductionSpec(BaseModel):
     wait_interval_seconds: float = Field(default=300, ge=0, description="CANARY/LINEAR: the wait after each step.")
     custom_steps: tuple[tuple[int, float], ...] = Field(default=(), description="Custom: [[percent, wait_s], ...].")
     bake_seconds: float = Field(default=300, ge=0, description="The final bake at 100 % before blue is removed.")
+    pre_traffic_latency_budget_ms: float = Field(
+        default=C.PRE_TRAFFIC_LATENCY_BUDGET_MS,
+        gt=0,
+        description="The BeforeAllowTraffic hook fails green when its answer to the known rows (one request) takes "
+        "longer than this.",
+    )
     time_scale: float = Field(
         default=60.0,
         ge=1.0,

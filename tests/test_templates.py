@@ -46,7 +46,7 @@ from safedeploy.spec import PipelineSpec, load_spec
 from safedeploy.traffic import build_schedule
 from safedeploy.training.gate import check_gate
 from safedeploy.training.production import Production
-from tests.conftest import REPO_ROOT
+from tests.conftest import LOADED_MACHINE_PRE_TRAFFIC_BUDGET, REPO_ROOT
 from tests.snapshots import Snapshot
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots" / "templates"
@@ -85,6 +85,12 @@ def build_context(tmp_path: Path, spec: PipelineSpec) -> BuildContext:
         lambda_code=naming.lambda_code_uri(spec, LAMBDA_SHA256),
         analyzer_code=naming.analyzer_code_prefix(spec, ANALYZER_SHA256),
     )
+
+
+@pytest.fixture(autouse=True)
+def _default_pre_traffic_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stacks as a user's spec renders them: without the test session's relaxed pre-traffic budget."""
+    monkeypatch.delenv(LOADED_MACHINE_PRE_TRAFFIC_BUDGET[0], raising=False)
 
 
 def render(tmp_path: Path, **overrides: Any) -> dict[str, StackDocuments]:
@@ -461,6 +467,13 @@ def test_codedeploy_strategy_shifts_the_api_alias_with_alarms_and_hooks(stacks: 
         "CHECKS_URI",
         "LATENCY_BUDGET_MS",
     }
+    assert hooks["PreTrafficHook"]["Environment"]["Variables"]["LATENCY_BUDGET_MS"] == "500"  # the spec's default
+
+
+def test_the_pre_traffic_budget_is_the_specs(tmp_path: Path) -> None:
+    """One setting, rendered into the stack's hook as the local controller passes it to the same handler."""
+    prd = render(tmp_path, **{"production.pre_traffic_latency_budget_ms": 750})["deploy-prd"]
+    assert properties(prd, "PreTrafficHook")["Environment"]["Variables"]["LATENCY_BUDGET_MS"] == "750"
 
 
 def test_a_bake_longer_than_a_lambda_can_wait_is_refused(tmp_path: Path) -> None:

@@ -33,8 +33,6 @@ HOOK_TIMEOUT_SECONDS = 300
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 MAX_BAKE_SECONDS = 840
 """The longest bake the post-traffic hook can wait out and still check within Lambda's 15 minutes."""
-LATENCY_BUDGET_MS = 500
-"""The pre-traffic hook's budget for the known rows (the local controller's value)."""
 
 LAMBDA_SKIPS = (
     (
@@ -140,6 +138,7 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
     """The pre- and post-traffic hooks (CodeDeploy ``BeforeAllowTraffic``/``AfterAllowTraffic``) for green."""
     spec = ctx.spec
     checks = ctx.model_data_url  # its pre-traffic-checks.json: known rows and scores, written by the training job
+    budget = f"{spec.production.pre_traffic_latency_budget_ms:g}"
     pre = lambda_function(
         template,
         ctx,
@@ -148,7 +147,7 @@ def add_hook_functions(template: Template, ctx: BuildContext, *, endpoint: Any, 
         handler=PRE_TRAFFIC_HANDLER,
         role="hooks-lambda",
         timeout=HOOK_TIMEOUT_SECONDS,
-        environment={"ENDPOINT_NAME": endpoint, "CHECKS_URI": str(checks), "LATENCY_BUDGET_MS": str(LATENCY_BUDGET_MS)},
+        environment={"ENDPOINT_NAME": endpoint, "CHECKS_URI": str(checks), "LATENCY_BUDGET_MS": budget},
         kms_key=kms_key,
     )
     post = lambda_function(

@@ -251,7 +251,8 @@ class LocalProdHost:
             document = {"rows": list(self.known_rows), "expected": list(self.expected), "tolerance": 1e-6}
             store.put_bytes(checks, json.dumps(document).encode(), "application/json")
             handler_file = HOOKS_DIR / "pre_traffic.py"
-            environment = {"ENDPOINT_NAME": green.endpoint, "CHECKS_URI": str(checks), "LATENCY_BUDGET_MS": "500"}
+            budget = f"{self.spec.production.pre_traffic_latency_budget_ms:g}"  # as the stack renders it
+            environment = {"ENDPOINT_NAME": green.endpoint, "CHECKS_URI": str(checks), "LATENCY_BUDGET_MS": budget}
         else:
             handler_file = HOOKS_DIR / "post_traffic.py"
             environment = {
