@@ -193,6 +193,9 @@ def test_a_link_is_single_use_and_sets_a_strict_httponly_session_cookie(tmp_path
         ]
         plotly = await console.client.get("/console/plotly.min.js")
         assert plotly.status == 200 and len(await plotly.read()) > 1_000_000  # the installed package's plotly.js
+        reopened = await console.client.get(path, allow_redirects=False)  # the spent link, with its session
+        assert reopened.status == 303 and reopened.headers["Location"] == "/console"
+        assert "Set-Cookie" not in reopened.headers  # nothing new granted: the session it has
         console.client.session.cookie_jar.clear()
         again = await console.client.get(path, allow_redirects=False)
         assert again.status == 403 and "already used" in await again.text() and "make console" in await again.text()

@@ -4,7 +4,9 @@
   holder, ``safedeploy console``, can ask): body ``{"spec": {...}, "production_route": ..., "dev_route": ...}``;
   answers a one-time link ``/console?token=...`` for that pipeline.
 * ``GET /console?token=...``: redeems the token for a session cookie (HttpOnly, SameSite=Strict, path
-  ``/console``) and redirects to ``/console``, so the token leaves the address bar and the history.
+  ``/console``) and redirects to ``/console``, so the token leaves the address bar and the history. A spent
+  token is refused (403) unless the request already carries a live session, which is sent to ``/console`` with
+  nothing new granted.
 * ``GET /console``, ``/console/static/{file}``, ``/console/plotly.min.js`` (plotly.js from the installed
   ``plotly`` package, no CDN), ``GET /console/api/state`` (the page's JSON, polled): need the session cookie.
 * ``POST /console/api/decision`` (``{"execution_id", "outcome": "Approved"|"Rejected", "comment"}``): needs the
@@ -148,7 +150,11 @@ class ConsoleRoutes:
             try:
                 session = self.sessions.redeem(token)
             except ConsoleAuthError as exc:
-                return _refused_page(403, exc.reason)
+                try:  # the link opened again where its session already is (history, a second click): the page
+                    self._session(request)
+                except ConsoleAuthError:
+                    return _refused_page(403, exc.reason)
+                return web.Response(status=303, headers={**_SECURITY_HEADERS, "Location": "/console"})
             found = web.Response(status=303, headers={**_SECURITY_HEADERS, "Location": "/console"})
             found.set_cookie(
                 self._cookie_name(request),
