@@ -1,7 +1,7 @@
 """The standing synthetic probe, locally: its schedule on the monitoring clock, one run, its alarm, its runs.
 
 AWS runs ``lambdas/probe/app.py`` on an EventBridge rule (``monitoring.synthetic_canary.schedule_expression``);
-here the runtime ticks every second (``safedeploy/runtime/main.py``, beside the monitoring schedules), asks
+here the runtime ticks every second (``safedeploy/runtime/scheduled_children.py``, one loop with monitoring), asks
 :func:`due` whether a fire time has passed on the schedule's clock (model time: ``monitoring.time_scale``) and
 starts ``python -m safedeploy.local.probe_run --state-dir DIR --canary NAME --fire ISO`` as a child process,
 which invokes that same handler in-process with local clients (:mod:`safedeploy.local.probe_run`): the artifact

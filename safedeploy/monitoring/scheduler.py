@@ -1,7 +1,7 @@
 """The local monitoring scheduler: which schedule is due, and running one scheduled execution.
 
-The runtime (``safedeploy/runtime/main.py``) ticks every second: ``schedule.due`` reads each schedule and its
-executions and says whether a fire time has passed on the schedule's clock. It then starts
+The runtime (``safedeploy/runtime/scheduled_children.py``) ticks every second: ``schedule.due`` reads each
+schedule and its executions and says whether a fire time has passed on the schedule's clock. It then starts
 ``python -m safedeploy.monitoring.scheduler --state-dir DIR --schedule NAME --fire ISO`` as a child process,
 which runs that execution with the spec the schedule was created with, exactly as ``make monitor`` would, but
 over the schedule's window (the period since the previous fire time). Missed fire times (the runtime was

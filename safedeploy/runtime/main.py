@@ -47,6 +47,7 @@ from safedeploy.runtime.sagemaker.control import ControlPlane
 from safedeploy.runtime.sagemaker_runtime.capture import CaptureWriter
 from safedeploy.runtime.sagemaker_runtime.instance_client import InstanceClient
 from safedeploy.runtime.sagemaker_runtime.invoke import Invoker
+from safedeploy.runtime.scheduled_children import monitoring_children, probe_children, run_scheduled_children
 from safedeploy.runtime.server import RuntimeAppRunner
 from safedeploy.runtime.state import plans_without_key
 from safedeploy.runtime.state_file import load_state
@@ -59,8 +60,6 @@ FD_RESERVE = 2048
 """File descriptors kept back from the gateway's connections for everything else the runtime does."""
 RESTORE_TIMEOUT_S = 60.0
 """How long a starting runtime waits for the endpoints it brings back before it announces itself."""
-MONITOR_TICK_S = 1.0
-"""How often the runtime looks for a due monitoring schedule (the schedule's own clock may run scaled)."""
 
 
 async def _flush_capture(writer: CaptureWriter, wake: asyncio.Event, metric_log: MetricLog | None = None) -> None:
@@ -104,122 +103,13 @@ def _publish_drops(
 
 
 async def _run_monitoring_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None:
-    """Start each data-quality schedule's due execution as a child process (one at a time per schedule)."""
-    from safedeploy.monitoring.records import MonitoringRecords
-    from safedeploy.monitoring.schedule import due, last_fire, records_root
-
-    records = MonitoringRecords(records_root(paths.state_dir))
-    running: dict[str, asyncio.subprocess.Process] = {}
-    fired: dict[str, datetime | None] = {}  # each schedule's last scheduled fire, read from disk once per execution
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), MONITOR_TICK_S)
-        for name, process in list(running.items()):
-            if process.returncode is not None:
-                del running[name]
-                if process.returncode == 0:
-                    fired.pop(name, None)  # its execution is recorded now: read it back once
-                else:  # it may have recorded nothing: the fire it had stays taken, the next one waits its turn
-                    code = process.returncode
-                    LOG.warning("%s: the execution for %s exited %s (see its log)", name, fired.get(name), code)
-        try:
-            schedules = records.schedules()
-        except (OSError, ValueError) as exc:
-            LOG.warning("cannot read monitoring schedules: %s", exc)
-            continue
-        for schedule in schedules:
-            name = schedule.MonitoringScheduleName
-            if name in running:
-                continue
-            try:
-                if name not in fired:
-                    fired[name] = last_fire(records, name)
-                fire = due(schedule, fired[name], datetime.now(UTC))
-            except (OSError, ValueError) as exc:
-                LOG.warning("schedule %s: %s", name, exc)
-                continue
-            if fire is None:
-                continue
-            log = (paths.root / "logs" / "monitoring").resolve()
-            log.mkdir(parents=True, exist_ok=True)
-            with (log / f"{name}.log").open("ab") as out:
-                running[name] = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "safedeploy.monitoring.scheduler",
-                    "--state-dir",
-                    str(paths.state_dir),
-                    "--schedule",
-                    name,
-                    "--fire",
-                    fire.isoformat(),
-                    stdout=out,
-                    stderr=out,
-                )
-            LOG.info("monitoring schedule %s: execution for %s started (pid %s)", name, fire, running[name].pid)
-    for process in running.values():
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        await process.wait()
+    """Start each data-quality or model-quality schedule's due execution as a child process."""
+    await run_scheduled_children(paths, stop, monitoring_children(paths))
 
 
 async def _run_probe_schedules(paths: RuntimePaths, stop: asyncio.Event) -> None:
-    """Start each synthetic probe's due run as a child process (one at a time per probe), on its own clock."""
-    from safedeploy.monitoring.probe import due, last_fire, schedules
-
-    running: dict[str, asyncio.subprocess.Process] = {}
-    fired: dict[str, datetime | None] = {}
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), MONITOR_TICK_S)
-        for name, process in list(running.items()):
-            if process.returncode is not None:
-                del running[name]
-                if process.returncode == 0:
-                    fired.pop(name, None)  # its run is recorded now: read it back once
-                else:  # it may have recorded nothing: the fire it had stays taken, the next one waits its turn
-                    code = process.returncode
-                    LOG.warning("%s: the run for %s exited %s (see its log)", name, fired.get(name), code)
-        try:
-            probes = schedules(paths.state_dir)
-        except (OSError, ValueError, KeyError) as exc:
-            LOG.warning("cannot read probe schedules: %s", exc)
-            continue
-        for schedule in probes:
-            name = schedule.CanaryName
-            if name in running:
-                continue
-            try:
-                if name not in fired:
-                    fired[name] = last_fire(paths.state_dir, name)
-                fire = due(schedule, fired[name], datetime.now(UTC))
-            except (OSError, ValueError) as exc:
-                LOG.warning("probe %s: %s", name, exc)
-                continue
-            if fire is None:
-                continue
-            fired[name] = fire
-            log = (paths.root / "logs" / "probes").resolve()
-            log.mkdir(parents=True, exist_ok=True)
-            with (log / f"{name}.log").open("ab") as out:
-                running[name] = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "safedeploy.local.probe_run",
-                    "--state-dir",
-                    str(paths.state_dir),
-                    "--canary",
-                    name,
-                    "--fire",
-                    fire.isoformat(),
-                    stdout=out,
-                    stderr=out,
-                )
-            LOG.info("probe %s: run for %s started (pid %s)", name, fire, running[name].pid)
-    for process in running.values():
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        await process.wait()
+    """Start each synthetic probe's due run as a child process, on its own clock."""
+    await run_scheduled_children(paths, stop, probe_children(paths))
 
 
 def _gateway_connection_limit() -> int:
